@@ -1,0 +1,79 @@
+# Cohort360 serverless backend - developer entry points.
+# Every setting is an environment variable documented in infra/env/local.env; a value already set in the
+# caller's environment wins (e.g. `PORT=9000 make dev`).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+REPO := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+TOOLS_DIR ?= $(if $(C360_TOOLS_DIR),$(C360_TOOLS_DIR),$(REPO)/.tools)
+VENV := $(TOOLS_DIR)/venv
+DEV_DIR ?= $(if $(C360_DEV_DIR),$(C360_DEV_DIR),$(REPO)/.dev)
+
+# Never let an AWS client look for real credentials or call the EC2 metadata service.
+export AWS_ACCESS_KEY_ID := test
+export AWS_SECRET_ACCESS_KEY := test
+export AWS_REGION ?= us-east-1
+export AWS_DEFAULT_REGION ?= $(AWS_REGION)
+export AWS_EC2_METADATA_DISABLED := true
+export SAM_CLI_TELEMETRY := 0
+
+# Lambda function crates (functions/<crate>, binary name == crate name), packaged by `make build-lambdas`.
+LAMBDA_CRATES := auth-api users-api accesses-api cohort-api exports-api platform-api ws-api \
+                 cohort-worker export-worker scheduled-tasks
+
+.PHONY: help dev test tools emulator emulator-stop emulator-status bootstrap lint fmt clippy cfn-lint \
+        build-lambdas bench clean-dev
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+dev: ## tools + emulator + resources + fakes + dev server (with demo data) on http://127.0.0.1:8000
+	@infra/scripts/dev.sh
+
+test: ## everything CI runs: fmt, clippy, cfn-lint, unit + integration tests against the emulator
+	@infra/scripts/test.sh
+
+tools: ## install the pinned Python tools into .tools/venv (idempotent)
+	@infra/scripts/tools.sh
+
+emulator: tools ## start the AWS emulator (127.0.0.1, port EMULATOR_PORT=4566) in the background
+	@infra/scripts/emulator.sh start
+
+emulator-stop: ## stop the emulator started by `make emulator` / the scripts
+	@infra/scripts/emulator.sh stop
+
+emulator-status: ## tell what answers on the emulator port
+	@infra/scripts/emulator.sh status
+
+bootstrap: emulator ## create the template's tables/queues/bucket in the emulator, write .dev/resources.env
+	@source infra/scripts/with-env.sh && \
+	  "$(VENV)/bin/python" infra/bootstrap.py --prefix "$${C360_RESOURCE_PREFIX:-c360-local}" \
+	    --endpoint "$$AWS_ENDPOINT_URL" --env-out "$(DEV_DIR)/resources.env"
+
+lint: fmt clippy cfn-lint ## cargo fmt --check, clippy -D warnings, cfn-lint + SAM translation
+
+fmt:
+	cargo fmt --all --check
+
+clippy:
+	cargo clippy --workspace --all-targets -- -D warnings
+
+cfn-lint: tools
+	"$(VENV)/bin/cfn-lint" template.yaml
+	"$(VENV)/bin/python" infra/bootstrap.py --check
+
+build-lambdas: ## release arm64 zips of every function (cargo-lambda + zig) in target/lambda/<crate>/bootstrap.zip
+	@infra/scripts/tools.sh lambda >/dev/null
+	rustup target add aarch64-unknown-linux-gnu || true
+	# cargo-lambda finds zig through `python3 -m ziglang`: the venv must come first on PATH.
+	PATH="$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --output-format zip \
+	  $(addprefix -p ,$(LAMBDA_CRATES))
+	@ls -la target/lambda/*/bootstrap.zip
+
+bench: ## benchmarks (infra/scripts/bench.sh)
+	@infra/scripts/bench.sh
+
+clean-dev: ## stop our emulator and delete .dev/ (generated env, logs, pidfiles); keeps .tools/ and target/
+	-@infra/scripts/emulator.sh stop
+	rm -rf "$(DEV_DIR)"

@@ -1,0 +1,247 @@
+//! `/auth/`: login (credentials or OIDC code), token refresh with rotation, logout (spec §2).
+use std::sync::{Arc, OnceLock};
+
+use axum::{
+    extract::State,
+    http::{header::SET_COOKIE, HeaderMap, Method},
+    response::{IntoResponse, Response},
+    Json, Router,
+};
+use c360::{
+    auth::{
+        jwt::TokenType,
+        oidc::OidcError,
+        password::{self, Verdict},
+        AuthMethod,
+    },
+    domain::time,
+    error::{AppError, AppResult},
+    http::{api::combine, Api, AppState, Body, Caller, Exposure, MethodPolicy, Principal, RouteSpec},
+    store::users::UserWriteError,
+    store::StoreError,
+};
+use serde_json::{json, Map, Value};
+
+const INVALID_CREDENTIALS: &str = "Invalid username or password!";
+const INVALID_TOKEN: &str = "Token is invalid or expired";
+
+pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
+    let login = Api::new(state, "auth")
+        .method_policy(MethodPolicy::Open)
+        .audited(
+            Method::POST,
+            "/auth/login/",
+            Exposure::Public,
+            "Log in with credentials or an OIDC code",
+            "auth.login",
+            login,
+        )
+        .build();
+    let session = Api::new(state, "auth")
+        .route(Method::POST, "/auth/refresh/", Exposure::Authenticated, "Rotate the refresh token", refresh)
+        .route(Method::POST, "/auth/logout/", Exposure::Authenticated, "Revoke the refresh token", logout)
+        .build();
+    combine([login, session])
+}
+
+fn string_field<'a>(body: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
+    body.get(name).and_then(Value::as_str)
+}
+
+fn method_of(headers: &HeaderMap) -> AppResult<AuthMethod> {
+    match headers.get("authorizationmethod").and_then(|v| v.to_str().ok()) {
+        // The clients always send it; curl and scripts may not: credentials login is the default.
+        None => Ok(AuthMethod::Jwt),
+        Some(raw) => {
+            AuthMethod::parse(raw).ok_or_else(|| AppError::BadRequest(format!("Unknown authorization method: {raw}")))
+        }
+    }
+}
+
+async fn login(State(state): State<AppState>, headers: HeaderMap, Body(body): Body) -> AppResult<Response> {
+    match method_of(&headers)? {
+        AuthMethod::Jwt => login_with_credentials(&state, &body).await,
+        AuthMethod::Oidc => login_with_oidc(&state, &body).await,
+    }
+}
+
+/// A hash to verify against when the user does not exist, so both failures take the same time.
+fn decoy_hash() -> &'static str {
+    static DECOY: OnceLock<String> = OnceLock::new();
+    DECOY.get_or_init(|| password::hash("decoy password").unwrap_or_default())
+}
+
+async fn verify_password(stored: Option<String>, candidate: String) -> AppResult<Verdict> {
+    tokio::task::spawn_blocking(move || match stored {
+        Some(stored) => password::verify(&stored, &candidate),
+        None => {
+            let _ = password::verify(decoy_hash(), &candidate);
+            Verdict::Invalid
+        }
+    })
+    .await
+    .map_err(AppError::internal)
+}
+
+async fn login_with_credentials(state: &AppState, body: &Map<String, Value>) -> AppResult<Response> {
+    let (username, password) = match (string_field(body, "username"), string_field(body, "password")) {
+        (Some(u), Some(p)) => (u.to_owned(), p.to_owned()),
+        (u, p) => {
+            let mut errors = c360::error::FieldErrors::new();
+            for (field, value) in [("username", u), ("password", p)] {
+                if value.is_none() {
+                    errors.insert(field.into(), vec!["This field is required.".into()]);
+                }
+            }
+            return Err(AppError::Invalid(errors));
+        }
+    };
+    let user = state.store.user(&username).await?;
+
+    // The external identity service is asked first; the local password is the fallback.
+    let mut vouched = false;
+    if let (Some(identity), Some(_)) = (&state.identity, &user) {
+        match identity.authenticate(&username, &password).await {
+            Ok(ok) => vouched = ok,
+            Err(err) => tracing::warn!(error = %err, "identity server check failed; trying the local password"),
+        }
+    }
+    let mut new_hash = None;
+    if !vouched {
+        match verify_password(user.as_ref().and_then(|u| u.password.clone()), password.clone()).await? {
+            Verdict::Valid { needs_upgrade } => {
+                if needs_upgrade {
+                    new_hash = Some(
+                        tokio::task::spawn_blocking(move || password::hash(&password))
+                            .await
+                            .map_err(AppError::internal)?
+                            .map_err(AppError::Internal)?,
+                    );
+                }
+            }
+            // Same answer for an unknown user and a wrong password: no account enumeration.
+            Verdict::Invalid => return Err(AppError::LoginFailed(INVALID_CREDENTIALS.into())),
+        }
+    }
+    let Some(mut user) = user else { return Err(AppError::LoginFailed(INVALID_CREDENTIALS.into())) };
+
+    let now = time::now();
+    user.last_login = Some(now);
+    if let Some(hash) = new_hash {
+        user.password = Some(hash);
+    }
+    let pair = state.tokens.issue_pair(&user.username, now.unix_timestamp()).map_err(AppError::Internal)?;
+    let record = c360::store::tokens::RefreshRecord {
+        jti: pair.refresh_claims.jti.clone(),
+        username: user.username.clone(),
+        exp: pair.refresh_claims.exp,
+    };
+    state.store.record_login(&user, &record).await?;
+    let (created_by, updated_by) = state.creator_names(&user).await?;
+    Ok(Json(json!({
+        "user": user.to_json(created_by, updated_by),
+        "last_login": time::iso(now),
+        "access_token": pair.access,
+        "refresh_token": pair.refresh,
+    }))
+    .into_response())
+}
+
+async fn login_with_oidc(state: &AppState, body: &Map<String, Value>) -> AppResult<Response> {
+    let Some(oidc) = &state.oidc else {
+        return Err(AppError::LoginFailed("OIDC authentication is not enabled".into()));
+    };
+    let code = string_field(body, "auth_code").ok_or_else(|| AppError::LoginFailed("Missing `'auth_code'`".into()))?;
+    let redirect_uri =
+        string_field(body, "redirect_uri").ok_or_else(|| AppError::LoginFailed("Missing `'redirect_uri'`".into()))?;
+    let tokens = oidc.login(code, redirect_uri).await.map_err(|e| AppError::LoginFailed(e.to_string()))?;
+    let Some(mut user) = state.store.user(&tokens.username).await? else {
+        return Err(AppError::LoginFailed("User matching query does not exist.".into()));
+    };
+    let now = time::now();
+    user.last_login = Some(now);
+    match state.store.update_user(&user, user.email.as_deref()).await {
+        Ok(()) => {}
+        Err(UserWriteError::Store(e)) => return Err(e.into()),
+        Err(e) => return Err(AppError::internal(e)),
+    }
+    let (created_by, updated_by) = state.creator_names(&user).await?;
+    Ok(Json(json!({
+        "user": user.to_json(created_by, updated_by),
+        "last_login": time::iso(now),
+        "access_token": tokens.access_token,
+        "refresh_token": tokens.refresh_token,
+    }))
+    .into_response())
+}
+
+fn refresh_token_of(body: &Map<String, Value>) -> AppResult<&str> {
+    string_field(body, "refresh_token").filter(|t| !t.is_empty()).ok_or_else(|| AppError::required("refresh_token"))
+}
+
+async fn refresh(State(state): State<AppState>, principal: Arc<Principal>, Body(body): Body) -> AppResult<Json<Value>> {
+    let refresh_token = refresh_token_of(&body)?;
+    if principal.auth_method == Some(AuthMethod::Oidc) {
+        let oidc = state.oidc.as_ref().ok_or_else(|| AppError::BadRequest(INVALID_TOKEN.into()))?;
+        let (access, refresh) = oidc.refresh(refresh_token).await.map_err(|e| match e {
+            OidcError::Rejected(msg) => AppError::BadRequest(msg),
+            OidcError::InvalidToken => AppError::BadRequest(INVALID_TOKEN.into()),
+        })?;
+        return Ok(Json(json!({"access_token": access, "refresh_token": refresh})));
+    }
+    let claims =
+        state.tokens.verify(refresh_token, TokenType::Refresh).map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let owner = principal.impersonator.as_deref().unwrap_or(&principal.username);
+    let now = time::now().unix_timestamp();
+    let stored = state.store.refresh_token(&claims.jti).await?;
+    if claims.username != owner || !stored.is_some_and(|r| r.username == owner && r.exp > now) {
+        return Err(AppError::BadRequest(INVALID_TOKEN.into()));
+    }
+    let pair = state.tokens.issue_pair(owner, now).map_err(AppError::Internal)?;
+    let record = c360::store::tokens::RefreshRecord {
+        jti: pair.refresh_claims.jti.clone(),
+        username: owner.to_owned(),
+        exp: pair.refresh_claims.exp,
+    };
+    match state.store.rotate_refresh_token(&claims.jti, &record).await {
+        Ok(()) => Ok(Json(json!({"access_token": pair.access, "refresh_token": pair.refresh}))),
+        // Used concurrently or revoked in between: only one rotation wins.
+        Err(StoreError::ConditionFailed) => Err(AppError::BadRequest(INVALID_TOKEN.into())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Logout revokes the refresh token. Unlike the original, a caller whose access token already
+/// expired may still revoke a refresh token it holds (proof of possession is the token itself).
+async fn logout(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> AppResult<Response> {
+    let refresh_token = string_field(&body, "refresh_token").filter(|t| !t.is_empty());
+    let oidc_caller = caller.principal().is_some_and(|p| p.auth_method == Some(AuthMethod::Oidc));
+    if oidc_caller {
+        let oidc = state.oidc.as_ref().ok_or_else(|| AppError::BadRequest(INVALID_TOKEN.into()))?;
+        let refresh_token = refresh_token.ok_or_else(|| AppError::required("refresh_token"))?;
+        let access = headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_whitespace().nth(1))
+            .unwrap_or_default();
+        oidc.logout(access, refresh_token).await.map_err(AppError::internal)?;
+    } else {
+        let claims = refresh_token.and_then(|t| state.tokens.verify(t, TokenType::Refresh).ok());
+        match (&caller, claims) {
+            (_, Some(claims)) => state.store.revoke_refresh_token(&claims.jti).await?,
+            (Caller::User(_), None) => {}
+            (Caller::Anonymous, None) => return Err(AppError::NotAuthenticated),
+        }
+    }
+    let mut response = Json(json!({})).into_response();
+    response.headers_mut().insert(
+        SET_COOKIE,
+        http::HeaderValue::from_static("csrftoken=\"\"; expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/"),
+    );
+    Ok(response)
+}

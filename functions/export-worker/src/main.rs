@@ -1,0 +1,11 @@
+//! Lambda entry point: SQS batches from the queue named in template.yaml.
+use lambda_runtime::{service_fn, LambdaEvent};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    c360::telemetry::init();
+    lambda_runtime::run(service_fn(|event: LambdaEvent<_>| async move {
+        Ok::<_, lambda_runtime::Error>(export_worker::function_handler(event.payload).await)
+    }))
+    .await
+}

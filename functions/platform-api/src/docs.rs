@@ -1,0 +1,56 @@
+//! `/schema` (the OpenAPI document of every function) and `/docs` (Swagger UI, served from assets
+//! compiled into the binary: it works offline).
+use std::sync::{Arc, OnceLock};
+
+use axum::{
+    http::{header, Method},
+    response::{Html, IntoResponse},
+    Json, Router,
+};
+use c360::http::{Api, AppState, Exposure, MethodPolicy, RouteSpec};
+use serde_json::Value;
+
+const BUNDLE: &[u8] = include_bytes!("../assets/swagger-ui/swagger-ui-bundle.js");
+const STYLE: &[u8] = include_bytes!("../assets/swagger-ui/swagger-ui.css");
+
+/// Relative URLs so the page works at `/docs` and behind the `/api/back` prefix alike.
+const PAGE: &str = r##"<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>Cohort360 backend API</title>
+  <link rel="stylesheet" href="docs/swagger-ui.css">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="docs/swagger-ui-bundle.js"></script>
+  <script>
+    window.ui = SwaggerUIBundle({ url: "schema", dom_id: "#swagger-ui", persistAuthorization: true });
+  </script>
+</body>
+</html>
+"##;
+
+pub fn api(state: &AppState, document: Arc<OnceLock<Value>>) -> (Router, Vec<RouteSpec>) {
+    let schema = move || {
+        let document = document.clone();
+        async move { Json(document.get().cloned().unwrap_or(Value::Null)) }
+    };
+    Api::new(state, "docs")
+        .method_policy(MethodPolicy::Open)
+        .route(Method::GET, "/schema", Exposure::Public, "OpenAPI document", schema.clone())
+        .route(Method::GET, "/schema/", Exposure::Public, "OpenAPI document", schema)
+        .route(Method::GET, "/docs", Exposure::Public, "Swagger UI", || async { Html(PAGE) })
+        .route(Method::GET, "/docs/swagger-ui-bundle.js", Exposure::Public, "Swagger UI script", || async {
+            (
+                [(header::CONTENT_TYPE, "application/javascript"), (header::CACHE_CONTROL, "public, max-age=86400")],
+                BUNDLE,
+            )
+                .into_response()
+        })
+        .route(Method::GET, "/docs/swagger-ui.css", Exposure::Public, "Swagger UI style", || async {
+            ([(header::CONTENT_TYPE, "text/css"), (header::CACHE_CONTROL, "public, max-age=86400")], STYLE)
+                .into_response()
+        })
+        .build()
+}

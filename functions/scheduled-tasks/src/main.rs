@@ -1,0 +1,11 @@
+//! Lambda entry point: EventBridge schedules whose input is `{"task": "<name>"}`.
+use lambda_runtime::{service_fn, LambdaEvent};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    c360::telemetry::init();
+    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| async move {
+        scheduled_tasks::function_handler(event.payload).await.map_err(lambda_runtime::Error::from)
+    }))
+    .await
+}

@@ -1,0 +1,234 @@
+//! `/users/`: the user directory, user creation and edition, username check (spec §8).
+use std::{collections::HashMap, sync::Arc};
+
+use axum::{
+    extract::{Path, State},
+    http::{Method, StatusCode},
+    response::{IntoResponse, Response},
+    Json, Router,
+};
+use c360::{
+    auth::password,
+    domain::{
+        rights::{Profile, Right},
+        time,
+        user::User,
+    },
+    error::{AppError, AppResult},
+    http::{
+        listing::{matches_search, sort_by, ListQuery, SortValue},
+        Api, AppState, Body, Exposure, MethodPolicy, Principal, RouteSpec,
+    },
+    store::users::UserWriteError,
+};
+use serde_json::{json, Value};
+
+const ORDERING: [&str; 6] = ["firstname", "lastname", "username", "email", "created_by", "updated_by"];
+
+pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
+    Api::new(state, "users")
+        // The permission only admits GET, POST and PATCH: other methods are 403, not 405.
+        .method_policy(MethodPolicy::Forbidden)
+        .route(Method::GET, "/users/", Exposure::Authenticated, "List users (PAGE)", list_users)
+        .audited(Method::POST, "/users/", Exposure::Authenticated, "Create a user", "users.create", create_user)
+        .route(Method::GET, "/users/{username}/", Exposure::Authenticated, "Get a user", get_user)
+        .audited(
+            Method::PATCH,
+            "/users/{username}/",
+            Exposure::Authenticated,
+            "Edit a user",
+            "users.partial_update",
+            patch_user,
+        )
+        .route(
+            Method::GET,
+            "/users/{username}/check/",
+            Exposure::Authenticated,
+            "Is this username known here or to the identity server?",
+            check_user,
+        )
+        .build()
+}
+
+fn require_user_manager(principal: &Principal) -> AppResult<()> {
+    if principal.has(Right::MANAGE_USERS) || principal.is_full_admin() {
+        Ok(())
+    } else {
+        Err(AppError::permission_denied())
+    }
+}
+
+/// `manual_only` / `with_access`: literally `true` or `false` (the original fails on anything else).
+fn strict_flag(query: &ListQuery, name: &str) -> AppResult<bool> {
+    match query.get(name) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(AppError::field(name, "Must be true or false.")),
+    }
+}
+
+async fn list_users(
+    State(state): State<AppState>,
+    _caller: Arc<Principal>,
+    query: ListQuery,
+) -> AppResult<Json<Value>> {
+    let orders = query.ordering("ordering", &ORDERING)?;
+    let (manual_only, with_access) = (strict_flag(&query, "manual_only")?, strict_flag(&query, "with_access")?);
+    let directory = state.store.user_directory().await?;
+    let by_name: HashMap<&str, &User> = directory.iter().map(|u| (u.username.as_str(), u)).collect();
+    let now = time::now();
+    let terms = query.search_terms();
+    let contains = |value: &Option<String>, param: &str| match query.get(param) {
+        Some(wanted) => value.as_deref().is_some_and(|v| v.to_lowercase().contains(&wanted.to_lowercase())),
+        None => true,
+    };
+    let mut users: Vec<&User> = directory
+        .iter()
+        .filter(|u| u.delete_datetime.is_none())
+        .filter(|u| contains(&Some(u.username.clone()), "username") && contains(&u.firstname, "firstname"))
+        .filter(|u| contains(&u.lastname, "lastname") && contains(&u.email, "email"))
+        .filter(|u| !manual_only || u.directory.manual_profile)
+        .filter(|u| !with_access || u.directory.has_access_valid_at(now))
+        .filter(|u| {
+            matches_search(
+                &terms,
+                &[Some(&u.username), u.firstname.as_deref(), u.lastname.as_deref(), u.email.as_deref()],
+            )
+        })
+        .collect();
+    let lastname_of = |name: &Option<String>| {
+        SortValue::from(name.as_deref().and_then(|n| by_name.get(n)).and_then(|u| u.lastname.as_deref()))
+    };
+    sort_by(&mut users, &orders, |u, field| match field {
+        "firstname" => SortValue::from(u.firstname.as_deref()),
+        "lastname" => SortValue::from(u.lastname.as_deref()),
+        "username" => SortValue::Text(u.username.clone()),
+        "email" => SortValue::from(u.email.as_deref()),
+        "created_by" => lastname_of(&u.created_by),
+        _ => lastname_of(&u.updated_by),
+    });
+    let display = |name: &Option<String>| name.as_deref().and_then(|n| by_name.get(n)).map(|u| u.display_name());
+    let items = users.into_iter().map(|u| u.to_json(display(&u.created_by), display(&u.updated_by))).collect();
+    Ok(Json(query.page(items)?))
+}
+
+async fn get_user(
+    State(state): State<AppState>,
+    _caller: Arc<Principal>,
+    Path(username): Path<String>,
+) -> AppResult<Json<Value>> {
+    let user = state.store.user(&username).await?.ok_or(AppError::NotFound("User"))?;
+    let (created_by, updated_by) = state.creator_names(&user).await?;
+    Ok(Json(user.to_json(created_by, updated_by)))
+}
+
+async fn hash_password(password: Option<String>) -> AppResult<Option<String>> {
+    match password {
+        None => Ok(None),
+        Some(p) => tokio::task::spawn_blocking(move || password::hash(&p))
+            .await
+            .map_err(AppError::internal)?
+            .map(Some)
+            .map_err(AppError::Internal),
+    }
+}
+
+async fn create_user(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    Body(body): Body,
+) -> AppResult<Response> {
+    require_user_manager(&principal)?;
+    let new = state.user_rules.validate_new(&body)?;
+    let now = time::now();
+    let mut user = User::new(&new.username, &new.firstname, &new.lastname, Some(&new.email), now);
+    user.password = hash_password(new.password).await?;
+    user.created_by = Some(principal.username.clone());
+    user.updated_by = Some(principal.username.clone());
+    user.directory.manual_profile = true;
+    let profile = Profile {
+        id: state.store.next_id("profile").await?,
+        username: user.username.clone(),
+        source: "Manual".into(),
+        is_active: Some(true),
+        insert_datetime: now,
+        update_datetime: now,
+        delete_datetime: None,
+    };
+    state.store.create_user(&user, &profile).await.map_err(write_error)?;
+    let me = principal.user.as_ref().map(User::display_name);
+    Ok((StatusCode::CREATED, Json(user.to_json(me.clone(), me))).into_response())
+}
+
+async fn patch_user(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    Path(username): Path<String>,
+    Body(body): Body,
+) -> AppResult<Json<Value>> {
+    require_user_manager(&principal)?;
+    let mut user = state.store.user(&username).await?.ok_or(AppError::NotFound("User"))?;
+    let changes = state.user_rules.validate_changes(&body)?;
+    let previous_email = user.email.clone();
+    if let Some(v) = changes.firstname {
+        user.firstname = Some(v);
+    }
+    if let Some(v) = changes.lastname {
+        user.lastname = Some(v);
+    }
+    if let Some(v) = changes.email {
+        user.email = Some(v);
+    }
+    // The original stores a patched password in clear text; we hash it like any other.
+    if let Some(hash) = hash_password(changes.password).await? {
+        user.password = Some(hash);
+    }
+    user.updated_by = Some(principal.username.clone());
+    user.update_datetime = time::now();
+    state.store.update_user(&user, previous_email.as_deref()).await.map_err(write_error)?;
+    let (created_by, updated_by) = state.creator_names(&user).await?;
+    Ok(Json(user.to_json(created_by, updated_by)))
+}
+
+fn write_error(err: UserWriteError) -> AppError {
+    match err {
+        UserWriteError::UsernameTaken => AppError::field("username", "user with this username already exists."),
+        UserWriteError::EmailTaken => AppError::field("email", "user with this email already exists."),
+        UserWriteError::NotFound => AppError::NotFound("User"),
+        UserWriteError::Store(e) => e.into(),
+    }
+}
+
+async fn check_user(
+    State(state): State<AppState>,
+    _caller: Arc<Principal>,
+    Path(username): Path<String>,
+) -> AppResult<Json<Value>> {
+    if let Some(user) = state.store.user(&username).await? {
+        return Ok(Json(json!({
+            "username": user.username,
+            "firstname": user.firstname,
+            "lastname": user.lastname,
+            "email": user.email,
+            "already_exists": true,
+            "found": false,
+        })));
+    }
+    if !state.user_rules.username_has_valid_format(&username) {
+        return Err(AppError::Message { status: 400, message: "Invalid username format".into() });
+    }
+    let not_found = || AppError::Message { status: 404, message: "User not found".into() };
+    let identity = state.identity.as_ref().ok_or_else(not_found)?;
+    match identity.user_info(&username).await {
+        Ok(Some(info)) => Ok(Json(json!({
+            "username": info.username,
+            "firstname": info.firstname,
+            "lastname": info.lastname,
+            "email": info.email,
+            "already_exists": false,
+            "found": true,
+        }))),
+        Ok(None) => Err(not_found()),
+        Err(err) => Err(AppError::Message { status: 500, message: err.to_string() }),
+    }
+}

@@ -1,0 +1,36 @@
+//! `dev-server [--seed]`: seeds the demo data when asked, then serves the whole API on $PORT.
+use c360::{
+    http::{serve, AppState},
+    seed::{seed_demo, DemoSeed},
+};
+
+fn env(name: &str, default: &str) -> String {
+    std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    c360::telemetry::init();
+    let started = std::time::Instant::now();
+    let state = AppState::from_env().await?;
+    if std::env::args().any(|a| a == "--seed") {
+        let csv_path = env("PERIMETERS_CSV", "infra/data/perimeters.demo.csv");
+        let csv =
+            std::fs::read_to_string(&csv_path).map_err(|e| format!("cannot read PERIMETERS_CSV {csv_path}: {e}"))?;
+        let apps: Vec<String> = state.api_keys.usernames().map(|(_, u)| u.to_owned()).collect();
+        let summary = seed_demo(
+            &state.store,
+            DemoSeed {
+                admin_username: &env("DEV_ADMIN_USERNAME", "admin"),
+                admin_password: &env("DEV_ADMIN_PASSWORD", "admin"),
+                perimeters_csv: &csv,
+                app_usernames: apps.iter().map(String::as_str).collect(),
+            },
+        )
+        .await
+        .map_err(|e| format!("seeding failed: {e}"))?;
+        tracing::info!(%summary, "demo data seeded");
+    }
+    tracing::info!(startup_ms = started.elapsed().as_millis() as u64, "dev server ready");
+    serve::run(dev_server::app(&state)).await
+}

@@ -1,0 +1,46 @@
+//! The fakes of `make dev`, on the ports of the URLs in infra/env/local.env.
+use std::sync::Arc;
+
+fn port_and_path(url: &str) -> Option<(u16, String)> {
+    let rest = url.split_once("://")?.1;
+    let (authority, path) = rest.split_once('/').map_or((rest, String::new()), |(a, p)| (a, format!("/{p}")));
+    Some((authority.rsplit_once(':')?.1.parse().ok()?, path))
+}
+
+fn env(name: &str, default: &str) -> String {
+    std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    tracing_subscriber::fmt().with_target(false).init();
+    let mut tasks = Vec::new();
+
+    let identity_url = env("IDENTITY_SERVER_URL", "http://127.0.0.1:8091");
+    if let Some((port, _)) = port_and_path(&identity_url) {
+        let people = fakes::identity::parse_people(&env(
+            "FAKE_IDENTITY_USERS",
+            "1234567:password:Marie:CURIE:marie.curie@cohort360.local;7654321:password:Louis:PASTEUR:louis.pasteur@cohort360.local",
+        ));
+        let router = fakes::identity::router(&env("IDENTITY_SERVER_AUTH_TOKEN", ""), people);
+        let (url, task) = fakes::spawn(router, port).await?;
+        tracing::info!("fake identity server on {url}");
+        tasks.push(task);
+    }
+
+    let issuer = env("OIDC_AUTH_SERVER_1", "http://127.0.0.1:8092/realms/cohort360");
+    if let Some((port, path)) = port_and_path(&issuer) {
+        let realm = Arc::new(fakes::oidc::Realm::new(
+            &issuer,
+            &env("OIDC_CLIENT_ID_1", "cohort360"),
+            &env("OIDC_CLIENT_SECRET_1", "dev-oidc-secret"),
+        ));
+        let (url, task) = fakes::spawn(fakes::oidc::router(&path, realm), port).await?;
+        tracing::info!("fake OIDC provider on {url}{path}");
+        tasks.push(task);
+    }
+
+    tokio::signal::ctrl_c().await?;
+    tasks.iter().for_each(|t| t.abort());
+    Ok(())
+}

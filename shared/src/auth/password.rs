@@ -1,0 +1,67 @@
+//! Password hashing: argon2id for every stored password; the original's unsalted SHA-256 hex
+//! digests are still verified, and the caller re-hashes them after a successful login.
+use argon2::{
+    password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
+    Argon2,
+};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Valid { needs_upgrade: bool },
+    Invalid,
+}
+
+pub fn hash(password: &str) -> Result<String, String> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
+}
+
+pub fn verify(stored: &str, candidate: &str) -> Verdict {
+    if is_legacy_sha256(stored) {
+        let digest = hex::encode(Sha256::digest(candidate.as_bytes()));
+        return if bool::from(digest.as_bytes().ct_eq(stored.to_ascii_lowercase().as_bytes())) {
+            Verdict::Valid { needs_upgrade: true }
+        } else {
+            Verdict::Invalid
+        };
+    }
+    match PasswordHash::new(stored) {
+        Ok(parsed) if Argon2::default().verify_password(candidate.as_bytes(), &parsed).is_ok() => {
+            Verdict::Valid { needs_upgrade: false }
+        }
+        _ => Verdict::Invalid,
+    }
+}
+
+fn is_legacy_sha256(stored: &str) -> bool {
+    stored.len() == 64 && stored.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The original's storage format, for migrating users and for tests.
+pub fn legacy_sha256(password: &str) -> String {
+    hex::encode(Sha256::digest(password.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argon2_round_trip() {
+        let h = hash("s3cret").unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert_eq!(verify(&h, "s3cret"), Verdict::Valid { needs_upgrade: false });
+        assert_eq!(verify(&h, "nope"), Verdict::Invalid);
+    }
+
+    #[test]
+    fn legacy_digest_is_accepted_and_flagged_for_upgrade() {
+        let legacy = legacy_sha256("admin");
+        assert_eq!(legacy, "8c6976e5b5410415bde908bd4dee15dfb167a9c873fc4bb8a81f6f2ab448a918");
+        assert_eq!(verify(&legacy, "admin"), Verdict::Valid { needs_upgrade: true });
+        assert_eq!(verify(&legacy, "Admin"), Verdict::Invalid);
+        assert_eq!(verify("garbage", "x"), Verdict::Invalid);
+    }
+}

@@ -1,0 +1,19 @@
+//! AWS SDK configuration shared by every function: rustls with ring (no aws-lc-sys build), and the
+//! standard environment chain, so `AWS_ENDPOINT_URL` points the SDK at a local emulator.
+use aws_smithy_http_client::{tls, Builder};
+
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    let http = Builder::new().tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring)).build_https();
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http).load().await
+}
+
+/// An HTTP client for third-party services (identity server, OIDC, QueryExecutor, FHIR...).
+pub fn http_client(timeout: std::time::Duration) -> reqwest::Client {
+    // reqwest is built without a bundled crypto provider; use ring like the AWS SDK.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(std::time::Duration::from_secs(10)))
+        .build()
+        .unwrap_or_default()
+}

@@ -1,0 +1,227 @@
+//! Settings read once from the environment at init. Names follow the original backend (spec §11).
+//! A missing required value fails the cold start instead of the first request.
+use std::{collections::HashMap, env, fmt, time::Duration};
+
+/// A secret that never shows up in `Debug` output or logs.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"********\"" })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("missing required environment variable {0}")]
+    Missing(&'static str),
+    #[error("invalid value for {name}: {reason}")]
+    Invalid { name: String, reason: String },
+}
+
+/// One OIDC client (`OIDC_AUTH_SERVER_i`, `OIDC_CLIENT_ID_i`, ...).
+#[derive(Clone, Debug)]
+pub struct OidcClient {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub redirect_uri: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub table_name: String,
+    pub jwt_signing_key: Secret,
+    /// PEM public key, required only when RS256 tokens are minted or accepted.
+    pub jwt_verifying_key: Option<String>,
+    /// Algorithm used to mint tokens (`HS256` or `RS256`).
+    pub jwt_algorithm: String,
+    /// Algorithms accepted when decoding (`JWT_ALGORITHMS`); never `none`.
+    pub jwt_algorithms: Vec<String>,
+    pub access_token_lifetime: Duration,
+    pub refresh_token_lifetime: Duration,
+    pub query_executor_username: String,
+    pub query_executor_token: Secret,
+    pub solr_etl_username: String,
+    pub solr_etl_token: Secret,
+    pub rollout_username: String,
+    pub rollout_token: Secret,
+    pub identity_server_url: Option<String>,
+    pub identity_server_auth_token: Secret,
+    pub enable_oidc_auth: bool,
+    pub oidc_clients: Vec<OidcClient>,
+    pub oidc_audience: Vec<String>,
+    pub oidc_extra_issuers: Vec<String>,
+    pub username_regex: String,
+    pub email_regex: String,
+    pub request_log_retention_days: i64,
+    pub frontend_url: String,
+    pub http_timeout: Duration,
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup` so tests can build them without touching the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
+        let or = |name: &str, default: &str| get(name).unwrap_or_else(|| default.to_owned());
+        let flag = |name: &str| matches!(get(name).as_deref(), Some("1" | "true" | "True" | "TRUE" | "yes"));
+        let list = |name: &str, default: &str| -> Vec<String> {
+            or(name, default).split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+        };
+        let number = |name: &str, default: i64| -> Result<i64, ConfigError> {
+            match get(name) {
+                None => Ok(default),
+                Some(v) => v.parse().map_err(|_| ConfigError::Invalid {
+                    name: name.into(),
+                    reason: format!("{v:?} is not an integer"),
+                }),
+            }
+        };
+
+        // The original turns literal "\n" sequences into newlines so PEM keys fit in one env line.
+        let jwt_signing_key = required("JWT_SIGNING_KEY")?.replace("\\n", "\n");
+        let jwt_algorithm = or("JWT_ALGORITHM", "HS256").to_uppercase();
+        let jwt_algorithms: Vec<String> =
+            list("JWT_ALGORITHMS", "HS256").into_iter().map(|a| a.to_uppercase()).collect();
+        for alg in jwt_algorithms.iter().chain(std::iter::once(&jwt_algorithm)) {
+            if !matches!(alg.as_str(), "HS256" | "HS384" | "HS512" | "RS256" | "RS384" | "RS512") {
+                return Err(ConfigError::Invalid {
+                    name: "JWT_ALGORITHMS".into(),
+                    reason: format!("unsupported algorithm {alg}"),
+                });
+            }
+        }
+        let jwt_verifying_key = get("JWT_VERIFYING_KEY").map(|k| k.replace("\\n", "\n"));
+        if jwt_algorithms.iter().chain(std::iter::once(&jwt_algorithm)).any(|a| a.starts_with("RS"))
+            && jwt_verifying_key.is_none()
+        {
+            return Err(ConfigError::Missing("JWT_VERIFYING_KEY"));
+        }
+
+        let enable_oidc_auth = flag("ENABLE_OIDC_AUTH");
+        let mut oidc_clients = Vec::new();
+        for i in 1.. {
+            let Some(issuer) = get(&format!("OIDC_AUTH_SERVER_{i}")) else { break };
+            let field = |suffix: &str| {
+                get(&format!("OIDC_{suffix}_{i}")).ok_or_else(|| ConfigError::Invalid {
+                    name: format!("OIDC_{suffix}_{i}"),
+                    reason: format!("required because OIDC_AUTH_SERVER_{i} is set"),
+                })
+            };
+            oidc_clients.push(OidcClient {
+                issuer: issuer.trim_end_matches('/').to_owned(),
+                client_id: field("CLIENT_ID")?,
+                client_secret: Secret::new(field("CLIENT_SECRET")?),
+                redirect_uri: field("REDIRECT_URI")?,
+            });
+        }
+        if enable_oidc_auth && oidc_clients.is_empty() {
+            return Err(ConfigError::Missing("OIDC_AUTH_SERVER_1"));
+        }
+
+        Ok(Self {
+            table_name: required("TABLE_NAME")?,
+            jwt_signing_key: Secret::new(jwt_signing_key),
+            jwt_verifying_key,
+            jwt_algorithm,
+            jwt_algorithms,
+            access_token_lifetime: Duration::from_secs(number("ACCESS_TOKEN_LIFETIME_SECONDS", 300)?.max(1) as u64),
+            refresh_token_lifetime: Duration::from_secs(number("REFRESH_TOKEN_LIFETIME_SECONDS", 86_400)?.max(1) as u64),
+            query_executor_username: or("QUERY_EXECUTOR_USERNAME", "SPARK_JOB_SERVER"),
+            query_executor_token: Secret::new(or("QUERY_EXECUTOR_TOKEN", "")),
+            solr_etl_username: or("SOLR_ETL_USERNAME", "SOLR_ETL"),
+            solr_etl_token: Secret::new(or("SOLR_ETL_TOKEN", "")),
+            rollout_username: or("ROLLOUT_USERNAME", "ROLLOUT_PIPELINE"),
+            rollout_token: Secret::new(or("ROLLOUT_TOKEN", "")),
+            identity_server_url: get("IDENTITY_SERVER_URL").map(|u| u.trim_end_matches('/').to_owned()),
+            identity_server_auth_token: Secret::new(or("IDENTITY_SERVER_AUTH_TOKEN", "")),
+            enable_oidc_auth,
+            oidc_clients,
+            oidc_audience: list("OIDC_AUDIENCE", ""),
+            oidc_extra_issuers: list("OIDC_EXTRA_SERVER_URLS", "")
+                .into_iter()
+                .map(|u| u.trim_end_matches('/').to_owned())
+                .collect(),
+            username_regex: or("USERNAME_REGEX", "[0-9]"),
+            email_regex: or("EMAIL_REGEX", r"^[\w.+-]+@[\w-]+\.[\w]+$"),
+            request_log_retention_days: number("REQUEST_LOG_RETENTION_DAYS", 90)?.clamp(1, 3650),
+            frontend_url: or("FRONTEND_URL", "http://localhost:3000"),
+            http_timeout: Duration::from_secs(number("HTTP_CLIENT_TIMEOUT_SECONDS", 60)?.max(1) as u64),
+        })
+    }
+}
+
+/// Settings for tests: only the required values, everything else at its default.
+pub fn test_settings(table_name: &str, extra: &[(&str, &str)]) -> Settings {
+    let mut vars: HashMap<String, String> = HashMap::from([
+        ("TABLE_NAME".into(), table_name.into()),
+        ("JWT_SIGNING_KEY".into(), "test-signing-key-with-enough-entropy-0123456789".into()),
+        ("QUERY_EXECUTOR_TOKEN".into(), "test-qe-token".into()),
+        ("SOLR_ETL_TOKEN".into(), "test-etl-token".into()),
+        ("ROLLOUT_TOKEN".into(), "test-rollout-token".into()),
+    ]);
+    for (k, v) in extra {
+        vars.insert((*k).into(), (*v).into());
+    }
+    Settings::from_lookup(|k| vars.get(k).cloned()).expect("test settings are valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn when_signing_key_missing_should_fail_fast() {
+        let err = Settings::from_lookup(|k| (k == "TABLE_NAME").then(|| "t".to_owned())).unwrap_err();
+        assert!(matches!(err, ConfigError::Missing("JWT_SIGNING_KEY")));
+    }
+
+    #[test]
+    fn when_rs256_without_public_key_should_fail_fast() {
+        let vars = HashMap::from([("TABLE_NAME", "t"), ("JWT_SIGNING_KEY", "k"), ("JWT_ALGORITHMS", "RS256,HS256")]);
+        let err = Settings::from_lookup(|k| vars.get(k).map(|v| v.to_string())).unwrap_err();
+        assert!(matches!(err, ConfigError::Missing("JWT_VERIFYING_KEY")));
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let s = test_settings("t", &[]);
+        let dbg = format!("{s:?}");
+        assert!(!dbg.contains("test-signing-key"));
+        assert!(!dbg.contains("test-qe-token"));
+    }
+
+    #[test]
+    fn oidc_clients_are_read_contiguously() {
+        let s = test_settings(
+            "t",
+            &[
+                ("ENABLE_OIDC_AUTH", "true"),
+                ("OIDC_AUTH_SERVER_1", "http://idp/realms/a/"),
+                ("OIDC_CLIENT_ID_1", "c1"),
+                ("OIDC_CLIENT_SECRET_1", "s1"),
+                ("OIDC_REDIRECT_URI_1", "http://app/"),
+            ],
+        );
+        assert_eq!(s.oidc_clients.len(), 1);
+        assert_eq!(s.oidc_clients[0].issuer, "http://idp/realms/a");
+    }
+}

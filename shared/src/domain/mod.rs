@@ -1,0 +1,9 @@
+//! Pure types and rules: no I/O, no AWS, no HTTP.
+pub mod content;
+pub mod maintenance;
+pub mod perimeter;
+pub mod release_note;
+pub mod request_log;
+pub mod rights;
+pub mod time;
+pub mod user;

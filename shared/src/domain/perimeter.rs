@@ -1,0 +1,122 @@
+//! Perimeters: nodes of the care-site tree (spec §3.2), as imported from the original's CSV format.
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Perimeter {
+    pub id: i64,
+    pub name: String,
+    pub short_name: Option<String>,
+    pub type_source_value: Option<String>,
+    pub source_value: Option<String>,
+    pub local_id: Option<String>,
+    pub cohort_id: Option<String>,
+    pub parent_id: Option<i64>,
+    pub level: Option<i64>,
+    /// All ancestors, root first.
+    pub above_levels_ids: Vec<i64>,
+    /// Direct children.
+    pub inferior_levels_ids: Vec<i64>,
+    #[serde(default)]
+    pub full_path: Option<String>,
+    #[serde(default)]
+    pub cohort_size: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum CsvError {
+    #[error("the header must be `{expected}`")]
+    Header { expected: &'static str },
+    #[error("line {line}: {reason}")]
+    Line { line: usize, reason: String },
+}
+
+pub const CSV_HEADER: &str =
+    "id;name;short_name;type_source_value;source_value;local_id;cohort_id;parent_id;level;above_levels_ids;inferior_levels_ids";
+
+/// Parses the `;`-separated tree file of the original's `load_initial_data --perimeters-conf`.
+/// `full_path` is derived from the names along the ancestors (the FHIR sync form, `name/name`).
+pub fn parse_csv(text: &str) -> Result<Vec<Perimeter>, CsvError> {
+    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+    match lines.next() {
+        Some((_, header)) if header.trim() == CSV_HEADER => {}
+        _ => return Err(CsvError::Header { expected: CSV_HEADER }),
+    }
+    let mut perimeters = Vec::new();
+    for (index, line) in lines {
+        let line_no = index + 1;
+        let fail = |reason: String| CsvError::Line { line: line_no, reason };
+        let cols: Vec<&str> = line.split(';').map(str::trim).collect();
+        if cols.len() != 11 {
+            return Err(fail(format!("expected 11 columns, found {}", cols.len())));
+        }
+        let text = |i: usize| (!cols[i].is_empty()).then(|| cols[i].to_owned());
+        let int = |i: usize, name: &str| -> Result<Option<i64>, CsvError> {
+            text(i).map(|v| v.parse::<i64>().map_err(|_| fail(format!("{name} {v:?} is not an integer")))).transpose()
+        };
+        let ids = |i: usize, name: &str| -> Result<Vec<i64>, CsvError> {
+            cols[i]
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| s.parse::<i64>().map_err(|_| fail(format!("{name} contains {s:?}, not an integer"))))
+                .collect()
+        };
+        perimeters.push(Perimeter {
+            id: int(0, "id")?.ok_or_else(|| fail("id is required".into()))?,
+            name: text(1).ok_or_else(|| fail("name is required".into()))?,
+            short_name: text(2),
+            type_source_value: text(3),
+            source_value: text(4),
+            local_id: text(5),
+            cohort_id: text(6),
+            parent_id: int(7, "parent_id")?,
+            level: int(8, "level")?,
+            above_levels_ids: ids(9, "above_levels_ids")?,
+            inferior_levels_ids: ids(10, "inferior_levels_ids")?,
+            full_path: None,
+            cohort_size: None,
+        });
+    }
+    // Walk the parent links (the ancestor list's order varies between sources).
+    let nodes: std::collections::HashMap<i64, (String, Option<i64>)> =
+        perimeters.iter().map(|p| (p.id, (p.name.clone(), p.parent_id))).collect();
+    for p in &mut perimeters {
+        let mut path = vec![p.name.clone()];
+        let mut parent = p.parent_id;
+        while let Some((name, next)) = parent.and_then(|id| nodes.get(&id)) {
+            if path.len() > nodes.len() {
+                break; // a cycle in the file; the sync of the accesses issue rejects those
+            }
+            path.push(name.clone());
+            parent = *next;
+        }
+        path.reverse();
+        p.full_path = Some(path.join("/"));
+    }
+    Ok(perimeters)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_demo_tree() {
+        let demo = include_str!("../../../infra/data/perimeters.demo.csv");
+        let tree = parse_csv(demo).unwrap();
+        let root = tree.iter().find(|p| p.parent_id.is_none()).unwrap();
+        assert_eq!((root.id, root.level, root.inferior_levels_ids.clone()), (9999, Some(1), vec![0, 1, 2]));
+        let p13 = tree.iter().find(|p| p.id == 13).unwrap();
+        assert_eq!(p13.above_levels_ids.len(), 3);
+        assert_eq!(p13.full_path.as_deref(), Some("APHP/P2/P10/P13"));
+    }
+
+    #[test]
+    fn reports_the_bad_line() {
+        let bad = format!("{CSV_HEADER}\n1;A;A;t;s;l;1;;x;;\n");
+        assert_eq!(
+            parse_csv(&bad).unwrap_err(),
+            CsvError::Line { line: 2, reason: "level \"x\" is not an integer".into() }
+        );
+    }
+}

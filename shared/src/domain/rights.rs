@@ -1,0 +1,236 @@
+//! Roles, profiles and accesses: the data every right check starts from (spec §3.2, §4.1–§4.3).
+use serde::{Deserialize, Serialize};
+
+use super::time::{self, DateTime};
+
+/// The 16 role rights, in the order of the original's `Role` columns.
+pub const RIGHT_NAMES: [&str; 16] = [
+    "right_full_admin",
+    "right_manage_users",
+    "right_manage_datalabs",
+    "right_read_datalabs",
+    "right_export_csv_xlsx_nominative",
+    "right_export_jupyter_nominative",
+    "right_export_jupyter_pseudonymized",
+    "right_manage_admin_accesses_same_level",
+    "right_manage_admin_accesses_inferior_levels",
+    "right_manage_data_accesses_same_level",
+    "right_manage_data_accesses_inferior_levels",
+    "right_read_patient_nominative",
+    "right_read_patient_pseudonymized",
+    "right_search_patients_by_ipp",
+    "right_search_patients_unlimited",
+    "right_search_opposed_patients",
+];
+
+/// One right, as an index into [`RIGHT_NAMES`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Right(u8);
+
+impl Right {
+    pub const FULL_ADMIN: Right = Right(0);
+    pub const MANAGE_USERS: Right = Right(1);
+    pub const MANAGE_ADMIN_ACCESSES_SAME_LEVEL: Right = Right(7);
+    pub const MANAGE_ADMIN_ACCESSES_INFERIOR_LEVELS: Right = Right(8);
+    pub const MANAGE_DATA_ACCESSES_SAME_LEVEL: Right = Right(9);
+    pub const MANAGE_DATA_ACCESSES_INFERIOR_LEVELS: Right = Right(10);
+
+    pub fn from_name(name: &str) -> Option<Right> {
+        RIGHT_NAMES.iter().position(|n| *n == name).map(|i| Right(i as u8))
+    }
+
+    pub fn name(self) -> &'static str {
+        RIGHT_NAMES[self.0 as usize]
+    }
+}
+
+/// A set of rights stored as a bit mask (one DynamoDB number instead of 16 attributes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RightSet(u16);
+
+impl RightSet {
+    pub const ALL: RightSet = RightSet(u16::MAX);
+
+    pub fn of(rights: &[Right]) -> Self {
+        rights.iter().fold(Self::default(), |set, r| set.with(*r, true))
+    }
+
+    pub fn has(self, right: Right) -> bool {
+        self.0 & (1 << right.0) != 0
+    }
+
+    pub fn with(self, right: Right, on: bool) -> Self {
+        if on {
+            Self(self.0 | (1 << right.0))
+        } else {
+            Self(self.0 & !(1 << right.0))
+        }
+    }
+
+    pub fn union(self, other: RightSet) -> Self {
+        Self(self.0 | other.0)
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// `(name, held)` for the 16 rights, in column order.
+    pub fn iter(self) -> impl Iterator<Item = (&'static str, bool)> {
+        (0..RIGHT_NAMES.len()).map(move |i| (RIGHT_NAMES[i], self.has(Right(i as u8))))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Role {
+    pub id: i64,
+    pub name: String,
+    pub rights: RightSet,
+    #[serde(with = "time::iso_format")]
+    pub insert_datetime: DateTime,
+    #[serde(with = "time::iso_format")]
+    pub update_datetime: DateTime,
+    #[serde(with = "time::iso_format::option", default)]
+    pub delete_datetime: Option<DateTime>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    pub id: i64,
+    pub username: String,
+    pub source: String,
+    pub is_active: Option<bool>,
+    #[serde(with = "time::iso_format")]
+    pub insert_datetime: DateTime,
+    #[serde(with = "time::iso_format")]
+    pub update_datetime: DateTime,
+    #[serde(with = "time::iso_format::option", default)]
+    pub delete_datetime: Option<DateTime>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Access {
+    pub id: i64,
+    pub profile_id: i64,
+    pub username: String,
+    pub perimeter_id: Option<i64>,
+    pub role_id: i64,
+    pub source: String,
+    #[serde(default)]
+    pub external_id: Option<String>,
+    #[serde(with = "time::iso_format::option", default)]
+    pub start_datetime: Option<DateTime>,
+    #[serde(with = "time::iso_format::option", default)]
+    pub end_datetime: Option<DateTime>,
+    #[serde(default)]
+    pub created_by: Option<String>,
+    #[serde(default)]
+    pub updated_by: Option<String>,
+    #[serde(with = "time::iso_format")]
+    pub insert_datetime: DateTime,
+    #[serde(with = "time::iso_format")]
+    pub update_datetime: DateTime,
+    #[serde(with = "time::iso_format::option", default)]
+    pub delete_datetime: Option<DateTime>,
+}
+
+impl Access {
+    /// `is_valid` of the original: not (start > now or end <= now), and not deleted.
+    pub fn is_valid_at(&self, now: DateTime) -> bool {
+        self.delete_datetime.is_none()
+            && self.start_datetime.is_none_or(|s| s <= now)
+            && self.end_datetime.is_none_or(|e| e > now)
+    }
+}
+
+/// The rights a user holds through valid accesses of active profiles, whatever the perimeter.
+/// Perimeter-scoped computations (§4.5–§4.11) start from the same accesses.
+pub fn global_rights<'a>(
+    profiles: &[Profile],
+    accesses: impl IntoIterator<Item = &'a Access>,
+    role_rights: impl Fn(i64) -> Option<RightSet>,
+    now: DateTime,
+) -> RightSet {
+    let active = |profile_id: i64| {
+        profiles.iter().any(|p| p.id == profile_id && p.is_active == Some(true) && p.delete_datetime.is_none())
+    };
+    accesses
+        .into_iter()
+        .filter(|a| a.is_valid_at(now) && active(a.profile_id))
+        .filter_map(|a| role_rights(a.role_id))
+        .fold(RightSet::default(), RightSet::union)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ::time::Duration;
+
+    fn access(role_id: i64, start: Option<DateTime>, end: Option<DateTime>) -> Access {
+        let now = time::now();
+        Access {
+            id: 1,
+            profile_id: 7,
+            username: "u".into(),
+            perimeter_id: Some(1),
+            role_id,
+            source: "Manual".into(),
+            external_id: None,
+            start_datetime: start,
+            end_datetime: end,
+            created_by: None,
+            updated_by: None,
+            insert_datetime: now,
+            update_datetime: now,
+            delete_datetime: None,
+        }
+    }
+
+    fn profile(active: bool) -> Profile {
+        let now = time::now();
+        Profile {
+            id: 7,
+            username: "u".into(),
+            source: "Manual".into(),
+            is_active: Some(active),
+            insert_datetime: now,
+            update_datetime: now,
+            delete_datetime: None,
+        }
+    }
+
+    #[test]
+    fn right_set_round_trips_names() {
+        let set = RightSet::of(&[Right::FULL_ADMIN, Right::MANAGE_USERS]);
+        let held: Vec<_> = set.iter().filter(|(_, on)| *on).map(|(n, _)| n).collect();
+        assert_eq!(held, ["right_full_admin", "right_manage_users"]);
+        assert_eq!(
+            Right::from_name("right_search_opposed_patients").map(Right::name),
+            Some("right_search_opposed_patients")
+        );
+        assert!(Right::from_name("right_bogus").is_none());
+    }
+
+    #[test]
+    fn only_valid_accesses_of_active_profiles_grant_rights() {
+        let now = time::now();
+        let day = Duration::days(1);
+        let admin =
+            |id| (id == 1).then_some(RightSet::of(&[Right::FULL_ADMIN])).or(Some(RightSet::of(&[Right::MANAGE_USERS])));
+        let running = access(1, Some(now - day), Some(now + day));
+        let expired = access(2, Some(now - day - day), Some(now - day));
+        let future = access(2, Some(now + day), Some(now + day + day));
+        let rights = global_rights(&[profile(true)], [&running, &expired, &future], admin, now);
+        assert!(rights.has(Right::FULL_ADMIN));
+        assert!(!rights.has(Right::MANAGE_USERS));
+        assert!(global_rights(&[profile(false)], [&running], admin, now).is_empty());
+    }
+
+    #[test]
+    fn end_equal_to_now_is_no_longer_valid() {
+        let now = time::now();
+        assert!(!access(1, None, Some(now)).is_valid_at(now));
+        assert!(access(1, Some(now), None).is_valid_at(now));
+    }
+}

@@ -1,0 +1,78 @@
+//! The single mapping from [`AppError`] to the original's status codes and bodies (spec §0.5, §0.6).
+use axum::{
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde_json::{json, Value};
+
+use crate::error::AppError;
+
+impl AppError {
+    pub fn status_and_body(&self) -> (StatusCode, Value) {
+        match self {
+            Self::NotAuthenticated => {
+                (StatusCode::FORBIDDEN, json!({"detail": "Authentication credentials were not provided."}))
+            }
+            Self::PermissionDenied(detail) => (StatusCode::FORBIDDEN, json!({ "detail": detail })),
+            Self::ForbiddenError(msg) => (StatusCode::FORBIDDEN, json!({ "error": msg })),
+            Self::MethodNotAllowed(method) => {
+                (StatusCode::METHOD_NOT_ALLOWED, json!({"detail": format!("Method \"{method}\" not allowed.")}))
+            }
+            Self::NotFound(model) => {
+                (StatusCode::NOT_FOUND, json!({"detail": format!("No {model} matches the given query.")}))
+            }
+            Self::NotFoundDetail(detail) => (StatusCode::NOT_FOUND, json!({ "detail": detail })),
+            Self::Invalid(errors) => (StatusCode::BAD_REQUEST, json!(errors)),
+            Self::InvalidList(messages) => (StatusCode::BAD_REQUEST, json!(messages)),
+            Self::ParseError(detail) => (StatusCode::BAD_REQUEST, json!({ "detail": detail })),
+            Self::BadRequest(msg) => (StatusCode::BAD_REQUEST, json!({ "error": msg })),
+            Self::LoginFailed(msg) => (StatusCode::UNAUTHORIZED, json!({ "error": msg })),
+            Self::Message { status, message } => (
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                json!({ "message": message }),
+            ),
+            Self::Maintenance(body) => (StatusCode::SERVICE_UNAVAILABLE, body.clone()),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, json!({"detail": "A server error occurred."})),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        if let Self::Internal(cause) = &self {
+            // The cause goes to the log only; clients get a generic body.
+            tracing::error!(error = %cause, "request failed");
+        }
+        let (status, body) = self.status_and_body();
+        (status, Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_never_leak_their_cause() {
+        let (status, body) = AppError::internal("dynamodb: table c360 secret details").status_and_body();
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!body.to_string().contains("secret"));
+    }
+
+    #[test]
+    fn drf_bodies() {
+        assert_eq!(
+            AppError::NotFound("User").status_and_body().1,
+            json!({"detail": "No User matches the given query."})
+        );
+        assert_eq!(
+            AppError::MethodNotAllowed("DELETE".into()).status_and_body().1,
+            json!({"detail": "Method \"DELETE\" not allowed."})
+        );
+        assert_eq!(
+            AppError::required("password").status_and_body(),
+            (StatusCode::BAD_REQUEST, json!({"password": ["This field is required."]}))
+        );
+    }
+}

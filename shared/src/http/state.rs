@@ -1,0 +1,118 @@
+//! What every HTTP handler can reach: settings, the store, token services, third-party clients.
+//! Built once per container (Lambda init or dev-server start).
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+    time::{Duration, Instant},
+};
+
+use crate::{
+    auth::{identity::IdentityClient, jwt::TokenService, oidc::OidcService, ApiKeys},
+    config::Settings,
+    domain::{
+        rights::Role,
+        user::{User, UserRules},
+    },
+    store::{DynamoStore, StoreResult},
+};
+
+/// Roles change rarely; containers re-read them at most this often (writes in this container
+/// invalidate at once).
+const ROLE_CACHE_TTL: Duration = Duration::from_secs(30);
+
+pub type RolesById = Arc<HashMap<i64, Role>>;
+
+pub struct Inner {
+    pub settings: Settings,
+    pub store: DynamoStore,
+    pub tokens: TokenService,
+    pub oidc: Option<OidcService>,
+    pub identity: Option<IdentityClient>,
+    pub api_keys: ApiKeys,
+    pub user_rules: UserRules,
+    pub http: reqwest::Client,
+    roles: RwLock<Option<(Instant, RolesById)>>,
+}
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl AppState {
+    /// Reads the environment and builds the AWS clients: the Lambda init and the dev server.
+    pub async fn from_env() -> Result<Self, InitError> {
+        let settings = Settings::from_env()?;
+        let sdk = crate::aws::sdk_config().await;
+        Self::new(settings, aws_sdk_dynamodb::Client::new(&sdk))
+    }
+
+    pub fn new(settings: Settings, dynamodb: aws_sdk_dynamodb::Client) -> Result<Self, InitError> {
+        let http = crate::aws::http_client(settings.http_timeout);
+        let tokens = TokenService::new(&settings).map_err(InitError::Invalid)?;
+        let oidc = settings.enable_oidc_auth.then(|| OidcService::new(&settings, http.clone()));
+        let identity = settings
+            .identity_server_url
+            .clone()
+            .map(|url| IdentityClient::new(url, settings.identity_server_auth_token.clone(), http.clone()));
+        let user_rules = UserRules::new(&settings.email_regex, &settings.username_regex)
+            .map_err(|e| InitError::Invalid(format!("EMAIL_REGEX or USERNAME_REGEX is not a valid regex: {e}")))?;
+        Ok(Self(Arc::new(Inner {
+            store: DynamoStore::new(dynamodb, settings.table_name.clone()),
+            api_keys: ApiKeys::from_settings(&settings),
+            tokens,
+            oidc,
+            identity,
+            user_rules,
+            http,
+            settings,
+            roles: RwLock::new(None),
+        })))
+    }
+
+    /// All roles (deleted ones included) by id, from the container cache.
+    pub async fn roles(&self) -> StoreResult<RolesById> {
+        if let Some((loaded, roles)) = self.roles.read().ok().and_then(|r| r.clone()) {
+            if loaded.elapsed() < ROLE_CACHE_TTL {
+                return Ok(roles);
+            }
+        }
+        let roles: Arc<HashMap<i64, Role>> =
+            Arc::new(self.store.roles().await?.into_iter().map(|r| (r.id, r)).collect());
+        if let Ok(mut slot) = self.roles.write() {
+            *slot = Some((Instant::now(), roles.clone()));
+        }
+        Ok(roles)
+    }
+
+    /// The display names of the users who created and last updated `user` (one BatchGetItem).
+    pub async fn creator_names(&self, user: &User) -> StoreResult<(Option<String>, Option<String>)> {
+        let names: Vec<&str> = [user.created_by.as_deref(), user.updated_by.as_deref()].into_iter().flatten().collect();
+        if names.is_empty() {
+            return Ok((None, None));
+        }
+        let found = self.store.users_by_name(&names).await?;
+        let display =
+            |name: Option<&str>| name.and_then(|n| found.iter().find(|u| u.username == n)).map(User::display_name);
+        Ok((display(user.created_by.as_deref()), display(user.updated_by.as_deref())))
+    }
+
+    pub fn invalidate_roles(&self) {
+        if let Ok(mut slot) = self.roles.write() {
+            *slot = None;
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! Core crate of the Cohort360 backend.
+//!
+//! Layers, dependency arrows pointing down:
+//! - [`http`]: the shared HTTP edge (authentication, DRF-compatible envelopes, the one error mapping).
+//! - [`auth`]: tokens, passwords, OIDC and the external identity service.
+//! - [`store`]: DynamoDB records and repositories (every key is built in [`store::keys`]).
+//! - [`domain`]: pure types and rules, no I/O.
+pub mod auth;
+pub mod aws;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod seed;
+pub mod store;
+pub mod telemetry;
+pub mod worker;
+
+pub use config::Settings;
+pub use error::{AppError, AppResult};

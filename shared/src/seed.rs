@@ -1,0 +1,218 @@
+//! Demo and test data: the roles of the rights schema (spec §4.3), the perimeter tree, a full
+//! admin and the applicative users. Every step is idempotent (fixed ids, conditional writes).
+use time::Duration;
+
+use crate::{
+    auth::password,
+    domain::{
+        perimeter::{parse_csv, Perimeter},
+        rights::{Access, Profile, Right, RightSet, Role},
+        time::{self as t, DateTime},
+        user::{User, Window},
+    },
+    error::{AppError, AppResult},
+    store::{Condition, DynamoStore, StoreError},
+};
+
+/// `(id, name, rights)` of the seeded roles, one per family of the rights schema.
+pub fn demo_roles() -> Vec<(i64, &'static str, RightSet)> {
+    let r = |names: &[&str]| RightSet::of(&names.iter().filter_map(|n| Right::from_name(n)).collect::<Vec<_>>());
+    vec![
+        (1, "Administrateur", RightSet::ALL),
+        (
+            2,
+            "Administrateur des accès",
+            r(&[
+                "right_manage_admin_accesses_same_level",
+                "right_manage_admin_accesses_inferior_levels",
+                "right_manage_users",
+            ]),
+        ),
+        (
+            3,
+            "Gestionnaire des accès aux données",
+            r(&[
+                "right_manage_data_accesses_same_level",
+                "right_manage_data_accesses_inferior_levels",
+                "right_manage_users",
+            ]),
+        ),
+        (
+            4,
+            "Lecteur de données nominatives",
+            r(&["right_read_patient_nominative", "right_search_patients_by_ipp", "right_search_opposed_patients"]),
+        ),
+        (5, "Lecteur de données pseudonymisées", r(&["right_read_patient_pseudonymized"])),
+        (6, "Exports CSV/Excel", r(&["right_read_patient_nominative", "right_export_csv_xlsx_nominative"])),
+        (
+            7,
+            "Exports Jupyter",
+            r(&[
+                "right_read_patient_nominative",
+                "right_read_patient_pseudonymized",
+                "right_export_jupyter_nominative",
+                "right_export_jupyter_pseudonymized",
+            ]),
+        ),
+        (
+            8,
+            "Recherche sans limite de périmètre",
+            r(&["right_read_patient_pseudonymized", "right_search_patients_unlimited"]),
+        ),
+        (9, "Gestionnaire des utilisateurs", r(&["right_manage_users"])),
+        (10, "Gestionnaire des datalabs", r(&["right_manage_datalabs", "right_read_datalabs"])),
+    ]
+}
+
+pub const FULL_ADMIN_ROLE_ID: i64 = 1;
+
+fn ignore_existing(result: Result<(), StoreError>) -> Result<(), StoreError> {
+    match result {
+        Err(StoreError::ConditionFailed) => Ok(()),
+        other => other,
+    }
+}
+
+pub async fn seed_roles(store: &DynamoStore, now: DateTime) -> AppResult<()> {
+    let roles = demo_roles();
+    for (id, name, rights) in &roles {
+        let role = Role {
+            id: *id,
+            name: (*name).to_owned(),
+            rights: *rights,
+            insert_datetime: now,
+            update_datetime: now,
+            delete_datetime: None,
+        };
+        ignore_existing(store.put_role(&role, Condition::MustNotExist).await)?;
+    }
+    store.ensure_counter_at_least("role", roles.len() as i64).await?;
+    Ok(())
+}
+
+pub async fn seed_perimeters(store: &DynamoStore, csv: &str) -> AppResult<Vec<Perimeter>> {
+    let perimeters = parse_csv(csv).map_err(|e| AppError::BadRequest(format!("perimeter file: {e}")))?;
+    store.put_perimeters(&perimeters).await?;
+    Ok(perimeters)
+}
+
+/// A user with an active `Manual` profile and, when `role` is given, one access valid from
+/// yesterday for `validity` on `perimeter_id`. Profile and access ids come from the counters;
+/// an existing user is left as it is.
+pub struct NewAccount<'a> {
+    pub username: &'a str,
+    pub firstname: &'a str,
+    pub lastname: &'a str,
+    pub email: Option<&'a str>,
+    pub password: Option<&'a str>,
+    pub role: Option<(i64, i64)>,
+    pub validity: Duration,
+}
+
+pub async fn ensure_account(store: &DynamoStore, account: NewAccount<'_>, now: DateTime) -> AppResult<bool> {
+    if store.user(account.username).await?.is_some() {
+        return Ok(false);
+    }
+    let mut user = User::new(account.username, account.firstname, account.lastname, account.email, now);
+    if let Some(pw) = account.password {
+        user.password = Some(password::hash(pw).map_err(AppError::Internal)?);
+    }
+    user.directory.manual_profile = true;
+    let profile = Profile {
+        id: store.next_id("profile").await?,
+        username: account.username.to_owned(),
+        source: "Manual".into(),
+        is_active: Some(true),
+        insert_datetime: now,
+        update_datetime: now,
+        delete_datetime: None,
+    };
+    let access = match account.role {
+        Some((role_id, perimeter_id)) => {
+            let (start, end) = (now - Duration::days(1), now + account.validity);
+            user.directory.access_windows.push(Window { start: Some(start), end: Some(end) });
+            Some(Access {
+                id: store.next_id("access").await?,
+                profile_id: profile.id,
+                username: account.username.to_owned(),
+                perimeter_id: Some(perimeter_id),
+                role_id,
+                source: "Manual".into(),
+                external_id: None,
+                start_datetime: Some(start),
+                end_datetime: Some(end),
+                created_by: None,
+                updated_by: None,
+                insert_datetime: now,
+                update_datetime: now,
+                delete_datetime: None,
+            })
+        }
+        None => None,
+    };
+    match store.create_user(&user, &profile).await {
+        Ok(()) => {}
+        Err(crate::store::users::UserWriteError::UsernameTaken) => return Ok(false),
+        Err(e) => return Err(AppError::internal(e)),
+    }
+    if let Some(access) = access {
+        store.put_access(&access, Condition::MustNotExist).await?;
+    }
+    Ok(true)
+}
+
+pub struct DemoSeed<'a> {
+    pub admin_username: &'a str,
+    pub admin_password: &'a str,
+    pub perimeters_csv: &'a str,
+    pub app_usernames: Vec<&'a str>,
+}
+
+/// Everything `make dev` needs: roles, tree, the full admin on the root, the applicative users.
+pub async fn seed_demo(store: &DynamoStore, seed: DemoSeed<'_>) -> AppResult<String> {
+    let now = t::now();
+    seed_roles(store, now).await?;
+    let perimeters = seed_perimeters(store, seed.perimeters_csv).await?;
+    let root = perimeters
+        .iter()
+        .find(|p| p.parent_id.is_none())
+        .ok_or_else(|| AppError::BadRequest("perimeter file: no root perimeter".into()))?;
+    let admin_created = ensure_account(
+        store,
+        NewAccount {
+            username: seed.admin_username,
+            firstname: "Admin",
+            lastname: "COHORT360",
+            email: Some("admin@cohort360.local"),
+            password: Some(seed.admin_password),
+            role: Some((FULL_ADMIN_ROLE_ID, root.id)),
+            validity: Duration::days(365),
+        },
+        now,
+    )
+    .await?;
+    for name in &seed.app_usernames {
+        ensure_account(
+            store,
+            NewAccount {
+                username: name,
+                firstname: "Application",
+                lastname: name,
+                email: None,
+                password: None,
+                role: None,
+                validity: Duration::ZERO,
+            },
+            now,
+        )
+        .await?;
+    }
+    Ok(format!(
+        "{} roles, {} perimeters (root {}), admin {} ({})",
+        demo_roles().len(),
+        perimeters.len(),
+        root.id,
+        seed.admin_username,
+        if admin_created { "created" } else { "already present" }
+    ))
+}

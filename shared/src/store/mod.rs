@@ -1,0 +1,366 @@
+//! DynamoDB adapter: one table, records separate from domain types (keys live in [`keys`]).
+pub mod keys;
+mod platform;
+pub mod tokens;
+pub mod users;
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::{
+    error::SdkError,
+    types::{AttributeValue, Delete, Put, ReturnValue, Select, TransactWriteItem},
+    Client,
+};
+use serde::{de::DeserializeOwned, Serialize};
+
+pub use keys::Key;
+pub use platform::{LogQuery, NewLog};
+pub use users::UserBundle;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("condition failed")]
+    ConditionFailed,
+    /// A transaction was cancelled; `true` at the index of each operation whose condition failed.
+    #[error("transaction cancelled")]
+    TransactionConflict(Vec<bool>),
+    #[error("DynamoDB error: {0}")]
+    Sdk(String),
+    #[error("record (de)serialisation error: {0}")]
+    Record(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What must hold for a write to happen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Condition {
+    None,
+    MustNotExist,
+    MustExist,
+}
+
+impl Condition {
+    fn expression(self) -> Option<&'static str> {
+        match self {
+            Self::None => None,
+            Self::MustNotExist => Some("attribute_not_exists(pk)"),
+            Self::MustExist => Some("attribute_exists(pk)"),
+        }
+    }
+}
+
+/// An item ready to be written: a domain value plus its keys.
+pub struct Entry {
+    item: Item,
+}
+
+impl Entry {
+    pub fn new<T: Serialize>(entity: &str, key: &Key, value: &T) -> StoreResult<Self> {
+        let mut item: Item = serde_dynamo::to_item(value).map_err(|e| StoreError::Record(e.to_string()))?;
+        item.retain(|_, v| !matches!(v, AttributeValue::Null(_)));
+        item.insert("pk".into(), AttributeValue::S(key.pk.clone()));
+        item.insert("sk".into(), AttributeValue::S(key.sk.clone()));
+        item.insert("entity".into(), AttributeValue::S(entity.into()));
+        Ok(Self { item })
+    }
+
+    pub fn gsi1(mut self, key: &Key) -> Self {
+        self.item.insert("gsi1pk".into(), AttributeValue::S(key.pk.clone()));
+        self.item.insert("gsi1sk".into(), AttributeValue::S(key.sk.clone()));
+        self
+    }
+
+    pub fn gsi2(mut self, key: &Key) -> Self {
+        self.item.insert("gsi2pk".into(), AttributeValue::S(key.pk.clone()));
+        self.item.insert("gsi2sk".into(), AttributeValue::S(key.sk.clone()));
+        self
+    }
+
+    /// Epoch seconds after which DynamoDB TTL may delete the item.
+    pub fn expires_at(mut self, epoch_seconds: i64) -> Self {
+        self.item.insert("expires_at".into(), AttributeValue::N(epoch_seconds.to_string()));
+        self
+    }
+
+    pub fn number(mut self, name: &str, value: i64) -> Self {
+        self.item.insert(name.into(), AttributeValue::N(value.to_string()));
+        self
+    }
+}
+
+pub enum Write {
+    Put(Entry, Condition),
+    Delete(Key, Condition),
+}
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+fn sdk_error<E: std::fmt::Debug>(err: SdkError<E>) -> StoreError {
+    // The Debug form names the service error code; it never contains item values we wrote.
+    StoreError::Sdk(match &err {
+        SdkError::ServiceError(service) => format!("{:?}", service.err()),
+        other => format!("{other:?}").chars().take(300).collect(),
+    })
+}
+
+fn key_item(key: &Key) -> Item {
+    HashMap::from([("pk".into(), AttributeValue::S(key.pk.clone())), ("sk".into(), AttributeValue::S(key.sk.clone()))])
+}
+
+pub fn decode<T: DeserializeOwned>(item: Item) -> StoreResult<T> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Record(e.to_string()))
+}
+
+fn sk_of(item: &Item) -> &str {
+    item.get("sk").and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or("")
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, key: &Key) -> StoreResult<Option<T>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        out.item.map(decode).transpose()
+    }
+
+    /// Every item of a partition whose sort key starts with `sk_prefix` (all pages).
+    pub async fn query_partition(&self, pk: &str, sk_prefix: Option<&str>, forward: bool) -> StoreResult<Vec<Item>> {
+        let (condition, prefix) = match sk_prefix {
+            Some(p) => ("pk = :pk AND begins_with(sk, :prefix)", Some(p)),
+            None => ("pk = :pk", None),
+        };
+        self.query_all(None, condition, pk, prefix.map(|p| (":prefix", p)), forward).await
+    }
+
+    /// Every item of an index partition, optionally with `sk >= from`.
+    pub async fn query_index(
+        &self,
+        index: &str,
+        pk: &str,
+        sk_from: Option<&str>,
+        forward: bool,
+    ) -> StoreResult<Vec<Item>> {
+        let (pk_name, sk_name) = if index == keys::GSI1 { ("gsi1pk", "gsi1sk") } else { ("gsi2pk", "gsi2sk") };
+        let condition = match sk_from {
+            Some(_) => format!("{pk_name} = :pk AND {sk_name} >= :from"),
+            None => format!("{pk_name} = :pk"),
+        };
+        self.query_all(Some(index), &condition, pk, sk_from.map(|f| (":from", f)), forward).await
+    }
+
+    async fn query_all(
+        &self,
+        index: Option<&str>,
+        condition: &str,
+        pk: &str,
+        extra: Option<(&str, &str)>,
+        forward: bool,
+    ) -> StoreResult<Vec<Item>> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let mut request = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .set_index_name(index.map(str::to_owned))
+                .key_condition_expression(condition)
+                .expression_attribute_values(":pk", AttributeValue::S(pk.into()))
+                .scan_index_forward(forward)
+                .set_exclusive_start_key(start.take());
+            if let Some((name, value)) = extra {
+                request = request.expression_attribute_values(name, AttributeValue::S(value.into()));
+            }
+            if index.is_none() {
+                request = request.consistent_read(true);
+            }
+            let out = request.send().await.map_err(sdk_error)?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    pub async fn count_partition(&self, pk: &str) -> StoreResult<i64> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(pk.into()))
+            .select(Select::Count)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(out.count as i64)
+    }
+
+    pub async fn put(&self, entry: Entry, condition: Condition) -> StoreResult<()> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(entry.item))
+            .set_condition_expression(condition.expression().map(str::to_owned))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Err(StoreError::ConditionFailed)
+            }
+            Err(err) => Err(sdk_error(err)),
+        }
+    }
+
+    pub async fn delete(&self, key: &Key, condition: Condition) -> StoreResult<()> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(key)))
+            .set_condition_expression(condition.expression().map(str::to_owned))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Err(StoreError::ConditionFailed)
+            }
+            Err(err) => Err(sdk_error(err)),
+        }
+    }
+
+    /// All-or-nothing writes (at most 100 items).
+    pub async fn transact(&self, writes: Vec<Write>) -> StoreResult<()> {
+        let mut items = Vec::with_capacity(writes.len());
+        for write in writes {
+            let item = match write {
+                Write::Put(entry, condition) => {
+                    let put = Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(entry.item))
+                        .set_condition_expression(condition.expression().map(str::to_owned))
+                        .build()
+                        .map_err(|e| StoreError::Sdk(e.to_string()))?;
+                    TransactWriteItem::builder().put(put).build()
+                }
+                Write::Delete(key, condition) => {
+                    let delete = Delete::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(key_item(&key)))
+                        .set_condition_expression(condition.expression().map(str::to_owned))
+                        .build()
+                        .map_err(|e| StoreError::Sdk(e.to_string()))?;
+                    TransactWriteItem::builder().delete(delete).build()
+                }
+            };
+            items.push(item);
+        }
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(()),
+            Err(err) => match err.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(e)) => {
+                    let failed = e
+                        .cancellation_reasons()
+                        .iter()
+                        .map(|r| r.code() == Some("ConditionalCheckFailed"))
+                        .collect();
+                    Err(StoreError::TransactionConflict(failed))
+                }
+                _ => Err(sdk_error(err)),
+            },
+        }
+    }
+
+    /// The next integer id of an entity (atomic counter; ids start at 1).
+    pub async fn next_id(&self, entity: &str) -> StoreResult<i64> {
+        self.reserve_ids(entity, 1).await
+    }
+
+    /// Reserves `count` consecutive ids and returns the last one.
+    pub async fn reserve_ids(&self, entity: &str, count: i64) -> StoreResult<i64> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(&keys::counter(entity))))
+            .update_expression("ADD #v :n")
+            .expression_attribute_names("#v", "value")
+            .expression_attribute_values(":n", AttributeValue::N(count.to_string()))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        out.attributes
+            .as_ref()
+            .and_then(|a| a.get("value"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| StoreError::Sdk("counter update returned no value".into()))
+    }
+
+    /// Removes the index keys of an item so that it leaves an index (soft-deleted records).
+    pub async fn remove_attributes(&self, key: &Key, names: &[&str]) -> StoreResult<()> {
+        let expression = format!("REMOVE {}", names.join(", "));
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(key)))
+            .update_expression(expression)
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+}
+
+impl DynamoStore {
+    /// Raises a counter to at least `value` (seeded records use fixed ids below it).
+    pub async fn ensure_counter_at_least(&self, entity: &str, value: i64) -> StoreResult<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(&keys::counter(entity))))
+            .update_expression("SET #v = :v")
+            .condition_expression("attribute_not_exists(#v) OR #v < :v")
+            .expression_attribute_names("#v", "value")
+            .expression_attribute_values(":v", AttributeValue::N(value.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(err) => Err(sdk_error(err)),
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! Users, profiles, accesses and roles.
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
+
+use super::{decode, keys, sdk_error, sk_of, Condition, DynamoStore, Entry, Item, StoreError, StoreResult, Write};
+use crate::domain::{
+    perimeter::Perimeter,
+    rights::{Access, Profile, Role},
+    user::User,
+};
+
+/// Everything a request needs to know about its caller, read in one Query of the user partition.
+#[derive(Clone, Debug)]
+pub struct UserBundle {
+    pub user: User,
+    pub profiles: Vec<Profile>,
+    pub accesses: Vec<Access>,
+}
+
+/// Why a user could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum UserWriteError {
+    #[error("username taken")]
+    UsernameTaken,
+    #[error("email taken")]
+    EmailTaken,
+    #[error("user not found")]
+    NotFound,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub(crate) fn user_entry(user: &User) -> StoreResult<Entry> {
+    Ok(Entry::new("user", &keys::user(&user.username), user)?.gsi1(&keys::users_index(&user.username)))
+}
+
+fn email_guard_entry(email: &str, username: &str) -> StoreResult<Entry> {
+    Entry::new("email_guard", &keys::email_guard(email), &serde_json::json!({ "username": username }))
+}
+
+pub fn profile_entry(profile: &Profile) -> StoreResult<Entry> {
+    Ok(Entry::new("profile", &keys::profile(&profile.username, profile.id), profile)?
+        .gsi1(&keys::profile_lookup(profile.id)))
+}
+
+pub fn access_entry(access: &Access) -> StoreResult<Entry> {
+    let entry =
+        Entry::new("access", &keys::access(&access.username, access.id), access)?.gsi1(&keys::access_lookup(access.id));
+    Ok(match access.perimeter_id {
+        Some(perimeter) => entry.gsi2(&keys::access_by_perimeter(perimeter, access.id)),
+        None => entry,
+    })
+}
+
+impl DynamoStore {
+    pub async fn user(&self, username: &str) -> StoreResult<Option<User>> {
+        Ok(self.get::<User>(&keys::user(username)).await?.filter(|u| u.delete_datetime.is_none()))
+    }
+
+    /// The user, their profiles and accesses: one Query.
+    pub async fn user_bundle(&self, username: &str) -> StoreResult<Option<UserBundle>> {
+        let items = self.query_partition(&keys::user_partition(username), None, true).await?;
+        let mut user = None;
+        let (mut profiles, mut accesses) = (Vec::new(), Vec::new());
+        for item in items {
+            let sk = sk_of(&item).to_owned();
+            if sk == keys::USER_SK {
+                user = Some(decode::<User>(item)?);
+            } else if sk.starts_with(keys::PROFILE_PREFIX) {
+                profiles.push(decode::<Profile>(item)?);
+            } else if sk.starts_with(keys::ACCESS_PREFIX) {
+                accesses.push(decode::<Access>(item)?);
+            }
+        }
+        Ok(user.filter(|u| u.delete_datetime.is_none()).map(|user| UserBundle { user, profiles, accesses }))
+    }
+
+    /// Every user, deleted ones included (their display names still label what they created).
+    /// A bounded exception to "no full listing": one index partition of small items, read for the
+    /// admin user list; see docs/data-model.md.
+    pub async fn user_directory(&self) -> StoreResult<Vec<User>> {
+        self.query_index(keys::GSI1, keys::USERS_INDEX_PK, None, true).await?.into_iter().map(decode).collect()
+    }
+
+    /// Users by username, deleted ones included (BatchGetItem, 100 keys per call).
+    pub async fn users_by_name(&self, usernames: &[&str]) -> StoreResult<Vec<User>> {
+        let mut wanted: Vec<&str> = usernames.to_vec();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut users = Vec::new();
+        for chunk in wanted.chunks(100) {
+            let mut pending: Vec<Item> = chunk
+                .iter()
+                .map(|u| {
+                    let key = keys::user(u);
+                    HashMap::from([
+                        ("pk".to_owned(), AttributeValue::S(key.pk)),
+                        ("sk".to_owned(), AttributeValue::S(key.sk)),
+                    ])
+                })
+                .collect();
+            while !pending.is_empty() {
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .build()
+                    .map_err(|e| StoreError::Sdk(e.to_string()))?;
+                let out =
+                    self.client.batch_get_item().request_items(&self.table, request).send().await.map_err(sdk_error)?;
+                if let Some(mut responses) = out.responses {
+                    for item in responses.remove(&self.table).unwrap_or_default() {
+                        users.push(decode::<User>(item)?);
+                    }
+                }
+                if let Some(mut unprocessed) = out.unprocessed_keys {
+                    if let Some(rest) = unprocessed.remove(&self.table) {
+                        pending = rest.keys;
+                    }
+                }
+            }
+        }
+        Ok(users)
+    }
+
+    /// Creates a user and their first profile; username and e-mail stay unique.
+    pub async fn create_user(&self, user: &User, profile: &Profile) -> Result<(), UserWriteError> {
+        let mut writes = vec![Write::Put(user_entry(user)?, Condition::MustNotExist)];
+        if let Some(email) = &user.email {
+            writes.push(Write::Put(email_guard_entry(email, &user.username)?, Condition::MustNotExist));
+        }
+        writes.push(Write::Put(profile_entry(profile)?, Condition::MustNotExist));
+        match self.transact(writes).await {
+            Err(StoreError::TransactionConflict(failed)) if failed.first() == Some(&true) => {
+                Err(UserWriteError::UsernameTaken)
+            }
+            Err(StoreError::TransactionConflict(failed)) if failed.get(1) == Some(&true) && user.email.is_some() => {
+                Err(UserWriteError::EmailTaken)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// Saves an existing user; moves the e-mail uniqueness guard when the e-mail changed.
+    pub async fn update_user(&self, user: &User, previous_email: Option<&str>) -> Result<(), UserWriteError> {
+        let mut writes = vec![Write::Put(user_entry(user)?, Condition::MustExist)];
+        let changed = user.email.as_deref().map(str::to_lowercase) != previous_email.map(str::to_lowercase);
+        if changed {
+            if let Some(email) = &user.email {
+                writes.push(Write::Put(email_guard_entry(email, &user.username)?, Condition::MustNotExist));
+            }
+            if let Some(old) = previous_email {
+                writes.push(Write::Delete(keys::email_guard(old), Condition::None));
+            }
+        }
+        match self.transact(writes).await {
+            Err(StoreError::TransactionConflict(failed)) if failed.first() == Some(&true) => {
+                Err(UserWriteError::NotFound)
+            }
+            Err(StoreError::TransactionConflict(failed)) if failed.get(1) == Some(&true) => {
+                Err(UserWriteError::EmailTaken)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    pub async fn roles(&self) -> StoreResult<Vec<Role>> {
+        self.query_partition(keys::ROLES_PK, None, true).await?.into_iter().map(decode).collect()
+    }
+
+    pub async fn put_role(&self, role: &Role, condition: Condition) -> StoreResult<()> {
+        self.put(Entry::new("role", &keys::role(role.id), role)?, condition).await
+    }
+
+    pub async fn put_profile(&self, profile: &Profile, condition: Condition) -> StoreResult<()> {
+        self.put(profile_entry(profile)?, condition).await
+    }
+
+    pub async fn put_access(&self, access: &Access, condition: Condition) -> StoreResult<()> {
+        self.put(access_entry(access)?, condition).await
+    }
+
+    pub async fn put_user(&self, user: &User, condition: Condition) -> StoreResult<()> {
+        self.put(user_entry(user)?, condition).await
+    }
+
+    /// Writes perimeters in batches of 25 (the seed and the tree import).
+    pub async fn put_perimeters(&self, perimeters: &[Perimeter]) -> StoreResult<()> {
+        for chunk in perimeters.chunks(25) {
+            let mut requests = Vec::with_capacity(chunk.len());
+            for p in chunk {
+                let put = PutRequest::builder()
+                    .set_item(Some(Entry::new("perimeter", &keys::perimeter(p.id), p)?.item))
+                    .build()
+                    .map_err(|e| StoreError::Sdk(e.to_string()))?;
+                requests.push(WriteRequest::builder().put_request(put).build());
+            }
+            let mut pending = Some(HashMap::from([(self.table.clone(), requests)]));
+            while let Some(items) = pending.take().filter(|m| m.values().any(|v| !v.is_empty())) {
+                let out =
+                    self.client.batch_write_item().set_request_items(Some(items)).send().await.map_err(sdk_error)?;
+                pending = out.unprocessed_items;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn perimeters(&self) -> StoreResult<Vec<Perimeter>> {
+        self.query_partition(keys::PERIMETERS_PK, None, true).await?.into_iter().map(decode).collect()
+    }
+}
