@@ -3,8 +3,13 @@
 use aws_smithy_http_client::{tls, Builder};
 
 pub async fn sdk_config() -> aws_config::SdkConfig {
+    sdk_loader().load().await
+}
+
+/// The loader behind [`sdk_config`], for callers that set more (tests pin endpoint and credentials).
+pub fn sdk_loader() -> aws_config::ConfigLoader {
     let http = Builder::new().tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring)).build_https();
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http).load().await
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http)
 }
 
 /// An HTTP client for third-party services (identity server, OIDC, QueryExecutor, FHIR...).

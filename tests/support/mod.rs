@@ -1,1 +1,210 @@
-//! Test support
+//! Test support: every test gets its own DynamoDB table in the emulator (cloned from the template's
+//! table, so the schema has one source of truth), its own app state and router.
+use std::sync::{Arc, OnceLock};
+
+use aws_sdk_dynamodb::{
+    config::{Credentials, Region},
+    types::{
+        BillingMode, GlobalSecondaryIndex, KeySchemaElement, Projection, TimeToLiveSpecification,
+    },
+    Client,
+};
+use axum::{body::Body, Router};
+use c360::{
+    config::test_settings,
+    http::AppState,
+    seed::{ensure_account, seed_perimeters, seed_roles, NewAccount},
+};
+use http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub const DEMO_TREE: &str = include_str!("../../infra/data/perimeters.demo.csv");
+pub const ROOT_PERIMETER: i64 = 9999;
+
+fn endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:4566".into())
+}
+
+/// A DynamoDB client for the emulator with dummy credentials (never the EC2 metadata service).
+pub async fn dynamodb() -> Client {
+    static CONFIG: OnceLock<aws_config::SdkConfig> = OnceLock::new();
+    if CONFIG.get().is_none() {
+        let config = c360::aws::sdk_loader()
+            .endpoint_url(endpoint())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+            .load()
+            .await;
+        let _ = CONFIG.set(config);
+    }
+    Client::new(CONFIG.get().expect("set above"))
+}
+
+/// Creates a fresh table with the schema of `C360_REFERENCE_TABLE` (made from template.yaml by
+/// infra/bootstrap.py; `make test` sets it, `make dev` creates `c360-local-AppTable`).
+pub async fn fresh_table() -> String {
+    let client = dynamodb().await;
+    let reference = std::env::var("C360_REFERENCE_TABLE").unwrap_or_else(|_| "c360-local-AppTable".into());
+    let described = client.describe_table().table_name(&reference).send().await.unwrap_or_else(|e| {
+        panic!(
+            "the emulator at {} has no reference table {reference} ({e:?}). Run the tests with `make test`, \
+             or start the stack with `make dev` first.",
+            endpoint()
+        )
+    });
+    let source = described.table.expect("describe_table returns the table");
+    let name = format!("t-{}", uuid::Uuid::new_v4().simple());
+    let indexes: Vec<GlobalSecondaryIndex> = source
+        .global_secondary_indexes()
+        .iter()
+        .map(|gsi| {
+            GlobalSecondaryIndex::builder()
+                .index_name(gsi.index_name().unwrap_or_default())
+                .set_key_schema(Some(gsi.key_schema().to_vec()))
+                .projection(gsi.projection().cloned().unwrap_or_else(|| Projection::builder().build()))
+                .build()
+                .expect("index from the reference table is complete")
+        })
+        .collect();
+    let key_schema: Vec<KeySchemaElement> = source.key_schema().to_vec();
+    client
+        .create_table()
+        .table_name(&name)
+        .set_attribute_definitions(Some(source.attribute_definitions().to_vec()))
+        .set_key_schema(Some(key_schema))
+        .set_global_secondary_indexes((!indexes.is_empty()).then_some(indexes))
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .expect("create the test table");
+    if let Ok(ttl) = client.describe_time_to_live().table_name(&reference).send().await {
+        if let Some(attribute) = ttl.time_to_live_description().and_then(|d| d.attribute_name()) {
+            let spec = TimeToLiveSpecification::builder().attribute_name(attribute).enabled(true).build().expect("ttl spec");
+            let _ = client.update_time_to_live().table_name(&name).time_to_live_specification(spec).send().await;
+        }
+    }
+    name
+}
+
+pub struct TestApp {
+    pub state: AppState,
+    pub router: Router,
+}
+
+pub const ADMIN: &str = "admin";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+impl TestApp {
+    /// A fresh table with the demo roles and tree, and a full admin `admin`.
+    pub async fn new() -> Self {
+        Self::with_settings(&[]).await
+    }
+
+    pub async fn with_settings(extra: &[(&str, &str)]) -> Self {
+        let table = fresh_table().await;
+        let state = AppState::new(test_settings(&table, extra), dynamodb().await).expect("valid test state");
+        let now = c360::domain::time::now();
+        seed_roles(&state.store, now).await.expect("seed roles");
+        seed_perimeters(&state.store, DEMO_TREE).await.expect("seed perimeters");
+        let app = Self { router: dev_server::app(&state), state };
+        app.account(ADMIN, Some(1)).await;
+        app
+    }
+
+    /// A user with password [`PASSWORD`] and, if given, one valid access to that role on the root.
+    pub async fn account(&self, username: &str, role: Option<i64>) {
+        ensure_account(
+            &self.state.store,
+            NewAccount {
+                username,
+                firstname: "Test",
+                lastname: &format!("User{username}"),
+                email: Some(&format!("{username}@cohort360.test")),
+                password: Some(PASSWORD),
+                role: role.map(|r| (r, ROOT_PERIMETER)),
+                validity: time::Duration::days(30),
+            },
+            c360::domain::time::now(),
+        )
+        .await
+        .expect("create account");
+    }
+
+    pub fn call(&self, method: Method, path: &str) -> Call<'_> {
+        Call { app: self, request: Request::builder().method(method).uri(path), body: Body::empty() }
+    }
+
+    /// Logs in through the API; returns `(access, refresh)`.
+    pub async fn login(&self, username: &str) -> (String, String) {
+        let (status, body) = self.call(Method::POST, "/auth/login/").json(serde_json::json!({"username": username, "password": PASSWORD})).send().await;
+        assert_eq!(status, StatusCode::OK, "login of {username}: {body}");
+        (body["access_token"].as_str().unwrap().to_owned(), body["refresh_token"].as_str().unwrap().to_owned())
+    }
+}
+
+pub struct Call<'a> {
+    app: &'a TestApp,
+    request: http::request::Builder,
+    body: Body,
+}
+
+impl Call<'_> {
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.request = self.request.header(name, value);
+        self
+    }
+
+    /// `Authorization: Bearer <token>` with `authorizationMethod: JWT`, as the front ends send.
+    pub fn token(self, access: &str) -> Self {
+        self.header("authorization", &format!("Bearer {access}")).header("authorizationmethod", "JWT")
+    }
+
+    pub fn json(mut self, value: Value) -> Self {
+        self.request = self.request.header("content-type", "application/json");
+        self.body = Body::from(value.to_string());
+        self
+    }
+
+    pub fn raw(mut self, content_type: &str, body: impl Into<Body>) -> Self {
+        self.request = self.request.header("content-type", content_type);
+        self.body = body.into();
+        self
+    }
+
+    pub async fn send_full(self) -> (StatusCode, http::HeaderMap, Value) {
+        let request = self.request.body(self.body).expect("valid request");
+        let response = self.app.router.clone().oneshot(request).await.expect("infallible router");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into())) };
+        (status, headers, body)
+    }
+
+    pub async fn send(self) -> (StatusCode, Value) {
+        let (status, _, body) = self.send_full().await;
+        (status, body)
+    }
+}
+
+/// Captured log output, for asserting that no secret reaches the logs.
+#[derive(Clone, Default)]
+pub struct LogCapture(pub Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogCapture {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("log buffer")).into_owned()
+    }
+}
