@@ -50,7 +50,11 @@ async fn multipart_login_as_the_front_ends_send_it() {
 async fn wrong_password_and_unknown_user_get_the_same_401() {
     let app = TestApp::new().await;
     for (username, password) in [(ADMIN, "wrong"), ("nobody", PASSWORD)] {
-        let (status, body) = app.call(Method::POST, "/auth/login/").json(json!({"username": username, "password": password})).send().await;
+        let (status, body) = app
+            .call(Method::POST, "/auth/login/")
+            .json(json!({"username": username, "password": password}))
+            .send()
+            .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert_eq!(body, json!({"error": "Invalid username or password!"}));
     }
@@ -72,18 +76,30 @@ async fn login_only_accepts_post() {
 async fn refresh_rotates_and_a_used_refresh_token_is_refused() {
     let app = TestApp::new().await;
     let (access, refresh) = app.login(ADMIN).await;
-    let (status, body) = app.call(Method::POST, "/auth/refresh/").token(&access).json(json!({"refresh_token": refresh})).send().await;
+    let (status, body) =
+        app.call(Method::POST, "/auth/refresh/").token(&access).json(json!({"refresh_token": refresh})).send().await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (new_access, new_refresh) = (body["access_token"].as_str().unwrap(), body["refresh_token"].as_str().unwrap());
     assert_ne!(new_refresh, refresh);
 
-    let (status, body) = app.call(Method::POST, "/auth/refresh/").token(new_access).json(json!({"refresh_token": refresh})).send().await;
+    let (status, body) =
+        app.call(Method::POST, "/auth/refresh/").token(new_access).json(json!({"refresh_token": refresh})).send().await;
     assert_eq!((status, body), (StatusCode::BAD_REQUEST, json!({"error": "Token is invalid or expired"})));
 
-    let (status, body) = app.call(Method::POST, "/auth/refresh/").token(new_access).json(json!({"refresh_token": "garbage"})).send().await;
+    let (status, body) = app
+        .call(Method::POST, "/auth/refresh/")
+        .token(new_access)
+        .json(json!({"refresh_token": "garbage"}))
+        .send()
+        .await;
     assert_eq!((status, body), (StatusCode::BAD_REQUEST, json!({"error": "Token is invalid or expired"})));
 
-    let (status, body) = app.call(Method::POST, "/auth/refresh/").token(new_access).json(json!({"refresh_token": new_access})).send().await;
+    let (status, body) = app
+        .call(Method::POST, "/auth/refresh/")
+        .token(new_access)
+        .json(json!({"refresh_token": new_access}))
+        .send()
+        .await;
     assert_eq!((status, body), (StatusCode::BAD_REQUEST, json!({"error": "Token has wrong type"})));
 }
 
@@ -92,17 +108,26 @@ async fn refresh_needs_a_valid_access_token() {
     let app = TestApp::new().await;
     let (_, refresh) = app.login(ADMIN).await;
     let (status, body) = app.call(Method::POST, "/auth/refresh/").json(json!({"refresh_token": refresh})).send().await;
-    assert_eq!((status, body), (StatusCode::FORBIDDEN, json!({"detail": "Authentication credentials were not provided."})));
+    assert_eq!(
+        (status, body),
+        (StatusCode::FORBIDDEN, json!({"detail": "Authentication credentials were not provided."}))
+    );
 }
 
 #[tokio::test]
 async fn logout_revokes_the_refresh_token_and_deletes_the_csrf_cookie() {
     let app = TestApp::new().await;
     let (access, refresh) = app.login(ADMIN).await;
-    let (status, headers, body) = app.call(Method::POST, "/auth/logout/").token(&access).json(json!({"refresh_token": refresh})).send_full().await;
+    let (status, headers, body) = app
+        .call(Method::POST, "/auth/logout/")
+        .token(&access)
+        .json(json!({"refresh_token": refresh}))
+        .send_full()
+        .await;
     assert_eq!((status, body), (StatusCode::OK, json!({})));
     assert!(headers["set-cookie"].to_str().unwrap().starts_with("csrftoken=\"\""));
-    let (status, _) = app.call(Method::POST, "/auth/refresh/").token(&access).json(json!({"refresh_token": refresh})).send().await;
+    let (status, _) =
+        app.call(Method::POST, "/auth/refresh/").token(&access).json(json!({"refresh_token": refresh})).send().await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     // An expired session can still revoke the refresh token it holds; nothing else is anonymous.
@@ -118,12 +143,14 @@ async fn expired_tampered_unsigned_and_foreign_algorithm_tokens_are_anonymous() 
     let app = TestApp::new().await;
     let (access, refresh) = app.login(ADMIN).await;
     let now = c360::domain::time::now().unix_timestamp();
-    let expired = app.state.tokens.mint(TokenType::Access, ADMIN, now - 3600, std::time::Duration::from_secs(300)).unwrap();
+    let expired =
+        app.state.tokens.mint(TokenType::Access, ADMIN, now - 3600, std::time::Duration::from_secs(300)).unwrap();
     let mut parts: Vec<String> = access.split('.').map(str::to_owned).collect();
     let payload = String::from_utf8(URL_SAFE_NO_PAD.decode(&parts[1]).unwrap()).unwrap();
     parts[1] = URL_SAFE_NO_PAD.encode(payload.replace("access", "acces5"));
     let tampered = parts.join(".");
-    let unsigned = format!("{}.{}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#), access.split('.').nth(1).unwrap());
+    let unsigned =
+        format!("{}.{}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#), access.split('.').nth(1).unwrap());
     let hs512 = {
         let claims = app.state.tokens.verify(&access, TokenType::Access).unwrap();
         jsonwebtoken::encode(
@@ -133,13 +160,22 @@ async fn expired_tampered_unsigned_and_foreign_algorithm_tokens_are_anonymous() 
         )
         .unwrap()
     };
-    for (case, token) in [("expired", expired), ("tampered", tampered), ("alg none", unsigned), ("HS512", hs512), ("refresh as access", refresh)] {
+    for (case, token) in [
+        ("expired", expired),
+        ("tampered", tampered),
+        ("alg none", unsigned),
+        ("HS512", hs512),
+        ("refresh as access", refresh),
+    ] {
         let (status, body) = app.call(Method::GET, "/users/").token(&token).send().await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{case}");
         assert_eq!(body, json!({"detail": "Authentication credentials were not provided."}), "{case}");
     }
     let (status, body) = app.call(Method::GET, "/users/").header("authorization", "Bearer a b").send().await;
-    assert_eq!((status, body), (StatusCode::FORBIDDEN, json!({"detail": "Authorization header must contain two space-delimited values"})));
+    assert_eq!(
+        (status, body),
+        (StatusCode::FORBIDDEN, json!({"detail": "Authorization header must contain two space-delimited values"}))
+    );
     let (status, _) = app.call(Method::GET, "/users/").token(&access).send().await;
     assert_eq!(status, StatusCode::OK);
 }
@@ -162,13 +198,19 @@ async fn legacy_sha256_password_is_accepted_once_and_upgraded_to_argon2() {
 async fn the_identity_server_is_asked_before_the_local_password() {
     let people = fakes::identity::parse_people("1000002:from-identity:Marie:CURIE:marie@x.fr");
     let (url, _server) = fakes::spawn(fakes::identity::router("identity-key", people), 0).await.unwrap();
-    let app = TestApp::with_settings(&[("IDENTITY_SERVER_URL", &url), ("IDENTITY_SERVER_AUTH_TOKEN", "identity-key")]).await;
+    let app =
+        TestApp::with_settings(&[("IDENTITY_SERVER_URL", &url), ("IDENTITY_SERVER_AUTH_TOKEN", "identity-key")]).await;
     app.account("1000002", None).await;
-    let (status, _) = app.call(Method::POST, "/auth/login/").json(json!({"username": "1000002", "password": "from-identity"})).send().await;
+    let (status, _) = app
+        .call(Method::POST, "/auth/login/")
+        .json(json!({"username": "1000002", "password": "from-identity"}))
+        .send()
+        .await;
     assert_eq!(status, StatusCode::OK);
     // The local password still works when the service says no.
     app.login("1000002").await;
-    let (status, _) = app.call(Method::POST, "/auth/login/").json(json!({"username": "1000002", "password": "neither"})).send().await;
+    let (status, _) =
+        app.call(Method::POST, "/auth/login/").json(json!({"username": "1000002", "password": "neither"})).send().await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
@@ -199,29 +241,47 @@ async fn oidc_code_login_token_validation_refresh_and_logout() {
     let access = body["access_token"].as_str().unwrap().to_owned();
     let refresh = body["refresh_token"].as_str().unwrap().to_owned();
 
-    let (status, _) = app.call(Method::GET, "/users/").header("authorization", &format!("Bearer {access}")).header("authorizationmethod", "OIDC").send().await;
+    let (status, _) = app
+        .call(Method::GET, "/users/")
+        .header("authorization", &format!("Bearer {access}"))
+        .header("authorizationmethod", "OIDC")
+        .send()
+        .await;
     assert_eq!(status, StatusCode::OK);
     // An OIDC token is not a backend JWT.
     let (status, _) = app.call(Method::GET, "/users/").token(&access).send().await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     // A token signed by the right key but for an unknown audience is refused.
     let foreign = fakes::oidc::Realm::new(&issuer, "another-client", "x").token(ADMIN, "Bearer", 300);
-    let (status, _) = app.call(Method::GET, "/users/").header("authorization", &format!("Bearer {foreign}")).header("authorizationmethod", "OIDC").send().await;
+    let (status, _) = app
+        .call(Method::GET, "/users/")
+        .header("authorization", &format!("Bearer {foreign}"))
+        .header("authorizationmethod", "OIDC")
+        .send()
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
-    let (status, body) = oidc(app.call(Method::POST, "/auth/refresh/"), &access).json(json!({"refresh_token": refresh})).send().await;
+    let (status, body) =
+        oidc(app.call(Method::POST, "/auth/refresh/"), &access).json(json!({"refresh_token": refresh})).send().await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let rotated = body["refresh_token"].as_str().unwrap().to_owned();
-    let (status, body) = oidc(app.call(Method::POST, "/auth/refresh/"), &access).json(json!({"refresh_token": refresh})).send().await;
+    let (status, body) =
+        oidc(app.call(Method::POST, "/auth/refresh/"), &access).json(json!({"refresh_token": refresh})).send().await;
     assert_eq!((status, body), (StatusCode::BAD_REQUEST, json!({"error": "Token is invalid or expired"})));
-    let (status, _) = oidc(app.call(Method::POST, "/auth/logout/"), &access).json(json!({"refresh_token": rotated})).send().await;
+    let (status, _) =
+        oidc(app.call(Method::POST, "/auth/logout/"), &access).json(json!({"refresh_token": rotated})).send().await;
     assert_eq!(status, StatusCode::OK);
 
     let (status, body) = login("bad-code").send().await;
     assert_eq!((status, body), (StatusCode::UNAUTHORIZED, json!({"error": "Invalid username or password"})));
     let (status, body) = login("ok:somebody-unknown").send().await;
     assert_eq!((status, body), (StatusCode::UNAUTHORIZED, json!({"error": "User matching query does not exist."})));
-    let (status, body) = app.call(Method::POST, "/auth/login/").header("authorizationmethod", "OIDC").json(json!({"redirect_uri": "x"})).send().await;
+    let (status, body) = app
+        .call(Method::POST, "/auth/login/")
+        .header("authorizationmethod", "OIDC")
+        .json(json!({"redirect_uri": "x"}))
+        .send()
+        .await;
     assert_eq!((status, body), (StatusCode::UNAUTHORIZED, json!({"error": "Missing `'auth_code'`"})));
 }
 
@@ -232,7 +292,13 @@ async fn impersonation_is_for_full_admins_only() {
     let (admin, _) = app.login(ADMIN).await;
     let (manager, _) = app.login("1000003").await;
 
-    let (status, body) = app.call(Method::POST, "/release-notes/").token(&admin).header("x-impersonate", "1000003").json(json!({"title": "t", "message": []})).send().await;
+    let (status, body) = app
+        .call(Method::POST, "/release-notes/")
+        .token(&admin)
+        .header("x-impersonate", "1000003")
+        .json(json!({"title": "t", "message": []}))
+        .send()
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     // Acting as the manager: full-admin-only endpoints refuse.
     let (status, _) = app.call(Method::GET, "/logs/").token(&admin).header("x-impersonate", "1000003").send().await;
@@ -244,16 +310,30 @@ async fn impersonation_is_for_full_admins_only() {
     assert_eq!(status, StatusCode::OK);
 
     let (status, body) = app.call(Method::GET, "/users/").token(&manager).header("x-impersonate", ADMIN).send().await;
-    assert_eq!((status, body), (StatusCode::FORBIDDEN, json!({"detail": "Vous n'avez pas le droit d'impersonnifier un autre utilisateur"})));
+    assert_eq!(
+        (status, body),
+        (StatusCode::FORBIDDEN, json!({"detail": "Vous n'avez pas le droit d'impersonnifier un autre utilisateur"}))
+    );
 }
 
 #[tokio::test]
 async fn applicative_keys_authenticate_without_authorization_method() {
     let app = TestApp::new().await;
-    let body = json!({"subject": "s", "start_datetime": "2030-01-01T00:00:00Z", "end_datetime": "2030-01-02T00:00:00Z"});
-    let (status, _) = app.call(Method::POST, "/maintenances/").header("authorization", "Bearer test-qe-token").json(body.clone()).send().await;
+    let body =
+        json!({"subject": "s", "start_datetime": "2030-01-01T00:00:00Z", "end_datetime": "2030-01-02T00:00:00Z"});
+    let (status, _) = app
+        .call(Method::POST, "/maintenances/")
+        .header("authorization", "Bearer test-qe-token")
+        .json(body.clone())
+        .send()
+        .await;
     assert_eq!(status, StatusCode::CREATED);
-    let (status, _) = app.call(Method::POST, "/maintenances/").header("authorization", "Bearer test-qe-tokeN").json(body).send().await;
+    let (status, _) = app
+        .call(Method::POST, "/maintenances/")
+        .header("authorization", "Bearer test-qe-tokeN")
+        .json(body)
+        .send()
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 

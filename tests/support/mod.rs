@@ -4,9 +4,7 @@ use std::sync::{Arc, OnceLock};
 
 use aws_sdk_dynamodb::{
     config::{Credentials, Region},
-    types::{
-        BillingMode, GlobalSecondaryIndex, KeySchemaElement, Projection, TimeToLiveSpecification,
-    },
+    types::{BillingMode, GlobalSecondaryIndex, KeySchemaElement, Projection, TimeToLiveSpecification},
     Client,
 };
 use axum::{body::Body, Router};
@@ -81,7 +79,8 @@ pub async fn fresh_table() -> String {
         .expect("create the test table");
     if let Ok(ttl) = client.describe_time_to_live().table_name(&reference).send().await {
         if let Some(attribute) = ttl.time_to_live_description().and_then(|d| d.attribute_name()) {
-            let spec = TimeToLiveSpecification::builder().attribute_name(attribute).enabled(true).build().expect("ttl spec");
+            let spec =
+                TimeToLiveSpecification::builder().attribute_name(attribute).enabled(true).build().expect("ttl spec");
             let _ = client.update_time_to_live().table_name(&name).time_to_live_specification(spec).send().await;
         }
     }
@@ -138,7 +137,11 @@ impl TestApp {
 
     /// Logs in through the API; returns `(access, refresh)`.
     pub async fn login(&self, username: &str) -> (String, String) {
-        let (status, body) = self.call(Method::POST, "/auth/login/").json(serde_json::json!({"username": username, "password": PASSWORD})).send().await;
+        let (status, body) = self
+            .call(Method::POST, "/auth/login/")
+            .json(serde_json::json!({"username": username, "password": PASSWORD}))
+            .send()
+            .await;
         assert_eq!(status, StatusCode::OK, "login of {username}: {body}");
         (body["access_token"].as_str().unwrap().to_owned(), body["refresh_token"].as_str().unwrap().to_owned())
     }
@@ -179,7 +182,11 @@ impl Call<'_> {
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response.into_body().collect().await.expect("body").to_bytes();
-        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into())) };
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
         (status, headers, body)
     }
 
