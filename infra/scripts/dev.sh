@@ -5,8 +5,8 @@
 #   2. the AWS emulator on 127.0.0.1:4566 (reused if one already answers)
 #   3. cargo build of the dev server and the fakes
 #   4. the template's tables/queues/bucket in the emulator (bootstrap.py) -> .dev/resources.env
-#   5. the fake third parties (identity server, OIDC, QueryExecutor, FHIR, Export API) in the background
-#   6. the dev server (every HTTP router + /ws/ + SQS pollers + schedules) in the foreground, with --seed
+#   5. the fake third parties (identity server, OIDC provider) in the background
+#   6. the dev server (every HTTP router, as API Gateway maps them) in the foreground, with --seed
 # Settings: infra/env/local.env (every value there can be overridden from the environment).
 # Ctrl-C stops everything this script started (never an emulator that was already running).
 set -euo pipefail
@@ -82,15 +82,13 @@ if ! kill -0 "$FAKES_PID" 2>/dev/null; then
   exit 1
 fi
 echo "[dev] fakes running (pid $FAKES_PID, log ${DEV_DIR#"$REPO"/}/fakes.log)"
-echo "      identity server $IDENTITY_SERVER_URL, OIDC $OIDC_AUTH_SERVER_1, QueryExecutor $QUERY_EXECUTOR_URL,"
-echo "      FHIR $FHIR_URL, Export API $EXPORT_API_URL"
+echo "      identity server $IDENTITY_SERVER_URL, OIDC provider $OIDC_AUTH_SERVER_1"
 
 cat <<EOF
 
   Cohort360 API      http://127.0.0.1:${PORT}/            (also under /api/back/)
   Swagger UI         http://127.0.0.1:${PORT}/docs
   OpenAPI schema     http://127.0.0.1:${PORT}/schema
-  WebSocket          ws://127.0.0.1:${PORT}/ws/
   Admin login        ${DEV_ADMIN_USERNAME} / ${DEV_ADMIN_PASSWORD}
   AWS emulator       ${AWS_ENDPOINT_URL}   (table ${TABLE_NAME})
   Logs               ${DEV_DIR#"$REPO"/}/emulator.log, ${DEV_DIR#"$REPO"/}/fakes.log

@@ -9,18 +9,10 @@ use axum::{
     Json, Router,
 };
 use c360::{
-    error::{AppError, AppResult},
+    error::AppResult,
     http::{listing::ListQuery, Api, AppState, Exposure, MethodPolicy, Principal, RouteSpec},
 };
 use serde_json::json;
-
-fn full_admin(principal: &Principal) -> AppResult<()> {
-    if principal.is_full_admin() {
-        Ok(())
-    } else {
-        Err(AppError::permission_denied())
-    }
-}
 
 pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
     let mut api = Api::new(state, "cache").method_policy(MethodPolicy::NotAllowedIf(Principal::is_full_admin));
@@ -37,7 +29,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
 }
 
 async fn show(State(state): State<AppState>, principal: Arc<Principal>, query: ListQuery) -> AppResult<Response> {
-    full_admin(&principal)?;
+    principal.ensure(Principal::is_full_admin)?;
     let roles = state.roles().await?;
     if query.get("keys_only").is_some() {
         return Ok(Json(json!(["roles"])).into_response());
@@ -46,7 +38,7 @@ async fn show(State(state): State<AppState>, principal: Arc<Principal>, query: L
 }
 
 async fn clear(State(state): State<AppState>, principal: Arc<Principal>) -> AppResult<Response> {
-    full_admin(&principal)?;
+    principal.ensure(Principal::is_full_admin)?;
     state.invalidate_roles();
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -45,14 +45,6 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
         .build()
 }
 
-fn full_admin(principal: &Principal) -> AppResult<()> {
-    if principal.is_full_admin() {
-        Ok(())
-    } else {
-        Err(AppError::permission_denied())
-    }
-}
-
 async fn types(_: PublicCaller) -> Json<Value> {
     Json(content_types_json())
 }
@@ -102,7 +94,7 @@ async fn retrieve(State(state): State<AppState>, _: PublicCaller, Path(id): Path
 }
 
 async fn create(State(state): State<AppState>, principal: Arc<Principal>, Body(body): Body) -> AppResult<Response> {
-    full_admin(&principal)?;
+    principal.ensure(Principal::is_full_admin)?;
     let fields = validate(&body, None)?;
     let now = time::now();
     let content = Content {
@@ -126,7 +118,7 @@ async fn patch(
     Path(id): Path<String>,
     Body(body): Body,
 ) -> AppResult<Json<Value>> {
-    full_admin(&principal)?;
+    principal.ensure(Principal::is_full_admin)?;
     let mut content = find(&state, &id).await?;
     let fields = validate(&body, Some(&content))?;
     content.title = fields.title;
@@ -144,7 +136,7 @@ async fn delete(
     principal: Arc<Principal>,
     Path(id): Path<String>,
 ) -> AppResult<Response> {
-    full_admin(&principal)?;
+    principal.ensure(Principal::is_full_admin)?;
     let mut content = find(&state, &id).await?;
     content.deleted_at = Some(time::now());
     state.store.put_content(&content, Condition::MustExist).await?;

@@ -25,14 +25,6 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
         .build()
 }
 
-fn full_admin(principal: &Principal) -> AppResult<()> {
-    if principal.is_full_admin() {
-        Ok(())
-    } else {
-        Err(AppError::permission_denied())
-    }
-}
-
 /// `user_details` of each log: the user serializer of `username_persistent` (one BatchGetItem).
 async fn with_user_details(state: &AppState, logs: &[RequestLog]) -> AppResult<Vec<Value>> {
     let names: Vec<&str> = logs.iter().filter_map(|l| l.username_persistent.as_deref()).collect();
@@ -44,16 +36,8 @@ async fn with_user_details(state: &AppState, logs: &[RequestLog]) -> AppResult<V
         .collect())
 }
 
-struct Filters {
-    ints: Vec<(&'static str, i64)>,
-}
-
-fn int_param(query: &ListQuery, name: &'static str, filters: &mut Filters) -> AppResult<()> {
-    if let Some(raw) = query.get(name) {
-        let value = raw.parse().map_err(|_| AppError::field(name, "Enter a number."))?;
-        filters.ints.push((name, value));
-    }
-    Ok(())
+fn int_param(query: &ListQuery, name: &str) -> AppResult<Option<i64>> {
+    query.get(name).map(|raw| raw.parse().map_err(|_| AppError::field(name, "Enter a number."))).transpose()
 }
 
 fn date_param(query: &ListQuery, name: &str) -> AppResult<Option<time::DateTime>> {
@@ -64,7 +48,7 @@ fn date_param(query: &ListQuery, name: &str) -> AppResult<Option<time::DateTime>
 }
 
 async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: ListQuery) -> AppResult<Json<Value>> {
-    full_admin(&principal)?;
+    principal.ensure(Principal::is_full_admin)?;
     let orders = query.ordering("ordering", &["requested_at"])?;
     let after = date_param(&query, "requested_at_after")?;
     // A bare date as upper bound includes that whole day.
@@ -75,9 +59,7 @@ async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: L
             b
         }
     });
-    let mut filters = Filters { ints: Vec::new() };
-    int_param(&query, "response_ms_min", &mut filters)?;
-    int_param(&query, "response_ms_max", &mut filters)?;
+    let (min_ms, max_ms) = (int_param(&query, "response_ms_min")?, int_param(&query, "response_ms_max")?);
     let statuses = query
         .list("status_code")
         .map(|codes| codes.iter().map(|c| c.parse::<u16>()).collect::<Result<Vec<_>, _>>())
@@ -100,12 +82,7 @@ async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: L
         .filter(|l| exact(l.username_persistent.as_deref(), "username_persistent"))
         .filter(|l| methods.as_ref().is_none_or(|m| m.contains(&l.method)))
         .filter(|l| statuses.as_ref().is_none_or(|s| s.contains(&l.status_code)))
-        .filter(|l| {
-            filters
-                .ints
-                .iter()
-                .all(|(name, v)| if *name == "response_ms_min" { l.response_ms >= *v } else { l.response_ms <= *v })
-        })
+        .filter(|l| min_ms.is_none_or(|m| l.response_ms >= m) && max_ms.is_none_or(|m| l.response_ms <= m))
         .filter(|l| icontains(Some(&l.path), "path_contains") && icontains(l.data.as_deref(), "data"))
         // Responses and errors are never stored (as in the original): those filters match nothing.
         .filter(|_| query.get("response").is_none() && query.get("errors").is_none())
@@ -122,7 +99,7 @@ async fn retrieve(
     principal: Arc<Principal>,
     Path(id): Path<String>,
 ) -> AppResult<Json<Value>> {
-    full_admin(&principal)?;
+    principal.ensure(Principal::is_full_admin)?;
     let id: i64 = id.parse().map_err(|_| AppError::NotFound("APIRequestLog"))?;
     let log = state.store.request_log(id).await?.ok_or(AppError::NotFound("APIRequestLog"))?;
     let mut values = with_user_details(&state, std::slice::from_ref(&log)).await?;

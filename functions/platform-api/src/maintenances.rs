@@ -91,16 +91,8 @@ async fn retrieve(State(state): State<AppState>, _: PublicCaller, Path(id): Path
     Ok(Json(phase.to_json(time::now())))
 }
 
-fn require_manager(principal: &Principal) -> AppResult<()> {
-    if can_manage(principal) {
-        Ok(())
-    } else {
-        Err(AppError::permission_denied())
-    }
-}
-
 async fn create(State(state): State<AppState>, principal: Arc<Principal>, Body(body): Body) -> AppResult<Response> {
-    require_manager(&principal)?;
+    principal.ensure(can_manage)?;
     let fields = validate(&body, None)?;
     let now = time::now();
     let phase = MaintenancePhase {
@@ -125,7 +117,7 @@ async fn patch(
     Path(id): Path<String>,
     Body(body): Body,
 ) -> AppResult<Json<Value>> {
-    require_manager(&principal)?;
+    principal.ensure(can_manage)?;
     let mut phase = state.store.maintenance(parse_id(&id)?).await?.ok_or(AppError::NotFound("MaintenancePhase"))?;
     let fields = validate(&body, Some(&phase))?;
     phase.subject = fields.subject;
@@ -146,7 +138,7 @@ async fn delete(
     principal: Arc<Principal>,
     Path(id): Path<String>,
 ) -> AppResult<Response> {
-    require_manager(&principal)?;
+    principal.ensure(can_manage)?;
     let mut phase = state.store.maintenance(parse_id(&id)?).await?.ok_or(AppError::NotFound("MaintenancePhase"))?;
     let now = time::now();
     phase.delete_datetime = Some(now);

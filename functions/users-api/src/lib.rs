@@ -9,11 +9,7 @@ use axum::{
 };
 use c360::{
     auth::password,
-    domain::{
-        rights::{Profile, Right},
-        time,
-        user::User,
-    },
+    domain::{rights::Profile, time, user::User},
     error::{AppError, AppResult},
     http::{
         listing::{matches_search, sort_by, ListQuery, SortValue},
@@ -48,14 +44,6 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             check_user,
         )
         .build()
-}
-
-fn require_user_manager(principal: &Principal) -> AppResult<()> {
-    if principal.has(Right::MANAGE_USERS) || principal.is_full_admin() {
-        Ok(())
-    } else {
-        Err(AppError::permission_denied())
-    }
 }
 
 /// `manual_only` / `with_access`: literally `true` or `false` (the original fails on anything else).
@@ -138,7 +126,7 @@ async fn create_user(
     principal: Arc<Principal>,
     Body(body): Body,
 ) -> AppResult<Response> {
-    require_user_manager(&principal)?;
+    principal.ensure(Principal::can_manage_users)?;
     let new = state.user_rules.validate_new(&body)?;
     let now = time::now();
     let mut user = User::new(&new.username, &new.firstname, &new.lastname, Some(&new.email), now);
@@ -166,7 +154,7 @@ async fn patch_user(
     Path(username): Path<String>,
     Body(body): Body,
 ) -> AppResult<Json<Value>> {
-    require_user_manager(&principal)?;
+    principal.ensure(Principal::can_manage_users)?;
     let mut user = state.store.user(&username).await?.ok_or(AppError::NotFound("User"))?;
     let changes = state.user_rules.validate_changes(&body)?;
     let previous_email = user.email.clone();

@@ -1,4 +1,5 @@
-//! `dev-server [--seed]`: seeds the demo data when asked, then serves the whole API on $PORT.
+//! `dev-server [--seed | --seed-only]`: seeds the demo data when asked, then serves the whole API on
+//! $PORT (`--seed-only` stops after seeding: the benchmark times a start without it).
 use c360::{
     http::{serve, AppState},
     seed::{seed_demo, DemoSeed},
@@ -13,7 +14,9 @@ async fn main() -> Result<(), lambda_http::Error> {
     c360::telemetry::init();
     let started = std::time::Instant::now();
     let state = AppState::from_env().await?;
-    if std::env::args().any(|a| a == "--seed") {
+    let args: Vec<String> = std::env::args().collect();
+    let seed_only = args.iter().any(|a| a == "--seed-only");
+    if seed_only || args.iter().any(|a| a == "--seed") {
         let csv_path = env("PERIMETERS_CSV", "infra/data/perimeters.demo.csv");
         let csv =
             std::fs::read_to_string(&csv_path).map_err(|e| format!("cannot read PERIMETERS_CSV {csv_path}: {e}"))?;
@@ -30,6 +33,9 @@ async fn main() -> Result<(), lambda_http::Error> {
         .await
         .map_err(|e| format!("seeding failed: {e}"))?;
         tracing::info!(%summary, "demo data seeded");
+        if seed_only {
+            return Ok(());
+        }
     }
     tracing::info!(startup_ms = started.elapsed().as_millis() as u64, "dev server ready");
     serve::run(dev_server::app(&state)).await

@@ -47,6 +47,20 @@ impl Principal {
     pub fn is_app(&self, actor: AppActor) -> bool {
         self.app == Some(actor)
     }
+
+    /// 403 "You do not have permission…" unless `permission` admits this caller.
+    pub fn ensure(&self, permission: fn(&Principal) -> bool) -> Result<(), AppError> {
+        if permission(self) {
+            Ok(())
+        } else {
+            Err(AppError::permission_denied())
+        }
+    }
+
+    /// Holds `right_manage_users` (full admins hold every right).
+    pub fn can_manage_users(&self) -> bool {
+        self.has(Right::MANAGE_USERS) || self.is_full_admin()
+    }
 }
 
 #[derive(Clone, Debug)]

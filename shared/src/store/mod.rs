@@ -110,6 +110,15 @@ fn sdk_error<E: std::fmt::Debug>(err: SdkError<E>) -> StoreError {
     })
 }
 
+/// `ConditionFailed` when the service error is a failed condition, else the SDK error.
+fn conditional<E: std::fmt::Debug>(err: SdkError<E>, is_condition_failure: impl Fn(&E) -> bool) -> StoreError {
+    if err.as_service_error().is_some_and(is_condition_failure) {
+        StoreError::ConditionFailed
+    } else {
+        sdk_error(err)
+    }
+}
+
 fn key_item(key: &Key) -> Item {
     HashMap::from([("pk".into(), AttributeValue::S(key.pk.clone())), ("sk".into(), AttributeValue::S(key.sk.clone()))])
 }
@@ -223,39 +232,27 @@ impl DynamoStore {
     }
 
     pub async fn put(&self, entry: Entry, condition: Condition) -> StoreResult<()> {
-        let result = self
-            .client
+        self.client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(entry.item))
             .set_condition_expression(condition.expression().map(str::to_owned))
             .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                Err(StoreError::ConditionFailed)
-            }
-            Err(err) => Err(sdk_error(err)),
-        }
+            .await
+            .map_err(|e| conditional(e, |s| s.is_conditional_check_failed_exception()))?;
+        Ok(())
     }
 
     pub async fn delete(&self, key: &Key, condition: Condition) -> StoreResult<()> {
-        let result = self
-            .client
+        self.client
             .delete_item()
             .table_name(&self.table)
             .set_key(Some(key_item(key)))
             .set_condition_expression(condition.expression().map(str::to_owned))
             .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                Err(StoreError::ConditionFailed)
-            }
-            Err(err) => Err(sdk_error(err)),
-        }
+            .await
+            .map_err(|e| conditional(e, |s| s.is_conditional_check_failed_exception()))?;
+        Ok(())
     }
 
     /// All-or-nothing writes (at most 100 items).
