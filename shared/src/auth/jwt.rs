@@ -194,4 +194,30 @@ mod tests {
         assert_eq!(s.verify(&hs512, TokenType::Access), Err(TokenError::InvalidOrExpired));
         assert_eq!(s.verify("not a token", TokenType::Access), Err(TokenError::InvalidOrExpired));
     }
+
+    #[test]
+    fn rs256_tokens_verify_with_the_public_key_and_key_confusion_is_refused() {
+        let private = include_str!("../../../infra/fakes/keys/oidc-signing-key.pem");
+        let public = include_str!("../../../infra/fakes/keys/oidc-signing-key.pub.pem");
+        let settings = test_settings(
+            "t",
+            &[
+                ("JWT_SIGNING_KEY", private),
+                ("JWT_ALGORITHM", "RS256"),
+                ("JWT_ALGORITHMS", "RS256"),
+                ("JWT_VERIFYING_KEY", public),
+            ],
+        );
+        let s = TokenService::new(&settings).unwrap();
+        let pair = s.issue_pair("4242", now()).unwrap();
+        assert_eq!(s.verify(&pair.access, TokenType::Access).unwrap().username, "4242");
+        // The classic confusion: HS256 signed with the *public* key as the HMAC secret.
+        let forged = encode(
+            &Header::new(Algorithm::HS256),
+            &s.verify(&pair.access, TokenType::Access).unwrap(),
+            &EncodingKey::from_secret(public.as_bytes()),
+        )
+        .unwrap();
+        assert_eq!(s.verify(&forged, TokenType::Access), Err(TokenError::InvalidOrExpired));
+    }
 }

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use axum::{
-    extract::Request,
+    extract::{MatchedPath, Request},
     http::{HeaderValue, StatusCode},
     middleware::{from_fn, from_fn_with_state, Next},
     response::{IntoResponse, Response},
@@ -23,7 +23,7 @@ pub fn finish(router: Router, state: &AppState) -> Router {
 }
 
 /// One span per request carrying the trace id (`X-Trace-Id`, generated when absent), one access
-/// line per response, and an embedded-metric-format latency figure. Never logs headers or bodies.
+/// line per response, and under Lambda an embedded-metric-format line. Never logs headers or bodies.
 async fn trace(mut req: Request, next: Next) -> Response {
     let trace_id = req
         .headers()
@@ -37,6 +37,7 @@ async fn trace(mut req: Request, next: Next) -> Response {
     }
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
     let span = tracing::info_span!("request", trace_id = %trace_id, method = %method, path = %path);
     let started = Instant::now();
     let mut response = next.run(req).instrument(span.clone()).await;
@@ -44,10 +45,42 @@ async fn trace(mut req: Request, next: Next) -> Response {
     span.in_scope(|| {
         tracing::info!(status = response.status().as_u16(), latency_ms = elapsed_ms, "handled");
     });
+    if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
+        // CloudWatch embedded metric format: a metric per route template (low cardinality), no log parsing.
+        println!(
+            "{}",
+            latency_metric(
+                route.as_deref().unwrap_or("unmatched"),
+                method.as_str(),
+                response.status().as_u16(),
+                elapsed_ms
+            )
+        );
+    }
     if let Ok(value) = HeaderValue::from_str(&trace_id) {
         response.headers_mut().insert("x-trace-id", value);
     }
     response
+}
+
+/// One EMF line: `Latency` (ms) and `Errors5xx` by route and method, namespace `Cohort360`.
+pub fn latency_metric(route: &str, method: &str, status: u16, latency_ms: f64) -> String {
+    json!({
+        "_aws": {
+            "Timestamp": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
+            "CloudWatchMetrics": [{
+                "Namespace": "Cohort360",
+                "Dimensions": [["Route", "Method"]],
+                "Metrics": [{"Name": "Latency", "Unit": "Milliseconds"}, {"Name": "Errors5xx", "Unit": "Count"}]
+            }]
+        },
+        "Route": route,
+        "Method": method,
+        "Status": status,
+        "Latency": latency_ms,
+        "Errors5xx": u8::from(status >= 500),
+    })
+    .to_string()
 }
 
 /// Runs under Lambda when `AWS_LAMBDA_RUNTIME_API` is set, else serves on `127.0.0.1:$PORT`.
@@ -88,4 +121,20 @@ pub async fn run_function(api: super::FunctionApi) -> Result<(), lambda_http::Er
     let state = AppState::from_env().await?;
     let (routes, _) = api(&state);
     run(finish(routes, &state)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_metric_is_embedded_metric_format() {
+        let line: serde_json::Value =
+            serde_json::from_str(&latency_metric("/users/{username}/", "GET", 503, 12.5)).unwrap();
+        assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Cohort360");
+        assert_eq!(
+            (line["Route"].as_str(), line["Latency"].as_f64(), line["Errors5xx"].as_u64()),
+            (Some("/users/{username}/"), Some(12.5), Some(1))
+        );
+    }
 }
