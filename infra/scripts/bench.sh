@@ -45,7 +45,8 @@ source "$OUT/resources.env"
 set +a
 # shellcheck source=infra/scripts/with-env.sh
 source infra/scripts/with-env.sh
-export PORT LOG_FORMAT=json RUST_LOG=warn
+# The server alone is measured: no identity server round trip at login.
+export PORT LOG_FORMAT=json RUST_LOG=warn IDENTITY_SERVER_URL=""
 
 echo "[bench] cargo build --release -p dev-server"
 cargo build --release -q -p dev-server
@@ -66,7 +67,8 @@ export BENCH_TOKEN
 
 : > "$OUT/runs.tsv"
 run() {  # name, concurrency, url, lua script
-  local name="$1" c="$2" url="$3" script="$4" file="$OUT/wrk-$1-$2.txt"
+  local name="$1" c="$2" url="$3" script="$4"
+  local file; file="$OUT/wrk-$(printf %s "$1" | tr -c "A-Za-z0-9" "_")-$2.txt"
   wrk -t2 -c"$c" -d"${SECONDS_PER_RUN}s" --latency -s "$script" "$url" > "$file"
   printf '%s\t%s\t%s\n' "$name" "$c" "$file" >> "$OUT/runs.tsv"
   echo "[bench] $name c=$c: $(grep 'Requests/sec' "$file")"

@@ -67,6 +67,15 @@ if [ "${C360_SKIP_LINT:-0}" != 1 ]; then
   cargo clippy --workspace --all-targets -- -D warnings
   step_end
 
+  step_begin "no aws-lc-sys / OpenSSL in the dependency tree"
+  for heavy in aws-lc-sys openssl-sys; do
+    if cargo tree --workspace -i "$heavy" >/dev/null 2>&1; then
+      echo "$heavy is back in the dependency tree (see Cargo.toml: trimmed SDK features):"; cargo tree --workspace -i "$heavy" | head -20
+      exit 1
+    fi
+  done
+  step_end
+
   step_begin "cfn-lint template.yaml"
   cfn-lint template.yaml
   step_end

@@ -1,5 +1,5 @@
 //! `/auth/`: login (credentials or OIDC code), token refresh with rotation, logout (spec §2).
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use axum::{
     extract::State,
@@ -17,7 +17,6 @@ use c360::{
     domain::time,
     error::{AppError, AppResult},
     http::{api::combine, Api, AppState, Body, Caller, Exposure, MethodPolicy, Principal, RouteSpec},
-    store::users::UserWriteError,
     store::StoreError,
 };
 use serde_json::{json, Map, Value};
@@ -65,24 +64,6 @@ async fn login(State(state): State<AppState>, headers: HeaderMap, Body(body): Bo
     }
 }
 
-/// A hash to verify against when the user does not exist, so both failures take the same time.
-fn decoy_hash() -> &'static str {
-    static DECOY: OnceLock<String> = OnceLock::new();
-    DECOY.get_or_init(|| password::hash("decoy password").unwrap_or_default())
-}
-
-async fn verify_password(stored: Option<String>, candidate: String) -> AppResult<Verdict> {
-    tokio::task::spawn_blocking(move || match stored {
-        Some(stored) => password::verify(&stored, &candidate),
-        None => {
-            let _ = password::verify(decoy_hash(), &candidate);
-            Verdict::Invalid
-        }
-    })
-    .await
-    .map_err(AppError::internal)
-}
-
 async fn login_with_credentials(state: &AppState, body: &Map<String, Value>) -> AppResult<Response> {
     let (username, password) = match (string_field(body, "username"), string_field(body, "password")) {
         (Some(u), Some(p)) => (u.to_owned(), p.to_owned()),
@@ -106,19 +87,14 @@ async fn login_with_credentials(state: &AppState, body: &Map<String, Value>) -> 
             Err(err) => tracing::warn!(error = %err, "identity server check failed; trying the local password"),
         }
     }
-    let mut new_hash = None;
+    let mut upgraded_hash = None;
     if !vouched {
-        match verify_password(user.as_ref().and_then(|u| u.password.clone()), password.clone()).await? {
-            Verdict::Valid { needs_upgrade } => {
-                if needs_upgrade {
-                    new_hash = Some(
-                        tokio::task::spawn_blocking(move || password::hash(&password))
-                            .await
-                            .map_err(AppError::internal)?
-                            .map_err(AppError::Internal)?,
-                    );
-                }
+        let stored = user.as_ref().and_then(|u| u.password.clone());
+        match password::verify_off_runtime(stored, password.clone()).await.map_err(AppError::Internal)? {
+            Verdict::Valid { needs_upgrade: true } => {
+                upgraded_hash = Some(password::hash_off_runtime(password).await.map_err(AppError::Internal)?);
             }
+            Verdict::Valid { needs_upgrade: false } => {}
             // Same answer for an unknown user and a wrong password: no account enumeration.
             Verdict::Invalid => return Err(AppError::LoginFailed(INVALID_CREDENTIALS.into())),
         }
@@ -127,16 +103,19 @@ async fn login_with_credentials(state: &AppState, body: &Map<String, Value>) -> 
 
     let now = time::now();
     user.last_login = Some(now);
-    if let Some(hash) = new_hash {
-        user.password = Some(hash);
-    }
     let pair = state.tokens.issue_pair(&user.username, now.unix_timestamp()).map_err(AppError::Internal)?;
     let record = c360::store::tokens::RefreshRecord {
         jti: pair.refresh_claims.jti.clone(),
         username: user.username.clone(),
         exp: pair.refresh_claims.exp,
     };
-    state.store.record_login(&user, &record).await?;
+    // Independent writes, sent together: one round trip of latency.
+    let (login, token) = tokio::join!(
+        state.store.record_last_login(&user.username, now, upgraded_hash.as_deref()),
+        state.store.put_refresh_token(&record)
+    );
+    login?;
+    token?;
     let (created_by, updated_by) = state.creator_names(&user).await?;
     Ok(Json(json!({
         "user": user.to_json(created_by, updated_by),
@@ -160,11 +139,7 @@ async fn login_with_oidc(state: &AppState, body: &Map<String, Value>) -> AppResu
     };
     let now = time::now();
     user.last_login = Some(now);
-    match state.store.update_user(&user, user.email.as_deref()).await {
-        Ok(()) => {}
-        Err(UserWriteError::Store(e)) => return Err(e.into()),
-        Err(e) => return Err(AppError::internal(e)),
-    }
+    state.store.record_last_login(&user.username, now, None).await?;
     let (created_by, updated_by) = state.creator_names(&user).await?;
     Ok(Json(json!({
         "user": user.to_json(created_by, updated_by),

@@ -78,7 +78,7 @@ async fn list(State(state): State<AppState>, _: PublicCaller, query: ListQuery) 
 
 async fn next(State(state): State<AppState>, _: PublicCaller) -> AppResult<Json<Value>> {
     let now = time::now();
-    let phases = state.store.maintenances_not_ended(now).await?;
+    let phases = state.maintenances_not_ended().await?;
     Ok(Json(next_phase(&phases, now).map_or_else(|| json!({}), |p| p.to_json(now))))
 }
 
@@ -108,6 +108,7 @@ async fn create(State(state): State<AppState>, principal: Arc<Principal>, Body(b
         delete_datetime: None,
     };
     state.store.put_maintenance(&phase, Condition::MustNotExist).await?;
+    state.invalidate_maintenances();
     Ok((StatusCode::CREATED, Json(phase.to_json(now))).into_response())
 }
 
@@ -128,6 +129,7 @@ async fn patch(
     phase.is_data_saved_message_hidden = fields.is_data_saved_message_hidden;
     phase.update_datetime = time::now();
     state.store.put_maintenance(&phase, Condition::MustExist).await?;
+    state.invalidate_maintenances();
     Ok(Json(phase.to_json(time::now())))
 }
 
@@ -144,5 +146,6 @@ async fn delete(
     phase.delete_datetime = Some(now);
     phase.update_datetime = now;
     state.store.put_maintenance(&phase, Condition::MustExist).await?;
+    state.invalidate_maintenances();
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -113,11 +113,7 @@ async fn get_user(
 async fn hash_password(password: Option<String>) -> AppResult<Option<String>> {
     match password {
         None => Ok(None),
-        Some(p) => tokio::task::spawn_blocking(move || password::hash(&p))
-            .await
-            .map_err(AppError::internal)?
-            .map(Some)
-            .map_err(AppError::Internal),
+        Some(p) => password::hash_off_runtime(p).await.map(Some).map_err(AppError::Internal),
     }
 }
 

@@ -7,6 +7,39 @@ use argon2::{
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use std::sync::{LazyLock, OnceLock};
+
+use tokio::sync::Semaphore;
+
+/// argon2id needs 19 MiB and tens of milliseconds per call: at most one hashing per core runs at
+/// once, so a login burst queues instead of multiplying memory and thrashing the CPUs.
+static HASHING_SLOTS: LazyLock<Semaphore> =
+    LazyLock::new(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())));
+
+async fn on_hashing_slot<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
+    let _slot = HASHING_SLOTS.acquire().await.map_err(|e| e.to_string())?;
+    tokio::task::spawn_blocking(work).await.map_err(|e| e.to_string())
+}
+
+/// [`hash`] off the async runtime, within the hashing slots.
+pub async fn hash_off_runtime(password: String) -> Result<String, String> {
+    on_hashing_slot(move || hash(&password)).await?
+}
+
+/// [`verify`] off the async runtime. Without a stored hash a decoy is verified, so an unknown
+/// user costs the same time as a wrong password.
+pub async fn verify_off_runtime(stored: Option<String>, candidate: String) -> Result<Verdict, String> {
+    on_hashing_slot(move || match stored {
+        Some(stored) => verify(&stored, &candidate),
+        None => {
+            static DECOY: OnceLock<String> = OnceLock::new();
+            let _ = verify(DECOY.get_or_init(|| hash("decoy password").unwrap_or_default()), &candidate);
+            Verdict::Invalid
+        }
+    })
+    .await
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verdict {
     Valid { needs_upgrade: bool },

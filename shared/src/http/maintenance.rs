@@ -29,7 +29,7 @@ pub async fn gate(State(state): State<AppState>, req: Request, next: Next) -> Re
         return next.run(req).await;
     }
     let now = time::now();
-    match state.store.maintenances_not_ended(now).await {
+    match state.maintenances_not_ended().await {
         Ok(phases) => match next_phase(&phases, now) {
             Some(phase) if phase.is_active_at(now) => AppError::Maintenance(phase.unavailable_notice()).into_response(),
             _ => next.run(req).await,

@@ -10,6 +10,7 @@ use crate::{
     auth::{identity::IdentityClient, jwt::TokenService, oidc::OidcService, ApiKeys},
     config::Settings,
     domain::{
+        maintenance::MaintenancePhase,
         rights::Role,
         user::{User, UserRules},
     },
@@ -19,8 +20,44 @@ use crate::{
 /// Roles change rarely; containers re-read them at most this often (writes in this container
 /// invalidate at once).
 const ROLE_CACHE_TTL: Duration = Duration::from_secs(30);
+/// The maintenance gate runs on every write and `/maintenances/next/` on every page load: one read
+/// per second per container is enough (the original's broadcaster works by the minute).
+const MAINTENANCE_CACHE_TTL: Duration = Duration::from_secs(1);
 
-pub type RolesById = Arc<HashMap<i64, Role>>;
+/// A value shared by the requests of a container, reloaded when older than its TTL.
+pub struct TtlCache<T> {
+    ttl: Duration,
+    slot: RwLock<Option<(Instant, Arc<T>)>>,
+}
+
+impl<T> TtlCache<T> {
+    pub fn new(ttl: Duration) -> Self {
+        Self { ttl, slot: RwLock::new(None) }
+    }
+
+    pub async fn get_or_load<F, Fut, E>(&self, load: F) -> Result<Arc<T>, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<T, E>>,
+    {
+        if let Some((loaded, value)) = self.slot.read().ok().and_then(|s| s.clone()) {
+            if loaded.elapsed() < self.ttl {
+                return Ok(value);
+            }
+        }
+        let value = Arc::new(load().await?);
+        if let Ok(mut slot) = self.slot.write() {
+            *slot = Some((Instant::now(), value.clone()));
+        }
+        Ok(value)
+    }
+
+    pub fn invalidate(&self) {
+        if let Ok(mut slot) = self.slot.write() {
+            *slot = None;
+        }
+    }
+}
 
 pub struct Inner {
     pub settings: Settings,
@@ -31,7 +68,8 @@ pub struct Inner {
     pub api_keys: ApiKeys,
     pub user_rules: UserRules,
     pub http: reqwest::Client,
-    roles: RwLock<Option<(Instant, RolesById)>>,
+    roles: TtlCache<HashMap<i64, Role>>,
+    maintenances: TtlCache<Vec<MaintenancePhase>>,
 }
 
 #[derive(Clone)]
@@ -79,23 +117,25 @@ impl AppState {
             user_rules,
             http,
             settings,
-            roles: RwLock::new(None),
+            roles: TtlCache::new(ROLE_CACHE_TTL),
+            maintenances: TtlCache::new(MAINTENANCE_CACHE_TTL),
         })))
     }
 
     /// All roles (deleted ones included) by id, from the container cache.
-    pub async fn roles(&self) -> StoreResult<RolesById> {
-        if let Some((loaded, roles)) = self.roles.read().ok().and_then(|r| r.clone()) {
-            if loaded.elapsed() < ROLE_CACHE_TTL {
-                return Ok(roles);
-            }
-        }
-        let roles: Arc<HashMap<i64, Role>> =
-            Arc::new(self.store.roles().await?.into_iter().map(|r| (r.id, r)).collect());
-        if let Ok(mut slot) = self.roles.write() {
-            *slot = Some((Instant::now(), roles.clone()));
-        }
-        Ok(roles)
+    pub async fn roles(&self) -> StoreResult<Arc<HashMap<i64, Role>>> {
+        self.roles
+            .get_or_load(|| async { Ok(self.store.roles().await?.into_iter().map(|r| (r.id, r)).collect()) })
+            .await
+    }
+
+    /// Alive maintenance phases not yet ended (as of the last load), from the container cache.
+    pub async fn maintenances_not_ended(&self) -> StoreResult<Arc<Vec<MaintenancePhase>>> {
+        self.maintenances.get_or_load(|| self.store.maintenances_not_ended(crate::domain::time::now())).await
+    }
+
+    pub fn invalidate_maintenances(&self) {
+        self.maintenances.invalidate();
     }
 
     /// The display names of the users who created and last updated `user` (one BatchGetItem).
@@ -111,8 +151,6 @@ impl AppState {
     }
 
     pub fn invalidate_roles(&self) {
-        if let Ok(mut slot) = self.roles.write() {
-            *slot = None;
-        }
+        self.roles.invalidate();
     }
 }

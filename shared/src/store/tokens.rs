@@ -2,8 +2,10 @@
 //! so that a rotated or logged-out token can never be used again.
 use serde::{Deserialize, Serialize};
 
-use super::{keys, users::user_entry, Condition, DynamoStore, Entry, StoreError, StoreResult, Write};
-use crate::domain::user::User;
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::{conditional, key_item, keys, Condition, DynamoStore, Entry, StoreError, StoreResult, Write};
+use crate::domain::time::{self, DateTime};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefreshRecord {
@@ -18,13 +20,33 @@ fn refresh_entry(record: &RefreshRecord) -> StoreResult<Entry> {
 }
 
 impl DynamoStore {
-    /// Saves the login: the user (last login, upgraded hash) and the new refresh token, atomically.
-    pub async fn record_login(&self, user: &User, refresh: &RefreshRecord) -> StoreResult<()> {
-        self.transact(vec![
-            Write::Put(user_entry(user)?, Condition::MustExist),
-            Write::Put(refresh_entry(refresh)?, Condition::MustNotExist),
-        ])
-        .await
+    /// Records a login on the user: `last_login`, and the upgraded password hash if any. An update
+    /// of two attributes, not a rewrite of the item: concurrent logins of one user never conflict.
+    pub async fn record_last_login(
+        &self,
+        username: &str,
+        at: DateTime,
+        upgraded_hash: Option<&str>,
+    ) -> StoreResult<()> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(&keys::user(username))))
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":at", AttributeValue::S(time::iso(at)));
+        update = match upgraded_hash {
+            Some(hash) => update
+                .update_expression("SET last_login = :at, password = :hash")
+                .expression_attribute_values(":hash", AttributeValue::S(hash.to_owned())),
+            None => update.update_expression("SET last_login = :at"),
+        };
+        update.send().await.map_err(|e| conditional(e, |s| s.is_conditional_check_failed_exception()))?;
+        Ok(())
+    }
+
+    pub async fn put_refresh_token(&self, record: &RefreshRecord) -> StoreResult<()> {
+        self.put(refresh_entry(record)?, Condition::MustNotExist).await
     }
 
     pub async fn refresh_token(&self, jti: &str) -> StoreResult<Option<RefreshRecord>> {
