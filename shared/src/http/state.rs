@@ -24,15 +24,22 @@ const ROLE_CACHE_TTL: Duration = Duration::from_secs(30);
 /// per second per container is enough (the original's broadcaster works by the minute).
 const MAINTENANCE_CACHE_TTL: Duration = Duration::from_secs(1);
 
-/// A value shared by the requests of a container, reloaded when older than its TTL.
+/// A value shared by the requests of a container, reloaded when older than its TTL. One request
+/// reloads while the others wait for its result (no burst of identical reads at expiry).
 pub struct TtlCache<T> {
     ttl: Duration,
     slot: RwLock<Option<(Instant, Arc<T>)>>,
+    reload: tokio::sync::Mutex<()>,
 }
 
 impl<T> TtlCache<T> {
     pub fn new(ttl: Duration) -> Self {
-        Self { ttl, slot: RwLock::new(None) }
+        Self { ttl, slot: RwLock::new(None), reload: tokio::sync::Mutex::new(()) }
+    }
+
+    fn fresh(&self) -> Option<Arc<T>> {
+        let (loaded, value) = self.slot.read().ok()?.clone()?;
+        (loaded.elapsed() < self.ttl).then_some(value)
     }
 
     pub async fn get_or_load<F, Fut, E>(&self, load: F) -> Result<Arc<T>, E>
@@ -40,10 +47,12 @@ impl<T> TtlCache<T> {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<T, E>>,
     {
-        if let Some((loaded, value)) = self.slot.read().ok().and_then(|s| s.clone()) {
-            if loaded.elapsed() < self.ttl {
-                return Ok(value);
-            }
+        if let Some(value) = self.fresh() {
+            return Ok(value);
+        }
+        let _reloading = self.reload.lock().await;
+        if let Some(value) = self.fresh() {
+            return Ok(value); // another request reloaded it while this one waited
         }
         let value = Arc::new(load().await?);
         if let Ok(mut slot) = self.slot.write() {
