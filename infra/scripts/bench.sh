@@ -3,7 +3,7 @@
 #   1. a release build of the dev server, against the emulator, with the demo data (own resource prefix)
 #   2. process start -> first 200 on /maintenances/next/ (seeding done beforehand, not timed)
 #   3. wrk on POST /auth/login/, GET /users/{me}/, GET /maintenances/next/ at concurrency 10 and 50
-#   4. the server's peak RSS; the results replace the "Foundation load run" section of docs/benchmarks.md
+#   4. the server's peak RSS (after the read runs, and at the end); the results replace the "Foundation load run" section of docs/benchmarks.md
 # Settings: BENCH_SECONDS (10 per run), BENCH_PORT (8010), BENCH_CONCURRENCY ("10 50").
 set -euo pipefail
 
@@ -81,10 +81,11 @@ done
 for c in $CONCURRENCY; do
   run "GET /users/{me}/" "$c" "http://127.0.0.1:$PORT/users/$BENCH_USER/" infra/bench/authenticated.lua
 done
+rss_reads_kib=$(awk '/VmHWM/ {print $2}' "/proc/$SERVER_PID/status")
 for c in $CONCURRENCY; do
   run "POST /auth/login/" "$c" "http://127.0.0.1:$PORT/auth/login/" infra/bench/login.lua
 done
 rss_kib=$(awk '/VmHWM/ {print $2}' "/proc/$SERVER_PID/status")
 
-"$VENV/bin/python" infra/bench/report.py "$OUT/runs.tsv" "$startup_ms" "$rss_kib" "$SECONDS_PER_RUN" docs/benchmarks.md
+"$VENV/bin/python" infra/bench/report.py "$OUT/runs.tsv" "$startup_ms" "$rss_reads_kib" "$rss_kib" "$SECONDS_PER_RUN" docs/benchmarks.md
 echo "[bench] docs/benchmarks.md updated"

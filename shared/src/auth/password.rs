@@ -7,18 +7,44 @@ use argon2::{
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use std::sync::{LazyLock, OnceLock};
+use std::sync::{mpsc, Arc, LazyLock, Mutex, OnceLock};
 
-use tokio::sync::Semaphore;
+type Job = Box<dyn FnOnce() + Send>;
 
-/// argon2id needs 19 MiB and tens of milliseconds per call: at most one hashing per core runs at
-/// once, so a login burst queues instead of multiplying memory and thrashing the CPUs.
-static HASHING_SLOTS: LazyLock<Semaphore> =
-    LazyLock::new(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())));
+/// argon2id needs 19 MiB and tens of milliseconds per call. It runs on a few dedicated threads
+/// (one per core): a login burst queues instead of oversubscribing the CPUs, and the memory stays
+/// bounded (each thread reuses its allocator arena, where the blocking pool would spread the 19 MiB
+/// blocks over dozens of threads' arenas).
+static HASHING_THREADS: LazyLock<mpsc::Sender<Job>> = LazyLock::new(|| {
+    let (sender, receiver) = mpsc::channel::<Job>();
+    let receiver = Arc::new(Mutex::new(receiver));
+    for i in 0..std::thread::available_parallelism().map_or(2, |n| n.get()) {
+        let receiver = receiver.clone();
+        let spawned = std::thread::Builder::new().name(format!("argon2-{i}")).spawn(move || loop {
+            let next = match receiver.lock() {
+                Ok(queue) => queue.recv(),
+                Err(_) => return,
+            };
+            match next {
+                Ok(job) => job(),
+                Err(_) => return, // the sender is gone: the process is ending
+            }
+        });
+        if let Err(err) = spawned {
+            tracing::error!(error = %err, "could not start a hashing thread");
+        }
+    }
+    sender
+});
 
 async fn on_hashing_slot<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
-    let _slot = HASHING_SLOTS.acquire().await.map_err(|e| e.to_string())?;
-    tokio::task::spawn_blocking(work).await.map_err(|e| e.to_string())
+    let (done, result) = tokio::sync::oneshot::channel();
+    HASHING_THREADS
+        .send(Box::new(move || {
+            let _ = done.send(work());
+        }))
+        .map_err(|_| "the hashing threads are gone".to_owned())?;
+    result.await.map_err(|_| "a hashing thread failed".to_owned())
 }
 
 /// [`hash`] off the async runtime, within the hashing slots.
