@@ -1,4 +1,5 @@
 //! Pure types and rules: no I/O, no AWS, no HTTP.
+pub mod access_rules;
 pub mod content;
 pub mod maintenance;
 pub mod perimeter;
@@ -6,4 +7,5 @@ pub mod release_note;
 pub mod request_log;
 pub mod rights;
 pub mod time;
+pub mod tree;
 pub mod user;

@@ -34,6 +34,16 @@ impl Right {
     pub const MANAGE_ADMIN_ACCESSES_INFERIOR_LEVELS: Right = Right(8);
     pub const MANAGE_DATA_ACCESSES_SAME_LEVEL: Right = Right(9);
     pub const MANAGE_DATA_ACCESSES_INFERIOR_LEVELS: Right = Right(10);
+    pub const MANAGE_DATALABS: Right = Right(2);
+    pub const READ_DATALABS: Right = Right(3);
+    pub const EXPORT_CSV_XLSX_NOMINATIVE: Right = Right(4);
+    pub const EXPORT_JUPYTER_NOMINATIVE: Right = Right(5);
+    pub const EXPORT_JUPYTER_PSEUDONYMIZED: Right = Right(6);
+    pub const READ_PATIENT_NOMINATIVE: Right = Right(11);
+    pub const READ_PATIENT_PSEUDONYMIZED: Right = Right(12);
+    pub const SEARCH_PATIENTS_BY_IPP: Right = Right(13);
+    pub const SEARCH_PATIENTS_UNLIMITED: Right = Right(14);
+    pub const SEARCH_OPPOSED_PATIENTS: Right = Right(15);
 
     pub fn from_name(name: &str) -> Option<Right> {
         RIGHT_NAMES.iter().position(|n| *n == name).map(|i| Right(i as u8))
@@ -74,6 +84,10 @@ impl RightSet {
 
     pub fn is_empty(self) -> bool {
         self.0 == 0
+    }
+
+    pub fn any(self, rights: &[Right]) -> bool {
+        rights.iter().any(|r| self.has(*r))
     }
 
     /// `(name, held)` for the 16 rights, in column order.
