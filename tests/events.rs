@@ -27,7 +27,7 @@ fn expectations() -> BTreeMap<&'static str, &'static str> {
         ("auth-api/login.json", "200"),
         ("auth-api/login-wrong-method.json", "405"),
         ("users-api/list-users-anonymous.json", "403"),
-        ("accesses-api/unknown-route.json", "404"),
+        ("accesses-api/my-accesses-anonymous.json", "403"),
         ("cohort-api/unknown-route.json", "404"),
         ("exports-api/unknown-route.json", "404"),
         ("platform-api/maintenances-next.json", "200"),

@@ -29,9 +29,15 @@ pub enum AppError {
     /// 404 `{"detail": "<message>"}`, e.g. "Invalid page." or "Not found.".
     #[error("not found: {0}")]
     NotFoundDetail(String),
+    /// 404 `{"error": ...}` (patient-data read checks).
+    #[error("not found: {0}")]
+    NotFoundError(String),
     /// 400 DRF field errors.
     #[error("invalid input: {0:?}")]
     Invalid(FieldErrors),
+    /// 400 with a bare JSON string.
+    #[error("invalid input: {0}")]
+    InvalidString(String),
     /// 400 with a bare JSON list of messages.
     #[error("invalid input: {0:?}")]
     InvalidList(Vec<String>),

@@ -84,7 +84,7 @@ pub async fn seed_roles(store: &DynamoStore, now: DateTime) -> AppResult<()> {
             update_datetime: now,
             delete_datetime: None,
         };
-        ignore_existing(store.put_role(&role, Condition::MustNotExist).await)?;
+        ignore_existing(store.save_role(&role, None).await)?;
     }
     store.ensure_counter_at_least("role", roles.len() as i64).await?;
     Ok(())
@@ -105,8 +105,15 @@ pub struct NewAccount<'a> {
     pub lastname: &'a str,
     pub email: Option<&'a str>,
     pub password: Option<&'a str>,
-    pub role: Option<(i64, i64)>,
+    pub role: Option<RoleOn<'a>>,
     pub validity: Duration,
+}
+
+/// The access an account is created with: a role on a perimeter (and that perimeter's tree path).
+pub struct RoleOn<'a> {
+    pub role_id: i64,
+    pub perimeter_id: i64,
+    pub perimeter_path: &'a str,
 }
 
 pub async fn ensure_account(store: &DynamoStore, account: NewAccount<'_>, now: DateTime) -> AppResult<bool> {
@@ -127,16 +134,17 @@ pub async fn ensure_account(store: &DynamoStore, account: NewAccount<'_>, now: D
         update_datetime: now,
         delete_datetime: None,
     };
-    let access = match account.role {
-        Some((role_id, perimeter_id)) => {
+    let access = match &account.role {
+        Some(RoleOn { role_id, perimeter_id, perimeter_path }) => {
             let (start, end) = (now - Duration::days(1), now + account.validity);
-            user.directory.access_windows.push(Window { start: Some(start), end: Some(end) });
+            let id = store.next_id("access").await?;
+            user.directory.access_windows.insert(id.to_string(), Window { start: Some(start), end: Some(end) });
             Some(Access {
-                id: store.next_id("access").await?,
+                id,
                 profile_id: profile.id,
                 username: account.username.to_owned(),
-                perimeter_id: Some(perimeter_id),
-                role_id,
+                perimeter_id: Some(*perimeter_id),
+                role_id: *role_id,
                 source: "Manual".into(),
                 external_id: None,
                 start_datetime: Some(start),
@@ -147,6 +155,7 @@ pub async fn ensure_account(store: &DynamoStore, account: NewAccount<'_>, now: D
                 update_datetime: now,
                 delete_datetime: None,
             })
+            .map(|a| (a, *perimeter_path))
         }
         None => None,
     };
@@ -155,8 +164,8 @@ pub async fn ensure_account(store: &DynamoStore, account: NewAccount<'_>, now: D
         Err(crate::store::users::UserWriteError::UsernameTaken) => return Ok(false),
         Err(e) => return Err(AppError::internal(e)),
     }
-    if let Some(access) = access {
-        store.put_access(&access, Condition::MustNotExist).await?;
+    if let Some((access, path)) = access {
+        store.save_access(&access, path, Condition::MustNotExist).await?;
     }
     Ok(true)
 }
@@ -185,7 +194,11 @@ pub async fn seed_demo(store: &DynamoStore, seed: DemoSeed<'_>) -> AppResult<Str
             lastname: "COHORT360",
             email: Some("admin@cohort360.local"),
             password: Some(seed.admin_password),
-            role: Some((FULL_ADMIN_ROLE_ID, root.id)),
+            role: Some(RoleOn {
+                role_id: FULL_ADMIN_ROLE_ID,
+                perimeter_id: root.id,
+                perimeter_path: &format!("/{}/", root.id),
+            }),
             validity: Duration::days(365),
         },
         now,

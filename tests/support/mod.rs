@@ -11,7 +11,7 @@ use axum::{body::Body, Router};
 use c360::{
     config::test_settings,
     http::AppState,
-    seed::{ensure_account, seed_perimeters, seed_roles, NewAccount},
+    seed::{ensure_account, seed_perimeters, seed_roles, NewAccount, RoleOn},
 };
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
@@ -20,6 +20,7 @@ use tower::ServiceExt;
 
 pub const DEMO_TREE: &str = include_str!("../../infra/data/perimeters.demo.csv");
 pub const ROOT_PERIMETER: i64 = 9999;
+pub const ROOT_PATH: &str = "/9999/";
 
 fn endpoint() -> String {
     std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:4566".into())
@@ -122,7 +123,7 @@ impl TestApp {
                 lastname: &format!("User{username}"),
                 email: Some(&format!("{username}@cohort360.test")),
                 password: Some(PASSWORD),
-                role: role.map(|r| (r, ROOT_PERIMETER)),
+                role: role.map(|role_id| RoleOn { role_id, perimeter_id: ROOT_PERIMETER, perimeter_path: ROOT_PATH }),
                 validity: time::Duration::days(30),
             },
             c360::domain::time::now(),

@@ -1,7 +1,13 @@
-//! `/accesses/`: its routes arrive with the accesses issue; the crate, its Lambda and template wiring exist now.
+//! `/accesses/`: rights, roles, profiles, accesses and perimeters (spec §4), every rights question
+//! answered in memory over the cached perimeter tree and the caller's valid accesses.
+mod accesses;
+mod perimeters;
+mod roles;
+mod views;
+
 use axum::Router;
-use c360::http::{Api, AppState, RouteSpec};
+use c360::http::{api::combine, AppState, RouteSpec};
 
 pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
-    Api::new(state, "accesses").build()
+    combine([roles::api(state), accesses::api(state), perimeters::api(state)])
 }

@@ -158,20 +158,37 @@ impl Access {
     }
 }
 
+/// The valid accesses of active profiles as (perimeter, rights of the role) grants: the input of
+/// the perimeter-scoped computations (§4.5–§4.11). Accesses without perimeter or role grant nothing.
+pub fn valid_grants<'a>(
+    profiles: &[Profile],
+    accesses: impl IntoIterator<Item = &'a Access>,
+    role_rights: impl Fn(i64) -> Option<RightSet>,
+    now: DateTime,
+) -> Vec<super::access_rules::Grant> {
+    accesses
+        .into_iter()
+        .filter(|a| a.is_valid_at(now) && profile_is_active(profiles, a.profile_id))
+        .filter_map(|a| {
+            Some(super::access_rules::Grant { perimeter_id: a.perimeter_id?, rights: role_rights(a.role_id)? })
+        })
+        .collect()
+}
+
+fn profile_is_active(profiles: &[Profile], profile_id: i64) -> bool {
+    profiles.iter().any(|p| p.id == profile_id && p.is_active == Some(true) && p.delete_datetime.is_none())
+}
+
 /// The rights a user holds through valid accesses of active profiles, whatever the perimeter.
-/// Perimeter-scoped computations (§4.5–§4.11) start from the same accesses.
 pub fn global_rights<'a>(
     profiles: &[Profile],
     accesses: impl IntoIterator<Item = &'a Access>,
     role_rights: impl Fn(i64) -> Option<RightSet>,
     now: DateTime,
 ) -> RightSet {
-    let active = |profile_id: i64| {
-        profiles.iter().any(|p| p.id == profile_id && p.is_active == Some(true) && p.delete_datetime.is_none())
-    };
     accesses
         .into_iter()
-        .filter(|a| a.is_valid_at(now) && active(a.profile_id))
+        .filter(|a| a.is_valid_at(now) && profile_is_active(profiles, a.profile_id))
         .filter_map(|a| role_rights(a.role_id))
         .fold(RightSet::default(), RightSet::union)
 }
@@ -246,5 +263,208 @@ mod tests {
         let now = time::now();
         assert!(!access(1, None, Some(now)).is_valid_at(now));
         assert!(access(1, Some(now), None).is_valid_at(now));
+    }
+}
+
+/// One row of the right catalogue (spec §4.2), in the catalogue's id order.
+pub struct CatalogueRight {
+    pub name: &'static str,
+    pub label: &'static str,
+    pub category: &'static str,
+    pub is_global: bool,
+    pub depends_on: Option<&'static str>,
+    /// The role serializer's `help_text` for this right (`None` when the original has none).
+    pub help_text: Option<&'static str>,
+}
+
+const fn right(
+    name: &'static str,
+    label: &'static str,
+    category: &'static str,
+    is_global: bool,
+    depends_on: Option<&'static str>,
+    help_text: Option<&'static str>,
+) -> CatalogueRight {
+    CatalogueRight { name, label, category, is_global, depends_on, help_text }
+}
+
+pub const CATALOGUE: [CatalogueRight; 16] = [
+    right("right_full_admin", "Administrateur", "Administration", true, None, Some("Super user")),
+    right(
+        "right_manage_users",
+        "Gérer la liste des utilisateurs",
+        "Utilisateurs",
+        true,
+        None,
+        Some("Gérer la liste des utilisateurs/profils"),
+    ),
+    right(
+        "right_manage_data_accesses_same_level",
+        "Gérer les accès aux données patient d'un périmètre exclusivement",
+        "Gestion des Accès Données",
+        false,
+        None,
+        None,
+    ),
+    right(
+        "right_manage_data_accesses_inferior_levels",
+        "Gérer les accès aux données patient des sous-périmètres exclusivement",
+        "Gestion des Accès Données",
+        false,
+        None,
+        None,
+    ),
+    right(
+        "right_manage_admin_accesses_same_level",
+        "Gérer les accès administrateurs d'un périmètre exclusivement",
+        "Gestion des Accès Administrateurs",
+        false,
+        None,
+        None,
+    ),
+    right(
+        "right_manage_admin_accesses_inferior_levels",
+        "Gérer les accès administrateurs des sous-périmètres exclusivement",
+        "Gestion des Accès Administrateurs",
+        false,
+        None,
+        None,
+    ),
+    right(
+        "right_read_patient_nominative",
+        "Lecture de données patient nominatives",
+        "Lecture de Données Patient",
+        false,
+        None,
+        Some("Lire les données patient sous forme nominatives sur son périmètre et ses sous-périmètres"),
+    ),
+    right(
+        "right_read_patient_pseudonymized",
+        "Lecture de données patient pseudonymisées",
+        "Lecture de Données Patient",
+        false,
+        None,
+        Some("Lire les données patient sous forme pseudonymisée sur son périmètre et ses sous-périmètres"),
+    ),
+    right(
+        "right_search_patients_by_ipp",
+        "Chercher les patients par IPP",
+        "Recherche de Patients",
+        true,
+        None,
+        Some("Utiliser une liste d'IPP comme critère d'une requête Cohort."),
+    ),
+    right(
+        "right_search_patients_unlimited",
+        "Chercher les patients sans limite de périmètre (PP)",
+        "Recherche de Patients",
+        true,
+        None,
+        None,
+    ),
+    right(
+        "right_search_opposed_patients",
+        "Chercher les patients opposés à l'utilisation de leurs données pour la recherche",
+        "Recherche de Patients",
+        true,
+        None,
+        Some("Détermine le droit de chercher les patients opposés à l'utilisation de leurs données pour la recherche"),
+    ),
+    right(
+        "right_export_jupyter_nominative",
+        "Exporter ses cohortes de patients sous forme nominative vers un environnement Jupyter",
+        "Exports Jupyter",
+        true,
+        None,
+        Some("Exporter ses cohortes de patients sous forme nominative vers un environnement Jupyter."),
+    ),
+    right(
+        "right_export_jupyter_pseudonymized",
+        "Exporter ses cohortes de patients sous forme pseudonymisée vers un environnement Jupyter",
+        "Exports Jupyter",
+        true,
+        None,
+        Some("Exporter ses cohortes de patients sous forme pseudonymisée vers un environnement Jupyter."),
+    ),
+    right(
+        "right_export_csv_xlsx_nominative",
+        "Exporter ses cohortes de patients sous forme nominative en format CSV-Excel",
+        "Exports CSV-Excel",
+        true,
+        None,
+        Some("Demander à exporter ses cohortes de patients sous forme nominative en format CSV/Excel."),
+    ),
+    right(
+        "right_manage_datalabs",
+        "Gérer la liste des datalabs",
+        "Datalabs",
+        true,
+        None,
+        Some("Gérer les environnements de travail"),
+    ),
+    right(
+        "right_read_datalabs",
+        "Consulter la liste des datalabs",
+        "Datalabs",
+        true,
+        Some("right_manage_datalabs"),
+        Some("Consulter la liste des environnements de travail"),
+    ),
+];
+
+/// The role serializer's `help_text` (spec §4.12): one entry per held catalogue right (level rights
+/// excepted), then the access-management summaries.
+pub fn help_text(rights: RightSet) -> Vec<Option<String>> {
+    let mut texts: Vec<Option<String>> = CATALOGUE
+        .iter()
+        .filter(|r| {
+            !r.name.ends_with("same_level") && !r.name.ends_with("inferior_levels") && !r.name.ends_with("above_levels")
+        })
+        .filter(|r| Right::from_name(r.name).is_some_and(|right| rights.has(right)))
+        .map(|r| r.help_text.map(str::to_owned))
+        .collect();
+    let scope = |same: Right, inferior: Right| match (rights.has(same), rights.has(inferior)) {
+        (true, true) => Some(" sur un périmètre et ses sous-périmètres"),
+        (true, false) => Some(" sur un périmètre exclusivement"),
+        (false, true) => Some(" sur les sous-périmètres exclusivement"),
+        (false, false) => None,
+    };
+    if let Some(suffix) = scope(Right::MANAGE_ADMIN_ACCESSES_SAME_LEVEL, Right::MANAGE_ADMIN_ACCESSES_INFERIOR_LEVELS) {
+        texts.push(Some(format!("Gérer les accès des administrateurs{suffix}")));
+    }
+    if let Some(suffix) = scope(Right::MANAGE_DATA_ACCESSES_SAME_LEVEL, Right::MANAGE_DATA_ACCESSES_INFERIOR_LEVELS) {
+        texts.push(Some(format!("Gérer les accès aux données patients{suffix}")));
+    }
+    texts
+}
+
+#[cfg(test)]
+mod catalogue_tests {
+    use super::*;
+
+    #[test]
+    fn catalogue_names_are_the_role_columns() {
+        let mut names: Vec<&str> = CATALOGUE.iter().map(|r| r.name).collect();
+        names.sort();
+        let mut columns = RIGHT_NAMES.to_vec();
+        columns.sort();
+        assert_eq!(names, columns);
+    }
+
+    #[test]
+    fn help_text_lists_rights_then_management_scopes() {
+        let rights = RightSet::of(&[
+            Right::MANAGE_USERS,
+            Right::SEARCH_PATIENTS_UNLIMITED,
+            Right::MANAGE_DATA_ACCESSES_INFERIOR_LEVELS,
+        ]);
+        assert_eq!(
+            help_text(rights),
+            [
+                Some("Gérer la liste des utilisateurs/profils".to_owned()),
+                None,
+                Some("Gérer les accès aux données patients sur les sous-périmètres exclusivement".to_owned()),
+            ]
+        );
     }
 }

@@ -125,6 +125,20 @@ impl PerimeterTree {
         id == ancestor && self.contains(id) || self.is_descendant(id, ancestor)
     }
 
+    /// The ids from the root down to `id`, as `/root/…/id/`: a perimeter's path is a prefix of its
+    /// descendants' paths only (the trailing `/` keeps `/2/` from matching `/20/`).
+    pub fn path(&self, id: i64) -> String {
+        let mut ids: Vec<i64> = self.ancestors(id).collect();
+        ids.reverse();
+        ids.push(id);
+        let mut path = String::from("/");
+        for i in ids {
+            path.push_str(&i.to_string());
+            path.push('/');
+        }
+        path
+    }
+
     /// Strict descendants, depth first.
     pub fn descendants(&self, id: i64) -> impl Iterator<Item = &Perimeter> {
         let range = self.index.get(&id).map_or(0..0, |&i| self.enter[i] + 1..self.exit[i]);
@@ -173,6 +187,8 @@ pub mod tests {
         below_p0.sort();
         assert_eq!(below_p0, [3, 4, 5, 11, 12]);
         assert_eq!(tree.children(10).map(|p| p.id).collect::<Vec<_>>(), [13, 14]);
+        assert_eq!(tree.path(13), "/9999/2/10/13/");
+        assert!(!tree.path(13).starts_with(&tree.path(1)));
     }
 
     #[test]

@@ -40,8 +40,9 @@ pub struct User {
 pub struct Directory {
     /// Has a profile whose source is `Manual`.
     pub manual_profile: bool,
-    /// Validity windows of the accesses held through active profiles.
-    pub access_windows: Vec<Window>,
+    /// Validity windows of the accesses held through active profiles, by access id (a map, so one
+    /// access's window is set or removed with a single-attribute update).
+    pub access_windows: std::collections::BTreeMap<String, Window>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -54,7 +55,7 @@ pub struct Window {
 
 impl Directory {
     pub fn has_access_valid_at(&self, now: DateTime) -> bool {
-        self.access_windows.iter().any(|w| w.start.is_none_or(|s| s <= now) && w.end.is_none_or(|e| e > now))
+        self.access_windows.values().any(|w| w.start.is_none_or(|s| s <= now) && w.end.is_none_or(|e| e > now))
     }
 }
 

@@ -8,7 +8,8 @@ use super::state::AppState;
 use crate::{
     auth::{jwt::TokenType, AppActor, AuthMethod},
     domain::{
-        rights::{global_rights, Access, Profile, Right, RightSet},
+        access_rules::Grant,
+        rights::{global_rights, valid_grants, Access, Profile, Right, RightSet},
         time,
         user::User,
     },
@@ -29,6 +30,9 @@ pub struct Principal {
     pub accesses: Vec<Access>,
     /// Rights held through valid accesses, whatever the perimeter.
     pub rights: RightSet,
+    /// The valid accesses of active profiles with their roles' rights: the input of every
+    /// perimeter-scoped rights computation.
+    pub grants: Vec<Grant>,
     pub app: Option<AppActor>,
     pub auth_method: Option<AuthMethod>,
     /// The full admin acting as `username` through `X-Impersonate`.
@@ -115,13 +119,17 @@ fn auth_method(parts: &Parts) -> Option<AuthMethod> {
 
 async fn principal_of(state: &AppState, bundle: UserBundle, method: Option<AuthMethod>) -> Result<Principal, AppError> {
     let roles = state.roles().await?;
-    let rights = global_rights(&bundle.profiles, &bundle.accesses, |id| roles.get(&id).map(|r| r.rights), time::now());
+    let now = time::now();
+    let role_rights = |id: i64| roles.get(&id).filter(|r| r.delete_datetime.is_none()).map(|r| r.rights);
+    let rights = global_rights(&bundle.profiles, &bundle.accesses, role_rights, now);
+    let grants = valid_grants(&bundle.profiles, &bundle.accesses, role_rights, now);
     Ok(Principal {
         username: bundle.user.username.clone(),
         user: Some(bundle.user),
         profiles: bundle.profiles,
         accesses: bundle.accesses,
         rights,
+        grants,
         app: None,
         auth_method: method,
         impersonator: None,
@@ -139,6 +147,7 @@ pub async fn authenticate(state: &AppState, parts: &Parts) -> Result<Caller, App
             profiles: Vec::new(),
             accesses: Vec::new(),
             rights: RightSet::default(),
+            grants: Vec::new(),
             app: Some(actor),
             auth_method: None,
             impersonator: None,

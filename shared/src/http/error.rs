@@ -23,8 +23,10 @@ impl AppError {
                 (StatusCode::NOT_FOUND, json!({"detail": format!("No {model} matches the given query.")}))
             }
             Self::NotFoundDetail(detail) => (StatusCode::NOT_FOUND, json!({ "detail": detail })),
+            Self::NotFoundError(msg) => (StatusCode::NOT_FOUND, json!({ "error": msg })),
             Self::Invalid(errors) => (StatusCode::BAD_REQUEST, json!(errors)),
             Self::InvalidList(messages) => (StatusCode::BAD_REQUEST, json!(messages)),
+            Self::InvalidString(message) => (StatusCode::BAD_REQUEST, json!(message)),
             Self::ParseError(detail) => (StatusCode::BAD_REQUEST, json!({ "detail": detail })),
             Self::BadRequest(msg) => (StatusCode::BAD_REQUEST, json!({ "error": msg })),
             Self::LoginFailed(msg) => (StatusCode::UNAUTHORIZED, json!({ "error": msg })),

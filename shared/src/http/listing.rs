@@ -62,6 +62,11 @@ impl ListQuery {
         Self { pairs: pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(), base_url: base_url.into() }
     }
 
+    /// No query parameter at all (some endpoints switch mode on "any parameter").
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
     /// The last value of a parameter, empty values counting as absent (as django-filter does).
     pub fn get(&self, key: &str) -> Option<&str> {
         self.pairs.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
@@ -111,6 +116,12 @@ impl ListQuery {
                 }
             })
             .collect()
+    }
+
+    /// A default ordering when the request gives none.
+    pub fn ordering_from(&self, default: &str) -> Vec<Order> {
+        let (descending, field) = default.strip_prefix('-').map_or((false, default), |f| (true, f));
+        vec![Order { field: field.to_owned(), descending }]
     }
 
     /// PAGE style: 20 per page, `page` 1-based (or `last`); an invalid page is a 404.

@@ -12,14 +12,18 @@ use crate::{
     domain::{
         maintenance::MaintenancePhase,
         rights::Role,
+        tree::PerimeterTree,
         user::{User, UserRules},
     },
+    error::{AppError, AppResult},
     store::{DynamoStore, StoreResult},
 };
 
 /// Roles change rarely; containers re-read them at most this often (writes in this container
 /// invalidate at once).
 const ROLE_CACHE_TTL: Duration = Duration::from_secs(30);
+/// Containers check the perimeter tree's version this often and reload the tree only when it moved.
+const TREE_CHECK_INTERVAL: Duration = Duration::from_secs(30);
 /// The maintenance gate runs on every write and `/maintenances/next/` on every page load: one read
 /// per second per container is enough (the original's broadcaster works by the minute).
 const MAINTENANCE_CACHE_TTL: Duration = Duration::from_secs(1);
@@ -47,6 +51,16 @@ impl<T> TtlCache<T> {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<T, E>>,
     {
+        self.get_or_refresh(|_| async { load().await.map(Arc::new) }).await
+    }
+
+    /// Like [`Self::get_or_load`], but the loader sees the expired value and may keep it (a cheap
+    /// freshness check instead of a full reload).
+    pub async fn get_or_refresh<F, Fut, E>(&self, refresh: F) -> Result<Arc<T>, E>
+    where
+        F: FnOnce(Option<Arc<T>>) -> Fut,
+        Fut: std::future::Future<Output = Result<Arc<T>, E>>,
+    {
         if let Some(value) = self.fresh() {
             return Ok(value);
         }
@@ -54,7 +68,8 @@ impl<T> TtlCache<T> {
         if let Some(value) = self.fresh() {
             return Ok(value); // another request reloaded it while this one waited
         }
-        let value = Arc::new(load().await?);
+        let expired = self.slot.read().ok().and_then(|s| s.as_ref().map(|(_, v)| v.clone()));
+        let value = refresh(expired).await?;
         if let Ok(mut slot) = self.slot.write() {
             *slot = Some((Instant::now(), value.clone()));
         }
@@ -68,6 +83,11 @@ impl<T> TtlCache<T> {
     }
 }
 
+pub struct VersionedTree {
+    version: i64,
+    tree: Arc<PerimeterTree>,
+}
+
 pub struct Inner {
     pub settings: Settings,
     pub store: DynamoStore,
@@ -79,6 +99,7 @@ pub struct Inner {
     pub http: reqwest::Client,
     roles: TtlCache<HashMap<i64, Role>>,
     maintenances: TtlCache<Vec<MaintenancePhase>>,
+    tree: TtlCache<VersionedTree>,
 }
 
 #[derive(Clone)]
@@ -128,6 +149,7 @@ impl AppState {
             settings,
             roles: TtlCache::new(ROLE_CACHE_TTL),
             maintenances: TtlCache::new(MAINTENANCE_CACHE_TTL),
+            tree: TtlCache::new(TREE_CHECK_INTERVAL),
         })))
     }
 
@@ -141,6 +163,29 @@ impl AppState {
     /// Alive maintenance phases not yet ended (as of the last load), from the container cache.
     pub async fn maintenances_not_ended(&self) -> StoreResult<Arc<Vec<MaintenancePhase>>> {
         self.maintenances.get_or_load(|| self.store.maintenances_not_ended(crate::domain::time::now())).await
+    }
+
+    /// The perimeter tree, kept in memory: a version GetItem every 30 s, a full read only when the
+    /// tree changed (or at the first request of the container).
+    pub async fn perimeter_tree(&self) -> AppResult<Arc<PerimeterTree>> {
+        let snapshot = self
+            .tree
+            .get_or_refresh(|expired| async move {
+                let version = self.store.perimeters_version().await?;
+                if let Some(current) = expired.filter(|t| t.version == version) {
+                    return Ok::<_, AppError>(current);
+                }
+                let tree = PerimeterTree::new(self.store.perimeters().await?)
+                    .map_err(|e| AppError::Internal(format!("the stored perimeter tree is broken: {e}")))?;
+                Ok(Arc::new(VersionedTree { version, tree: Arc::new(tree) }))
+            })
+            .await?;
+        Ok(snapshot.tree.clone())
+    }
+
+    /// After a tree write in this container: the next request reloads at once.
+    pub fn invalidate_perimeter_tree(&self) {
+        self.tree.invalidate();
     }
 
     pub fn invalidate_maintenances(&self) {

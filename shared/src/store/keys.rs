@@ -5,8 +5,11 @@
 //! | user | `USER#<username>` | `#USER` | `USERS` / `<username>` | |
 //! | e-mail uniqueness guard | `EMAIL#<lower email>` | `#EMAIL` | | |
 //! | profile | `USER#<username>` | `PROFILE#<id>` | `PROFILE#<id>` / `PROFILE` | |
-//! | access | `USER#<username>` | `ACCESS#<id>` | `ACCESS#<id>` / `ACCESS` | `PERIMETER#<id>` / `ACCESS#<id>` |
+//! | profile (listing) | | | | `PROFILES` / `<username>#<id>` |
+//! | access | `USER#<username>` | `ACCESS#<id>` | `ACCESS#<id>` / `ACCESS` | `ACCESSES` / `<perimeter path>#<id>` |
+//! | perimeter tree version | `META#PERIMETERS` | `#VERSION` | | |
 //! | role | `ROLES` | `ROLE#<id>` | | |
+//! | role name uniqueness guard | `ROLENAME#<lower name>` | `#ROLENAME` | | |
 //! | perimeter | `PERIMETERS` | `PERIMETER#<id>` | | |
 //! | id counter | `COUNTER#<entity>` | `#COUNTER` | | |
 //! | refresh token | `REFRESH#<jti>` | `#REFRESH` | | |
@@ -78,12 +81,30 @@ pub fn access_lookup(id: i64) -> Key {
     key(format!("ACCESS#{id}"), "ACCESS")
 }
 
-pub fn access_by_perimeter(perimeter_id: i64, access_id: i64) -> Key {
-    key(format!("PERIMETER#{perimeter_id}"), format!("ACCESS#{}", padded(access_id)))
+pub const ACCESSES_INDEX_PK: &str = "ACCESSES";
+pub const PROFILES_INDEX_PK: &str = "PROFILES";
+
+/// Accesses sorted by the path of their perimeter (`/root/…/id/`, see `PerimeterTree::path`): the
+/// accesses of a subtree are one `begins_with` on the path, those of one perimeter on `path#`.
+pub fn access_by_perimeter_path(path: &str, access_id: i64) -> Key {
+    key(ACCESSES_INDEX_PK, format!("{path}#{}", padded(access_id)))
+}
+
+pub fn profiles_index(username: &str, id: i64) -> Key {
+    key(PROFILES_INDEX_PK, format!("{username}#{}", padded(id)))
+}
+
+pub fn perimeters_version() -> Key {
+    key("META#PERIMETERS", "#VERSION")
 }
 
 pub fn role(id: i64) -> Key {
     key(ROLES_PK, format!("ROLE#{}", padded(id)))
+}
+
+/// Keeps role names unique among alive roles (conditional put with the role).
+pub fn role_name_guard(name: &str) -> Key {
+    key(format!("ROLENAME#{}", name.to_lowercase()), "#ROLENAME")
 }
 
 pub fn perimeter(id: i64) -> Key {

@@ -1,4 +1,5 @@
 //! DynamoDB adapter: one table, records separate from domain types (keys live in [`keys`]).
+pub mod accesses;
 pub mod keys;
 mod platform;
 pub mod tokens;
@@ -8,7 +9,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::{
     error::SdkError,
-    types::{AttributeValue, Delete, Put, ReturnValue, Select, TransactWriteItem},
+    types::{AttributeValue, Delete, Put, ReturnValue, Select, TransactWriteItem, Update},
     Client,
 };
 use serde::{de::DeserializeOwned, Serialize};
@@ -94,6 +95,8 @@ impl Entry {
 pub enum Write {
     Put(Entry, Condition),
     Delete(Key, Condition),
+    /// An update built by the caller (attribute-level changes, e.g. one entry of a map).
+    Update(Update),
 }
 
 #[derive(Clone)]
@@ -180,6 +183,13 @@ impl DynamoStore {
             None => format!("{pk_name} = :pk"),
         };
         self.query_all(Some(index), &condition, pk, sk_from.map(|f| (":from", f)), forward).await
+    }
+
+    /// Every item of an index partition whose sort key starts with `prefix`.
+    pub async fn query_index_prefix(&self, index: &str, pk: &str, prefix: &str) -> StoreResult<Vec<Item>> {
+        let (pk_name, sk_name) = if index == keys::GSI1 { ("gsi1pk", "gsi1sk") } else { ("gsi2pk", "gsi2sk") };
+        let condition = format!("{pk_name} = :pk AND begins_with({sk_name}, :prefix)");
+        self.query_all(Some(index), &condition, pk, Some((":prefix", prefix)), true).await
     }
 
     async fn query_all(
@@ -278,6 +288,7 @@ impl DynamoStore {
                         .map_err(|e| StoreError::Sdk(e.to_string()))?;
                     TransactWriteItem::builder().delete(delete).build()
                 }
+                Write::Update(update) => TransactWriteItem::builder().update(update).build(),
             };
             items.push(item);
         }

@@ -1,12 +1,12 @@
 //! Users, profiles, accesses and roles.
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 
+use super::accesses::profile_entry;
 use super::{decode, keys, sdk_error, sk_of, Condition, DynamoStore, Entry, Item, StoreError, StoreResult, Write};
 use crate::domain::{
-    perimeter::Perimeter,
-    rights::{Access, Profile, Role},
+    rights::{Access, Profile},
     user::User,
 };
 
@@ -37,20 +37,6 @@ pub(crate) fn user_entry(user: &User) -> StoreResult<Entry> {
 
 fn email_guard_entry(email: &str, username: &str) -> StoreResult<Entry> {
     Entry::new("email_guard", &keys::email_guard(email), &serde_json::json!({ "username": username }))
-}
-
-pub fn profile_entry(profile: &Profile) -> StoreResult<Entry> {
-    Ok(Entry::new("profile", &keys::profile(&profile.username, profile.id), profile)?
-        .gsi1(&keys::profile_lookup(profile.id)))
-}
-
-pub fn access_entry(access: &Access) -> StoreResult<Entry> {
-    let entry =
-        Entry::new("access", &keys::access(&access.username, access.id), access)?.gsi1(&keys::access_lookup(access.id));
-    Ok(match access.perimeter_id {
-        Some(perimeter) => entry.gsi2(&keys::access_by_perimeter(perimeter, access.id)),
-        None => entry,
-    })
 }
 
 impl DynamoStore {
@@ -163,48 +149,7 @@ impl DynamoStore {
         }
     }
 
-    pub async fn roles(&self) -> StoreResult<Vec<Role>> {
-        self.query_partition(keys::ROLES_PK, None, true).await?.into_iter().map(decode).collect()
-    }
-
-    pub async fn put_role(&self, role: &Role, condition: Condition) -> StoreResult<()> {
-        self.put(Entry::new("role", &keys::role(role.id), role)?, condition).await
-    }
-
-    pub async fn put_profile(&self, profile: &Profile, condition: Condition) -> StoreResult<()> {
-        self.put(profile_entry(profile)?, condition).await
-    }
-
-    pub async fn put_access(&self, access: &Access, condition: Condition) -> StoreResult<()> {
-        self.put(access_entry(access)?, condition).await
-    }
-
     pub async fn put_user(&self, user: &User, condition: Condition) -> StoreResult<()> {
         self.put(user_entry(user)?, condition).await
-    }
-
-    /// Writes perimeters in batches of 25 (the seed and the tree import).
-    pub async fn put_perimeters(&self, perimeters: &[Perimeter]) -> StoreResult<()> {
-        for chunk in perimeters.chunks(25) {
-            let mut requests = Vec::with_capacity(chunk.len());
-            for p in chunk {
-                let put = PutRequest::builder()
-                    .set_item(Some(Entry::new("perimeter", &keys::perimeter(p.id), p)?.item))
-                    .build()
-                    .map_err(|e| StoreError::Sdk(e.to_string()))?;
-                requests.push(WriteRequest::builder().put_request(put).build());
-            }
-            let mut pending = Some(HashMap::from([(self.table.clone(), requests)]));
-            while let Some(items) = pending.take().filter(|m| m.values().any(|v| !v.is_empty())) {
-                let out =
-                    self.client.batch_write_item().set_request_items(Some(items)).send().await.map_err(sdk_error)?;
-                pending = out.unprocessed_items;
-            }
-        }
-        Ok(())
-    }
-
-    pub async fn perimeters(&self) -> StoreResult<Vec<Perimeter>> {
-        self.query_partition(keys::PERIMETERS_PK, None, true).await?.into_iter().map(decode).collect()
     }
 }

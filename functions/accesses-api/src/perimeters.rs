@@ -1,0 +1,252 @@
+//! `/accesses/perimeters/` (spec §4.6–§4.9, §4.15): the tree, children, manageable perimeters and
+//! patient-data rights, all computed over the in-memory tree.
+use std::sync::Arc;
+
+use axum::{
+    extract::{Path, State},
+    http::Method,
+    response::{IntoResponse, Response},
+    Json, Router,
+};
+use c360::{
+    domain::{
+        access_rules::{manageable_perimeters, PatientDataRights},
+        perimeter::Perimeter,
+        rights::Right,
+        tree::PerimeterTree,
+    },
+    error::{AppError, AppResult},
+    http::{
+        listing::{matches_search, sort_by, ListQuery, SortValue},
+        Api, AppState, Exposure, MethodPolicy, Principal, RouteSpec,
+    },
+};
+use serde_json::{json, Value};
+
+use crate::{roles::parse_id, views};
+
+pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
+    Api::new(state, "accesses")
+        // Read-only for everyone: other methods are refused by permission (403), as in the original.
+        .method_policy(MethodPolicy::Forbidden)
+        .route(Method::GET, "/accesses/perimeters/", Exposure::Authenticated, "List perimeters (LIMIT)", list)
+        .route(
+            Method::GET,
+            "/accesses/perimeters/manageable/",
+            Exposure::Authenticated,
+            "Top perimeters where the caller manages accesses",
+            manageable,
+        )
+        .route(
+            Method::GET,
+            "/accesses/perimeters/patient-data/rights/",
+            Exposure::Authenticated,
+            "Patient-data reading rights per perimeter (LIMIT)",
+            patient_data_rights,
+        )
+        .route(
+            Method::GET,
+            "/accesses/perimeters/patient-data/read/",
+            Exposure::Authenticated,
+            "May the caller read these cohorts' patients?",
+            patient_data_read,
+        )
+        .route(Method::GET, "/accesses/perimeters/{id}/", Exposure::Authenticated, "Get a perimeter", retrieve)
+        .route(
+            Method::GET,
+            "/accesses/perimeters/{id}/children/",
+            Exposure::Authenticated,
+            "Direct children (LIMIT)",
+            children,
+        )
+        .route(
+            Method::GET,
+            "/accesses/perimeters/{id}/children/{child}/",
+            Exposure::Authenticated,
+            "Get a direct child",
+            child,
+        )
+        .build()
+}
+
+/// The perimeter FilterSet and search of spec §4.15.
+pub fn matches_filters(p: &Perimeter, query: &ListQuery) -> bool {
+    let contains = |value: &Option<String>, param: &str| {
+        query
+            .get(param)
+            .is_none_or(|wanted| value.as_deref().is_some_and(|v| v.to_lowercase().contains(&wanted.to_lowercase())))
+    };
+    let one_of = |value: Option<String>, param: &str| {
+        query.list(param).is_none_or(|values| value.is_some_and(|v| values.contains(&v)))
+    };
+    contains(&Some(p.name.clone()), "name")
+        && contains(&p.source_value, "source_value")
+        && one_of(p.type_source_value.clone(), "type_source_value")
+        && one_of(p.cohort_id.clone(), "cohort_id")
+        && one_of(p.parent_id.map(|i| i.to_string()), "parent_id")
+        && one_of(p.local_id.clone(), "local_id")
+        && matches_search(
+            &query.search_terms(),
+            &[Some(&p.name), p.type_source_value.as_deref(), p.source_value.as_deref()],
+        )
+}
+
+fn ordered<'a>(mut perimeters: Vec<&'a Perimeter>, query: &ListQuery) -> AppResult<Vec<&'a Perimeter>> {
+    let orders =
+        query.ordering("ordering", &["care_site_name", "care_site_type_source_value", "care_site_source_value"])?;
+    sort_by(&mut perimeters, &orders, |p, field| match field {
+        "care_site_name" => SortValue::Text(p.name.clone()),
+        "care_site_type_source_value" => SortValue::from(p.type_source_value.as_deref()),
+        _ => SortValue::from(p.source_value.as_deref()),
+    });
+    Ok(perimeters)
+}
+
+async fn list(State(state): State<AppState>, _: Arc<Principal>, query: ListQuery) -> AppResult<Json<Value>> {
+    let tree = state.perimeter_tree().await?;
+    let found = ordered(tree.iter().filter(|p| matches_filters(p, &query)).collect(), &query)?;
+    Ok(Json(query.limited(found.into_iter().map(views::perimeter_full).collect())))
+}
+
+fn find(tree: &PerimeterTree, raw: &str) -> AppResult<Perimeter> {
+    tree.get(parse_id(raw, "Perimeter")?).cloned().ok_or(AppError::NotFound("Perimeter"))
+}
+
+async fn retrieve(State(state): State<AppState>, _: Arc<Principal>, Path(id): Path<String>) -> AppResult<Json<Value>> {
+    let tree = state.perimeter_tree().await?;
+    Ok(Json(views::perimeter_full(&find(&tree, &id)?)))
+}
+
+async fn children(
+    State(state): State<AppState>,
+    _: Arc<Principal>,
+    Path(id): Path<String>,
+    query: ListQuery,
+) -> AppResult<Json<Value>> {
+    let tree = state.perimeter_tree().await?;
+    let parent = parse_id(&id, "Perimeter")?;
+    let found = ordered(tree.children(parent).filter(|p| matches_filters(p, &query)).collect(), &query)?;
+    Ok(Json(query.limited(found.into_iter().map(views::perimeter_full).collect())))
+}
+
+async fn child(
+    State(state): State<AppState>,
+    _: Arc<Principal>,
+    Path((parent, id)): Path<(String, String)>,
+) -> AppResult<Json<Value>> {
+    let tree = state.perimeter_tree().await?;
+    let perimeter = find(&tree, &id)?;
+    if perimeter.parent_id != Some(parse_id(&parent, "Perimeter")?) {
+        return Err(AppError::NotFound("Perimeter"));
+    }
+    Ok(Json(views::perimeter_full(&perimeter)))
+}
+
+fn has_any_param(query: &ListQuery) -> bool {
+    !query.is_empty()
+}
+
+async fn manageable(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    query: ListQuery,
+) -> AppResult<Json<Value>> {
+    let tree = state.perimeter_tree().await?;
+    let tops = manageable_perimeters(&principal.grants, &tree);
+    let mut found: Vec<&Perimeter> = tops.iter().filter_map(|id| tree.get(*id)).collect();
+    if has_any_param(&query) {
+        // With parameters, the tops and everything below them, then the perimeter filters.
+        let below: Vec<&Perimeter> = tops.iter().flat_map(|id| tree.descendants(*id)).collect();
+        found.extend(below);
+        found.retain(|p| matches_filters(p, &query));
+    }
+    Ok(Json(json!(found.into_iter().map(views::perimeter_lite).collect::<Vec<_>>())))
+}
+
+async fn patient_data_rights(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    query: ListQuery,
+) -> AppResult<Response> {
+    let tree = state.perimeter_tree().await?;
+    let rights = PatientDataRights::new(&principal.grants, &tree);
+    let mut rows: Vec<(&Perimeter, Value)> = Vec::new();
+    if !rights.is_empty() {
+        for id in rights.targets(has_any_param(&query), &tree) {
+            let Some(p) = tree.get(id).filter(|p| matches_filters(p, &query)) else { continue };
+            let r = rights.right_on(id, &tree);
+            let read_role = match (r.nominative, r.pseudonymized) {
+                (true, _) => "READ_PATIENT_NOMINATIVE",
+                (false, true) => "READ_PATIENT_PSEUDO_ANONYMIZE",
+                _ => "NO READ PATIENT RIGHT",
+            };
+            rows.push((
+                p,
+                json!({
+                    "perimeter": views::perimeter_lite(p),
+                    "read_role": read_role,
+                    "right_read_patient_nominative": r.nominative,
+                    "right_read_patient_pseudonymized": r.pseudonymized,
+                    "right_search_patients_by_ipp": rights.search_by_ipp,
+                    "right_read_opposed_patients_data": rights.search_opposed,
+                }),
+            ));
+        }
+    }
+    rows.sort_by(|(a, _), (b, _)| (a.full_path.as_deref(), a.id).cmp(&(b.full_path.as_deref(), b.id)));
+    let page = query.limited(rows.into_iter().map(|(_, row)| row).collect());
+    // As the original: an empty page is `{}`, not an envelope.
+    if page["results"].as_array().is_none_or(Vec::is_empty) {
+        return Ok(Json(json!({})).into_response());
+    }
+    Ok(Json(page).into_response())
+}
+
+/// §4.9 for perimeter cohort ids. (Cohort `group_id`s resolve to their snapshot's perimeters once
+/// the cohort workspace stores cohorts: the cohort issue.)
+async fn patient_data_read(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    query: ListQuery,
+) -> AppResult<Json<Value>> {
+    let cohort_ids =
+        query.list("cohort_ids").ok_or_else(|| AppError::BadRequest("Missing `cohort_ids` parameter".into()))?;
+    let at_least_one = match query.get("mode") {
+        Some("max") => true,
+        Some("min") => false,
+        _ => return Err(AppError::BadRequest("Patient data reading `mode` is missing or has invalid value".into())),
+    };
+    let has = |right: Right| principal.grants.iter().any(|g| g.rights.has(right));
+    if has(Right::SEARCH_PATIENTS_UNLIMITED) {
+        return Ok(Json(json!({
+            "allow_read_patient_data_nomi": true,
+            "allow_lookup_opposed_patients": true,
+            "allow_read_patient_without_perimeter_limit": true,
+            "allow_read_practitioner": false,
+        })));
+    }
+    let tree = state.perimeter_tree().await?;
+    let targets: Vec<i64> =
+        tree.iter().filter(|p| p.cohort_id.as_ref().is_some_and(|c| cohort_ids.contains(c))).map(|p| p.id).collect();
+    if targets.is_empty() {
+        return Err(AppError::NotFoundError("None of the target perimeters was found".into()));
+    }
+    let rights = PatientDataRights::new(&principal.grants, &tree);
+    let per_target: Vec<_> = targets.iter().map(|t| rights.right_on(*t, &tree)).collect();
+    let quantifier = |test: &dyn Fn(&c360::domain::access_rules::ReadRight) -> bool| {
+        if at_least_one {
+            per_target.iter().any(test)
+        } else {
+            per_target.iter().all(test)
+        }
+    };
+    if !quantifier(&|r| r.pseudonymized) {
+        return Err(AppError::NotFoundError("User has no data reading accesses".into()));
+    }
+    Ok(Json(json!({
+        "allow_read_patient_data_nomi": quantifier(&|r| r.nominative),
+        "allow_lookup_opposed_patients": has(Right::SEARCH_OPPOSED_PATIENTS),
+        "allow_read_patient_without_perimeter_limit": false,
+        "allow_read_practitioner": has(Right::MANAGE_USERS),
+    })))
+}

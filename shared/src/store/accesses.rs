@@ -1,0 +1,165 @@
+//! Roles, profiles, accesses and perimeters: the data of the rights computations.
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, Update, WriteRequest};
+
+use super::{decode, key_item, keys, sdk_error, Condition, DynamoStore, Entry, Item, StoreError, StoreResult, Write};
+use crate::domain::{
+    perimeter::Perimeter,
+    rights::{Access, Profile, Role},
+    time,
+    user::Window,
+};
+
+pub fn profile_entry(profile: &Profile) -> StoreResult<Entry> {
+    Ok(Entry::new("profile", &keys::profile(&profile.username, profile.id), profile)?
+        .gsi1(&keys::profile_lookup(profile.id))
+        .gsi2(&keys::profiles_index(&profile.username, profile.id)))
+}
+
+/// `perimeter_path` is the path of the access's perimeter in the tree (`PerimeterTree::path`).
+pub fn access_entry(access: &Access, perimeter_path: &str) -> StoreResult<Entry> {
+    Ok(Entry::new("access", &keys::access(&access.username, access.id), access)?
+        .gsi1(&keys::access_lookup(access.id))
+        .gsi2(&keys::access_by_perimeter_path(perimeter_path, access.id)))
+}
+
+/// The update of the user's directory summary that goes with an access write.
+fn window_update(table: &str, access: &Access) -> StoreResult<Update> {
+    let key = keys::user(&access.username);
+    let builder = Update::builder()
+        .table_name(table)
+        .set_key(Some(key_item(&key)))
+        .expression_attribute_names("#id", access.id.to_string())
+        .condition_expression("attribute_exists(pk)");
+    let builder = if access.delete_datetime.is_some() {
+        builder.update_expression("REMOVE directory.access_windows.#id")
+    } else {
+        let window = Window { start: access.start_datetime, end: access.end_datetime };
+        let value = serde_dynamo::to_attribute_value(&window).map_err(|e| StoreError::Record(e.to_string()))?;
+        builder.update_expression("SET directory.access_windows.#id = :w").expression_attribute_values(":w", value)
+    };
+    builder.build().map_err(|e| StoreError::Sdk(e.to_string()))
+}
+
+impl DynamoStore {
+    pub async fn roles(&self) -> StoreResult<Vec<Role>> {
+        self.query_partition(keys::ROLES_PK, None, true).await?.into_iter().map(decode).collect()
+    }
+
+    pub async fn put_role(&self, role: &Role, condition: Condition) -> StoreResult<()> {
+        self.put(Entry::new("role", &keys::role(role.id), role)?, condition).await
+    }
+
+    /// Saves a role and keeps its name unique among alive roles: `ConditionFailed` when another
+    /// alive role holds the name. `previous_name` is the stored name when the role exists already.
+    pub async fn save_role(&self, role: &Role, previous_name: Option<&str>) -> StoreResult<()> {
+        let role_entry = Entry::new("role", &keys::role(role.id), role)?;
+        let mut writes = vec![Write::Put(
+            role_entry,
+            if previous_name.is_some() { Condition::MustExist } else { Condition::MustNotExist },
+        )];
+        let renamed = previous_name.map(str::to_lowercase) != Some(role.name.to_lowercase());
+        let alive = role.delete_datetime.is_none();
+        if let Some(old) = previous_name.filter(|_| renamed || !alive) {
+            writes.push(Write::Delete(keys::role_name_guard(old), Condition::None));
+        }
+        if alive && renamed {
+            let guard = Entry::new(
+                "role_name_guard",
+                &keys::role_name_guard(&role.name),
+                &serde_json::json!({"role_id": role.id}),
+            )?;
+            writes.push(Write::Put(guard, Condition::MustNotExist));
+        }
+        match self.transact(writes).await {
+            Err(StoreError::TransactionConflict(_)) => Err(StoreError::ConditionFailed),
+            other => other,
+        }
+    }
+
+    pub async fn put_profile(&self, profile: &Profile, condition: Condition) -> StoreResult<()> {
+        self.put(profile_entry(profile)?, condition).await
+    }
+
+    pub async fn profile(&self, id: i64) -> StoreResult<Option<Profile>> {
+        let key = keys::profile_lookup(id);
+        let items = self.query_index(keys::GSI1, &key.pk, None, true).await?;
+        items.into_iter().next().map(decode).transpose()
+    }
+
+    /// Every profile, sorted by username (the `PROFILES` index partition).
+    pub async fn profiles(&self) -> StoreResult<Vec<Profile>> {
+        self.query_index(keys::GSI2, keys::PROFILES_INDEX_PK, None, true).await?.into_iter().map(decode).collect()
+    }
+
+    pub async fn access(&self, id: i64) -> StoreResult<Option<Access>> {
+        let key = keys::access_lookup(id);
+        let items = self.query_index(keys::GSI1, &key.pk, None, true).await?;
+        Ok(items.into_iter().next().map(decode::<Access>).transpose()?.filter(|a| a.delete_datetime.is_none()))
+    }
+
+    /// Accesses whose perimeter path starts with `path_prefix` (`/` = all), deleted ones excluded.
+    pub async fn accesses_under(&self, path_prefix: &str) -> StoreResult<Vec<Access>> {
+        let items = self.query_index_prefix(keys::GSI2, keys::ACCESSES_INDEX_PK, path_prefix).await?;
+        let accesses: Vec<Access> = items.into_iter().map(decode).collect::<Result<_, _>>()?;
+        Ok(accesses.into_iter().filter(|a| a.delete_datetime.is_none()).collect())
+    }
+
+    /// Writes an access and the matching entry of its user's directory summary, atomically.
+    pub async fn save_access(&self, access: &Access, perimeter_path: &str, condition: Condition) -> StoreResult<()> {
+        let entry = access_entry(access, perimeter_path)?;
+        self.transact(vec![Write::Put(entry, condition), Write::Update(window_update(&self.table, access)?)]).await
+    }
+
+    /// Writes perimeters in batches of 25, then moves the tree version so containers reload it.
+    pub async fn put_perimeters(&self, perimeters: &[Perimeter]) -> StoreResult<()> {
+        for chunk in perimeters.chunks(25) {
+            let mut requests = Vec::with_capacity(chunk.len());
+            for p in chunk {
+                let put = PutRequest::builder()
+                    .set_item(Some(Entry::new("perimeter", &keys::perimeter(p.id), p)?.item))
+                    .build()
+                    .map_err(|e| StoreError::Sdk(e.to_string()))?;
+                requests.push(WriteRequest::builder().put_request(put).build());
+            }
+            let mut pending = Some(HashMap::from([(self.table.clone(), requests)]));
+            while let Some(items) = pending.take().filter(|m| m.values().any(|v| !v.is_empty())) {
+                let out =
+                    self.client.batch_write_item().set_request_items(Some(items)).send().await.map_err(sdk_error)?;
+                pending = out.unprocessed_items;
+            }
+        }
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(&keys::perimeters_version())))
+            .update_expression("ADD #v :one SET updated_at = :at")
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":at", AttributeValue::S(time::iso(time::now())))
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+
+    /// The tree version: a GetItem, so containers check freshness without reading the tree.
+    pub async fn perimeters_version(&self) -> StoreResult<i64> {
+        let item: Option<Item> = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(&keys::perimeters_version())))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error)?
+            .item;
+        Ok(item.and_then(|i| i.get("version").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok())).unwrap_or(0))
+    }
+
+    pub async fn perimeters(&self) -> StoreResult<Vec<Perimeter>> {
+        self.query_partition(keys::PERIMETERS_PK, None, true).await?.into_iter().map(decode).collect()
+    }
+}
