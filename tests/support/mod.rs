@@ -20,7 +20,6 @@ use tower::ServiceExt;
 
 pub const DEMO_TREE: &str = include_str!("../../infra/data/perimeters.demo.csv");
 pub const ROOT_PERIMETER: i64 = 9999;
-pub const ROOT_PATH: &str = "/9999/";
 
 fn endpoint() -> String {
     std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:4566".into())
@@ -115,6 +114,12 @@ impl TestApp {
 
     /// A user with password [`PASSWORD`] and, if given, one valid access to that role on the root.
     pub async fn account(&self, username: &str, role: Option<i64>) {
+        self.account_on(username, role, ROOT_PERIMETER).await;
+    }
+
+    /// As [`Self::account`], with the access on `perimeter`.
+    pub async fn account_on(&self, username: &str, role: Option<i64>, perimeter: i64) {
+        let path = self.state.perimeter_tree().await.expect("the demo tree").path(perimeter);
         ensure_account(
             &self.state.store,
             NewAccount {
@@ -123,7 +128,7 @@ impl TestApp {
                 lastname: &format!("User{username}"),
                 email: Some(&format!("{username}@cohort360.test")),
                 password: Some(PASSWORD),
-                role: role.map(|role_id| RoleOn { role_id, perimeter_id: ROOT_PERIMETER, perimeter_path: ROOT_PATH }),
+                role: role.map(|role_id| RoleOn { role_id, perimeter_id: perimeter, perimeter_path: &path }),
                 validity: time::Duration::days(30),
             },
             c360::domain::time::now(),
