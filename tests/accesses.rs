@@ -420,3 +420,67 @@ async fn roles_are_full_admin_business_with_consistency_and_delete_guards() {
     );
     assert_eq!(catalogue.as_array().unwrap().len(), 9);
 }
+
+#[tokio::test]
+async fn tree_sync_is_idempotent_closes_accesses_of_removed_perimeters_and_follows_moves() {
+    let app = TestApp::new().await;
+    app.account_on("3000009", Some(PSEUDO_READER), 14).await;
+    app.account_on("3000010", Some(PSEUDO_READER), 13).await;
+    let now = c360::domain::time::now();
+    let demo = integration_tests::DEMO_TREE;
+    let same = c360::perimeter_sync::apply_document(&app.state.store, demo, now).await.unwrap();
+    assert_eq!(same, c360::perimeter_sync::SyncReport::default(), "the seeded document again changes nothing");
+
+    // P14 disappears, P13 moves under P9 (the structure comes from the parent links).
+    let changed: String =
+        demo.lines()
+            .filter(|line| !line.starts_with("14;"))
+            .map(|line| {
+                if line.starts_with("13;") {
+                    "13;P13;P13;hospital_serv;SRC13;Local P13;13;9;4;9,2,9999;"
+                } else {
+                    line
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+    let report = c360::perimeter_sync::apply_document(&app.state.store, &changed, now).await.unwrap();
+    assert_eq!(
+        (report.removed, report.moved, report.closed_accesses, report.reindexed_accesses),
+        (1, 1, 1, 1),
+        "{report:?}"
+    );
+    let again = c360::perimeter_sync::apply_document(&app.state.store, &changed, now).await.unwrap();
+    assert_eq!(again, c360::perimeter_sync::SyncReport::default());
+
+    app.state.invalidate_perimeter_tree();
+    let (admin, _) = app.login(ADMIN).await;
+    assert_eq!(app.call(Method::GET, "/accesses/perimeters/14/").token(&admin).send().await.0, StatusCode::NOT_FOUND);
+    let (_, under_p9) =
+        app.call(Method::GET, "/accesses/accesses/?perimeter_id=9&include_children=true").token(&admin).send().await;
+    assert_eq!(under_p9["results"][0]["perimeter_id"], 13, "{under_p9}");
+    let (reader, _) = app.login("3000009").await;
+    let (_, mine) = app.call(Method::GET, "/accesses/accesses/my-accesses/").token(&reader).send().await;
+    assert_eq!(mine, json!([]), "the access on the removed perimeter is closed");
+}
+
+#[tokio::test]
+async fn the_scheduled_sync_reads_the_tree_document_from_s3() {
+    let app = TestApp::new().await;
+    let s3 = integration_tests::s3().await;
+    let bucket = format!("t-{}", uuid::Uuid::new_v4().simple());
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let document: String =
+        integration_tests::DEMO_TREE.lines().filter(|l| !l.starts_with("12;")).collect::<Vec<_>>().join("\n");
+    s3.put_object().bucket(&bucket).key("tree/perimeters.csv").body(document.into_bytes().into()).send().await.unwrap();
+    let tasks = scheduled_tasks::Tasks {
+        store: app.state.store.clone(),
+        s3,
+        perimeters_source: Some(format!("s3://{bucket}/tree/perimeters.csv")),
+    };
+    let out = scheduled_tasks::function_handler(&tasks, json!({"task": "perimeters_sync"})).await.unwrap();
+    assert_eq!(out["status"], "done", "{out}");
+    assert_eq!(out["report"]["removed"], 1);
+    let again = scheduled_tasks::function_handler(&tasks, json!({"task": "perimeters_sync"})).await.unwrap();
+    assert_eq!(again["report"]["removed"], 0);
+}

@@ -37,6 +37,7 @@ fn expectations() -> BTreeMap<&'static str, &'static str> {
         ("scheduled-tasks/maintenance-broadcast.json", "skipped"),
         ("scheduled-tasks/expiring-accesses-alerts.json", "skipped"),
         ("scheduled-tasks/stuck-jobs-sweeper.json", "skipped"),
+        ("scheduled-tasks/perimeters-sync.json", "skipped"),
         ("ws-api/connect.json", "200"),
         ("ws-api/handshake.json", "200"),
         ("ws-api/disconnect.json", "200"),
@@ -82,8 +83,14 @@ async fn every_sample_event_runs_through_its_lambda_handler() {
                         &export_worker::function_handler(serde_json::from_str::<SqsEvent>(&payload).unwrap()).await,
                     ),
                     "scheduled-tasks" => {
-                        let out =
-                            scheduled_tasks::function_handler(serde_json::from_str(&payload).unwrap()).await.unwrap();
+                        let tasks = scheduled_tasks::Tasks {
+                            store: app.state.store.clone(),
+                            s3: integration_tests::s3().await,
+                            perimeters_source: None,
+                        };
+                        let out = scheduled_tasks::function_handler(&tasks, serde_json::from_str(&payload).unwrap())
+                            .await
+                            .unwrap();
                         out["status"].as_str().unwrap().to_owned()
                     }
                     "ws-api" => {

@@ -22,3 +22,10 @@ pub fn http_client(timeout: std::time::Duration) -> reqwest::Client {
         .build()
         .unwrap_or_default()
 }
+
+/// An S3 client; path-style addressing when an emulator endpoint is configured (bucket names as
+/// host names do not resolve on 127.0.0.1).
+pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some() || sdk.endpoint_url().is_some();
+    aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(sdk).force_path_style(path_style).build())
+}

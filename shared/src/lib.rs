@@ -8,9 +8,11 @@
 pub mod auth;
 pub mod aws;
 pub mod config;
+pub mod documents;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod perimeter_sync;
 pub mod seed;
 pub mod store;
 pub mod telemetry;

@@ -93,6 +93,7 @@ pub async fn seed_roles(store: &DynamoStore, now: DateTime) -> AppResult<()> {
 pub async fn seed_perimeters(store: &DynamoStore, csv: &str) -> AppResult<Vec<Perimeter>> {
     let perimeters = parse_csv(csv).map_err(|e| AppError::BadRequest(format!("perimeter file: {e}")))?;
     store.put_perimeters(&perimeters).await?;
+    store.bump_perimeters_version().await?;
     Ok(perimeters)
 }
 

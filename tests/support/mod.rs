@@ -26,18 +26,24 @@ fn endpoint() -> String {
 }
 
 /// A DynamoDB client for the emulator with dummy credentials (never the EC2 metadata service).
+static SDK_CONFIG: OnceLock<aws_config::SdkConfig> = OnceLock::new();
+
 pub async fn dynamodb() -> Client {
-    static CONFIG: OnceLock<aws_config::SdkConfig> = OnceLock::new();
-    if CONFIG.get().is_none() {
+    if SDK_CONFIG.get().is_none() {
         let config = c360::aws::sdk_loader()
             .endpoint_url(endpoint())
             .region(Region::new("us-east-1"))
             .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
             .load()
             .await;
-        let _ = CONFIG.set(config);
+        let _ = SDK_CONFIG.set(config);
     }
-    Client::new(CONFIG.get().expect("set above"))
+    Client::new(SDK_CONFIG.get().expect("set above"))
+}
+
+pub async fn s3() -> aws_sdk_s3::Client {
+    dynamodb().await;
+    c360::aws::s3_client(SDK_CONFIG.get().expect("loaded by dynamodb()"))
 }
 
 /// Creates a fresh table with the schema of `C360_REFERENCE_TABLE` (made from template.yaml by

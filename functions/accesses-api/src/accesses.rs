@@ -174,9 +174,9 @@ async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: L
     let roots = visible_roots(&principal.grants, &tree);
     let now = time::now();
     let role_rights = |a: &Access| roles.get(&a.role_id).map(|r| r.rights).unwrap_or_default();
-    let editable = |a: &Access| Some(can_manage(&principal.grants, role_rights(a), a.perimeter_id, &tree));
 
-    let candidates: Vec<(Access, Option<bool>)> = if let Some(raw) = query.get("profile_id") {
+    // `(access, whether the list mode reports its editable flag)`.
+    let candidates: Vec<(Access, bool)> = if let Some(raw) = query.get("profile_id") {
         let profile_id: i64 = raw.parse().map_err(|_| AppError::field("profile_id", "Enter a number."))?;
         let accesses = match state.store.profile(profile_id).await? {
             Some(profile) => state.store.user_bundle(&profile.username).await?.map(|b| b.accesses).unwrap_or_default(),
@@ -185,10 +185,7 @@ async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: L
         accesses
             .into_iter()
             .filter(|a| a.profile_id == profile_id && a.delete_datetime.is_none())
-            .map(|a| {
-                let e = editable(&a);
-                (a, e)
-            })
+            .map(|a| (a, true))
             .collect()
     } else if let Some(raw) = query.get("perimeter_id") {
         let perimeter: i64 = raw.parse().ok().filter(|p| tree.contains(*p)).ok_or(AppError::NotFound("Perimeter"))?;
@@ -214,14 +211,7 @@ async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: L
                 found.extend(on_ancestor.into_iter().filter(|a| role_rights(a).any(&inherited)));
             }
         }
-        found
-            .into_iter()
-            .filter(|a| a.is_valid_at(now))
-            .map(|a| {
-                let e = editable(&a);
-                (a, e)
-            })
-            .collect()
+        found.into_iter().filter(|a| a.is_valid_at(now)).map(|a| (a, true)).collect()
     } else {
         let prefixes: Vec<String> = match &roots {
             None => vec!["/".to_owned()],
@@ -231,12 +221,12 @@ async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: L
         for prefix in prefixes {
             all.extend(state.store.accesses_under(&prefix).await?);
         }
-        all.into_iter().map(|a| (a, None)).collect()
+        all.into_iter().map(|a| (a, false)).collect()
     };
 
     let exact =
         |value: Option<String>, param: &str| query.get(param).is_none_or(|wanted| value.as_deref() == Some(wanted));
-    let mut rows: Vec<(Access, Option<bool>)> = candidates
+    let mut rows: Vec<(Access, bool)> = candidates
         .into_iter()
         .filter(|(a, _)| visible(a, &roots, &tree))
         .filter(|(a, _)| exact(Some(a.source.clone()), "source") && exact(Some(a.role_id.to_string()), "role_id"))
@@ -285,13 +275,24 @@ async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: L
         "perimeter_name" => SortValue::from(a.perimeter_id.and_then(|p| tree.get(p)).map(|p| p.name.as_str())),
         _ => SortValue::Bool(a.is_valid_at(now)),
     });
-    let rendered = render(&state, &rows, &tree).await?;
-    let page = query.page(rendered)?;
+    // Users and `editable` flags are resolved for the requested page only.
+    let page = query.page_of(rows)?;
     // As the original: an empty page is a bare `[]`.
-    if page["results"].as_array().is_none_or(Vec::is_empty) {
+    if page.results.is_empty() {
         return Ok(Json(json!([])).into_response());
     }
-    Ok(Json(page).into_response())
+    let flagged: Vec<(Access, Option<bool>)> = page
+        .results
+        .iter()
+        .map(|(a, flag)| {
+            (a.clone(), flag.then(|| can_manage(&principal.grants, role_rights(a), a.perimeter_id, &tree)))
+        })
+        .collect();
+    let mut rendered = render(&state, &flagged, &tree).await?.into_iter();
+    let envelope =
+        c360::http::listing::Page { count: page.count, next: page.next, previous: page.previous, results: flagged }
+            .envelope(|_| rendered.next().unwrap_or(Value::Null));
+    Ok(Json(envelope).into_response())
 }
 
 async fn user_map<'a>(state: &AppState, names: impl Iterator<Item = &'a str>) -> AppResult<HashMap<String, User>> {

@@ -3,6 +3,8 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use c360::{config::ConfigError, domain::time, store::DynamoStore};
+
 /// Every scheduled task, in the order of template.yaml.
 pub const TASKS: [&str; 7] = [
     "maintenance_broadcast",
@@ -13,6 +15,26 @@ pub const TASKS: [&str; 7] = [
     "refresh_schedules",
     "stuck_jobs_sweeper",
 ];
+
+/// What the tasks need, built once per container.
+pub struct Tasks {
+    pub store: DynamoStore,
+    pub s3: aws_sdk_s3::Client,
+    /// `PERIMETERS_SOURCE`: where the perimeter tree document is published (`s3://bucket/key`).
+    pub perimeters_source: Option<String>,
+}
+
+impl Tasks {
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let table = std::env::var("TABLE_NAME").map_err(|_| ConfigError::Missing("TABLE_NAME"))?;
+        let sdk = c360::aws::sdk_config().await;
+        Ok(Self {
+            store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table),
+            s3: c360::aws::s3_client(&sdk),
+            perimeters_source: std::env::var("PERIMETERS_SOURCE").ok().filter(|s| !s.is_empty()),
+        })
+    }
+}
 
 #[derive(Debug, Deserialize)]
 struct TaskInput {
@@ -25,15 +47,33 @@ pub enum TaskError {
     BadInput(String),
     #[error("unknown task {0:?}")]
     Unknown(String),
+    #[error("task {task} failed: {cause}")]
+    Failed { task: String, cause: String },
 }
 
-pub async fn function_handler(input: Value) -> Result<Value, TaskError> {
+pub async fn function_handler(tasks: &Tasks, input: Value) -> Result<Value, TaskError> {
     let TaskInput { task } = serde_json::from_value(input).map_err(|e| TaskError::BadInput(e.to_string()))?;
     if !TASKS.contains(&task.as_str()) {
         return Err(TaskError::Unknown(task));
     }
-    // Declared in the template; each task's body arrives with its issue (accesses, cohort jobs,
-    // exports). Until then the run is logged as skipped rather than failed, so no alarm fires.
-    tracing::warn!(task = %task, "scheduled task not available in this release; skipped");
-    Ok(json!({"task": task, "status": "skipped"}))
+    let failed = |cause: c360::AppError| TaskError::Failed { task: task.clone(), cause: cause.to_string() };
+    match task.as_str() {
+        "perimeters_sync" => {
+            let Some(source) = &tasks.perimeters_source else {
+                tracing::info!("PERIMETERS_SOURCE is not set: no tree document to apply");
+                return Ok(json!({"task": task, "status": "skipped", "reason": "PERIMETERS_SOURCE is not set"}));
+            };
+            let document = c360::documents::read_document(&tasks.s3, source).await.map_err(failed)?;
+            let report =
+                c360::perimeter_sync::apply_document(&tasks.store, &document, time::now()).await.map_err(failed)?;
+            tracing::info!(?report, "perimeter tree synchronised");
+            Ok(json!({"task": task, "status": "done", "report": report}))
+        }
+        // Declared in the template; their bodies arrive with their issues (accesses e-mails and
+        // counters, cohort jobs, exports). Until then a run is logged as skipped, not failed.
+        _ => {
+            tracing::warn!(task = %task, "scheduled task not available in this release; skipped");
+            Ok(json!({"task": task, "status": "skipped"}))
+        }
+    }
 }

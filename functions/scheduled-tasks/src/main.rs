@@ -4,8 +4,10 @@ use lambda_runtime::{service_fn, LambdaEvent};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     c360::telemetry::init();
-    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| async move {
-        scheduled_tasks::function_handler(event.payload).await.map_err(lambda_runtime::Error::from)
+    let tasks = scheduled_tasks::Tasks::from_env().await?;
+    let tasks = &tasks;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
+        scheduled_tasks::function_handler(tasks, event.payload).await.map_err(lambda_runtime::Error::from)
     }))
     .await
 }

@@ -75,7 +75,8 @@ pub fn can_manage(grants: &[Grant], role: RightSet, perimeter: Option<i64>, tree
                 grant.rights.has(Right::MANAGE_ADMIN_ACCESSES_SAME_LEVEL),
                 grant.rights.has(Right::MANAGE_DATA_ACCESSES_SAME_LEVEL),
             )
-        } else if tree.is_descendant(target, grant.perimeter_id) && grant.rights.any(&INFERIOR_LEVELS) {
+        // The cheap right test first: the tree look-up only for grants that reach below.
+        } else if grant.rights.any(&INFERIOR_LEVELS) && tree.is_descendant(target, grant.perimeter_id) {
             (
                 grant.rights.has(Right::MANAGE_ADMIN_ACCESSES_INFERIOR_LEVELS),
                 grant.rights.has(Right::MANAGE_DATA_ACCESSES_INFERIOR_LEVELS),

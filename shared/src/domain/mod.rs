@@ -8,4 +8,5 @@ pub mod request_log;
 pub mod rights;
 pub mod time;
 pub mod tree;
+pub mod tree_sync;
 pub mod user;

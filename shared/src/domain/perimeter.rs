@@ -120,3 +120,85 @@ mod tests {
         );
     }
 }
+
+/// Parses a tree document: the original's CSV, or a JSON array of perimeter objects with the same
+/// fields (`above_levels_ids` / `inferior_levels_ids` as arrays or comma strings).
+pub fn parse_document(text: &str) -> Result<Vec<Perimeter>, CsvError> {
+    let trimmed = text.trim_start();
+    if !trimmed.starts_with('[') {
+        return parse_csv(text);
+    }
+    #[derive(Deserialize)]
+    struct Row {
+        id: i64,
+        name: String,
+        short_name: Option<String>,
+        type_source_value: Option<String>,
+        source_value: Option<String>,
+        local_id: Option<String>,
+        cohort_id: Option<serde_json::Value>,
+        parent_id: Option<i64>,
+        level: Option<i64>,
+    }
+    let rows: Vec<Row> =
+        serde_json::from_str(trimmed).map_err(|e| CsvError::Line { line: e.line(), reason: e.to_string() })?;
+    // Rebuild the CSV the original would have, so both formats share one code path (ancestors,
+    // children and full paths are derived from the parent links).
+    let children = |id: i64| {
+        rows.iter().filter(|r| r.parent_id == Some(id)).map(|r| r.id.to_string()).collect::<Vec<_>>().join(",")
+    };
+    let parent_of: std::collections::HashMap<i64, Option<i64>> = rows.iter().map(|r| (r.id, r.parent_id)).collect();
+    let ancestors = |mut id: Option<i64>| {
+        let mut out = Vec::new();
+        while let Some(p) = id {
+            if out.len() > rows.len() {
+                break;
+            }
+            out.push(p.to_string());
+            id = parent_of.get(&p).copied().flatten();
+        }
+        out.join(",")
+    };
+    let mut csv = String::from(CSV_HEADER);
+    for r in &rows {
+        let cohort = r
+            .cohort_id
+            .as_ref()
+            .map(|c| c.as_str().map(str::to_owned).unwrap_or_else(|| c.to_string()))
+            .unwrap_or_default();
+        let text = |v: &Option<String>| v.clone().unwrap_or_default().replace([';', '\n'], " ");
+        csv.push_str(&format!(
+            "\n{};{};{};{};{};{};{};{};{};{};{}",
+            r.id,
+            r.name.replace([';', '\n'], " "),
+            text(&r.short_name),
+            text(&r.type_source_value),
+            text(&r.source_value),
+            text(&r.local_id),
+            cohort,
+            r.parent_id.map(|p| p.to_string()).unwrap_or_default(),
+            r.level.map(|l| l.to_string()).unwrap_or_default(),
+            ancestors(r.parent_id),
+            children(r.id),
+        ));
+    }
+    parse_csv(&csv)
+}
+
+#[cfg(test)]
+mod document_tests {
+    use super::*;
+
+    #[test]
+    fn json_documents_give_the_same_tree_as_csv() {
+        let json = r#"[{"id": 1, "name": "Root", "parent_id": null, "level": 1, "cohort_id": 11},
+                       {"id": 2, "name": "Child", "parent_id": 1, "level": 2, "type_source_value": "hospital"}]"#;
+        let tree = parse_document(json).unwrap();
+        assert_eq!(tree[1].above_levels_ids, [1]);
+        assert_eq!(tree[0].inferior_levels_ids, [2]);
+        assert_eq!(tree[0].cohort_id.as_deref(), Some("11"));
+        assert_eq!(tree[1].full_path.as_deref(), Some("Root/Child"));
+        let csv = include_str!("../../../infra/data/perimeters.demo.csv");
+        assert_eq!(parse_document(csv).unwrap(), parse_csv(csv).unwrap());
+    }
+}

@@ -35,6 +35,21 @@ impl<S: Send + Sync> FromRequestParts<S> for ListQuery {
     }
 }
 
+/// One page of rows and its links, before rendering.
+pub struct Page<T> {
+    pub count: usize,
+    pub next: Option<String>,
+    pub previous: Option<String>,
+    pub results: Vec<T>,
+}
+
+impl<T> Page<T> {
+    pub fn envelope(self, render: impl FnMut(T) -> Value) -> Value {
+        let results: Vec<Value> = self.results.into_iter().map(render).collect();
+        json!({"count": self.count, "next": self.next, "previous": self.previous, "results": results})
+    }
+}
+
 /// One ordering term: a field alias and its direction.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Order {
@@ -126,6 +141,11 @@ impl ListQuery {
 
     /// PAGE style: 20 per page, `page` 1-based (or `last`); an invalid page is a 404.
     pub fn page(&self, items: Vec<Value>) -> Result<Value, AppError> {
+        Ok(self.page_of(items)?.envelope(|v| v))
+    }
+
+    /// PAGE style over any rows: the caller renders only the rows of the page.
+    pub fn page_of<T>(&self, items: Vec<T>) -> Result<Page<T>, AppError> {
         let count = items.len();
         let pages = count.div_ceil(PAGE_SIZE).max(1);
         let page = match self.get("page") {
@@ -137,14 +157,14 @@ impl ListQuery {
                 .filter(|p| (1..=pages).contains(p))
                 .ok_or_else(|| AppError::NotFoundDetail("Invalid page.".into()))?,
         };
-        let results: Vec<Value> = items.into_iter().skip((page - 1) * PAGE_SIZE).take(PAGE_SIZE).collect();
+        let results: Vec<T> = items.into_iter().skip((page - 1) * PAGE_SIZE).take(PAGE_SIZE).collect();
         let next = (page < pages).then(|| self.link(&[("page", Some((page + 1).to_string()))]));
         let previous = match page {
             1 => None,
             2 => Some(self.link(&[("page", None)])),
             p => Some(self.link(&[("page", Some((p - 1).to_string()))])),
         };
-        Ok(json!({"count": count, "next": next, "previous": previous, "results": results}))
+        Ok(Page { count, next, previous, results })
     }
 
     /// The `(limit, offset)` of LIMIT style: negative = everything (capped), 0 or garbage = 20.

@@ -112,7 +112,8 @@ impl DynamoStore {
         self.transact(vec![Write::Put(entry, condition), Write::Update(window_update(&self.table, access)?)]).await
     }
 
-    /// Writes perimeters in batches of 25, then moves the tree version so containers reload it.
+    /// Writes perimeters in batches of 25. Call [`Self::bump_perimeters_version`] once the tree is
+    /// complete, so containers reload it.
     pub async fn put_perimeters(&self, perimeters: &[Perimeter]) -> StoreResult<()> {
         for chunk in perimeters.chunks(25) {
             let mut requests = Vec::with_capacity(chunk.len());
@@ -130,6 +131,25 @@ impl DynamoStore {
                 pending = out.unprocessed_items;
             }
         }
+        Ok(())
+    }
+
+    /// Moves removed perimeters out of the tree partition, keeping their record (history).
+    pub async fn remove_perimeters(&self, perimeters: &[Perimeter]) -> StoreResult<()> {
+        let removed_at = time::iso(time::now());
+        for p in perimeters {
+            let tombstone =
+                Entry::new("removed_perimeter", &keys::removed_perimeter(p.id), p)?.text("removed_at", &removed_at);
+            self.transact(vec![
+                Write::Put(tombstone, Condition::None),
+                Write::Delete(keys::perimeter(p.id), Condition::None),
+            ])
+            .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn bump_perimeters_version(&self) -> StoreResult<()> {
         self.client
             .update_item()
             .table_name(&self.table)

@@ -11,6 +11,7 @@
 //! | role | `ROLES` | `ROLE#<id>` | | |
 //! | role name uniqueness guard | `ROLENAME#<lower name>` | `#ROLENAME` | | |
 //! | perimeter | `PERIMETERS` | `PERIMETER#<id>` | | |
+//! | removed perimeter (history) | `PERIMETERS#REMOVED` | `PERIMETER#<id>` | | |
 //! | id counter | `COUNTER#<entity>` | `#COUNTER` | | |
 //! | refresh token | `REFRESH#<jti>` | `#REFRESH` | | |
 //! | maintenance phase | `MAINTENANCES` | `MAINT#<id>` | `MAINTENANCE_ENDS` / `<end iso>#<id>` (alive only) | |
@@ -109,6 +110,10 @@ pub fn role_name_guard(name: &str) -> Key {
 
 pub fn perimeter(id: i64) -> Key {
     key(PERIMETERS_PK, format!("PERIMETER#{id}"))
+}
+
+pub fn removed_perimeter(id: i64) -> Key {
+    key("PERIMETERS#REMOVED", format!("PERIMETER#{id}"))
 }
 
 pub fn counter(entity: &str) -> Key {

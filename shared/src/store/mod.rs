@@ -86,6 +86,11 @@ impl Entry {
         self
     }
 
+    pub fn text(mut self, name: &str, value: &str) -> Self {
+        self.item.insert(name.into(), AttributeValue::S(value.into()));
+        self
+    }
+
     pub fn number(mut self, name: &str, value: i64) -> Self {
         self.item.insert(name.into(), AttributeValue::N(value.to_string()));
         self

@@ -1,0 +1,72 @@
+//! Applying a perimeter tree document (the original's CSV, or JSON): new and changed perimeters
+//! are written, removed ones leave the tree and their accesses are closed, and the accesses under
+//! moved perimeters are re-indexed. Idempotent: the same document twice changes nothing.
+use serde::Serialize;
+
+use crate::{
+    domain::{
+        perimeter::{parse_document, Perimeter},
+        time::DateTime,
+        tree::PerimeterTree,
+        tree_sync::plan,
+    },
+    error::{AppError, AppResult},
+    store::{Condition, DynamoStore},
+};
+
+#[derive(Debug, Default, PartialEq, Serialize)]
+pub struct SyncReport {
+    pub added: usize,
+    pub updated: usize,
+    pub removed: usize,
+    pub moved: usize,
+    pub closed_accesses: usize,
+    pub reindexed_accesses: usize,
+    /// `(perimeter, old cohort id, new cohort id)`, for the stored queries that reference them.
+    pub cohort_id_changes: Vec<(i64, Option<String>, Option<String>)>,
+}
+
+pub async fn apply_document(store: &DynamoStore, document: &str, now: DateTime) -> AppResult<SyncReport> {
+    let incoming = parse_document(document).map_err(|e| AppError::BadRequest(format!("tree document: {e}")))?;
+    let new_tree =
+        PerimeterTree::new(incoming.clone()).map_err(|e| AppError::BadRequest(format!("tree document: {e}")))?;
+    let current = store.perimeters().await?;
+    let old_tree = PerimeterTree::new(current.clone()).map_err(|e| AppError::Internal(format!("stored tree: {e}")))?;
+    let plan = plan(&current, &incoming);
+    let mut report = SyncReport {
+        added: plan.upserts.iter().filter(|p| !old_tree.contains(p.id)).count(),
+        updated: plan.upserts.iter().filter(|p| old_tree.contains(p.id)).count(),
+        removed: plan.removed.len(),
+        moved: plan.moved.len(),
+        cohort_id_changes: plan.cohort_id_changes.clone(),
+        ..Default::default()
+    };
+    if plan.is_empty() {
+        return Ok(report);
+    }
+    // Accesses on removed perimeters end now (future ones too: they could never become usable).
+    for &id in &plan.removed {
+        let path = old_tree.path(id);
+        for mut access in store.accesses_under(&format!("{path}#")).await? {
+            if access.end_datetime.is_none_or(|end| end > now) {
+                access.end_datetime = Some(now);
+                access.update_datetime = now;
+                store.save_access(&access, &path, Condition::MustExist).await?;
+                report.closed_accesses += 1;
+            }
+        }
+    }
+    // A moved perimeter changes the path of every access in its subtree.
+    for &id in &plan.moved {
+        for access in store.accesses_under(&old_tree.path(id)).await? {
+            let Some(perimeter) = access.perimeter_id.filter(|p| new_tree.contains(*p)) else { continue };
+            store.save_access(&access, &new_tree.path(perimeter), Condition::MustExist).await?;
+            report.reindexed_accesses += 1;
+        }
+    }
+    store.put_perimeters(&plan.upserts).await?;
+    let removed: Vec<Perimeter> = current.into_iter().filter(|p| plan.removed.contains(&p.id)).collect();
+    store.remove_perimeters(&removed).await?;
+    store.bump_perimeters_version().await?;
+    Ok(report)
+}
