@@ -484,3 +484,31 @@ async fn the_scheduled_sync_reads_the_tree_document_from_s3() {
     let again = scheduled_tasks::function_handler(&tasks, json!({"task": "perimeters_sync"})).await.unwrap();
     assert_eq!(again["report"]["removed"], 0);
 }
+
+#[tokio::test]
+async fn allowed_users_counters_are_maintained_by_the_scheduled_task() {
+    let app = TestApp::new().await;
+    app.account_on("3000011", Some(NOMINATIVE_READER), 4).await;
+    app.account_on("3000012", Some(PSEUDO_READER), 11).await;
+    let tasks = scheduled_tasks::Tasks {
+        store: app.state.store.clone(),
+        s3: integration_tests::s3().await,
+        perimeters_source: None,
+    };
+    let out = scheduled_tasks::function_handler(&tasks, json!({"task": "count_users_on_perimeters"})).await.unwrap();
+    assert_eq!(out["status"], "done");
+    let again = scheduled_tasks::function_handler(&tasks, json!({"task": "count_users_on_perimeters"})).await.unwrap();
+    assert_eq!(again["perimeters_changed"], 0, "nothing changed since the first run");
+    app.state.invalidate_perimeter_tree();
+    let (admin, _) = app.login(ADMIN).await;
+    let (_, p4) = app.call(Method::GET, "/accesses/perimeters/4/").token(&admin).send().await;
+    assert_eq!(
+        (
+            p4["count_allowed_users"].as_i64(),
+            p4["count_allowed_users_inferior_levels"].as_i64(),
+            p4["count_allowed_users_above_levels"].as_i64()
+        ),
+        (Some(1), Some(1), Some(1)),
+        "the reader on P4, the one on P11 below, the admin on the root above"
+    );
+}

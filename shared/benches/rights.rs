@@ -98,6 +98,7 @@ fn large_tree(rng: &mut Rng) -> (Vec<Perimeter>, Vec<Vec<i64>>) {
                 inferior_levels_ids: std::mem::take(&mut children[i]),
                 full_path: Some(path.join("/")),
                 cohort_size: None,
+                allowed_users: Default::default(),
                 name: own,
             }
         })

@@ -1,11 +1,15 @@
 //! Applying a perimeter tree document (the original's CSV, or JSON): new and changed perimeters
 //! are written, removed ones leave the tree and their accesses are closed, and the accesses under
 //! moved perimeters are re-indexed. Idempotent: the same document twice changes nothing.
+use std::collections::{HashMap, HashSet};
+
 use serde::Serialize;
 
 use crate::{
     domain::{
+        access_rules::count_allowed_users,
         perimeter::{parse_document, Perimeter},
+        rights::RightSet,
         time::DateTime,
         tree::PerimeterTree,
         tree_sync::plan,
@@ -69,4 +73,41 @@ pub async fn apply_document(store: &DynamoStore, document: &str, now: DateTime) 
     store.remove_perimeters(&removed).await?;
     store.bump_perimeters_version().await?;
     Ok(report)
+}
+
+/// Recomputes the allowed-users counters of every perimeter (the `count_users_on_perimeters`
+/// task) and writes those that changed. Returns how many perimeters changed.
+pub async fn refresh_allowed_users(store: &DynamoStore, now: DateTime) -> AppResult<usize> {
+    let perimeters = store.perimeters().await?;
+    let tree = PerimeterTree::new(perimeters.clone()).map_err(|e| AppError::Internal(format!("stored tree: {e}")))?;
+    let roles: HashMap<i64, RightSet> =
+        store.roles().await?.into_iter().filter(|r| r.delete_datetime.is_none()).map(|r| (r.id, r.rights)).collect();
+    let active_profiles: HashSet<i64> = store
+        .profiles()
+        .await?
+        .into_iter()
+        .filter(|p| p.is_active == Some(true) && p.delete_datetime.is_none())
+        .map(|p| p.id)
+        .collect();
+    let accesses = store.accesses_under("/").await?;
+    let holders = accesses
+        .iter()
+        .filter(|a| a.is_valid_at(now) && active_profiles.contains(&a.profile_id))
+        .filter_map(|a| Some((a.username.as_str(), a.perimeter_id?, *roles.get(&a.role_id)?)));
+    let counts = count_allowed_users(&tree, holders);
+    let changed: Vec<Perimeter> = perimeters
+        .into_iter()
+        .filter_map(|mut p| {
+            let fresh = counts.get(&p.id).copied().unwrap_or_default();
+            (p.allowed_users != fresh).then(|| {
+                p.allowed_users = fresh;
+                p
+            })
+        })
+        .collect();
+    if !changed.is_empty() {
+        store.put_perimeters(&changed).await?;
+        store.bump_perimeters_version().await?;
+    }
+    Ok(changed.len())
 }

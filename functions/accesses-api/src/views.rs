@@ -26,8 +26,8 @@ pub fn role(role: &Role) -> Value {
     Value::Object(map)
 }
 
-/// PerimeterFull. The allowed-users counters are maintained by a scheduled task (not yet in this
-/// release: they read 0); the tree import does not carry insertion dates (null).
+/// PerimeterFull. The allowed-users counters come from the `count_users_on_perimeters` task; tree
+/// documents carry no insertion dates (null).
 pub fn perimeter_full(p: &Perimeter) -> Value {
     json!({
         "id": p.id,
@@ -45,9 +45,9 @@ pub fn perimeter_full(p: &Perimeter) -> Value {
         "full_path": p.full_path,
         "cohort_size": p.cohort_size,
         "level": p.level,
-        "count_allowed_users": 0,
-        "count_allowed_users_inferior_levels": 0,
-        "count_allowed_users_above_levels": 0,
+        "count_allowed_users": p.allowed_users.on_perimeter,
+        "count_allowed_users_inferior_levels": p.allowed_users.inferior_levels,
+        "count_allowed_users_above_levels": p.allowed_users.above_levels,
         "parent_id": p.parent_id.map(|id| id.to_string()),
         "care_site_id": p.id,
         "care_site_name": p.name,

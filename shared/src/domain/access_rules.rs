@@ -2,9 +2,10 @@
 //! which access, the top manageable perimeters, patient-data reading rights, "my data rights", role
 //! consistency and the date rules of accesses. Inputs are the caller's *valid* accesses with their
 //! roles' rights already resolved; nothing here does I/O.
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::{
+    perimeter::{AllowedUsers, Perimeter},
     rights::{Right, RightSet},
     time::DateTime,
     tree::PerimeterTree,
@@ -269,6 +270,61 @@ pub fn my_data_rights(grants: &[Grant], requested: Option<&[i64]>, tree: &Perime
             r.export_jupyter_nominative |= flags.export_jupyter_nominative;
             r.export_jupyter_pseudonymized |= flags.export_jupyter_pseudonymized;
             r
+        })
+        .collect()
+}
+
+/// The allowed-users counters of every perimeter (spec §10.1), from the valid accesses of active
+/// profiles given as `(username, perimeter, rights of the role)`.
+pub fn count_allowed_users<'a>(
+    tree: &PerimeterTree,
+    holders: impl IntoIterator<Item = (&'a str, i64, RightSet)>,
+) -> HashMap<i64, AllowedUsers> {
+    let impact = [
+        Right::MANAGE_ADMIN_ACCESSES_INFERIOR_LEVELS,
+        Right::MANAGE_DATA_ACCESSES_INFERIOR_LEVELS,
+        Right::READ_PATIENT_NOMINATIVE,
+        Right::READ_PATIENT_PSEUDONYMIZED,
+    ];
+    let mut on: HashMap<i64, HashSet<&str>> = HashMap::new();
+    let mut reaching_down: HashMap<i64, HashSet<&str>> = HashMap::new();
+    for (user, perimeter, rights) in holders {
+        on.entry(perimeter).or_default().insert(user);
+        if rights.any(&impact) {
+            reaching_down.entry(perimeter).or_default().insert(user);
+        }
+    }
+    let order: Vec<&Perimeter> = tree.iter().collect(); // parents before children
+    let mut from_above: HashMap<i64, HashSet<&str>> = HashMap::new();
+    for p in &order {
+        let mut set = HashSet::new();
+        if let Some(parent) = p.parent_id {
+            set.extend(from_above.get(&parent).into_iter().flatten().copied());
+            set.extend(reaching_down.get(&parent).into_iter().flatten().copied());
+        }
+        from_above.insert(p.id, set);
+    }
+    let mut below: HashMap<i64, HashSet<&str>> = HashMap::new();
+    for p in order.iter().rev() {
+        let mut set = HashSet::new();
+        for child in tree.children(p.id) {
+            set.extend(on.get(&child.id).into_iter().flatten().copied());
+            set.extend(below.get(&child.id).into_iter().flatten().copied());
+        }
+        below.insert(p.id, set);
+    }
+    order
+        .iter()
+        .map(|p| {
+            let count = |m: &HashMap<i64, HashSet<&str>>| m.get(&p.id).map_or(0, |s| s.len() as i64);
+            (
+                p.id,
+                AllowedUsers {
+                    on_perimeter: count(&on),
+                    inferior_levels: count(&below),
+                    above_levels: count(&from_above),
+                },
+            )
         })
         .collect()
 }
@@ -575,6 +631,27 @@ mod tests {
             [(6, true, true), (12, false, true)]
         );
         assert!(my_data_rights(&[on(9999, admin_manager())], Some(&[1]), &tree).is_empty());
+    }
+
+    #[test]
+    fn allowed_users_counters() {
+        let tree = demo_tree();
+        let holders = [
+            ("a", 4, nominative_reader()),
+            ("b", 4, admin_manager_same_level()),
+            ("a", 11, pseudo_reader()),
+            ("c", 0, pseudo_reader()),
+        ];
+        let counts = count_allowed_users(&tree, holders);
+        assert_eq!(counts[&4], AllowedUsers { on_perimeter: 2, inferior_levels: 1, above_levels: 1 });
+        assert_eq!(
+            counts[&11],
+            AllowedUsers { on_perimeter: 1, inferior_levels: 0, above_levels: 2 },
+            "a through P4, c through P0"
+        );
+        assert_eq!(counts[&0], AllowedUsers { on_perimeter: 1, inferior_levels: 2, above_levels: 0 });
+        assert_eq!(counts[&9999], AllowedUsers { on_perimeter: 0, inferior_levels: 3, above_levels: 0 });
+        assert_eq!(counts[&12], AllowedUsers { on_perimeter: 0, inferior_levels: 0, above_levels: 2 });
     }
 
     #[test]

@@ -20,6 +20,25 @@ pub struct Perimeter {
     pub full_path: Option<String>,
     #[serde(default)]
     pub cohort_size: Option<String>,
+    /// Maintained by the `count_users_on_perimeters` task, not by tree documents.
+    #[serde(default)]
+    pub allowed_users: AllowedUsers,
+}
+
+/// Distinct users holding a valid access: on the perimeter, on a descendant, and on an ancestor
+/// through a role whose rights reach inferior levels (spec §10.1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllowedUsers {
+    pub on_perimeter: i64,
+    pub inferior_levels: i64,
+    pub above_levels: i64,
+}
+
+impl Perimeter {
+    /// The same record as a tree document would give, whatever the maintained counters say.
+    pub fn same_record(&self, other: &Perimeter) -> bool {
+        Perimeter { allowed_users: other.allowed_users, ..self.clone() } == *other
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -75,6 +94,7 @@ pub fn parse_csv(text: &str) -> Result<Vec<Perimeter>, CsvError> {
             inferior_levels_ids: ids(10, "inferior_levels_ids")?,
             full_path: None,
             cohort_size: None,
+            allowed_users: AllowedUsers::default(),
         });
     }
     // Walk the parent links (the ancestor list's order varies between sources).

@@ -172,6 +172,7 @@ pub mod tests {
             inferior_levels_ids: Vec::new(),
             full_path: None,
             cohort_size: None,
+            allowed_users: Default::default(),
         }
     }
 

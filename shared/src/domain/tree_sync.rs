@@ -30,8 +30,9 @@ pub fn plan(current: &[Perimeter], incoming: &[Perimeter]) -> SyncPlan {
     for p in incoming {
         match before.get(&p.id) {
             None => plan.upserts.push(p.clone()),
-            Some(old) if *old != p => {
-                plan.upserts.push(p.clone());
+            Some(old) if !old.same_record(p) => {
+                // The counters are not part of the document: keep the maintained ones.
+                plan.upserts.push(Perimeter { allowed_users: old.allowed_users, ..p.clone() });
                 if old.parent_id != p.parent_id {
                     plan.moved.push(p.id);
                 }
