@@ -473,11 +473,8 @@ async fn the_scheduled_sync_reads_the_tree_document_from_s3() {
     let document: String =
         integration_tests::DEMO_TREE.lines().filter(|l| !l.starts_with("12;")).collect::<Vec<_>>().join("\n");
     s3.put_object().bucket(&bucket).key("tree/perimeters.csv").body(document.into_bytes().into()).send().await.unwrap();
-    let tasks = scheduled_tasks::Tasks {
-        store: app.state.store.clone(),
-        s3,
-        perimeters_source: Some(format!("s3://{bucket}/tree/perimeters.csv")),
-    };
+    let mut tasks = integration_tests::tasks(&app, None).await;
+    tasks.perimeters_source = Some(format!("s3://{bucket}/tree/perimeters.csv"));
     let out = scheduled_tasks::function_handler(&tasks, json!({"task": "perimeters_sync"})).await.unwrap();
     assert_eq!(out["status"], "done", "{out}");
     assert_eq!(out["report"]["removed"], 1);
@@ -490,11 +487,7 @@ async fn allowed_users_counters_are_maintained_by_the_scheduled_task() {
     let app = TestApp::new().await;
     app.account_on("3000011", Some(NOMINATIVE_READER), 4).await;
     app.account_on("3000012", Some(PSEUDO_READER), 11).await;
-    let tasks = scheduled_tasks::Tasks {
-        store: app.state.store.clone(),
-        s3: integration_tests::s3().await,
-        perimeters_source: None,
-    };
+    let tasks = integration_tests::tasks(&app, None).await;
     let out = scheduled_tasks::function_handler(&tasks, json!({"task": "count_users_on_perimeters"})).await.unwrap();
     assert_eq!(out["status"], "done");
     let again = scheduled_tasks::function_handler(&tasks, json!({"task": "count_users_on_perimeters"})).await.unwrap();
@@ -511,4 +504,24 @@ async fn allowed_users_counters_are_maintained_by_the_scheduled_task() {
         (Some(1), Some(1), Some(1)),
         "the reader on P4, the one on P11 below, the admin on the root above"
     );
+}
+
+#[tokio::test]
+async fn expiring_access_alerts_are_e_mailed_through_ses() {
+    let app = TestApp::new().await;
+    app.account_on("3000013", Some(PSEUDO_READER), 1).await; // ends in exactly 30 days
+    let ses = integration_tests::ses().await;
+    ses.create_email_identity().email_identity("no-reply@cohort360.test").send().await.unwrap();
+    let alerts = c360::access_alerts::ExpiryAlerts {
+        offsets_days: vec![30, 2],
+        managers_link: "https://portail".into(),
+        contact: "support@cohort360.test".into(),
+    };
+    let tasks = integration_tests::tasks(&app, Some(alerts)).await;
+    let out = scheduled_tasks::function_handler(&tasks, json!({"task": "expiring_accesses_alerts"})).await.unwrap();
+    // The seeded admin's access and 3000013's both end in 30 days (the test accounts' validity).
+    assert_eq!((out["status"].as_str(), out["emails_sent"].as_i64()), (Some("done"), Some(2)), "{out}");
+    let disabled = integration_tests::tasks(&app, None).await;
+    let out = scheduled_tasks::function_handler(&disabled, json!({"task": "expiring_accesses_alerts"})).await.unwrap();
+    assert_eq!(out["status"], "skipped");
 }

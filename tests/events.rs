@@ -84,11 +84,7 @@ async fn every_sample_event_runs_through_its_lambda_handler() {
                         &export_worker::function_handler(serde_json::from_str::<SqsEvent>(&payload).unwrap()).await,
                     ),
                     "scheduled-tasks" => {
-                        let tasks = scheduled_tasks::Tasks {
-                            store: app.state.store.clone(),
-                            s3: integration_tests::s3().await,
-                            perimeters_source: None,
-                        };
+                        let tasks = integration_tests::tasks(&app, None).await;
                         let out = scheduled_tasks::function_handler(&tasks, serde_json::from_str(&payload).unwrap())
                             .await
                             .unwrap();

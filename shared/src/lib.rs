@@ -5,6 +5,7 @@
 //! - [`auth`]: tokens, passwords, OIDC and the external identity service.
 //! - [`store`]: DynamoDB records and repositories (every key is built in [`store::keys`]).
 //! - [`domain`]: pure types and rules, no I/O.
+pub mod access_alerts;
 pub mod auth;
 pub mod aws;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod documents;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod mail;
 pub mod perimeter_sync;
 pub mod seed;
 pub mod store;

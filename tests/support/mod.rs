@@ -46,6 +46,22 @@ pub async fn s3() -> aws_sdk_s3::Client {
     c360::aws::s3_client(SDK_CONFIG.get().expect("loaded by dynamodb()"))
 }
 
+pub async fn ses() -> aws_sdk_sesv2::Client {
+    dynamodb().await;
+    aws_sdk_sesv2::Client::new(SDK_CONFIG.get().expect("loaded by dynamodb()"))
+}
+
+/// The scheduled tasks over this app's table, with the emulator's S3 and SES.
+pub async fn tasks(app: &TestApp, expiry_alerts: Option<c360::access_alerts::ExpiryAlerts>) -> scheduled_tasks::Tasks {
+    scheduled_tasks::Tasks {
+        store: app.state.store.clone(),
+        s3: s3().await,
+        mailer: c360::mail::SesMailer::new(ses().await, "no-reply@cohort360.test"),
+        perimeters_source: None,
+        expiry_alerts,
+    }
+}
+
 /// Creates a fresh table with the schema of `C360_REFERENCE_TABLE` (made from template.yaml by
 /// infra/bootstrap.py; `make test` sets it, `make dev` creates `c360-local-AppTable`).
 pub async fn fresh_table() -> String {

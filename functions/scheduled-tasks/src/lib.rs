@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use c360::{config::ConfigError, domain::time, store::DynamoStore};
+use c360::{access_alerts::ExpiryAlerts, config::ConfigError, domain::time, mail::SesMailer, store::DynamoStore};
 
 /// Every scheduled task, in the order of template.yaml.
 pub const TASKS: [&str; 7] = [
@@ -20,18 +20,48 @@ pub const TASKS: [&str; 7] = [
 pub struct Tasks {
     pub store: DynamoStore,
     pub s3: aws_sdk_s3::Client,
+    pub mailer: SesMailer,
     /// `PERIMETERS_SOURCE`: where the perimeter tree document is published (`s3://bucket/key`).
     pub perimeters_source: Option<String>,
+    /// Set when `ENABLE_ACCESS_EXPIRY_ALERTS` is true.
+    pub expiry_alerts: Option<ExpiryAlerts>,
+}
+
+fn env(name: &str, default: &str) -> String {
+    std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
+}
+
+fn days(name: &'static str, default: i64) -> Result<i64, ConfigError> {
+    env(name, &default.to_string())
+        .parse()
+        .map_err(|_| ConfigError::Invalid { name: name.into(), reason: "not a number of days".into() })
 }
 
 impl Tasks {
     pub async fn from_env() -> Result<Self, ConfigError> {
         let table = std::env::var("TABLE_NAME").map_err(|_| ConfigError::Missing("TABLE_NAME"))?;
         let sdk = c360::aws::sdk_config().await;
+        let expiry_alerts = matches!(env("ENABLE_ACCESS_EXPIRY_ALERTS", "false").as_str(), "true" | "1")
+            .then(|| -> Result<ExpiryAlerts, ConfigError> {
+                Ok(ExpiryAlerts {
+                    offsets_days: vec![
+                        days("ACCESS_EXPIRY_FIRST_ALERT_IN_DAYS", 30)?,
+                        days("ACCESS_EXPIRY_SECOND_ALERT_IN_DAYS", 2)?,
+                    ],
+                    managers_link: env("ACCESS_MANAGERS_LIST_LINK", ""),
+                    contact: env("EMAIL_SUPPORT_CONTACT", ""),
+                })
+            })
+            .transpose()?;
         Ok(Self {
             store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table),
             s3: c360::aws::s3_client(&sdk),
+            mailer: SesMailer::new(
+                aws_sdk_sesv2::Client::new(&sdk),
+                env("DEFAULT_FROM_EMAIL", "no-reply@cohort360.local"),
+            ),
             perimeters_source: std::env::var("PERIMETERS_SOURCE").ok().filter(|s| !s.is_empty()),
+            expiry_alerts,
         })
     }
 }
@@ -68,6 +98,18 @@ pub async fn function_handler(tasks: &Tasks, input: Value) -> Result<Value, Task
                 c360::perimeter_sync::apply_document(&tasks.store, &document, time::now()).await.map_err(failed)?;
             tracing::info!(?report, "perimeter tree synchronised");
             Ok(json!({"task": task, "status": "done", "report": report}))
+        }
+        "expiring_accesses_alerts" => {
+            let Some(alerts) = &tasks.expiry_alerts else {
+                return Ok(
+                    json!({"task": task, "status": "skipped", "reason": "ENABLE_ACCESS_EXPIRY_ALERTS is not true"}),
+                );
+            };
+            let sent = c360::access_alerts::send_expiry_alerts(&tasks.store, &tasks.mailer, alerts, time::now())
+                .await
+                .map_err(failed)?;
+            tracing::info!(sent, "expiring-access alerts sent");
+            Ok(json!({"task": task, "status": "done", "emails_sent": sent}))
         }
         "count_users_on_perimeters" => {
             let changed =
