@@ -23,7 +23,7 @@ LAMBDA_CRATES := auth-api users-api accesses-api cohort-api exports-api platform
                  cohort-worker export-worker scheduled-tasks
 
 .PHONY: help dev test tools emulator emulator-stop emulator-status bootstrap lint fmt clippy cfn-lint \
-        build-lambdas bench clean-dev
+        build-lambdas bench bench-accesses clean-dev
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -73,6 +73,9 @@ build-lambdas: ## release arm64 zips of every function (cargo-lambda + zig) in t
 
 bench: ## benchmarks (infra/scripts/bench.sh)
 	@infra/scripts/bench.sh
+
+bench-accesses: ## accesses load run: large tree, 2,000 users, 10,000 accesses -> docs/benchmarks.md
+	@infra/scripts/bench-accesses.sh
 
 clean-dev: ## stop our emulator and delete .dev/ (generated env, logs, pidfiles); keeps .tools/ and target/
 	-@infra/scripts/emulator.sh stop

@@ -1,12 +1,18 @@
-"""Turns the wrk outputs of bench.sh into the "Foundation load run" section of docs/benchmarks.md."""
+"""Turns the wrk outputs of a bench script into a section of docs/benchmarks.md.
+
+usage: report.py RUNS_TSV SECTION DOC [NOTE ...]
+RUNS_TSV lines: label<TAB>concurrency<TAB>wrk output file. The section sits between
+<!-- bench:SECTION:begin --> and <!-- bench:SECTION:end --> markers (added at the end if missing).
+"""
+import os
 import platform
 import re
 import subprocess
 import sys
 from datetime import datetime, timezone
 
-runs_file, startup_ms, rss_reads_kib, rss_kib, seconds, doc = sys.argv[1:7]
-BEGIN, END = "<!-- bench:foundation:begin -->", "<!-- bench:foundation:end -->"
+runs_file, section_name, doc, *notes = sys.argv[1:]
+BEGIN, END = f"<!-- bench:{section_name}:begin -->", f"<!-- bench:{section_name}:end -->"
 
 
 def ms(value: str) -> str:
@@ -28,23 +34,20 @@ for line in open(runs_file):
     rows.append(f"| `{name}` | {concurrency} | {rps:,.0f} | {ms(latency['50'])} | {ms(latency['99'])} | {errors} / {total} |")
 
 cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
+cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
 section = "\n".join([
     BEGIN,
-    f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `make bench` on {platform.machine()} ({cpu}, "
-    f"{subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores): release dev server, demo data, "
-    f"moto 5.2.5 as DynamoDB, wrk 2 threads, {seconds} s per run, 127.0.0.1.",
+    f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.machine()} ({cpu}, {cores} cores): release dev "
+    "server, moto 5.2.5 as DynamoDB, wrk 2 threads, 127.0.0.1.",
     "",
-    "| endpoint | concurrency | requests/s | p50 ms | p99 ms | errors / requests |",
+    "| request | concurrency | requests/s | p50 ms | p99 ms | non-2xx or errors / requests |",
     "|---|---|---|---|---|---|",
     *rows,
     "",
-    f"- Process start → first 200 on `/maintenances/next/`: **{startup_ms} ms** (state, AWS clients, routers; no seeding).",
-    f"- Server peak RSS: **{int(rss_reads_kib) / 1024:.1f} MiB** after the read runs, **{int(rss_kib) / 1024:.1f} MiB** "
-    "after the login runs (argon2id works in 19 MiB per hashing, on one thread per core; the rest of the growth is "
-    "allocator retention, not investigated further).",
+    *[f"- {note}" for note in notes],
     END,
 ])
-content = open(doc).read() if __import__("os").path.exists(doc) else ""
+content = open(doc).read() if os.path.exists(doc) else ""
 if BEGIN in content:
     content = content[: content.index(BEGIN)] + section + content[content.index(END) + len(END):]
 else:

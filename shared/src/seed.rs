@@ -230,3 +230,93 @@ pub async fn seed_demo(store: &DynamoStore, seed: DemoSeed<'_>) -> AppResult<Str
         if admin_created { "created" } else { "already present" }
     ))
 }
+
+pub const LOAD_USER_PASSWORD: &str = "load-user-password";
+
+/// A load-test population: `users` users (usernames `9000000 + i`) holding `accesses` accesses in
+/// all, spread deterministically over the tree with the demo roles (readers mostly, some managers).
+/// User 9000000 holds exactly one access and can log in with [`LOAD_USER_PASSWORD`]. Written with
+/// batch writes (a bulk load: no conditions), ids reserved from the counters in one step each.
+pub async fn seed_load_dataset(store: &DynamoStore, users: usize, accesses: usize) -> AppResult<(usize, usize)> {
+    use crate::store::{
+        accesses::{access_entry, profile_entry},
+        users::user_entry,
+    };
+    let tree = crate::domain::tree::PerimeterTree::new(store.perimeters().await?)
+        .map_err(|e| AppError::Internal(format!("stored tree: {e}")))?;
+    let ids: Vec<i64> = tree.iter().map(|p| p.id).collect();
+    if ids.is_empty() || users == 0 {
+        return Ok((0, 0));
+    }
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    // Readers and exporters mostly; about one access in ten manages data, one in fifty admins.
+    let role_for = |n: u64| match n % 50 {
+        0 => 2,
+        1..=5 => 3,
+        6..=20 => 4,
+        21..=35 => 5,
+        36..=42 => 6,
+        _ => 7,
+    };
+    let now = t::now();
+    let (start, end) = (now - Duration::days(1), now + Duration::days(365));
+    // User 0 holds one access; the others share the rest evenly.
+    let (rest, others) = (accesses.saturating_sub(1), (users - 1).max(1));
+    let shares: Vec<usize> =
+        (0..users).map(|i| if i == 0 { 1 } else { rest / others + usize::from(i <= rest % others) }).collect();
+    let total: usize = shares.iter().sum();
+    let last_profile = store.reserve_ids("profile", users as i64).await?;
+    let last_access = store.reserve_ids("access", total as i64).await?;
+    let (mut profile_id, mut access_id) = (last_profile - users as i64, last_access - total as i64);
+    let password = password::hash(LOAD_USER_PASSWORD).map_err(AppError::Internal)?;
+    let mut entries = Vec::with_capacity(users * 2 + total);
+    for (i, share) in shares.iter().enumerate() {
+        let username = (9_000_000 + i).to_string();
+        let mut user =
+            User::new(&username, "Load", &format!("User{i}"), Some(&format!("{username}@load.cohort360.local")), now);
+        user.password = (i == 0).then(|| password.clone());
+        user.directory.manual_profile = true;
+        profile_id += 1;
+        let profile = Profile {
+            id: profile_id,
+            username: username.clone(),
+            source: "Manual".into(),
+            is_active: Some(true),
+            insert_datetime: now,
+            update_datetime: now,
+            delete_datetime: None,
+        };
+        for _ in 0..*share {
+            access_id += 1;
+            let perimeter = ids[(next() % ids.len() as u64) as usize];
+            let access = Access {
+                id: access_id,
+                profile_id,
+                username: username.clone(),
+                perimeter_id: Some(perimeter),
+                role_id: role_for(next()),
+                source: "Manual".into(),
+                external_id: None,
+                start_datetime: Some(start),
+                end_datetime: Some(end),
+                created_by: None,
+                updated_by: None,
+                insert_datetime: now,
+                update_datetime: now,
+                delete_datetime: None,
+            };
+            user.directory.access_windows.insert(access_id.to_string(), Window { start: Some(start), end: Some(end) });
+            entries.push(access_entry(&access, &tree.path(perimeter))?);
+        }
+        entries.push(user_entry(&user)?);
+        entries.push(profile_entry(&profile)?);
+    }
+    store.put_batched(entries).await?;
+    Ok((users, total))
+}

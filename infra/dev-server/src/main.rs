@@ -2,7 +2,7 @@
 //! $PORT (`--seed-only` stops after seeding: the benchmark times a start without it).
 use c360::{
     http::{serve, AppState},
-    seed::{seed_demo, DemoSeed},
+    seed::{seed_demo, seed_load_dataset, DemoSeed},
 };
 
 fn env(name: &str, default: &str) -> String {
@@ -36,6 +36,16 @@ async fn main() -> Result<(), lambda_http::Error> {
         if seed_only {
             return Ok(());
         }
+    }
+    // `--load-dataset USERS ACCESSES`: the population of the accesses load run (infra/scripts/bench.sh).
+    if let Some(at) = args.iter().position(|a| a == "--load-dataset") {
+        let number = |i: usize| {
+            args.get(at + i).and_then(|v| v.parse::<usize>().ok()).ok_or("usage: --load-dataset USERS ACCESSES")
+        };
+        let (users, accesses) =
+            seed_load_dataset(&state.store, number(1)?, number(2)?).await.map_err(|e| format!("load dataset: {e}"))?;
+        tracing::info!(users, accesses, "load dataset written");
+        return Ok(());
     }
     tracing::info!(startup_ms = started.elapsed().as_millis() as u64, "dev server ready");
     serve::run(dev_server::app(&state)).await

@@ -112,6 +112,28 @@ impl DynamoStore {
         self.transact(vec![Write::Put(entry, condition), Write::Update(window_update(&self.table, access)?)]).await
     }
 
+    /// Writes entries with BatchWriteItem (25 a request), without conditions: bulk loads only.
+    pub async fn put_batched(&self, entries: Vec<Entry>) -> StoreResult<()> {
+        let mut entries = entries.into_iter().peekable();
+        while entries.peek().is_some() {
+            let mut requests = Vec::with_capacity(25);
+            for entry in entries.by_ref().take(25) {
+                let put = PutRequest::builder()
+                    .set_item(Some(entry.item))
+                    .build()
+                    .map_err(|e| StoreError::Sdk(e.to_string()))?;
+                requests.push(WriteRequest::builder().put_request(put).build());
+            }
+            let mut pending = Some(HashMap::from([(self.table.clone(), requests)]));
+            while let Some(items) = pending.take().filter(|m| m.values().any(|v| !v.is_empty())) {
+                let out =
+                    self.client.batch_write_item().set_request_items(Some(items)).send().await.map_err(sdk_error)?;
+                pending = out.unprocessed_items;
+            }
+        }
+        Ok(())
+    }
+
     /// Writes perimeters in batches of 25. Call [`Self::bump_perimeters_version`] once the tree is
     /// complete, so containers reload it.
     pub async fn put_perimeters(&self, perimeters: &[Perimeter]) -> StoreResult<()> {

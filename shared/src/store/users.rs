@@ -31,7 +31,7 @@ pub enum UserWriteError {
     Store(#[from] StoreError),
 }
 
-pub(crate) fn user_entry(user: &User) -> StoreResult<Entry> {
+pub fn user_entry(user: &User) -> StoreResult<Entry> {
     Ok(Entry::new("user", &keys::user(&user.username), user)?.gsi1(&keys::users_index(&user.username)))
 }
 
