@@ -28,13 +28,7 @@ pub async fn send_expiry_alerts(
     alerts: &ExpiryAlerts,
     now: DateTime,
 ) -> AppResult<usize> {
-    let active: HashSet<i64> = store
-        .profiles()
-        .await?
-        .into_iter()
-        .filter(|p| p.is_active == Some(true) && p.delete_datetime.is_none())
-        .map(|p| p.id)
-        .collect();
+    let active: HashSet<i64> = store.active_profile_ids().await?;
     // One nightly read of the accesses index (see docs/data-model.md).
     let accesses = store.accesses_under("/").await?;
     let mut due: BTreeMap<String, i64> = BTreeMap::new();

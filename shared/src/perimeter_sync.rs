@@ -82,13 +82,7 @@ pub async fn refresh_allowed_users(store: &DynamoStore, now: DateTime) -> AppRes
     let tree = PerimeterTree::new(perimeters.clone()).map_err(|e| AppError::Internal(format!("stored tree: {e}")))?;
     let roles: HashMap<i64, RightSet> =
         store.roles().await?.into_iter().filter(|r| r.delete_datetime.is_none()).map(|r| (r.id, r.rights)).collect();
-    let active_profiles: HashSet<i64> = store
-        .profiles()
-        .await?
-        .into_iter()
-        .filter(|p| p.is_active == Some(true) && p.delete_datetime.is_none())
-        .map(|p| p.id)
-        .collect();
+    let active_profiles: HashSet<i64> = store.active_profile_ids().await?;
     let accesses = store.accesses_under("/").await?;
     let holders = accesses
         .iter()

@@ -137,23 +137,22 @@ impl DynamoStore {
     /// Writes perimeters in batches of 25. Call [`Self::bump_perimeters_version`] once the tree is
     /// complete, so containers reload it.
     pub async fn put_perimeters(&self, perimeters: &[Perimeter]) -> StoreResult<()> {
-        for chunk in perimeters.chunks(25) {
-            let mut requests = Vec::with_capacity(chunk.len());
-            for p in chunk {
-                let put = PutRequest::builder()
-                    .set_item(Some(Entry::new("perimeter", &keys::perimeter(p.id), p)?.item))
-                    .build()
-                    .map_err(|e| StoreError::Sdk(e.to_string()))?;
-                requests.push(WriteRequest::builder().put_request(put).build());
-            }
-            let mut pending = Some(HashMap::from([(self.table.clone(), requests)]));
-            while let Some(items) = pending.take().filter(|m| m.values().any(|v| !v.is_empty())) {
-                let out =
-                    self.client.batch_write_item().set_request_items(Some(items)).send().await.map_err(sdk_error)?;
-                pending = out.unprocessed_items;
-            }
-        }
-        Ok(())
+        let entries = perimeters
+            .iter()
+            .map(|p| Entry::new("perimeter", &keys::perimeter(p.id), p))
+            .collect::<StoreResult<Vec<_>>>()?;
+        self.put_batched(entries).await
+    }
+
+    /// Ids of the active, alive profiles (the `PROFILES` index): whose accesses count.
+    pub async fn active_profile_ids(&self) -> StoreResult<std::collections::HashSet<i64>> {
+        Ok(self
+            .profiles()
+            .await?
+            .into_iter()
+            .filter(|p| p.is_active == Some(true) && p.delete_datetime.is_none())
+            .map(|p| p.id)
+            .collect())
     }
 
     /// Moves removed perimeters out of the tree partition, keeping their record (history).
