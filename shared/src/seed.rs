@@ -126,15 +126,7 @@ pub async fn ensure_account(store: &DynamoStore, account: NewAccount<'_>, now: D
         user.password = Some(password::hash(pw).map_err(AppError::Internal)?);
     }
     user.directory.manual_profile = true;
-    let profile = Profile {
-        id: store.next_id("profile").await?,
-        username: account.username.to_owned(),
-        source: "Manual".into(),
-        is_active: Some(true),
-        insert_datetime: now,
-        update_datetime: now,
-        delete_datetime: None,
-    };
+    let profile = Profile::manual(store.next_id("profile").await?, account.username, now);
     let access = match &account.role {
         Some(RoleOn { role_id, perimeter_id, perimeter_path }) => {
             let (start, end) = (now - Duration::days(1), now + account.validity);
@@ -283,15 +275,7 @@ pub async fn seed_load_dataset(store: &DynamoStore, users: usize, accesses: usiz
         user.password = (i == 0).then(|| password.clone());
         user.directory.manual_profile = true;
         profile_id += 1;
-        let profile = Profile {
-            id: profile_id,
-            username: username.clone(),
-            source: "Manual".into(),
-            is_active: Some(true),
-            insert_datetime: now,
-            update_datetime: now,
-            delete_datetime: None,
-        };
+        let profile = Profile::manual(profile_id, &username, now);
         for _ in 0..*share {
             access_id += 1;
             let perimeter = ids[(next() % ids.len() as u64) as usize];

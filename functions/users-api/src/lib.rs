@@ -130,15 +130,7 @@ async fn create_user(
     user.created_by = Some(principal.username.clone());
     user.updated_by = Some(principal.username.clone());
     user.directory.manual_profile = true;
-    let profile = Profile {
-        id: state.store.next_id("profile").await?,
-        username: user.username.clone(),
-        source: "Manual".into(),
-        is_active: Some(true),
-        insert_datetime: now,
-        update_datetime: now,
-        delete_datetime: None,
-    };
+    let profile = Profile::manual(state.store.next_id("profile").await?, &user.username, now);
     state.store.create_user(&user, &profile).await.map_err(write_error)?;
     let me = principal.user.as_ref().map(User::display_name);
     Ok((StatusCode::CREATED, Json(user.to_json(me.clone(), me))).into_response())

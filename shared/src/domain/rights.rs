@@ -123,6 +123,21 @@ pub struct Profile {
     pub delete_datetime: Option<DateTime>,
 }
 
+impl Profile {
+    /// The active `Manual` profile every user gets at creation.
+    pub fn manual(id: i64, username: &str, now: DateTime) -> Self {
+        Self {
+            id,
+            username: username.to_owned(),
+            source: "Manual".into(),
+            is_active: Some(true),
+            insert_datetime: now,
+            update_datetime: now,
+            delete_datetime: None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Access {
     pub id: i64,
