@@ -38,9 +38,6 @@ pub enum AppError {
     /// 400 with a bare JSON string.
     #[error("invalid input: {0}")]
     InvalidString(String),
-    /// 400 with a bare JSON list of messages.
-    #[error("invalid input: {0:?}")]
-    InvalidList(Vec<String>),
     /// 400 `{"detail": ...}`: the body could not be parsed.
     #[error("parse error: {0}")]
     ParseError(String),

@@ -82,10 +82,6 @@ impl TokenService {
         })
     }
 
-    pub fn refresh_lifetime(&self) -> Duration {
-        self.refresh_lifetime
-    }
-
     pub fn issue_pair(&self, username: &str, now_unix: i64) -> Result<IssuedPair, String> {
         let access = self.mint(TokenType::Access, username, now_unix, self.access_lifetime)?;
         let refresh_claims = self.claims(TokenType::Refresh, username, now_unix, self.refresh_lifetime);

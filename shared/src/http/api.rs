@@ -111,10 +111,6 @@ impl Api {
         self.route(method, path, exposure, summary, layered)
     }
 
-    pub fn specs(&self) -> &[RouteSpec] {
-        &self.specs
-    }
-
     /// The router and its inventory.
     pub fn build(self) -> (Router, Vec<RouteSpec>) {
         let policy = self.policy;

@@ -48,10 +48,6 @@ impl Principal {
         self.has(Right::FULL_ADMIN)
     }
 
-    pub fn is_app(&self, actor: AppActor) -> bool {
-        self.app == Some(actor)
-    }
-
     /// 403 "You do not have permission…" unless `permission` admits this caller.
     pub fn ensure(&self, permission: fn(&Principal) -> bool) -> Result<(), AppError> {
         if permission(self) {

@@ -25,7 +25,6 @@ impl AppError {
             Self::NotFoundDetail(detail) => (StatusCode::NOT_FOUND, json!({ "detail": detail })),
             Self::NotFoundError(msg) => (StatusCode::NOT_FOUND, json!({ "error": msg })),
             Self::Invalid(errors) => (StatusCode::BAD_REQUEST, json!(errors)),
-            Self::InvalidList(messages) => (StatusCode::BAD_REQUEST, json!(messages)),
             Self::InvalidString(message) => (StatusCode::BAD_REQUEST, json!(message)),
             Self::ParseError(detail) => (StatusCode::BAD_REQUEST, json!({ "detail": detail })),
             Self::BadRequest(msg) => (StatusCode::BAD_REQUEST, json!({ "error": msg })),

@@ -47,10 +47,6 @@ impl DynamoStore {
         self.query_partition(keys::ROLES_PK, None, true).await?.into_iter().map(decode).collect()
     }
 
-    pub async fn put_role(&self, role: &Role, condition: Condition) -> StoreResult<()> {
-        self.put(Entry::new("role", &keys::role(role.id), role)?, condition).await
-    }
-
     /// Saves a role and keeps its name unique among alive roles: `ConditionFailed` when another
     /// alive role holds the name. `previous_name` is the stored name when the role exists already.
     pub async fn save_role(&self, role: &Role, previous_name: Option<&str>) -> StoreResult<()> {
@@ -76,10 +72,6 @@ impl DynamoStore {
             Err(StoreError::TransactionConflict(_)) => Err(StoreError::ConditionFailed),
             other => other,
         }
-    }
-
-    pub async fn put_profile(&self, profile: &Profile, condition: Condition) -> StoreResult<()> {
-        self.put(profile_entry(profile)?, condition).await
     }
 
     pub async fn profile(&self, id: i64) -> StoreResult<Option<Profile>> {

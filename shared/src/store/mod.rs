@@ -9,13 +9,13 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::{
     error::SdkError,
-    types::{AttributeValue, Delete, Put, ReturnValue, Select, TransactWriteItem, Update},
+    types::{AttributeValue, Delete, Put, ReturnValue, TransactWriteItem, Update},
     Client,
 };
 use serde::{de::DeserializeOwned, Serialize};
 
 pub use keys::Key;
-pub use platform::{LogQuery, NewLog};
+pub use platform::LogQuery;
 pub use users::UserBundle;
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -90,11 +90,6 @@ impl Entry {
         self.item.insert(name.into(), AttributeValue::S(value.into()));
         self
     }
-
-    pub fn number(mut self, name: &str, value: i64) -> Self {
-        self.item.insert(name.into(), AttributeValue::N(value.to_string()));
-        self
-    }
 }
 
 pub enum Write {
@@ -142,14 +137,6 @@ fn sk_of(item: &Item) -> &str {
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
-    }
-
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
-    pub fn table(&self) -> &str {
-        &self.table
     }
 
     pub async fn get<T: DeserializeOwned>(&self, key: &Key) -> StoreResult<Option<T>> {
@@ -230,20 +217,6 @@ impl DynamoStore {
                 _ => return Ok(items),
             }
         }
-    }
-
-    pub async fn count_partition(&self, pk: &str) -> StoreResult<i64> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", AttributeValue::S(pk.into()))
-            .select(Select::Count)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        Ok(out.count as i64)
     }
 
     pub async fn put(&self, entry: Entry, condition: Condition) -> StoreResult<()> {
@@ -338,21 +311,6 @@ impl DynamoStore {
             .and_then(|v| v.as_n().ok())
             .and_then(|n| n.parse().ok())
             .ok_or_else(|| StoreError::Sdk("counter update returned no value".into()))
-    }
-
-    /// Removes the index keys of an item so that it leaves an index (soft-deleted records).
-    pub async fn remove_attributes(&self, key: &Key, names: &[&str]) -> StoreResult<()> {
-        let expression = format!("REMOVE {}", names.join(", "));
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key_item(key)))
-            .update_expression(expression)
-            .condition_expression("attribute_exists(pk)")
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        Ok(())
     }
 }
 

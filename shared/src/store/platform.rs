@@ -10,9 +10,6 @@ use crate::domain::{
     time::{self as t, DateTime},
 };
 
-/// A request log without its id yet (ids are derived from the request time).
-pub type NewLog = RequestLog;
-
 /// The days (UTC, newest first) a log listing has to read.
 pub struct LogQuery {
     pub after: Option<DateTime>,
