@@ -41,8 +41,7 @@ pub async fn send_expiry_alerts(
         }
     }
     let names: Vec<&str> = due.keys().map(String::as_str).collect();
-    let users: HashMap<String, crate::domain::user::User> =
-        store.users_by_name(&names).await?.into_iter().map(|u| (u.username.clone(), u)).collect();
+    let users: HashMap<String, crate::domain::user::User> = store.users_by_name(&names).await?;
     let mut sent = 0;
     for (username, days) in &due {
         let Some(user) = users.get(username).filter(|u| u.delete_datetime.is_none()) else { continue };

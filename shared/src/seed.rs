@@ -132,23 +132,7 @@ pub async fn ensure_account(store: &DynamoStore, account: NewAccount<'_>, now: D
             let (start, end) = (now - Duration::days(1), now + account.validity);
             let id = store.next_id("access").await?;
             user.directory.access_windows.insert(id.to_string(), Window { start: Some(start), end: Some(end) });
-            Some(Access {
-                id,
-                profile_id: profile.id,
-                username: account.username.to_owned(),
-                perimeter_id: Some(*perimeter_id),
-                role_id: *role_id,
-                source: "Manual".into(),
-                external_id: None,
-                start_datetime: Some(start),
-                end_datetime: Some(end),
-                created_by: None,
-                updated_by: None,
-                insert_datetime: now,
-                update_datetime: now,
-                delete_datetime: None,
-            })
-            .map(|a| (a, *perimeter_path))
+            Some((Access::granted(id, &profile, *role_id, *perimeter_id, (start, end), None, now), *perimeter_path))
         }
         None => None,
     };
@@ -279,22 +263,7 @@ pub async fn seed_load_dataset(store: &DynamoStore, users: usize, accesses: usiz
         for _ in 0..*share {
             access_id += 1;
             let perimeter = ids[(next() % ids.len() as u64) as usize];
-            let access = Access {
-                id: access_id,
-                profile_id,
-                username: username.clone(),
-                perimeter_id: Some(perimeter),
-                role_id: role_for(next()),
-                source: "Manual".into(),
-                external_id: None,
-                start_datetime: Some(start),
-                end_datetime: Some(end),
-                created_by: None,
-                updated_by: None,
-                insert_datetime: now,
-                update_datetime: now,
-                delete_datetime: None,
-            };
+            let access = Access::granted(access_id, &profile, role_for(next()), perimeter, (start, end), None, now);
             user.directory.access_windows.insert(access_id.to_string(), Window { start: Some(start), end: Some(end) });
             entries.push(access_entry(&access, &tree.path(perimeter))?);
         }

@@ -109,8 +109,7 @@ async fn render(state: &AppState, accesses: &[(Access, Option<bool>)], tree: &Pe
         names.extend(a.created_by.as_deref());
         names.extend(a.updated_by.as_deref());
     }
-    let users: HashMap<String, User> =
-        state.store.users_by_name(&names).await?.into_iter().map(|u| (u.username.clone(), u)).collect();
+    let users: HashMap<String, User> = state.store.users_by_name(&names).await?;
     let roles = state.roles().await?;
     let display = |name: &Option<String>| name.as_ref().and_then(|n| users.get(n)).map(User::display_name);
     let now = time::now();
@@ -297,7 +296,7 @@ async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: L
 
 async fn user_map<'a>(state: &AppState, names: impl Iterator<Item = &'a str>) -> AppResult<HashMap<String, User>> {
     let names: Vec<&str> = names.collect();
-    Ok(state.store.users_by_name(&names).await?.into_iter().map(|u| (u.username.clone(), u)).collect())
+    Ok(state.store.users_by_name(&names).await?)
 }
 
 /// An access the caller may act on: exists, and §4.5 lets the caller manage it (else 403).
@@ -402,22 +401,8 @@ async fn create(State(state): State<AppState>, principal: Arc<Principal>, Body(b
     if !can_manage(&principal.grants, role.rights, Some(perimeter_id), &tree) {
         return Err(AppError::permission_denied());
     }
-    let access = Access {
-        id: state.store.next_id("access").await?,
-        profile_id,
-        username: profile.username.clone(),
-        perimeter_id: Some(perimeter_id),
-        role_id,
-        source: profile.source.clone(),
-        external_id: None,
-        start_datetime: Some(start),
-        end_datetime: Some(end),
-        created_by: Some(principal.username.clone()),
-        updated_by: Some(principal.username.clone()),
-        insert_datetime: now,
-        update_datetime: now,
-        delete_datetime: None,
-    };
+    let id = state.store.next_id("access").await?;
+    let access = Access::granted(id, &profile, role_id, perimeter_id, (start, end), Some(&principal.username), now);
     state.store.save_access(&access, &tree.path(perimeter_id), Condition::MustNotExist).await?;
     respond(&state, access, &tree, StatusCode::CREATED).await
 }

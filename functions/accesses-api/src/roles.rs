@@ -293,8 +293,7 @@ async fn role_users(
         .filter(|a| a.role_id == role.id && a.is_valid_at(now))
         .collect();
     let names: Vec<&str> = accesses.iter().map(|a| a.username.as_str()).collect();
-    let users: HashMap<String, User> =
-        state.store.users_by_name(&names).await?.into_iter().map(|u| (u.username.clone(), u)).collect();
+    let users: HashMap<String, User> = state.store.users_by_name(&names).await?;
     let tree = state.perimeter_tree().await?;
     let filter = query.get("filter_by_name").map(str::to_lowercase);
     let mut rows: Vec<Value> = accesses
@@ -333,14 +332,20 @@ async fn role_users(
 }
 
 async fn list_profiles(State(state): State<AppState>, _: Arc<Principal>, query: ListQuery) -> AppResult<Json<Value>> {
-    let profiles = match query.get("user_id") {
-        Some(username) => state.store.user_bundle(username).await?.map(|b| b.profiles).unwrap_or_default(),
-        None => state.store.profiles().await?,
+    // One user's profiles come with the user (one Query); all profiles need their users' names.
+    let (profiles, users): (Vec<_>, HashMap<String, User>) = match query.get("user_id") {
+        Some(username) => match state.store.user_bundle(username).await? {
+            Some(bundle) => (bundle.profiles, HashMap::from([(bundle.user.username.clone(), bundle.user)])),
+            None => (Vec::new(), HashMap::new()),
+        },
+        None => {
+            let profiles = state.store.profiles().await?;
+            let names: Vec<&str> = profiles.iter().map(|p| p.username.as_str()).collect();
+            let users = state.store.users_by_name(&names).await?;
+            (profiles, users)
+        }
     };
     let alive: Vec<_> = profiles.into_iter().filter(|p| p.delete_datetime.is_none()).collect();
-    let names: Vec<&str> = alive.iter().map(|p| p.username.as_str()).collect();
-    let users: HashMap<String, User> =
-        state.store.users_by_name(&names).await?.into_iter().map(|u| (u.username.clone(), u)).collect();
     let terms = query.search_terms();
     let rows = alive
         .iter()

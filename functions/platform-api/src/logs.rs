@@ -28,8 +28,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
 /// `user_details` of each log: the user serializer of `username_persistent` (one BatchGetItem).
 async fn with_user_details(state: &AppState, logs: &[RequestLog]) -> AppResult<Vec<Value>> {
     let names: Vec<&str> = logs.iter().filter_map(|l| l.username_persistent.as_deref()).collect();
-    let users: HashMap<String, User> =
-        state.store.users_by_name(&names).await?.into_iter().map(|u| (u.username.clone(), u)).collect();
+    let users: HashMap<String, User> = state.store.users_by_name(&names).await?;
     Ok(logs
         .iter()
         .map(|l| l.to_json(l.username_persistent.as_ref().and_then(|n| users.get(n)).map(|u| u.to_json(None, None))))

@@ -165,6 +165,34 @@ pub struct Access {
 }
 
 impl Access {
+    /// A new access granting `role_id` on `perimeter_id` through `profile`, valid from `start` to `end`.
+    pub fn granted(
+        id: i64,
+        profile: &Profile,
+        role_id: i64,
+        perimeter_id: i64,
+        (start, end): (DateTime, DateTime),
+        granted_by: Option<&str>,
+        now: DateTime,
+    ) -> Self {
+        Self {
+            id,
+            profile_id: profile.id,
+            username: profile.username.clone(),
+            perimeter_id: Some(perimeter_id),
+            role_id,
+            source: profile.source.clone(),
+            external_id: None,
+            start_datetime: Some(start),
+            end_datetime: Some(end),
+            created_by: granted_by.map(str::to_owned),
+            updated_by: granted_by.map(str::to_owned),
+            insert_datetime: now,
+            update_datetime: now,
+            delete_datetime: None,
+        }
+    }
+
     /// `is_valid` of the original: not (start > now or end <= now), and not deleted.
     pub fn is_valid_at(&self, now: DateTime) -> bool {
         self.delete_datetime.is_none()

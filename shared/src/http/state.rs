@@ -199,8 +199,7 @@ impl AppState {
             return Ok((None, None));
         }
         let found = self.store.users_by_name(&names).await?;
-        let display =
-            |name: Option<&str>| name.and_then(|n| found.iter().find(|u| u.username == n)).map(User::display_name);
+        let display = |name: Option<&str>| name.and_then(|n| found.get(n)).map(User::display_name);
         Ok((display(user.created_by.as_deref()), display(user.updated_by.as_deref())))
     }
 

@@ -70,11 +70,11 @@ impl DynamoStore {
     }
 
     /// Users by username, deleted ones included (BatchGetItem, 100 keys per call).
-    pub async fn users_by_name(&self, usernames: &[&str]) -> StoreResult<Vec<User>> {
+    pub async fn users_by_name(&self, usernames: &[&str]) -> StoreResult<HashMap<String, User>> {
         let mut wanted: Vec<&str> = usernames.to_vec();
         wanted.sort_unstable();
         wanted.dedup();
-        let mut users = Vec::new();
+        let mut users = HashMap::new();
         for chunk in wanted.chunks(100) {
             let mut pending: Vec<Item> = chunk
                 .iter()
@@ -95,7 +95,8 @@ impl DynamoStore {
                     self.client.batch_get_item().request_items(&self.table, request).send().await.map_err(sdk_error)?;
                 if let Some(mut responses) = out.responses {
                     for item in responses.remove(&self.table).unwrap_or_default() {
-                        users.push(decode::<User>(item)?);
+                        let user = decode::<User>(item)?;
+                        users.insert(user.username.clone(), user);
                     }
                 }
                 if let Some(mut unprocessed) = out.unprocessed_keys {
