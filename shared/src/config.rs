@@ -70,6 +70,14 @@ pub struct Settings {
     pub request_log_retention_days: i64,
     pub frontend_url: String,
     pub http_timeout: Duration,
+    /// Where cohort jobs (counts, creations, studies) are queued; required to create them.
+    pub cohort_jobs_queue_url: Option<String>,
+    /// Cohorts of this size or more are built by the ETL (`long_pending`), and are not exportable.
+    pub cohort_size_limit: i64,
+    /// Hours after which a count is `count_outdated`.
+    pub last_count_validity_hours: i64,
+    /// The folder shared requests are copied into.
+    pub shared_folder_name: String,
 }
 
 impl Settings {
@@ -165,6 +173,10 @@ impl Settings {
             request_log_retention_days: number("REQUEST_LOG_RETENTION_DAYS", 90)?.clamp(1, 3650),
             frontend_url: or("FRONTEND_URL", "http://localhost:3000"),
             http_timeout: Duration::from_secs(number("HTTP_CLIENT_TIMEOUT_SECONDS", 60)?.max(1) as u64),
+            cohort_jobs_queue_url: get("COHORT_JOBS_QUEUE_URL"),
+            cohort_size_limit: number("COHORT_SIZE_LIMIT", 20_000)?,
+            last_count_validity_hours: number("LAST_COUNT_VALIDITY", 24)?,
+            shared_folder_name: or("SHARED_FOLDER_NAME", "Mes requêtes reçues"),
         })
     }
 }

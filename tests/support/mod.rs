@@ -62,6 +62,18 @@ pub async fn tasks(app: &TestApp, expiry_alerts: Option<c360::access_alerts::Exp
     }
 }
 
+pub async fn sqs() -> aws_sdk_sqs::Client {
+    dynamodb().await;
+    aws_sdk_sqs::Client::new(SDK_CONFIG.get().expect("loaded by dynamodb()"))
+}
+
+/// A fresh cohort jobs queue, so a test sees exactly the jobs it queued.
+pub async fn fresh_queue() -> String {
+    let name = format!("t-{}", uuid::Uuid::new_v4().simple());
+    let out = sqs().await.create_queue().queue_name(name).send().await.expect("create the test queue");
+    out.queue_url.expect("create_queue returns the url")
+}
+
 /// Creates a fresh table with the schema of `C360_REFERENCE_TABLE` (made from template.yaml by
 /// infra/bootstrap.py; `make test` sets it, `make dev` creates `c360-local-AppTable`).
 pub async fn fresh_table() -> String {
@@ -123,9 +135,39 @@ impl TestApp {
         Self::with_settings(&[]).await
     }
 
+    /// Every job message queued so far (received and deleted, so each is returned once).
+    pub async fn queued_jobs(&self) -> Vec<Value> {
+        let url = self.state.settings.cohort_jobs_queue_url.clone().expect("test apps have a queue");
+        let client = sqs().await;
+        let mut jobs = Vec::new();
+        loop {
+            let out = client
+                .receive_message()
+                .queue_url(&url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .expect("receive from the test queue");
+            let messages = out.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return jobs;
+            }
+            for m in messages {
+                jobs.push(serde_json::from_str(m.body().unwrap_or("null")).expect("job messages are JSON"));
+                client.delete_message().queue_url(&url).receipt_handle(m.receipt_handle().unwrap_or("")).send().await.ok();
+            }
+        }
+    }
+
     pub async fn with_settings(extra: &[(&str, &str)]) -> Self {
         let table = fresh_table().await;
-        let state = AppState::new(test_settings(&table, extra), dynamodb().await).expect("valid test state");
+        let queue = fresh_queue().await;
+        let mut settings: Vec<(&str, &str)> = vec![("COHORT_JOBS_QUEUE_URL", &queue)];
+        settings.extend_from_slice(extra);
+        dynamodb().await;
+        let sdk = SDK_CONFIG.get().expect("loaded by dynamodb()");
+        let state = AppState::new(test_settings(&table, &settings), sdk).expect("valid test state");
         let now = c360::domain::time::now();
         seed_roles(&state.store, now).await.expect("seed roles");
         seed_perimeters(&state.store, DEMO_TREE).await.expect("seed perimeters");

@@ -1,7 +1,14 @@
-//! `/cohort/`: its routes arrive with the cohort issue; the crate, its Lambda and template wiring exist now.
+//! `/cohort/`: the user's workspace (spec §5) — folders, requests, versioned query snapshots, counts,
+//! cohorts, feasibility studies, saved FHIR filters and refresh schedules — each read from the
+//! owner's partition; counts, cohorts and studies are queued as jobs for the cohort worker.
+mod common;
+mod folders;
+mod requests;
+mod views;
+
 use axum::Router;
-use c360::http::{Api, AppState, RouteSpec};
+use c360::http::{api::combine, AppState, RouteSpec};
 
 pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
-    Api::new(state, "cohort").build()
+    combine([folders::api(state), requests::api(state)])
 }

@@ -1,5 +1,6 @@
 //! Pure types and rules: no I/O, no AWS, no HTTP.
 pub mod access_rules;
+pub mod cohort;
 pub mod content;
 pub mod maintenance;
 pub mod perimeter;

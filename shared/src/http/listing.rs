@@ -180,9 +180,14 @@ impl ListQuery {
 
     /// LIMIT style envelope over an already filtered and sorted list.
     pub fn limited(&self, items: Vec<Value>) -> Value {
+        self.limited_of(items).envelope(|v| v)
+    }
+
+    /// LIMIT style over any rows: the caller renders only the rows of the page.
+    pub fn limited_of<T>(&self, items: Vec<T>) -> Page<T> {
         let count = items.len();
         let (limit, offset) = self.limit_offset();
-        let results: Vec<Value> = items.into_iter().skip(offset).take(limit).collect();
+        let results: Vec<T> = items.into_iter().skip(offset).take(limit).collect();
         let next = (offset + limit < count)
             .then(|| self.link(&[("limit", Some(limit.to_string())), ("offset", Some((offset + limit).to_string()))]));
         let previous = (offset > 0).then(|| {
@@ -192,7 +197,7 @@ impl ListQuery {
                 self.link(&[("limit", Some(limit.to_string())), ("offset", Some((offset - limit).to_string()))])
             }
         });
-        json!({"count": count, "next": next, "previous": previous, "results": results})
+        Page { count, next, previous, results }
     }
 
     /// This URL with some parameters replaced (`Some`) or removed (`None`).

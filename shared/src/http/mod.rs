@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod error;
+pub mod fields;
 pub mod listing;
 pub mod maintenance;
 pub mod openapi;

@@ -16,6 +16,7 @@ use crate::{
         user::{User, UserRules},
     },
     error::{AppError, AppResult},
+    jobs::JobQueue,
     store::{DynamoStore, StoreResult},
 };
 
@@ -97,6 +98,7 @@ pub struct Inner {
     pub api_keys: ApiKeys,
     pub user_rules: UserRules,
     pub http: reqwest::Client,
+    pub jobs: JobQueue,
     roles: TtlCache<HashMap<i64, Role>>,
     maintenances: TtlCache<Vec<MaintenancePhase>>,
     tree: TtlCache<VersionedTree>,
@@ -125,10 +127,13 @@ impl AppState {
     pub async fn from_env() -> Result<Self, InitError> {
         let settings = Settings::from_env()?;
         let sdk = crate::aws::sdk_config().await;
-        Self::new(settings, aws_sdk_dynamodb::Client::new(&sdk))
+        Self::new(settings, &sdk)
     }
 
-    pub fn new(settings: Settings, dynamodb: aws_sdk_dynamodb::Client) -> Result<Self, InitError> {
+    /// The state over the AWS services `sdk` points at (the emulator in tests and dev).
+    pub fn new(settings: Settings, sdk: &aws_config::SdkConfig) -> Result<Self, InitError> {
+        let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+        let jobs = JobQueue::new(aws_sdk_sqs::Client::new(sdk), settings.cohort_jobs_queue_url.clone());
         let http = crate::aws::http_client(settings.http_timeout);
         let tokens = TokenService::new(&settings).map_err(InitError::Invalid)?;
         let oidc = settings.enable_oidc_auth.then(|| OidcService::new(&settings, http.clone()));
@@ -146,6 +151,7 @@ impl AppState {
             identity,
             user_rules,
             http,
+            jobs,
             settings,
             roles: TtlCache::new(ROLE_CACHE_TTL),
             maintenances: TtlCache::new(MAINTENANCE_CACHE_TTL),

@@ -18,8 +18,18 @@
 //! | release note | `RELEASE_NOTES` | `NOTE#<id>` | | |
 //! | web content | `CONTENTS` | `CONTENT#<id>` | | |
 //! | request log | `LOGS#<yyyy-mm-dd>` | `LOG#<id>` | | |
+//! | workspace object (alive) | `WS#<owner>` | `<KIND>#<uuid>` | counts, cohorts, studies: `BYID#<KIND>#<uuid[0]>` / `<uuid>` | cohorts with an active job: `ACTIVE_COHORT_JOBS` / `<uuid>`; schedules: `REFRESH_DUE` / `<next run>#<uuid>` |
+//! | workspace object (deleted) | `WS#<owner>` | `BIN#<KIND>#<uuid>` | | |
+//! | snapshot query text | `WS#<owner>` | `QUERY#<uuid>` | | |
+//! | query / filter history | `WS#<owner>` | `QUERYPATCH#<uuid>#<n>`, `FILTERPATCH#<uuid>#<n>` | | |
+//! | saved filter name guard | `FILTERNAME#<owner>#<resource>#<name>` | `#FILTERNAME` | | |
+//! | one schedule per snapshot guard | `SCHEDULE_OF#<snapshot uuid>` | `#SCHEDULE_OF` | | |
 //!
 //! Numeric ids are zero-padded so that sort keys order like numbers.
+
+use uuid::Uuid;
+
+use crate::domain::cohort::Kind;
 
 pub const USER_SK: &str = "#USER";
 pub const PROFILE_PREFIX: &str = "PROFILE#";
@@ -147,6 +157,80 @@ pub fn request_log_partition(day: &str) -> String {
 
 pub fn request_log(day: &str, id: i64) -> Key {
     key(request_log_partition(day), format!("LOG#{}", padded(id)))
+}
+
+/// The workspace of one owner: every cohort object they own, alive or binned, one partition.
+pub fn workspace_partition(owner: &str) -> String {
+    format!("WS#{owner}")
+}
+
+/// The sort-key prefix of alive objects of a kind (`begins_with` lists them).
+pub fn kind_prefix(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Folder => "FOLDER#",
+        Kind::Request => "REQUEST#",
+        Kind::Snapshot => "RQS#",
+        Kind::DatedMeasure => "DM#",
+        Kind::Cohort => "COHORT#",
+        Kind::Study => "STUDY#",
+        Kind::Schedule => "SCHEDULE#",
+        Kind::Filter => "FILTER#",
+    }
+}
+
+pub fn workspace_object(kind: Kind, owner: &str, uuid: Uuid) -> Key {
+    key(workspace_partition(owner), format!("{}{uuid}", kind_prefix(kind)))
+}
+
+/// Where a soft-deleted object goes: out of the alive prefixes, so no listing ever reads it.
+pub fn binned_object(kind: Kind, owner: &str, uuid: Uuid) -> Key {
+    key(workspace_partition(owner), format!("BIN#{}{uuid}", kind_prefix(kind)))
+}
+
+pub fn snapshot_query(owner: &str, snapshot: Uuid) -> Key {
+    key(workspace_partition(owner), format!("QUERY#{snapshot}"))
+}
+
+pub fn snapshot_query_patch(owner: &str, snapshot: Uuid, version: i64) -> Key {
+    key(workspace_partition(owner), format!("QUERYPATCH#{snapshot}#{}", padded(version)))
+}
+
+pub fn filter_patch(owner: &str, filter: Uuid, version: i64) -> Key {
+    key(workspace_partition(owner), format!("FILTERPATCH#{filter}#{}", padded(version)))
+}
+
+/// Lookup by uuid alone (callbacks, applicative users), sharded on the first hex digit so the
+/// listing of every object of a kind is 16 Queries and no partition gets every lookup.
+pub fn object_by_id(kind: Kind, uuid: Uuid) -> Key {
+    let shard = uuid.simple().to_string().chars().next().unwrap_or('0');
+    key(format!("BYID#{}{shard}", kind_prefix(kind)), uuid.to_string())
+}
+
+pub fn object_by_id_shards(kind: Kind) -> impl Iterator<Item = String> {
+    "0123456789abcdef".chars().map(move |c| format!("BYID#{}{c}", kind_prefix(kind)))
+}
+
+pub const ACTIVE_COHORT_JOBS_PK: &str = "ACTIVE_COHORT_JOBS";
+
+pub fn active_cohort_job(uuid: Uuid) -> Key {
+    key(ACTIVE_COHORT_JOBS_PK, uuid.to_string())
+}
+
+pub const REFRESH_DUE_PK: &str = "REFRESH_DUE";
+
+/// Alive schedules by next run: the due ones are `sk <= now`.
+pub fn refresh_due(next_run_iso: &str, uuid: Uuid) -> Key {
+    key(REFRESH_DUE_PK, format!("{next_run_iso}#{uuid}"))
+}
+
+/// Keeps (name, resource) unique among an owner's alive saved filters (spec §3.3).
+pub fn filter_name_guard(owner: &str, resource: &str, name: &str) -> Key {
+    key(format!("FILTERNAME#{owner}#{resource}#{name}"), "#FILTERNAME")
+}
+
+/// At most one alive refresh schedule per snapshot (spec §5.9).
+pub fn schedule_guard(snapshot: Uuid) -> Key {
+    key(format!("SCHEDULE_OF#{snapshot}"), "#SCHEDULE_OF")
 }
 
 #[cfg(test)]

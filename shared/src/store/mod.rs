@@ -1,5 +1,6 @@
 //! DynamoDB adapter: one table, records separate from domain types (keys live in [`keys`]).
 pub mod accesses;
+pub mod cohort;
 pub mod keys;
 mod platform;
 pub mod tokens;
@@ -9,7 +10,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::{
     error::SdkError,
-    types::{AttributeValue, Delete, Put, ReturnValue, TransactWriteItem, Update},
+    types::{AttributeValue, Delete, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update},
     Client,
 };
 use serde::{de::DeserializeOwned, Serialize};
@@ -150,6 +151,30 @@ impl DynamoStore {
             .await
             .map_err(sdk_error)?;
         out.item.map(decode).transpose()
+    }
+
+    /// The items that exist among `keys` (BatchGetItem, 100 keys a call, unprocessed keys retried).
+    pub async fn batch_get(&self, keys: Vec<Key>) -> StoreResult<Vec<Item>> {
+        let mut found = Vec::new();
+        for chunk in keys.chunks(100) {
+            let mut pending: Vec<Item> = chunk.iter().map(key_item).collect();
+            while !pending.is_empty() {
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| StoreError::Sdk(e.to_string()))?;
+                let out =
+                    self.client.batch_get_item().request_items(&self.table, request).send().await.map_err(sdk_error)?;
+                if let Some(mut responses) = out.responses {
+                    found.extend(responses.remove(&self.table).unwrap_or_default());
+                }
+                if let Some(rest) = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
+                    pending = rest.keys;
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// Every item of a partition whose sort key starts with `sk_prefix` (all pages).

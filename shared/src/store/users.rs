@@ -1,10 +1,9 @@
 //! Users, profiles, accesses and roles.
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 
 use super::accesses::profile_entry;
-use super::{decode, keys, sdk_error, sk_of, Condition, DynamoStore, Entry, Item, StoreError, StoreResult, Write};
+use super::{decode, keys, sk_of, Condition, DynamoStore, Entry, StoreError, StoreResult, Write};
 use crate::domain::{
     rights::{Access, Profile},
     user::User,
@@ -74,37 +73,11 @@ impl DynamoStore {
         let mut wanted: Vec<&str> = usernames.to_vec();
         wanted.sort_unstable();
         wanted.dedup();
+        let keys = wanted.iter().map(|u| keys::user(u)).collect();
         let mut users = HashMap::new();
-        for chunk in wanted.chunks(100) {
-            let mut pending: Vec<Item> = chunk
-                .iter()
-                .map(|u| {
-                    let key = keys::user(u);
-                    HashMap::from([
-                        ("pk".to_owned(), AttributeValue::S(key.pk)),
-                        ("sk".to_owned(), AttributeValue::S(key.sk)),
-                    ])
-                })
-                .collect();
-            while !pending.is_empty() {
-                let request = KeysAndAttributes::builder()
-                    .set_keys(Some(std::mem::take(&mut pending)))
-                    .build()
-                    .map_err(|e| StoreError::Sdk(e.to_string()))?;
-                let out =
-                    self.client.batch_get_item().request_items(&self.table, request).send().await.map_err(sdk_error)?;
-                if let Some(mut responses) = out.responses {
-                    for item in responses.remove(&self.table).unwrap_or_default() {
-                        let user = decode::<User>(item)?;
-                        users.insert(user.username.clone(), user);
-                    }
-                }
-                if let Some(mut unprocessed) = out.unprocessed_keys {
-                    if let Some(rest) = unprocessed.remove(&self.table) {
-                        pending = rest.keys;
-                    }
-                }
-            }
+        for item in self.batch_get(keys).await? {
+            let user = decode::<User>(item)?;
+            users.insert(user.username.clone(), user);
         }
         Ok(users)
     }

@@ -1,0 +1,155 @@
+//! What every owner-scoped cohort endpoint shares (spec §5.1, §0.13, §0.14): the owner of the
+//! caller's workspace, the `_id` aliases, the owner rule, uuids in paths and soft deletes.
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use c360::{
+    domain::{
+        cohort::{Kind, Workspace},
+        time::{self, DateTime},
+    },
+    error::{AppError, AppResult},
+    http::{fields::Fields, listing::ListQuery, AppState, Principal},
+    jobs::{CohortJob, QueueError},
+    store::{
+        cohort::{Changes, WorkspaceObject},
+        StoreError,
+    },
+};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+/// Every kind a cascade can reach from a folder, request or cohort.
+pub const CASCADE_KINDS: [Kind; 7] =
+    [Kind::Folder, Kind::Request, Kind::Snapshot, Kind::DatedMeasure, Kind::Cohort, Kind::Study, Kind::Schedule];
+
+/// Applicative actors (QueryExecutor, Solr ETL) see every count, cohort and study and may only read
+/// and patch them (spec §5.1).
+pub fn is_applicative(principal: &Principal) -> bool {
+    principal.app.is_some()
+}
+
+/// 403 for applicative actors on the methods they may not use.
+pub fn refuse_applicative(principal: &Principal) -> AppResult<()> {
+    if is_applicative(principal) {
+        Err(AppError::permission_denied())
+    } else {
+        Ok(())
+    }
+}
+
+/// Copies `<field>_id` into `<field>` for the relations of the endpoint (spec §0.13).
+pub fn apply_id_aliases(body: &mut Map<String, Value>, relations: &[&str]) {
+    for field in relations {
+        if let Some(value) = body.get(&format!("{field}_id")).cloned() {
+            body.insert((*field).to_owned(), value);
+        }
+    }
+}
+
+/// The owner rule (spec §0.14): a provided `owner` must be the caller.
+pub fn check_owner(fields: &mut Fields, caller: &str) {
+    match fields.raw("owner") {
+        None => {}
+        Some(Value::String(s)) if s == caller => {}
+        Some(Value::Null) => fields.error("owner", "This field may not be null."),
+        Some(Value::String(s)) => fields.error("owner", format!("Invalid pk \"{s}\" - object does not exist.")),
+        Some(other) => fields.error("owner", format!("Invalid pk \"{other}\" - object does not exist.")),
+    }
+}
+
+/// A uuid in a path: anything else names no object (404, as Django's lookup does).
+pub fn path_uuid(raw: &str, kind: Kind) -> AppResult<Uuid> {
+    Uuid::parse_str(raw).map_err(|_| AppError::NotFound(kind.model()))
+}
+
+/// The objects a DELETE names: one uuid, or comma-separated uuids (spec §5.1).
+pub fn delete_targets(raw: &str, kind: Kind) -> AppResult<Vec<Uuid>> {
+    if !raw.contains(',') {
+        return Ok(vec![path_uuid(raw, kind)?]);
+    }
+    let parts: Vec<&str> = raw.split(',').collect();
+    parts.iter().map(|p| Uuid::parse_str(p.trim())).collect::<Result<Vec<_>, _>>().map_err(|_| {
+        let listed: Vec<String> = parts.iter().map(|p| format!("'{p}'")).collect();
+        AppError::BadRequest(format!("Invalid value for uuid param, uuids=[{}]", listed.join(", ")))
+    })
+}
+
+/// Soft-deletes the caller's objects of `kind` with their cascade (spec §0.10). Every uuid must
+/// name one of the caller's alive objects, else nothing is deleted and the answer is 404.
+pub async fn delete_owned(state: &AppState, owner: &str, kind: Kind, uuids: &[Uuid]) -> AppResult<StatusCode> {
+    let kinds: &[Kind] = if kind == Kind::Filter { &[Kind::Filter] } else { &CASCADE_KINDS };
+    let ws = state.store.workspace(owner, kinds).await?;
+    let exists = |uuid: Uuid| match kind {
+        Kind::Folder => ws.folder(uuid).is_some(),
+        Kind::Request => ws.request(uuid).is_some(),
+        Kind::Cohort => ws.cohort(uuid).is_some_and(|c| !c.is_subset),
+        Kind::Schedule => ws.schedules.iter().any(|s| s.uuid == uuid),
+        Kind::Filter => ws.filters.iter().any(|f| f.uuid == uuid),
+        Kind::Snapshot | Kind::DatedMeasure | Kind::Study => false,
+    };
+    if !uuids.iter().all(|u| exists(*u)) {
+        return Err(AppError::NotFound(kind.model()));
+    }
+    let roots: Vec<(Kind, Uuid)> = uuids.iter().map(|u| (kind, *u)).collect();
+    let cascade = ws.cascade(&roots);
+    state.store.bin_objects(&ws, &cascade, roots.len(), time::now()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `min_<field>` / `max_<field>` datetime bounds of a list (inclusive); unparsable bounds are ignored.
+pub fn within(query: &ListQuery, field: &str, value: Option<DateTime>) -> bool {
+    let bound = |name: String| query.get(&name).and_then(time::parse);
+    let min = bound(format!("min_{field}"));
+    let max = bound(format!("max_{field}"));
+    match value {
+        Some(v) => min.is_none_or(|m| v >= m) && max.is_none_or(|m| v <= m),
+        None => min.is_none() && max.is_none(),
+    }
+}
+
+/// Queues a job; an unqueued job is an internal error (the caller removes what it created).
+pub async fn queue(state: &AppState, job: CohortJob) -> Result<(), AppError> {
+    state.jobs.send(job).await.map_err(|e: QueueError| AppError::internal(format!("cohort job not queued: {e}")))
+}
+
+/// The caller's username: the owner of everything they create and see.
+pub fn owner(principal: &Arc<Principal>) -> &str {
+    &principal.username
+}
+
+/// Values of `<field>` in the workspace a multi-value filter admits (`a,b`).
+pub fn matches_any(query: &ListQuery, param: &str, value: &str) -> bool {
+    query.list(param).is_none_or(|wanted| wanted.iter().any(|w| w == value))
+}
+
+/// `true`/`false` filters (`None` when absent or not a boolean).
+pub fn flag_matches(query: &ListQuery, param: &str, value: bool) -> bool {
+    query.flag(param).is_none_or(|wanted| wanted == value)
+}
+
+/// Applies attribute changes to one of the caller's objects (404 when it is not theirs or gone).
+pub async fn update_owned<T: WorkspaceObject>(
+    state: &AppState,
+    owner: &str,
+    uuid: Uuid,
+    changes: Changes,
+) -> AppResult<T> {
+    state.store.update_object(owner, uuid, changes).await.map_err(|e| match e {
+        StoreError::ConditionFailed => AppError::NotFound(T::KIND.model()),
+        other => other.into(),
+    })
+}
+
+/// The validation outcome of a PATCH, after the 404 of a missing object (DRF looks the object up first).
+pub async fn checked<T: WorkspaceObject>(state: &AppState, owner: &str, uuid: Uuid, fields: Fields<'_>) -> AppResult<()> {
+    if fields.has_errors() && state.store.workspace_object::<T>(owner, uuid).await?.is_none() {
+        return Err(AppError::NotFound(T::KIND.model()));
+    }
+    fields.finish()
+}
+
+/// A workspace loaded for one endpoint, with the kinds it renders.
+pub async fn load(state: &AppState, owner: &str, kinds: &[Kind]) -> AppResult<Workspace> {
+    Ok(state.store.workspace(owner, kinds).await?)
+}

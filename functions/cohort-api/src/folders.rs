@@ -1,0 +1,135 @@
+//! `/cohort/folders/` (spec §5.3): the user's projects.
+use std::sync::Arc;
+
+use axum::{
+    extract::{Path, State},
+    http::{Method, StatusCode},
+    Json, Router,
+};
+use c360::{
+    domain::{
+        cohort::{Folder, Kind, Stamps},
+        time,
+    },
+    error::{AppError, AppResult},
+    http::{
+        fields::{Fields, Text},
+        listing::{matches_regex_search, sort_by, ListQuery, SortValue},
+        Api, AppState, Body, Exposure, Principal, RouteSpec,
+    },
+    store::{
+        cohort::{put_object, Changes},
+        Condition,
+    },
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::{common::*, views};
+
+pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
+    Api::new(state, "cohort")
+        .route(Method::GET, "/cohort/folders/", Exposure::Authenticated, "List the caller's folders (LIMIT)", list)
+        .audited(Method::POST, "/cohort/folders/", Exposure::Authenticated, "Create a folder", "folders.create", create)
+        .route(Method::GET, "/cohort/folders/{uuid}/", Exposure::Authenticated, "Get a folder", retrieve)
+        .audited(
+            Method::PATCH,
+            "/cohort/folders/{uuid}/",
+            Exposure::Authenticated,
+            "Rename or describe a folder",
+            "folders.partial_update",
+            patch,
+        )
+        .audited(
+            Method::DELETE,
+            "/cohort/folders/{uuid}/",
+            Exposure::Authenticated,
+            "Delete folders (comma-separated uuids) and everything in them",
+            "folders.destroy",
+            destroy,
+        )
+        .build()
+}
+
+async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: ListQuery) -> AppResult<Json<Value>> {
+    let orders = query.ordering("ordering", &["name", "created_at", "modified_at"])?;
+    let orders = if orders.is_empty() { query.ordering_from("-created_at") } else { orders };
+    let ws = load(&state, owner(&principal), &[Kind::Folder, Kind::Request]).await?;
+    let terms = query.search_terms();
+    let mut folders: Vec<&Folder> = ws
+        .folders
+        .iter()
+        .filter(|f| query.get("name").is_none_or(|n| n == f.name))
+        .filter(|f| within(&query, "created_at", Some(f.stamps.created_at)))
+        .filter(|f| matches_regex_search(&terms, &[Some(&f.name)]))
+        .collect();
+    sort_by(&mut folders, &orders, |f, field| match field {
+        "name" => SortValue::Text(f.name.clone()),
+        "modified_at" => SortValue::Text(time::iso(f.stamps.modified_at)),
+        _ => SortValue::Text(time::iso(f.stamps.created_at)),
+    });
+    Ok(Json(query.limited(folders.into_iter().map(|f| views::folder(&ws, f)).collect())))
+}
+
+async fn create(State(state): State<AppState>, principal: Arc<Principal>, Body(body): Body) -> AppResult<(StatusCode, Json<Value>)> {
+    let mut fields = Fields::new(&body);
+    check_owner(&mut fields, owner(&principal));
+    let name = fields.required_text("name", Text::max(50));
+    let description = fields.text("description", Text::default().nullable().blank()).flatten();
+    fields.finish()?;
+    let folder = Folder {
+        uuid: Uuid::new_v4(),
+        owner: owner(&principal).to_owned(),
+        name: name.unwrap_or_default(),
+        description,
+        stamps: Stamps::new(time::now()),
+    };
+    state.store.transact(vec![put_object(&folder, Condition::MustNotExist)?]).await?;
+    let ws = Default::default();
+    Ok((StatusCode::CREATED, Json(views::folder(&ws, &folder))))
+}
+
+async fn retrieve(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    Path(uuid): Path<String>,
+) -> AppResult<Json<Value>> {
+    let uuid = path_uuid(&uuid, Kind::Folder)?;
+    let ws = load(&state, owner(&principal), &[Kind::Folder, Kind::Request]).await?;
+    let folder = ws.folder(uuid).ok_or(AppError::NotFound("Folder"))?;
+    Ok(Json(views::folder(&ws, folder)))
+}
+
+async fn patch(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    Path(uuid): Path<String>,
+    Body(body): Body,
+) -> AppResult<Json<Value>> {
+    let uuid = path_uuid(&uuid, Kind::Folder)?;
+    let owner = owner(&principal);
+    let mut fields = Fields::new(&body);
+    check_owner(&mut fields, owner);
+    let name = fields.text("name", Text::max(50));
+    let description = fields.text("description", Text::default().nullable().blank());
+    checked::<Folder>(&state, owner, uuid, fields).await?;
+    let mut changes = Changes::modified(time::now());
+    if let Some(name) = name.flatten() {
+        changes.set("name", &name)?;
+    }
+    if let Some(description) = description {
+        changes.set("description", &description)?;
+    }
+    let folder: Folder = update_owned(&state, owner, uuid, changes).await?;
+    let ws = load(&state, owner, &[Kind::Request]).await?;
+    Ok(Json(views::folder(&ws, &folder)))
+}
+
+async fn destroy(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    Path(uuids): Path<String>,
+) -> AppResult<StatusCode> {
+    let uuids = delete_targets(&uuids, Kind::Folder)?;
+    delete_owned(&state, owner(&principal), Kind::Folder, &uuids).await
+}

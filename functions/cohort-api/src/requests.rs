@@ -1,0 +1,290 @@
+//! `/cohort/requests/` and `/cohort/folders/{parent_folder}/requests/` (spec §5.4).
+use std::{collections::HashMap, sync::Arc};
+
+use axum::{
+    extract::{Path, State},
+    http::{Method, StatusCode},
+    Json, Router,
+};
+use c360::{
+    domain::{
+        cohort::{Kind, Request, Stamps, Workspace},
+        time,
+    },
+    error::{AppError, AppResult},
+    http::{
+        fields::{Fields, Text},
+        listing::{matches_regex_search, sort_by, ListQuery, SortValue},
+        Api, AppState, Body, Exposure, Principal, RouteSpec,
+    },
+    store::{
+        cohort::{put_object, Changes},
+        Condition,
+    },
+};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::{common::*, views};
+
+const RELATIONS: [&str; 2] = ["parent_folder", "owner"];
+/// What rendering a request reads.
+const REQUEST_KINDS: [Kind; 5] = [Kind::Folder, Kind::Request, Kind::Snapshot, Kind::DatedMeasure, Kind::Cohort];
+
+pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
+    Api::new(state, "cohort")
+        .route(Method::GET, "/cohort/requests/", Exposure::Authenticated, "List the caller's requests (LIMIT)", list)
+        .audited(Method::POST, "/cohort/requests/", Exposure::Authenticated, "Create a request", "requests.create", create)
+        .route(Method::GET, "/cohort/requests/{uuid}/", Exposure::Authenticated, "Get a request", retrieve)
+        .audited(
+            Method::PATCH,
+            "/cohort/requests/{uuid}/",
+            Exposure::Authenticated,
+            "Edit a request",
+            "requests.partial_update",
+            patch,
+        )
+        .audited(
+            Method::DELETE,
+            "/cohort/requests/{uuid}/",
+            Exposure::Authenticated,
+            "Delete requests (comma-separated uuids) and everything below them",
+            "requests.destroy",
+            destroy,
+        )
+        .route(
+            Method::GET,
+            "/cohort/folders/{parent_folder}/requests/",
+            Exposure::Authenticated,
+            "List the requests of a folder (LIMIT)",
+            list_in_folder,
+        )
+        .audited(
+            Method::POST,
+            "/cohort/folders/{parent_folder}/requests/",
+            Exposure::Authenticated,
+            "Create a request in a folder",
+            "requests.create",
+            create_in_folder,
+        )
+        .route(
+            Method::GET,
+            "/cohort/folders/{parent_folder}/requests/{uuid}/",
+            Exposure::Authenticated,
+            "Get a request of a folder",
+            retrieve_in_folder,
+        )
+        .audited(
+            Method::PATCH,
+            "/cohort/folders/{parent_folder}/requests/{uuid}/",
+            Exposure::Authenticated,
+            "Edit a request of a folder",
+            "requests.partial_update",
+            patch_in_folder,
+        )
+        .audited(
+            Method::DELETE,
+            "/cohort/folders/{parent_folder}/requests/{uuid}/",
+            Exposure::Authenticated,
+            "Delete requests of a folder",
+            "requests.destroy",
+            destroy_in_folder,
+        )
+        .build()
+}
+
+/// Display names of the sharers the rendered requests mention.
+async fn sharer_names(state: &AppState, requests: &[&Request]) -> AppResult<views::Names> {
+    let sharers: Vec<&str> = requests.iter().filter_map(|r| r.shared_by.as_deref()).collect();
+    if sharers.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let users = state.store.users_by_name(&sharers).await?;
+    Ok(users.into_iter().map(|(name, user)| (name, user.display_name())).collect())
+}
+
+async fn list_scoped(state: &AppState, owner: &str, query: &ListQuery, folder: Option<Uuid>) -> AppResult<Value> {
+    let orders = query.ordering("ordering", &["name", "updated_at", "parent_folder"])?;
+    let orders = if orders.is_empty() { query.ordering_from("-updated_at") } else { orders };
+    let ws = load(state, owner, &REQUEST_KINDS).await?;
+    let terms = query.search_terms();
+    let mut requests: Vec<(&Request, Option<String>)> = ws
+        .requests
+        .iter()
+        .filter(|r| folder.is_none_or(|f| r.parent_folder == f))
+        .filter(|r| flag_matches(query, "favorite", r.favorite))
+        .filter(|r| query.get("shared_by").is_none_or(|s| r.shared_by.as_deref() == Some(s)))
+        .filter(|r| query.get("parent_folder").is_none_or(|p| r.parent_folder.to_string() == p))
+        .filter(|r| matches_regex_search(&terms, &[Some(&r.name), Some(&r.description)]))
+        .map(|r| (r, views::request_updated_at(&ws, r.uuid).map(time::iso)))
+        .filter(|(_, updated)| within(query, "updated_at", updated.as_deref().and_then(time::parse)))
+        .collect();
+    sort_by(&mut requests, &orders, |(r, updated), field| match field {
+        "name" => SortValue::Text(r.name.clone()),
+        "parent_folder" => ws.folder(r.parent_folder).map(|f| f.name.as_str()).into(),
+        _ => updated.as_deref().into(),
+    });
+    let page = query.limited_of(requests.into_iter().map(|(r, _)| r).collect::<Vec<_>>());
+    let names = sharer_names(state, &page.results).await?;
+    Ok(page.envelope(|r| views::request(&ws, r, &names, true)))
+}
+
+async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: ListQuery) -> AppResult<Json<Value>> {
+    Ok(Json(list_scoped(&state, owner(&principal), &query, None).await?))
+}
+
+async fn list_in_folder(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    Path(folder): Path<String>,
+    query: ListQuery,
+) -> AppResult<Json<Value>> {
+    // An unknown folder has no requests.
+    let folder = Uuid::parse_str(&folder).unwrap_or(Uuid::nil());
+    Ok(Json(list_scoped(&state, owner(&principal), &query, Some(folder)).await?))
+}
+
+async fn create_scoped(
+    state: &AppState,
+    owner: &str,
+    mut body: Map<String, Value>,
+    folder: Option<&str>,
+) -> AppResult<(StatusCode, Json<Value>)> {
+    apply_id_aliases(&mut body, &RELATIONS);
+    if let Some(folder) = folder {
+        body.insert("parent_folder".into(), Value::String(folder.to_owned()));
+    }
+    let ws = load(state, owner, &[Kind::Folder]).await?;
+    let mut fields = Fields::new(&body);
+    check_owner(&mut fields, owner);
+    let name = fields.required_text("name", Text::max(255));
+    let description = fields.text("description", Text::default().blank()).flatten();
+    let favorite = fields.boolean("favorite");
+    let parent_folder = fields.required_relation("parent_folder", |u| ws.folder(u).is_some());
+    fields.finish()?;
+    let request = Request {
+        uuid: Uuid::new_v4(),
+        owner: owner.to_owned(),
+        name: name.unwrap_or_default(),
+        description: description.unwrap_or_default(),
+        favorite: favorite.unwrap_or(false),
+        parent_folder: parent_folder.unwrap_or_default(),
+        shared_by: None,
+        stamps: Stamps::new(time::now()),
+    };
+    state.store.transact(vec![put_object(&request, Condition::MustNotExist)?]).await?;
+    Ok((StatusCode::CREATED, Json(views::request(&ws, &request, &HashMap::new(), false))))
+}
+
+async fn create(State(state): State<AppState>, principal: Arc<Principal>, Body(body): Body) -> AppResult<(StatusCode, Json<Value>)> {
+    create_scoped(&state, owner(&principal), body, None).await
+}
+
+async fn create_in_folder(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    Path(folder): Path<String>,
+    Body(body): Body,
+) -> AppResult<(StatusCode, Json<Value>)> {
+    create_scoped(&state, owner(&principal), body, Some(&folder)).await
+}
+
+/// The caller's request `uuid` (in `folder` for nested routes) and the workspace it was read from.
+async fn owned_request(state: &AppState, owner: &str, uuid: &str, folder: Option<&str>) -> AppResult<(Workspace, Uuid)> {
+    let uuid = path_uuid(uuid, Kind::Request)?;
+    let ws = load(state, owner, &REQUEST_KINDS).await?;
+    let request = ws.request(uuid).ok_or(AppError::NotFound("Request"))?;
+    if folder.is_some_and(|f| request.parent_folder.to_string() != f) {
+        return Err(AppError::NotFound("Request"));
+    }
+    Ok((ws, uuid))
+}
+
+async fn retrieve_scoped(state: &AppState, owner: &str, uuid: &str, folder: Option<&str>) -> AppResult<Json<Value>> {
+    let (ws, uuid) = owned_request(state, owner, uuid, folder).await?;
+    let request = ws.request(uuid).ok_or(AppError::NotFound("Request"))?;
+    let names = sharer_names(state, &[request]).await?;
+    Ok(Json(views::request(&ws, request, &names, true)))
+}
+
+async fn retrieve(State(state): State<AppState>, principal: Arc<Principal>, Path(uuid): Path<String>) -> AppResult<Json<Value>> {
+    retrieve_scoped(&state, owner(&principal), &uuid, None).await
+}
+
+async fn retrieve_in_folder(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    Path((folder, uuid)): Path<(String, String)>,
+) -> AppResult<Json<Value>> {
+    retrieve_scoped(&state, owner(&principal), &uuid, Some(&folder)).await
+}
+
+async fn patch_scoped(
+    state: &AppState,
+    owner: &str,
+    uuid: &str,
+    folder: Option<&str>,
+    mut body: Map<String, Value>,
+) -> AppResult<Json<Value>> {
+    let (ws, uuid) = owned_request(state, owner, uuid, folder).await?;
+    apply_id_aliases(&mut body, &RELATIONS);
+    let mut fields = Fields::new(&body);
+    check_owner(&mut fields, owner);
+    let name = fields.text("name", Text::max(255)).flatten();
+    let description = fields.text("description", Text::default().blank()).flatten();
+    let favorite = fields.boolean("favorite");
+    let parent_folder = fields.relation("parent_folder", false, |u| ws.folder(u).is_some()).flatten();
+    fields.finish()?;
+    let mut changes = Changes::modified(time::now());
+    if let Some(name) = name {
+        changes.set("name", &name)?;
+    }
+    if let Some(description) = description {
+        changes.set("description", &description)?;
+    }
+    if let Some(favorite) = favorite {
+        changes.set("favorite", &favorite)?;
+    }
+    if let Some(folder) = parent_folder {
+        changes.set("parent_folder", &folder)?;
+    }
+    let updated: Request = update_owned(state, owner, uuid, changes).await?;
+    let names = sharer_names(state, &[&updated]).await?;
+    Ok(Json(views::request(&ws, &updated, &names, true)))
+}
+
+async fn patch(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    Path(uuid): Path<String>,
+    Body(body): Body,
+) -> AppResult<Json<Value>> {
+    patch_scoped(&state, owner(&principal), &uuid, None, body).await
+}
+
+async fn patch_in_folder(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    Path((folder, uuid)): Path<(String, String)>,
+    Body(body): Body,
+) -> AppResult<Json<Value>> {
+    patch_scoped(&state, owner(&principal), &uuid, Some(&folder), body).await
+}
+
+async fn destroy(State(state): State<AppState>, principal: Arc<Principal>, Path(uuids): Path<String>) -> AppResult<StatusCode> {
+    let uuids = delete_targets(&uuids, Kind::Request)?;
+    delete_owned(&state, owner(&principal), Kind::Request, &uuids).await
+}
+
+async fn destroy_in_folder(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    Path((folder, uuids)): Path<(String, String)>,
+) -> AppResult<StatusCode> {
+    let uuids = delete_targets(&uuids, Kind::Request)?;
+    let ws = load(&state, owner(&principal), &[Kind::Request]).await?;
+    if !uuids.iter().all(|u| ws.request(*u).is_some_and(|r| r.parent_folder.to_string() == folder)) {
+        return Err(AppError::NotFound("Request"));
+    }
+    delete_owned(&state, owner(&principal), Kind::Request, &uuids).await
+}

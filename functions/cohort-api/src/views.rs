@@ -1,0 +1,209 @@
+//! The JSON shapes of the cohort app (spec §5.3–§5.10), rendered from the owner's workspace.
+use std::collections::HashMap;
+
+use c360::{
+    config::Settings,
+    domain::{
+        cohort::{
+            CohortResult, DatedMeasure, FeasibilityStudy, FhirFilter, Folder, MeasureMode, RefreshSchedule, Request,
+            Snapshot, Workspace,
+        },
+        time::{self, DateTime},
+    },
+};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// Display names of the users a page mentions (sharers, filter owners).
+pub type Names = HashMap<String, String>;
+
+pub fn folder(ws: &Workspace, f: &Folder) -> Value {
+    let requests_count = ws.requests.iter().filter(|r| r.parent_folder == f.uuid).count();
+    json!({
+        "uuid": f.uuid,
+        "name": f.name,
+        "description": f.description,
+        "created_at": time::iso(f.stamps.created_at),
+        "requests_count": requests_count,
+    })
+}
+
+/// The visible snapshots of a request, newest first.
+pub fn request_snapshots<'a>(ws: &'a Workspace, request: Uuid) -> Vec<&'a Snapshot> {
+    let mut snapshots: Vec<&Snapshot> =
+        ws.snapshots.iter().filter(|s| s.request == request && !ws.hidden_snapshot(s.uuid)).collect();
+    snapshots.sort_by(|a, b| b.stamps.created_at.cmp(&a.stamps.created_at));
+    snapshots
+}
+
+/// `updated_at` of a request: the creation of its newest snapshot.
+pub fn request_updated_at(ws: &Workspace, request: Uuid) -> Option<DateTime> {
+    ws.snapshots.iter().filter(|s| s.request == request).map(|s| s.stamps.created_at).max()
+}
+
+/// A request; `with_updated_at` is false in the POST response only (spec §5.4 quirk).
+pub fn request(ws: &Workspace, r: &Request, names: &Names, with_updated_at: bool) -> Value {
+    let snapshots: Vec<Value> = request_snapshots(ws, r.uuid)
+        .into_iter()
+        .map(|s| {
+            let patients_count = ws.snapshot_measures(s.uuid).first().and_then(|m| m.measure);
+            json!({
+                "uuid": s.uuid,
+                "name": s.name,
+                "created_at": time::iso(s.stamps.created_at),
+                "cohorts_count": ws.cohorts.iter().filter(|c| c.request_query_snapshot == Some(s.uuid)).count(),
+                "patients_count": patients_count,
+                "version": s.version,
+            })
+        })
+        .collect();
+    let mut value = json!({
+        "uuid": r.uuid,
+        "name": r.name,
+        "description": r.description,
+        "favorite": r.favorite,
+        "query_snapshots": snapshots,
+        "shared_by": r.shared_by.as_ref().map(|u| names.get(u).cloned().unwrap_or_else(|| u.clone())),
+        "parent_folder": ws.folder(r.parent_folder).map(|f| json!({"uuid": f.uuid, "name": f.name, "description": f.description})),
+    });
+    if with_updated_at {
+        value["updated_at"] = json!(request_updated_at(ws, r.uuid).map(time::python_str));
+    }
+    value
+}
+
+pub fn dated_measure(settings: &Settings, m: &DatedMeasure, now: DateTime) -> Value {
+    let outdated = now - m.stamps.created_at > ::time::Duration::hours(settings.last_count_validity_hours);
+    json!({
+        "uuid": m.uuid,
+        "deleted": m.stamps.deleted.map(time::iso),
+        "deleted_by_cascade": m.stamps.deleted_by_cascade,
+        "created_at": time::iso(m.stamps.created_at),
+        "modified_at": time::iso(m.stamps.modified_at),
+        "request_job_id": m.job.request_job_id,
+        "request_job_status": m.job.request_job_status.as_str(),
+        "request_job_fail_msg": m.job.request_job_fail_msg,
+        "request_job_duration": m.job.request_job_duration,
+        "owner": m.owner,
+        "request_query_snapshot": m.request_query_snapshot,
+        "fhir_datetime": null,
+        "measure": m.measure,
+        "measure_min": m.measure_min,
+        "measure_max": m.measure_max,
+        "extra": m.extra,
+        "count_task_id": m.count_task_id,
+        "mode": match m.mode { MeasureMode::Snapshot => "Snapshot", MeasureMode::Global => "Global" },
+        "count_outdated": outdated,
+        "cohort_limit": settings.cohort_size_limit,
+    })
+}
+
+/// A cohort. `annotated` adds `result_size`, `measure_min`, `measure_max` and `exportable`, which
+/// only lists and retrieves carry (spec §5.7).
+pub fn cohort(settings: &Settings, ws: &Workspace, c: &CohortResult, annotated: bool) -> Value {
+    let snapshot = c.request_query_snapshot.and_then(|s| ws.snapshot(s));
+    let request = snapshot.and_then(|s| ws.request(s.request));
+    let mut samples: Vec<&CohortResult> = ws.cohorts.iter().filter(|s| s.parent_cohort == Some(c.uuid)).collect();
+    samples.sort_by(|a, b| a.stamps.created_at.cmp(&b.stamps.created_at));
+    let mut value = json!({
+        "uuid": c.uuid,
+        "name": c.name,
+        "owner": c.owner,
+        "request_query_snapshot": c.request_query_snapshot,
+        "parent_cohort": c.parent_cohort.and_then(|p| ws.cohort(p)).map(|p| json!({"uuid": p.uuid, "name": p.name})),
+        "sampling_ratio": c.sampling_ratio,
+        "sample_cohorts": samples.iter().map(|s| json!({"uuid": s.uuid, "name": s.name, "sampling_ratio": s.sampling_ratio})).collect::<Vec<_>>(),
+        "group_id": c.group_id,
+        "request_job_status": c.job.request_job_status.as_str(),
+        "request_job_fail_msg": c.job.request_job_fail_msg,
+        "request_job_duration": c.job.request_job_duration,
+        "created_at": time::iso(c.stamps.created_at),
+        "modified_at": time::iso(c.stamps.modified_at),
+        "description": c.description,
+        "favorite": c.favorite,
+        "request": request.map(|r| json!({"uuid": r.uuid, "name": r.name, "description": r.description})),
+    });
+    if annotated {
+        let result_size = result_size(ws, c);
+        let global = c.dated_measure_global.and_then(|m| ws.measure(m));
+        value["result_size"] = json!(result_size);
+        value["measure_min"] = json!(global.and_then(|g| g.measure_min));
+        value["measure_max"] = json!(global.and_then(|g| g.measure_max));
+        value["exportable"] = json!(result_size.is_some_and(|s| s <= settings.cohort_size_limit));
+    }
+    value
+}
+
+pub fn result_size(ws: &Workspace, c: &CohortResult) -> Option<i64> {
+    c.dated_measure.and_then(|m| ws.measure(m)).and_then(|m| m.measure)
+}
+
+pub fn snapshot(settings: &Settings, ws: &Workspace, s: &Snapshot, serialized_query: &str, now: DateTime) -> Value {
+    let measures: Vec<Value> =
+        ws.snapshot_measures(s.uuid).into_iter().map(|m| dated_measure(settings, m, now)).collect();
+    let mut cohorts: Vec<&CohortResult> =
+        ws.cohorts.iter().filter(|c| c.request_query_snapshot == Some(s.uuid)).collect();
+    cohorts.sort_by(|a, b| a.stamps.created_at.cmp(&b.stamps.created_at));
+    json!({
+        "uuid": s.uuid,
+        "owner": s.owner,
+        "name": s.name,
+        "version": s.version,
+        "created_at": time::iso(s.stamps.created_at),
+        "modified_at": time::iso(s.stamps.modified_at),
+        "request": s.request,
+        "previous_snapshot": s.previous_snapshot,
+        "serialized_query": serialized_query,
+        "perimeters_ids": s.perimeters_ids,
+        "dated_measures": measures,
+        "cohort_results": cohorts.into_iter().map(|c| cohort(settings, ws, c, false)).collect::<Vec<_>>(),
+    })
+}
+
+pub fn study(s: &FeasibilityStudy) -> Value {
+    json!({
+        "uuid": s.uuid,
+        "owner": s.owner,
+        "created_at": time::iso(s.stamps.created_at),
+        "request_job_status": s.job.request_job_status.as_str(),
+        "total_count": s.total_count,
+        "request_query_snapshot": s.request_query_snapshot,
+    })
+}
+
+pub fn filter(f: &FhirFilter, names: &Names) -> Value {
+    json!({
+        "uuid": f.uuid,
+        "deleted": f.stamps.deleted.map(time::iso),
+        "deleted_by_cascade": f.stamps.deleted_by_cascade,
+        "created_at": time::iso(f.stamps.created_at),
+        "modified_at": time::iso(f.stamps.modified_at),
+        "fhir_resource": f.fhir_resource,
+        "fhir_version": f.fhir_version,
+        "query_version": f.query_version,
+        "name": f.name,
+        "filter": f.filter,
+        "owner": names.get(&f.owner).cloned().unwrap_or_else(|| f.owner.clone()),
+        "identifying": f.identifying,
+        "auto_generated": f.auto_generated,
+    })
+}
+
+pub fn schedule(s: &RefreshSchedule) -> Value {
+    json!({
+        "uuid": s.uuid,
+        "deleted": s.stamps.deleted.map(time::iso),
+        "deleted_by_cascade": s.stamps.deleted_by_cascade,
+        "created_at": time::iso(s.stamps.created_at),
+        "modified_at": time::iso(s.stamps.modified_at),
+        "request_snapshot": s.request_snapshot,
+        "owner": s.owner,
+        "refresh_time": s.refresh_time,
+        "refresh_frequency": s.refresh_frequency.as_str(),
+        "last_refresh": s.last_refresh.map(time::iso),
+        "last_refresh_succeeded": s.last_refresh_succeeded,
+        "last_refresh_count": s.last_refresh_count,
+        "last_refresh_error_msg": s.last_refresh_error_msg,
+        "notify_owner": s.notify_owner,
+    })
+}

@@ -1,0 +1,250 @@
+//! Reading body fields the way DRF serializers do, with their exact messages, collecting every
+//! field's errors before answering 400 (spec §0.6).
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::error::{AppError, FieldErrors};
+
+/// Constraints of a text field (DRF `CharField`).
+#[derive(Clone, Copy, Default)]
+pub struct Text {
+    pub max: Option<usize>,
+    pub min: Option<usize>,
+    pub nullable: bool,
+    pub blank: bool,
+}
+
+impl Text {
+    pub fn max(max: usize) -> Self {
+        Self { max: Some(max), ..Self::default() }
+    }
+    pub fn nullable(mut self) -> Self {
+        self.nullable = true;
+        self
+    }
+    pub fn blank(mut self) -> Self {
+        self.blank = true;
+        self
+    }
+    pub fn min(mut self, min: usize) -> Self {
+        self.min = Some(min);
+        self
+    }
+}
+
+/// Python's name of a JSON value's type, as DRF reports it.
+fn python_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "NoneType",
+        Value::Bool(_) => "bool",
+        Value::Number(n) if n.is_f64() => "float",
+        Value::Number(_) => "int",
+        Value::String(_) => "str",
+        Value::Array(_) => "list",
+        Value::Object(_) => "dict",
+    }
+}
+
+pub struct Fields<'a> {
+    body: &'a Map<String, Value>,
+    errors: FieldErrors,
+}
+
+impl<'a> Fields<'a> {
+    pub fn new(body: &'a Map<String, Value>) -> Self {
+        Self { body, errors: FieldErrors::new() }
+    }
+
+    pub fn error(&mut self, field: &str, message: impl Into<String>) {
+        self.errors.entry(field.to_owned()).or_default().push(message.into());
+    }
+
+    pub fn has_errors(&self) -> bool {
+        !self.errors.is_empty()
+    }
+
+    pub fn present(&self, field: &str) -> bool {
+        self.body.contains_key(field)
+    }
+
+    pub fn raw(&self, field: &str) -> Option<&'a Value> {
+        self.body.get(field)
+    }
+
+    /// `None`: absent or invalid (error recorded); `Some(None)`: an accepted null.
+    pub fn text(&mut self, field: &str, rules: Text) -> Option<Option<String>> {
+        let value = match self.body.get(field)? {
+            Value::Null if rules.nullable => return Some(None),
+            Value::Null => return self.fail(field, "This field may not be null."),
+            Value::String(s) => s.trim().to_owned(),
+            Value::Number(n) => n.to_string(),
+            _ => return self.fail(field, "Not a valid string."),
+        };
+        if value.is_empty() && !rules.blank {
+            return self.fail(field, "This field may not be blank.");
+        }
+        let length = value.chars().count();
+        if let Some(max) = rules.max.filter(|m| length > *m) {
+            return self.fail(field, format!("Ensure this field has no more than {max} characters."));
+        }
+        if let Some(min) = rules.min.filter(|m| length < *m && !value.is_empty()) {
+            return self.fail(field, format!("Ensure this field has at least {min} characters."));
+        }
+        Some(Some(value))
+    }
+
+    /// A required, non-null text field.
+    pub fn required_text(&mut self, field: &str, rules: Text) -> Option<String> {
+        if !self.present(field) {
+            return self.fail(field, "This field is required.");
+        }
+        self.text(field, Text { nullable: false, ..rules }).flatten()
+    }
+
+    /// DRF `BooleanField`: true/false, 1/0 and their usual string forms.
+    pub fn boolean(&mut self, field: &str) -> Option<bool> {
+        match self.body.get(field)? {
+            Value::Bool(b) => Some(*b),
+            Value::Number(n) if n.as_i64() == Some(1) => Some(true),
+            Value::Number(n) if n.as_i64() == Some(0) => Some(false),
+            Value::String(s) => match s.as_str() {
+                "true" | "True" | "TRUE" | "1" | "yes" | "y" | "on" | "t" => Some(true),
+                "false" | "False" | "FALSE" | "0" | "no" | "n" | "off" | "f" => Some(false),
+                _ => self.fail(field, "Must be a valid boolean."),
+            },
+            Value::Null => self.fail(field, "This field may not be null."),
+            _ => self.fail(field, "Must be a valid boolean."),
+        }
+    }
+
+    /// DRF `FloatField` (nullable when `nullable`).
+    pub fn float(&mut self, field: &str, nullable: bool) -> Option<Option<f64>> {
+        match self.body.get(field)? {
+            Value::Null if nullable => Some(None),
+            Value::Null => self.fail(field, "This field may not be null."),
+            Value::Number(n) => n.as_f64().map(Some),
+            Value::String(s) => match s.trim().parse::<f64>() {
+                Ok(v) if v.is_finite() => Some(Some(v)),
+                _ => self.fail(field, "A valid number is required."),
+            },
+            _ => self.fail(field, "A valid number is required."),
+        }
+    }
+
+    /// DRF `IntegerField` (nullable when `nullable`).
+    pub fn integer(&mut self, field: &str, nullable: bool) -> Option<Option<i64>> {
+        match self.body.get(field)? {
+            Value::Null if nullable => Some(None),
+            Value::Null => self.fail(field, "This field may not be null."),
+            Value::Number(n) => match n.as_i64() {
+                Some(v) => Some(Some(v)),
+                None => self.fail(field, "A valid integer is required."),
+            },
+            Value::String(s) => match s.trim().parse::<i64>() {
+                Ok(v) => Some(Some(v)),
+                Err(_) => self.fail(field, "A valid integer is required."),
+            },
+            _ => self.fail(field, "A valid integer is required."),
+        }
+    }
+
+    /// A relation to another object (DRF `PrimaryKeyRelatedField` over uuids): `exists` says whether
+    /// the uuid names an object the caller may reference. `Some(None)` is an accepted null.
+    pub fn relation(&mut self, field: &str, nullable: bool, exists: impl Fn(Uuid) -> bool) -> Option<Option<Uuid>> {
+        let value = self.body.get(field)?;
+        let raw = match value {
+            Value::Null if nullable => return Some(None),
+            Value::Null => return self.fail(field, "This field may not be null."),
+            Value::String(s) => s.as_str(),
+            other => {
+                let message = format!("Incorrect type. Expected pk value, received {}.", python_type(other));
+                return self.fail(field, message);
+            }
+        };
+        match Uuid::parse_str(raw.trim()).ok().filter(|u| exists(*u)) {
+            Some(uuid) => Some(Some(uuid)),
+            None => self.fail(field, format!("Invalid pk \"{raw}\" - object does not exist.")),
+        }
+    }
+
+    /// A required, non-null relation.
+    pub fn required_relation(&mut self, field: &str, exists: impl Fn(Uuid) -> bool) -> Option<Uuid> {
+        if !self.present(field) {
+            return self.fail(field, "This field is required.");
+        }
+        self.relation(field, false, exists).flatten()
+    }
+
+    /// A choice among `choices` (DRF `ChoiceField`).
+    pub fn choice(&mut self, field: &str, choices: &[&str]) -> Option<String> {
+        let value = self.body.get(field)?;
+        let text = match value {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            other => other.to_string(),
+        };
+        if choices.contains(&text.as_str()) {
+            Some(text)
+        } else {
+            self.fail(field, format!("\"{text}\" is not a valid choice."))
+        }
+    }
+
+    fn fail<T>(&mut self, field: &str, message: impl Into<String>) -> Option<T> {
+        self.error(field, message);
+        None
+    }
+
+    /// `Ok` when no field failed, else 400 with every field's errors.
+    pub fn finish(self) -> Result<(), AppError> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(AppError::Invalid(self.errors))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn body(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn text_fields_report_drf_messages() {
+        let b = body(json!({"a": "", "b": "x".repeat(51), "c": true, "d": null, "e": "  ok "}));
+        let mut f = Fields::new(&b);
+        assert_eq!(f.text("a", Text::max(50)), None);
+        assert_eq!(f.text("b", Text::max(50)), None);
+        assert_eq!(f.text("c", Text::max(50)), None);
+        assert_eq!(f.text("d", Text::max(50)), None);
+        assert_eq!(f.text("e", Text::max(50)), Some(Some("ok".into())));
+        assert_eq!(f.required_text("missing", Text::max(5)), None);
+        let Err(AppError::Invalid(errors)) = f.finish() else { panic!("errors expected") };
+        assert_eq!(errors["a"], vec!["This field may not be blank."]);
+        assert_eq!(errors["b"], vec!["Ensure this field has no more than 50 characters."]);
+        assert_eq!(errors["c"], vec!["Not a valid string."]);
+        assert_eq!(errors["d"], vec!["This field may not be null."]);
+        assert_eq!(errors["missing"], vec!["This field is required."]);
+    }
+
+    #[test]
+    fn relations_accept_only_known_uuids() {
+        let known = Uuid::new_v4();
+        let b = body(json!({"ok": known.to_string(), "unknown": Uuid::new_v4().to_string(), "bad": "x", "num": 3}));
+        let mut f = Fields::new(&b);
+        assert_eq!(f.relation("ok", false, |u| u == known), Some(Some(known)));
+        assert_eq!(f.relation("unknown", false, |u| u == known), None);
+        assert_eq!(f.relation("bad", false, |u| u == known), None);
+        assert_eq!(f.relation("num", false, |u| u == known), None);
+        let Err(AppError::Invalid(errors)) = f.finish() else { panic!("errors expected") };
+        assert!(errors["unknown"][0].ends_with("- object does not exist."));
+        assert_eq!(errors["bad"], vec!["Invalid pk \"x\" - object does not exist."]);
+        assert_eq!(errors["num"], vec!["Incorrect type. Expected pk value, received int."]);
+    }
+}

@@ -1,0 +1,83 @@
+//! Cohort job messages (the cohort jobs queue's contract between the API and the worker) and the
+//! queue they go through. Messages carry ids only: the worker reads the current state, so a
+//! redelivered or late message acts on what is stored, never on a stale copy.
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The message format version; the worker refuses versions it does not know.
+pub const JOB_MESSAGE_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CohortJob {
+    /// Count the patients of a snapshot (QueryExecutor mode `count`).
+    Count { owner: String, dated_measure: Uuid, stage_details: Option<String> },
+    /// Global estimate of a snapshot (mode `count_all`).
+    CountAll { owner: String, dated_measure: Uuid },
+    /// Build a cohort (mode `create`; samples included).
+    Create { owner: String, cohort: Uuid },
+    /// Count by perimeter for a feasibility report (mode `count_with_details`).
+    Feasibility { owner: String, study: Uuid },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobMessage {
+    pub version: u32,
+    #[serde(flatten)]
+    pub job: CohortJob,
+}
+
+impl JobMessage {
+    pub fn new(job: CohortJob) -> Self {
+        Self { version: JOB_MESSAGE_VERSION, job }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("COHORT_JOBS_QUEUE_URL is not configured")]
+    NotConfigured,
+    #[error("SQS error: {0}")]
+    Sqs(String),
+}
+
+/// The cohort jobs queue (SQS; the dev server polls the same queue).
+#[derive(Clone)]
+pub struct JobQueue {
+    client: aws_sdk_sqs::Client,
+    url: Option<String>,
+}
+
+impl JobQueue {
+    pub fn new(client: aws_sdk_sqs::Client, url: Option<String>) -> Self {
+        Self { client, url }
+    }
+
+    pub async fn send(&self, job: CohortJob) -> Result<(), QueueError> {
+        let url = self.url.as_deref().ok_or(QueueError::NotConfigured)?;
+        let body = serde_json::to_string(&JobMessage::new(job)).map_err(|e| QueueError::Sqs(e.to_string()))?;
+        self.client.send_message().queue_url(url).message_body(body).send().await.map_err(|e| {
+            QueueError::Sqs(match e.as_service_error() {
+                Some(service) => format!("{service:?}"),
+                None => format!("{e:?}").chars().take(300).collect(),
+            })
+        })?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_carry_version_and_kind_at_the_top_level() {
+        let uuid = Uuid::nil();
+        let message = JobMessage::new(CohortJob::Count { owner: "u".into(), dated_measure: uuid, stage_details: None });
+        let json = serde_json::to_value(&message).unwrap();
+        assert_eq!(json["version"], 1);
+        assert_eq!(json["kind"], "count");
+        assert_eq!(json["dated_measure"], uuid.to_string());
+        assert_eq!(serde_json::from_value::<JobMessage>(json).unwrap(), message);
+    }
+}

@@ -1,0 +1,334 @@
+//! The cohort workspace: one partition per owner (`WS#<owner>`), one sort-key prefix per kind of
+//! object. A listing reads the kinds it renders, in parallel, each a `begins_with` Query of small
+//! items (query texts live in their own items). Deleted objects move under `BIN#`, out of every
+//! listing and index.
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, Select};
+use serde::{de::DeserializeOwned, Serialize};
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+use super::{decode, keys, sdk_error, Condition, DynamoStore, Entry, Item, Key, StoreError, StoreResult, Write};
+use crate::domain::{
+    cohort::{
+        CohortResult, DatedMeasure, FeasibilityStudy, FhirFilter, Folder, Kind, RefreshSchedule, Request, Snapshot,
+        SnapshotQuery, Workspace,
+    },
+    time::{self, DateTime},
+};
+
+/// A workspace object: where it is stored and which indexes list it while it is alive.
+pub trait WorkspaceObject: Serialize + DeserializeOwned + Clone + Send + 'static {
+    const KIND: Kind;
+    const ENTITY: &'static str;
+    fn owner(&self) -> &str;
+    fn uuid(&self) -> Uuid;
+    fn mark_deleted(&mut self, at: DateTime, by_cascade: bool);
+    fn indexed(&self, entry: Entry) -> Entry {
+        entry
+    }
+}
+
+macro_rules! workspace_object {
+    ($type:ty, $kind:expr, $entity:literal $(, $index:expr)?) => {
+        impl WorkspaceObject for $type {
+            const KIND: Kind = $kind;
+            const ENTITY: &'static str = $entity;
+            fn owner(&self) -> &str {
+                &self.owner
+            }
+            fn uuid(&self) -> Uuid {
+                self.uuid
+            }
+            fn mark_deleted(&mut self, at: DateTime, by_cascade: bool) {
+                self.stamps.deleted = Some(at);
+                self.stamps.deleted_by_cascade = by_cascade;
+            }
+            $(fn indexed(&self, entry: Entry) -> Entry {
+                ($index)(self, entry)
+            })?
+        }
+    };
+}
+
+fn by_id<T: WorkspaceObject>(object: &T, entry: Entry) -> Entry {
+    entry.gsi1(&keys::object_by_id(T::KIND, object.uuid()))
+}
+
+workspace_object!(Folder, Kind::Folder, "folder");
+workspace_object!(Request, Kind::Request, "request");
+workspace_object!(Snapshot, Kind::Snapshot, "snapshot");
+workspace_object!(DatedMeasure, Kind::DatedMeasure, "dated_measure", by_id);
+workspace_object!(CohortResult, Kind::Cohort, "cohort", |c: &CohortResult, entry: Entry| {
+    let entry = by_id(c, entry);
+    if c.job.request_job_status.is_active_cohort_job() {
+        entry.gsi2(&keys::active_cohort_job(c.uuid))
+    } else {
+        entry
+    }
+});
+workspace_object!(FeasibilityStudy, Kind::Study, "feasibility_study", by_id);
+workspace_object!(RefreshSchedule, Kind::Schedule, "refresh_schedule", |s: &RefreshSchedule, entry: Entry| {
+    entry.gsi2(&keys::refresh_due(&time::iso(s.next_run), s.uuid))
+});
+workspace_object!(FhirFilter, Kind::Filter, "fhir_filter");
+
+pub fn object_entry<T: WorkspaceObject>(object: &T) -> StoreResult<Entry> {
+    let key = keys::workspace_object(T::KIND, object.owner(), object.uuid());
+    Ok(object.indexed(Entry::new(T::ENTITY, &key, object)?))
+}
+
+/// A write of an alive object (creation: `MustNotExist`; replacement: `MustExist`).
+pub fn put_object<T: WorkspaceObject>(object: &T, condition: Condition) -> StoreResult<Write> {
+    Ok(Write::Put(object_entry(object)?, condition))
+}
+
+pub fn snapshot_query_write(owner: &str, snapshot: Uuid, query: &SnapshotQuery) -> StoreResult<Write> {
+    Ok(Write::Put(Entry::new("snapshot_query", &keys::snapshot_query(owner, snapshot), query)?, Condition::None))
+}
+
+/// The history entry kept when a snapshot's query or a filter's text changes (spec §3.3).
+pub fn patch_history_write(key: &Key, uuid: Uuid, version: i64, text: &str, now: DateTime) -> StoreResult<Write> {
+    let record = serde_json::json!({"uuid": uuid, "patch_version": version, "text": text, "created_at": time::iso(now)});
+    Ok(Write::Put(Entry::new("patch", key, &record)?, Condition::MustNotExist))
+}
+
+/// The writes moving objects to the bin, leaves first so that an interrupted delete leaves its
+/// root visible and a retry finishes it.
+pub struct Binning {
+    pub writes: Vec<Vec<Write>>,
+}
+
+impl DynamoStore {
+    /// The alive objects of `kinds` in `owner`'s workspace: one Query per kind, in parallel.
+    pub async fn workspace(&self, owner: &str, kinds: &[Kind]) -> StoreResult<Workspace> {
+        let mut tasks = JoinSet::new();
+        for &kind in kinds {
+            let (store, pk) = (self.clone(), keys::workspace_partition(owner));
+            tasks.spawn(async move { (kind, store.query_partition(&pk, Some(keys::kind_prefix(kind)), true).await) });
+        }
+        let mut ws = Workspace::default();
+        while let Some(joined) = tasks.join_next().await {
+            let (kind, items) = joined.map_err(|e| StoreError::Sdk(format!("workspace query task: {e}")))?;
+            let items = items?;
+            match kind {
+                Kind::Folder => ws.folders = decode_all(items)?,
+                Kind::Request => ws.requests = decode_all(items)?,
+                Kind::Snapshot => ws.snapshots = decode_all(items)?,
+                Kind::DatedMeasure => ws.measures = decode_all(items)?,
+                Kind::Cohort => ws.cohorts = decode_all(items)?,
+                Kind::Study => ws.studies = decode_all(items)?,
+                Kind::Schedule => ws.schedules = decode_all(items)?,
+                Kind::Filter => ws.filters = decode_all(items)?,
+            }
+        }
+        Ok(ws)
+    }
+
+    /// One alive object of the owner's workspace.
+    pub async fn workspace_object<T: WorkspaceObject>(&self, owner: &str, uuid: Uuid) -> StoreResult<Option<T>> {
+        self.get(&keys::workspace_object(T::KIND, owner, uuid)).await
+    }
+
+    /// One alive object by uuid alone (index lookup: callbacks and applicative users).
+    pub async fn object_by_id<T: WorkspaceObject>(&self, uuid: Uuid) -> StoreResult<Option<T>> {
+        let key = keys::object_by_id(T::KIND, uuid);
+        let items = self.query_index_prefix(keys::GSI1, &key.pk, &key.sk).await?;
+        items.into_iter().next().map(decode).transpose()
+    }
+
+    /// Every alive object of a kind, all owners (applicative users' listings): 16 index Queries.
+    pub async fn objects_of_everyone<T: WorkspaceObject>(&self) -> StoreResult<Vec<T>> {
+        let mut tasks = JoinSet::new();
+        for shard in keys::object_by_id_shards(T::KIND) {
+            let store = self.clone();
+            tasks.spawn(async move { store.query_index(keys::GSI1, &shard, None, true).await });
+        }
+        let mut all = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            let items = joined.map_err(|e| StoreError::Sdk(format!("index query task: {e}")))??;
+            all.extend(decode_all::<T>(items)?);
+        }
+        Ok(all)
+    }
+
+    /// Query texts of snapshots by uuid (BatchGetItem).
+    pub async fn snapshot_queries(&self, owner: &str, snapshots: &[Uuid]) -> StoreResult<HashMap<Uuid, SnapshotQuery>> {
+        let keys: Vec<Key> = snapshots.iter().map(|s| keys::snapshot_query(owner, *s)).collect();
+        let mut out = HashMap::new();
+        for item in self.batch_get(keys).await? {
+            let sk = super::sk_of(&item).trim_start_matches("QUERY#").to_owned();
+            if let Ok(uuid) = Uuid::parse_str(&sk) {
+                out.insert(uuid, decode::<SnapshotQuery>(item)?);
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn snapshot_query(&self, owner: &str, snapshot: Uuid) -> StoreResult<Option<SnapshotQuery>> {
+        self.get(&keys::snapshot_query(owner, snapshot)).await
+    }
+
+    /// Sets (`Some`) or removes (`None`) attributes of an alive object, leaving the others as they are
+    /// (a rename never overwrites a status a callback wrote meanwhile). Returns the updated object.
+    pub async fn update_object<T: WorkspaceObject>(
+        &self,
+        owner: &str,
+        uuid: Uuid,
+        changes: Changes,
+    ) -> StoreResult<T> {
+        let key = keys::workspace_object(T::KIND, owner, uuid);
+        let (mut sets, mut removes) = (Vec::new(), Vec::new());
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(key.pk))
+            .key("sk", AttributeValue::S(key.sk))
+            .condition_expression("attribute_exists(pk)")
+            .return_values(ReturnValue::AllNew);
+        for (i, (name, value)) in changes.entries.into_iter().enumerate() {
+            request = request.expression_attribute_names(format!("#a{i}"), name);
+            match value {
+                Some(v) => {
+                    request = request.expression_attribute_values(format!(":v{i}"), v);
+                    sets.push(format!("#a{i} = :v{i}"));
+                }
+                None => removes.push(format!("#a{i}")),
+            }
+        }
+        let mut expression = String::new();
+        if !sets.is_empty() {
+            expression.push_str(&format!("SET {}", sets.join(", ")));
+        }
+        if !removes.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        let out = request
+            .update_expression(expression.trim())
+            .send()
+            .await
+            .map_err(|e| super::conditional(e, |s| s.is_conditional_check_failed_exception()))?;
+        decode(out.attributes.unwrap_or_default())
+    }
+
+    /// `GET /cohort/cohorts/jobs/active/`: cohorts of every owner whose job is still to run.
+    pub async fn count_active_cohort_jobs(&self) -> StoreResult<i64> {
+        let mut total = 0;
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(keys::GSI2)
+                .key_condition_expression("gsi2pk = :pk")
+                .expression_attribute_values(":pk", AttributeValue::S(keys::ACTIVE_COHORT_JOBS_PK.into()))
+                .select(Select::Count)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            total += i64::from(out.count);
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(total),
+            }
+        }
+    }
+
+    /// Soft-deletes the cascade of objects (spec §0.10; the first `roots` were asked for, the others
+    /// are `deleted_by_cascade`): each moves to the bin in the same transaction as its removal from
+    /// the alive prefix; guards of binned filters and schedules go with them.
+    pub async fn bin_objects(
+        &self,
+        ws: &Workspace,
+        cascade: &[(Kind, Uuid)],
+        roots: usize,
+        now: DateTime,
+    ) -> StoreResult<()> {
+        let mut ops: Vec<Vec<Write>> = Vec::new();
+        for (i, &(kind, uuid)) in cascade.iter().enumerate().rev() {
+            let by_cascade = i >= roots;
+            let mut writes = match kind {
+                Kind::Folder => bin(ws.folders.iter().find(|o| o.uuid == uuid), now, by_cascade)?,
+                Kind::Request => bin(ws.requests.iter().find(|o| o.uuid == uuid), now, by_cascade)?,
+                Kind::Snapshot => bin(ws.snapshots.iter().find(|o| o.uuid == uuid), now, by_cascade)?,
+                Kind::DatedMeasure => bin(ws.measures.iter().find(|o| o.uuid == uuid), now, by_cascade)?,
+                Kind::Cohort => bin(ws.cohorts.iter().find(|o| o.uuid == uuid), now, by_cascade)?,
+                Kind::Study => bin(ws.studies.iter().find(|o| o.uuid == uuid), now, by_cascade)?,
+                Kind::Schedule => bin(ws.schedules.iter().find(|o| o.uuid == uuid), now, by_cascade)?,
+                Kind::Filter => bin(ws.filters.iter().find(|o| o.uuid == uuid), now, by_cascade)?,
+            };
+            match kind {
+                Kind::Schedule => {
+                    if let Some(s) = ws.schedules.iter().find(|o| o.uuid == uuid) {
+                        writes.push(Write::Delete(keys::schedule_guard(s.request_snapshot), Condition::None));
+                    }
+                }
+                Kind::Filter => {
+                    if let Some(f) = ws.filters.iter().find(|o| o.uuid == uuid) {
+                        writes.push(Write::Delete(
+                            keys::filter_name_guard(&f.owner, &f.fhir_resource, &f.name),
+                            Condition::None,
+                        ));
+                    }
+                }
+                _ => {}
+            }
+            ops.push(writes);
+        }
+        // A transaction holds at most 100 operations; an object's operations stay together.
+        let mut batch: Vec<Write> = Vec::new();
+        for writes in ops {
+            if batch.len() + writes.len() > 100 {
+                self.transact(std::mem::take(&mut batch)).await?;
+            }
+            batch.extend(writes);
+        }
+        if !batch.is_empty() {
+            self.transact(batch).await?;
+        }
+        Ok(())
+    }
+}
+
+fn bin<T: WorkspaceObject>(object: Option<&T>, now: DateTime, by_cascade: bool) -> StoreResult<Vec<Write>> {
+    let Some(object) = object else { return Ok(Vec::new()) };
+    let mut binned = object.clone();
+    binned.mark_deleted(now, by_cascade);
+    let bin_key = keys::binned_object(T::KIND, object.owner(), object.uuid());
+    Ok(vec![
+        Write::Put(Entry::new(T::ENTITY, &bin_key, &binned)?, Condition::None),
+        Write::Delete(keys::workspace_object(T::KIND, object.owner(), object.uuid()), Condition::MustExist),
+    ])
+}
+
+fn decode_all<T: DeserializeOwned>(items: Vec<Item>) -> StoreResult<Vec<T>> {
+    items.into_iter().map(decode).collect()
+}
+
+/// Attribute changes of an update: values to set, `None` (or null) to remove.
+pub struct Changes {
+    entries: Vec<(String, Option<AttributeValue>)>,
+}
+
+impl Changes {
+    /// Changes stamped with a new `modified_at`.
+    pub fn modified(now: DateTime) -> Self {
+        Self { entries: vec![("modified_at".into(), Some(AttributeValue::S(time::iso(now))))] }
+    }
+
+    pub fn set<T: Serialize>(&mut self, name: &str, value: &T) -> StoreResult<&mut Self> {
+        let v: AttributeValue =
+            serde_dynamo::to_attribute_value(value).map_err(|e| StoreError::Record(e.to_string()))?;
+        self.entries.push((name.to_owned(), (!matches!(v, AttributeValue::Null(_))).then_some(v)));
+        Ok(self)
+    }
+
+    pub fn remove(&mut self, name: &str) -> &mut Self {
+        self.entries.push((name.to_owned(), None));
+        self
+    }
+}
