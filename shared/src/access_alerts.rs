@@ -50,12 +50,7 @@ pub async fn send_expiry_alerts(
             continue;
         };
         let context = BTreeMap::from([
-            (
-                "recipient_name",
-                format!("{} {}", user.firstname.as_deref().unwrap_or(""), user.lastname.as_deref().unwrap_or(""))
-                    .trim()
-                    .to_owned(),
-            ),
+            ("recipient_name", user.full_name()),
             ("expiry_days", days.to_string()),
             ("access_managers_list_link", alerts.managers_link.clone()),
             ("contact_email_address", alerts.contact.clone()),

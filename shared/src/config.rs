@@ -78,6 +78,10 @@ pub struct Settings {
     pub last_count_validity_hours: i64,
     /// The folder shared requests are copied into.
     pub shared_folder_name: String,
+    /// Sender of every e-mail.
+    pub default_from_email: String,
+    /// The support address e-mails give.
+    pub email_support_contact: String,
 }
 
 impl Settings {
@@ -177,6 +181,8 @@ impl Settings {
             cohort_size_limit: number("COHORT_SIZE_LIMIT", 20_000)?,
             last_count_validity_hours: number("LAST_COUNT_VALIDITY", 24)?,
             shared_folder_name: or("SHARED_FOLDER_NAME", "Mes requêtes reçues"),
+            default_from_email: or("DEFAULT_FROM_EMAIL", "no-reply@cohort360.local"),
+            email_support_contact: or("EMAIL_SUPPORT_CONTACT", ""),
         })
     }
 }

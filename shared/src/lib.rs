@@ -15,6 +15,7 @@ pub mod error;
 pub mod http;
 pub mod jobs;
 pub mod mail;
+pub mod notify;
 pub mod perimeter_sync;
 pub mod seed;
 pub mod store;

@@ -4,11 +4,12 @@
 mod common;
 mod folders;
 mod requests;
+mod snapshots;
 mod views;
 
 use axum::Router;
 use c360::http::{api::combine, AppState, RouteSpec};
 
 pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
-    combine([folders::api(state), requests::api(state)])
+    combine([folders::api(state), requests::api(state), snapshots::api(state)])
 }

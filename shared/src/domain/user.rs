@@ -90,6 +90,11 @@ impl User {
         })
     }
 
+    /// `"<firstname> <lastname>"`, how e-mails address the user.
+    pub fn full_name(&self) -> String {
+        format!("{} {}", self.firstname.as_deref().unwrap_or(""), self.lastname.as_deref().unwrap_or("")).trim().to_owned()
+    }
+
     /// `"<firstname> <lastname> (<username>)"`, plus `" (deleted)"` once soft deleted.
     pub fn display_name(&self) -> String {
         let mut name = format!(

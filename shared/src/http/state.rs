@@ -17,6 +17,7 @@ use crate::{
     },
     error::{AppError, AppResult},
     jobs::JobQueue,
+    mail::SesMailer,
     store::{DynamoStore, StoreResult},
 };
 
@@ -99,6 +100,7 @@ pub struct Inner {
     pub user_rules: UserRules,
     pub http: reqwest::Client,
     pub jobs: JobQueue,
+    pub mailer: SesMailer,
     roles: TtlCache<HashMap<i64, Role>>,
     maintenances: TtlCache<Vec<MaintenancePhase>>,
     tree: TtlCache<VersionedTree>,
@@ -134,6 +136,7 @@ impl AppState {
     pub fn new(settings: Settings, sdk: &aws_config::SdkConfig) -> Result<Self, InitError> {
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
         let jobs = JobQueue::new(aws_sdk_sqs::Client::new(sdk), settings.cohort_jobs_queue_url.clone());
+        let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(sdk), settings.default_from_email.clone());
         let http = crate::aws::http_client(settings.http_timeout);
         let tokens = TokenService::new(&settings).map_err(InitError::Invalid)?;
         let oidc = settings.enable_oidc_auth.then(|| OidcService::new(&settings, http.clone()));
@@ -152,6 +155,7 @@ impl AppState {
             user_rules,
             http,
             jobs,
+            mailer,
             settings,
             roles: TtlCache::new(ROLE_CACHE_TTL),
             maintenances: TtlCache::new(MAINTENANCE_CACHE_TTL),

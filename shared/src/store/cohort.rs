@@ -4,7 +4,7 @@
 //! listing and index.
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, Select};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, Select, Update};
 use serde::{de::DeserializeOwned, Serialize};
 use tokio::task::JoinSet;
 use uuid::Uuid;
@@ -170,47 +170,41 @@ impl DynamoStore {
         self.get(&keys::snapshot_query(owner, snapshot)).await
     }
 
-    /// Sets (`Some`) or removes (`None`) attributes of an alive object, leaving the others as they are
-    /// (a rename never overwrites a status a callback wrote meanwhile). Returns the updated object.
-    pub async fn update_object<T: WorkspaceObject>(
-        &self,
-        owner: &str,
-        uuid: Uuid,
-        changes: Changes,
-    ) -> StoreResult<T> {
+    /// Sets or removes attributes of an alive object, leaving the others as they are (a rename never
+    /// overwrites a status a callback wrote meanwhile). Returns the updated object.
+    pub async fn update_object<T: WorkspaceObject>(&self, owner: &str, uuid: Uuid, changes: Changes) -> StoreResult<T> {
         let key = keys::workspace_object(T::KIND, owner, uuid);
-        let (mut sets, mut removes) = (Vec::new(), Vec::new());
-        let mut request = self
+        let (expression, names, values) = changes.expression();
+        let out = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", AttributeValue::S(key.pk))
-            .key("sk", AttributeValue::S(key.sk))
+            .set_key(Some(super::key_item(&key)))
             .condition_expression("attribute_exists(pk)")
-            .return_values(ReturnValue::AllNew);
-        for (i, (name, value)) in changes.entries.into_iter().enumerate() {
-            request = request.expression_attribute_names(format!("#a{i}"), name);
-            match value {
-                Some(v) => {
-                    request = request.expression_attribute_values(format!(":v{i}"), v);
-                    sets.push(format!("#a{i} = :v{i}"));
-                }
-                None => removes.push(format!("#a{i}")),
-            }
-        }
-        let mut expression = String::new();
-        if !sets.is_empty() {
-            expression.push_str(&format!("SET {}", sets.join(", ")));
-        }
-        if !removes.is_empty() {
-            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
-        }
-        let out = request
-            .update_expression(expression.trim())
+            .update_expression(expression)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values((!values.is_empty()).then_some(values))
+            .return_values(ReturnValue::AllNew)
             .send()
             .await
             .map_err(|e| super::conditional(e, |s| s.is_conditional_check_failed_exception()))?;
         decode(out.attributes.unwrap_or_default())
+    }
+
+    /// The same changes as one operation of a transaction, on an alive object.
+    pub fn update_write<T: WorkspaceObject>(&self, owner: &str, uuid: Uuid, changes: Changes) -> StoreResult<Write> {
+        let key = keys::workspace_object(T::KIND, owner, uuid);
+        let (expression, names, values) = changes.expression();
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(super::key_item(&key)))
+            .condition_expression("attribute_exists(pk)")
+            .update_expression(expression)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values((!values.is_empty()).then_some(values))
+            .build()
+            .map_err(|e| StoreError::Sdk(e.to_string()))?;
+        Ok(Write::Update(update))
     }
 
     /// `GET /cohort/cohorts/jobs/active/`: cohorts of every owner whose job is still to run.
@@ -330,5 +324,29 @@ impl Changes {
     pub fn remove(&mut self, name: &str) -> &mut Self {
         self.entries.push((name.to_owned(), None));
         self
+    }
+
+    /// `SET … REMOVE …` with placeholder names and values.
+    fn expression(self) -> (String, HashMap<String, String>, HashMap<String, AttributeValue>) {
+        let (mut sets, mut removes) = (Vec::new(), Vec::new());
+        let (mut names, mut values) = (HashMap::new(), HashMap::new());
+        for (i, (name, value)) in self.entries.into_iter().enumerate() {
+            names.insert(format!("#a{i}"), name);
+            match value {
+                Some(v) => {
+                    values.insert(format!(":v{i}"), v);
+                    sets.push(format!("#a{i} = :v{i}"));
+                }
+                None => removes.push(format!("#a{i}")),
+            }
+        }
+        let mut expression = String::new();
+        if !sets.is_empty() {
+            expression.push_str(&format!("SET {} ", sets.join(", ")));
+        }
+        if !removes.is_empty() {
+            expression.push_str(&format!("REMOVE {}", removes.join(", ")));
+        }
+        (expression.trim().to_owned(), names, values)
     }
 }

@@ -1,0 +1,465 @@
+//! `/cohort/request-query-snapshots/` and `/cohort/requests/{request_id}/query-snapshots/` (spec §5.5):
+//! versioned queries, their history and sharing.
+use std::sync::Arc;
+
+use axum::{
+    extract::{Path, State},
+    http::{Method, StatusCode},
+    response::{IntoResponse, Response},
+    Json, Router,
+};
+use c360::{
+    domain::{
+        cohort::{perimeters_ids, Folder, Kind, Request, Snapshot, SnapshotQuery, Stamps, Workspace},
+        time,
+    },
+    error::{AppError, AppResult},
+    notify,
+    http::{
+        fields::{Fields, Text},
+        listing::{sort_by, ListQuery, SortValue},
+        Api, AppState, Body, Exposure, Principal, RouteSpec,
+    },
+    store::{
+        cohort::{patch_history_write, put_object, snapshot_query_write, Changes},
+        keys, Condition, Write,
+    },
+};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::{common::*, views};
+
+const RELATIONS: [&str; 3] = ["request", "previous_snapshot", "owner"];
+/// What rendering a snapshot reads (its counts and cohorts, and their requests).
+const SNAPSHOT_KINDS: [Kind; 4] = [Kind::Request, Kind::Snapshot, Kind::DatedMeasure, Kind::Cohort];
+
+pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
+    const ROOT: &str = "/cohort/request-query-snapshots/";
+    Api::new(state, "cohort")
+        .route(Method::GET, ROOT, Exposure::Authenticated, "List the caller's query snapshots (LIMIT)", list)
+        .audited(Method::POST, ROOT, Exposure::Authenticated, "Save a new version of a query", "rqs.create", create)
+        .route(Method::GET, "/cohort/request-query-snapshots/{uuid}/", Exposure::Authenticated, "Get a snapshot", retrieve)
+        .audited(
+            Method::PATCH,
+            "/cohort/request-query-snapshots/{uuid}/",
+            Exposure::Authenticated,
+            "Rename a snapshot",
+            "rqs.partial_update",
+            patch,
+        )
+        .audited(
+            Method::POST,
+            "/cohort/request-query-snapshots/{uuid}/share/",
+            Exposure::Authenticated,
+            "Copy a snapshot into other users' shared folder",
+            "rqs.share",
+            share,
+        )
+        .route(
+            Method::GET,
+            "/cohort/request-query-snapshots/{previous_snapshot}/next-snapshots/",
+            Exposure::Authenticated,
+            "List the versions saved after a snapshot (LIMIT)",
+            list_next,
+        )
+        .audited(
+            Method::POST,
+            "/cohort/request-query-snapshots/{previous_snapshot}/next-snapshots/",
+            Exposure::Authenticated,
+            "Save a version after a snapshot",
+            "rqs.create",
+            create_next,
+        )
+        .route(
+            Method::GET,
+            "/cohort/requests/{request_id}/query-snapshots/",
+            Exposure::Authenticated,
+            "List the versions of a request (LIMIT)",
+            list_of_request,
+        )
+        .audited(
+            Method::POST,
+            "/cohort/requests/{request_id}/query-snapshots/",
+            Exposure::Authenticated,
+            "Save the first version of a request",
+            "rqs.create",
+            create_for_request,
+        )
+        .route(
+            Method::GET,
+            "/cohort/requests/{request_id}/query-snapshots/{uuid}/",
+            Exposure::Authenticated,
+            "Get a version of a request",
+            retrieve_of_request,
+        )
+        .audited(
+            Method::PATCH,
+            "/cohort/requests/{request_id}/query-snapshots/{uuid}/",
+            Exposure::Authenticated,
+            "Rename a version of a request",
+            "rqs.partial_update",
+            patch_of_request,
+        )
+        .build()
+}
+
+/// Restricts a listing to the snapshots of a request or the children of a snapshot.
+#[derive(Clone, Copy)]
+enum Scope {
+    All,
+    Request(Uuid),
+    After(Uuid),
+}
+
+async fn list_scoped(state: &AppState, owner: &str, query: &ListQuery, scope: Scope) -> AppResult<Value> {
+    let ws = load(state, owner, &SNAPSHOT_KINDS).await?;
+    let mut snapshots: Vec<&Snapshot> = ws
+        .snapshots
+        .iter()
+        .filter(|s| !ws.hidden_snapshot(s.uuid))
+        .filter(|s| match scope {
+            Scope::All => true,
+            Scope::Request(r) => s.request == r,
+            Scope::After(p) => s.previous_snapshot == Some(p),
+        })
+        .filter(|s| query.get("request").is_none_or(|r| s.request.to_string() == r))
+        .filter(|s| query.get("name").is_none_or(|n| s.name.as_deref() == Some(n)))
+        .filter(|s| query.get("shared_by").is_none_or(|u| s.shared_by.as_deref() == Some(u)))
+        .filter(|s| query.get("previous_snapshot").is_none_or(|p| s.previous_snapshot.map(|u| u.to_string()).as_deref() == Some(p)))
+        .filter(|s| {
+            query.get("request__parent_folder").is_none_or(|f| ws.request(s.request).is_some_and(|r| r.parent_folder.to_string() == f))
+        })
+        .collect();
+    let orders = query.ordering("ordering", &["created_at", "modified_at", "version", "name"])?;
+    let orders = if orders.is_empty() { query.ordering_from("-created_at") } else { orders };
+    sort_by(&mut snapshots, &orders, |s, field| match field {
+        "modified_at" => SortValue::Text(time::iso(s.stamps.modified_at)),
+        "version" => SortValue::Int(s.version),
+        "name" => s.name.as_deref().into(),
+        _ => SortValue::Text(time::iso(s.stamps.created_at)),
+    });
+    let page = query.limited_of(snapshots);
+    let uuids: Vec<Uuid> = page.results.iter().map(|s| s.uuid).collect();
+    let texts = state.store.snapshot_queries(owner, &uuids).await?;
+    let now = time::now();
+    Ok(page.envelope(|s| {
+        let text = texts.get(&s.uuid).map(|q| q.serialized_query.as_str()).unwrap_or("{}");
+        views::snapshot(&state.settings, &ws, s, text, now)
+    }))
+}
+
+async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: ListQuery) -> AppResult<Json<Value>> {
+    Ok(Json(list_scoped(&state, owner(&principal), &query, Scope::All).await?))
+}
+
+async fn list_next(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    Path(previous): Path<String>,
+    query: ListQuery,
+) -> AppResult<Json<Value>> {
+    let previous = Uuid::parse_str(&previous).unwrap_or(Uuid::nil());
+    Ok(Json(list_scoped(&state, owner(&principal), &query, Scope::After(previous)).await?))
+}
+
+async fn list_of_request(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    Path(request): Path<String>,
+    query: ListQuery,
+) -> AppResult<Json<Value>> {
+    let request = Uuid::parse_str(&request).unwrap_or(Uuid::nil());
+    Ok(Json(list_scoped(&state, owner(&principal), &query, Scope::Request(request)).await?))
+}
+
+/// The field errors already recorded.
+fn invalid(fields: Fields) -> AppError {
+    fields.finish().err().unwrap_or_else(|| AppError::internal("a relation was refused without an error"))
+}
+
+/// Steps 1–6 of spec §5.5, in order, with their bare-string errors; then the field checks.
+async fn create_scoped(state: &AppState, owner: &str, mut body: Map<String, Value>) -> AppResult<Response> {
+    apply_id_aliases(&mut body, &RELATIONS);
+    let ws = load(state, owner, &SNAPSHOT_KINDS).await?;
+    let given = |field: &str| body.get(field).filter(|v| !v.is_null());
+    let mut fields = Fields::new(&body);
+    let request = if given("previous_snapshot").is_some() {
+        let previous = fields.relation("previous_snapshot", true, |u| ws.snapshot(u).is_some()).flatten();
+        let Some(previous) = previous.and_then(|p| ws.snapshot(p)) else { return Err(invalid(fields)) };
+        if given("request").is_some() {
+            // The original compares the body's string with a uuid: sending both always fails [quirk].
+            return Err(AppError::InvalidString(
+                "The provided request is different from the previous_snapshot's request".into(),
+            ));
+        }
+        previous.request
+    } else if given("request").is_some() {
+        let request = fields.relation("request", false, |u| ws.request(u).is_some()).flatten();
+        let Some(request) = request else { return Err(invalid(fields)) };
+        if ws.snapshots.iter().any(|s| s.request == request) {
+            return Err(AppError::InvalidString(
+                "Must provide a `previous_snapshot` if the request already has snapshots".into(),
+            ));
+        }
+        request
+    } else {
+        return Err(AppError::InvalidString("Neither `previous_snapshot` nor `request` were provided".into()));
+    };
+    let Some(Value::String(serialized_query)) = body.get("serialized_query") else {
+        return Err(AppError::InvalidString("serialized_query is required".into()));
+    };
+    let perimeters = perimeters_ids(serialized_query).map_err(AppError::InvalidString)?;
+    let version = ws.snapshots.iter().filter(|s| s.request == request).count() as i64 + 1;
+    check_owner(&mut fields, owner);
+    let name = fields.text("name", Text::default().nullable().blank()).flatten();
+    fields.finish()?;
+    let snapshot = Snapshot {
+        uuid: Uuid::new_v4(),
+        owner: owner.to_owned(),
+        request,
+        name,
+        previous_snapshot: given("previous_snapshot").and_then(|v| v.as_str()).and_then(|s| Uuid::parse_str(s).ok()),
+        shared_by: None,
+        perimeters_ids: Some(perimeters),
+        version,
+        query_patches: 0,
+        stamps: Stamps::new(time::now()),
+    };
+    let text = SnapshotQuery { serialized_query: serialized_query.clone(), translated_query: None };
+    state
+        .store
+        .transact(vec![
+            snapshot_query_write(owner, snapshot.uuid, &text)?,
+            put_object(&snapshot, Condition::MustNotExist)?,
+        ])
+        .await?;
+    let value = views::snapshot(&state.settings, &Workspace::default(), &snapshot, serialized_query, time::now());
+    Ok((StatusCode::CREATED, Json(value)).into_response())
+}
+
+async fn create(State(state): State<AppState>, principal: Arc<Principal>, Body(body): Body) -> AppResult<Response> {
+    create_scoped(&state, owner(&principal), body).await
+}
+
+async fn create_next(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    Path(previous): Path<String>,
+    Body(mut body): Body,
+) -> AppResult<Response> {
+    body.remove("previous_snapshot_id");
+    body.insert("previous_snapshot".into(), Value::String(previous));
+    create_scoped(&state, owner(&principal), body).await
+}
+
+async fn create_for_request(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    Path(request): Path<String>,
+    Body(mut body): Body,
+) -> AppResult<Response> {
+    body.remove("request_id");
+    body.insert("request".into(), Value::String(request));
+    create_scoped(&state, owner(&principal), body).await
+}
+
+/// The caller's visible snapshot `uuid` (of `request` for nested routes), with what renders it.
+async fn owned_snapshot(
+    state: &AppState,
+    owner: &str,
+    uuid: &str,
+    request: Option<&str>,
+) -> AppResult<(Workspace, Snapshot, SnapshotQuery)> {
+    let uuid = path_uuid(uuid, Kind::Snapshot)?;
+    let (ws, text) = tokio::join!(load(state, owner, &SNAPSHOT_KINDS), state.store.snapshot_query(owner, uuid));
+    let ws = ws?;
+    let snapshot = ws
+        .snapshot(uuid)
+        .filter(|s| !ws.hidden_snapshot(s.uuid))
+        .filter(|s| request.is_none_or(|r| s.request.to_string() == r))
+        .cloned()
+        .ok_or(AppError::NotFound(Kind::Snapshot.model()))?;
+    let text = text?.unwrap_or(SnapshotQuery { serialized_query: "{}".into(), translated_query: None });
+    Ok((ws, snapshot, text))
+}
+
+async fn retrieve(State(state): State<AppState>, principal: Arc<Principal>, Path(uuid): Path<String>) -> AppResult<Json<Value>> {
+    let (ws, snapshot, text) = owned_snapshot(&state, owner(&principal), &uuid, None).await?;
+    Ok(Json(views::snapshot(&state.settings, &ws, &snapshot, &text.serialized_query, time::now())))
+}
+
+async fn retrieve_of_request(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    Path((request, uuid)): Path<(String, String)>,
+) -> AppResult<Json<Value>> {
+    let (ws, snapshot, text) = owned_snapshot(&state, owner(&principal), &uuid, Some(&request)).await?;
+    Ok(Json(views::snapshot(&state.settings, &ws, &snapshot, &text.serialized_query, time::now())))
+}
+
+async fn patch_scoped(
+    state: &AppState,
+    owner: &str,
+    uuid: &str,
+    request: Option<&str>,
+    mut body: Map<String, Value>,
+) -> AppResult<Json<Value>> {
+    let (ws, snapshot, mut text) = owned_snapshot(state, owner, uuid, request).await?;
+    apply_id_aliases(&mut body, &RELATIONS);
+    let mut fields = Fields::new(&body);
+    check_owner(&mut fields, owner);
+    let name = fields.text("name", Text::default().nullable().blank());
+    let serialized_query = fields.text("serialized_query", Text::default().blank()).flatten();
+    let version = fields.integer("version", false).flatten();
+    let request = fields.relation("request", false, |u| ws.request(u).is_some()).flatten();
+    let previous = fields.relation("previous_snapshot", true, |u| ws.snapshot(u).is_some());
+    let perimeters = match fields.raw("perimeters_ids") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(Value::Array(items)) if items.iter().all(|i| i.is_string()) => {
+            Some(Some(items.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect::<Vec<_>>()))
+        }
+        Some(_) => {
+            fields.error("perimeters_ids", "Expected a list of items.");
+            None
+        }
+    };
+    fields.finish()?;
+    let now = time::now();
+    let mut changes = Changes::modified(now);
+    if let Some(name) = &name {
+        changes.set("name", name)?;
+    }
+    if let Some(version) = version {
+        changes.set("version", &version)?;
+    }
+    if let Some(request) = request {
+        changes.set("request", &request)?;
+    }
+    if let Some(previous) = previous {
+        changes.set("previous_snapshot", &previous)?;
+    }
+    if let Some(perimeters) = &perimeters {
+        changes.set("perimeters_ids", perimeters)?;
+    }
+    let mut writes: Vec<Write> = Vec::new();
+    // Each change of the query keeps the previous text in the history (spec §3.3).
+    if let Some(new_text) = serialized_query.filter(|q| *q != text.serialized_query) {
+        let patch_version = snapshot.query_patches + 1;
+        let history_key = keys::snapshot_query_patch(owner, snapshot.uuid, patch_version);
+        writes.push(patch_history_write(&history_key, snapshot.uuid, patch_version, &text.serialized_query, now)?);
+        changes.set("query_patches", &patch_version)?;
+        text.serialized_query = new_text;
+        writes.push(snapshot_query_write(owner, snapshot.uuid, &text)?);
+    }
+    writes.push(state.store.update_write::<Snapshot>(owner, snapshot.uuid, changes)?);
+    state.store.transact(writes).await?;
+    let (ws, updated, text) = owned_snapshot(state, owner, &snapshot.uuid.to_string(), None).await?;
+    Ok(Json(views::snapshot(&state.settings, &ws, &updated, &text.serialized_query, now)))
+}
+
+async fn patch(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    Path(uuid): Path<String>,
+    Body(body): Body,
+) -> AppResult<Json<Value>> {
+    patch_scoped(&state, owner(&principal), &uuid, None, body).await
+}
+
+async fn patch_of_request(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    Path((request, uuid)): Path<(String, String)>,
+    Body(body): Body,
+) -> AppResult<Json<Value>> {
+    patch_scoped(&state, owner(&principal), &uuid, Some(&request), body).await
+}
+
+/// Copies the snapshot and its request into each recipient's shared folder (spec §5.5 share).
+async fn share(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    Path(uuid): Path<String>,
+    Body(body): Body,
+) -> AppResult<Response> {
+    let sharer = owner(&principal);
+    let (ws, snapshot, text) = owned_snapshot(&state, sharer, &uuid, None).await?;
+    let recipients: Vec<String> = match body.get("recipients") {
+        Some(Value::String(s)) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        _ => Vec::new(),
+    };
+    if recipients.is_empty() {
+        return Err(AppError::InvalidString("No 'recipients' provided".into()));
+    }
+    let names: Vec<&str> = recipients.iter().map(String::as_str).collect();
+    let users = state.store.users_by_name(&names).await?;
+    let unknown: Vec<&str> =
+        names.iter().copied().filter(|n| users.get(*n).is_none_or(|u| u.delete_datetime.is_some())).collect();
+    if !unknown.is_empty() {
+        return Err(AppError::InvalidString(format!("No users found with the following IDs: {}", unknown.join(","))));
+    }
+    let source = ws.request(snapshot.request).ok_or(AppError::NotFound(Kind::Request.model()))?;
+    let new_name = match body.get("name") {
+        Some(Value::String(n)) if !n.trim().is_empty() => n.trim().to_owned(),
+        _ => source.name.clone(),
+    };
+    let mut unique: Vec<&str> = names.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    let now = time::now();
+    for recipient in unique {
+        let folders = load(&state, recipient, &[Kind::Folder]).await?.folders;
+        let mut writes = Vec::new();
+        let folder = match folders.into_iter().find(|f| f.name == state.settings.shared_folder_name) {
+            Some(folder) => folder.uuid,
+            None => {
+                let folder = Folder {
+                    uuid: Uuid::new_v4(),
+                    owner: recipient.to_owned(),
+                    name: state.settings.shared_folder_name.clone(),
+                    description: None,
+                    stamps: Stamps::new(now),
+                };
+                writes.push(put_object(&folder, Condition::MustNotExist)?);
+                folder.uuid
+            }
+        };
+        let request = Request {
+            uuid: Uuid::new_v4(),
+            owner: recipient.to_owned(),
+            name: new_name.clone(),
+            description: source.description.clone(),
+            favorite: false,
+            parent_folder: folder,
+            shared_by: Some(sharer.to_owned()),
+            stamps: Stamps::new(now),
+        };
+        let copy = Snapshot {
+            uuid: Uuid::new_v4(),
+            owner: recipient.to_owned(),
+            request: request.uuid,
+            name: snapshot.name.clone(),
+            previous_snapshot: None,
+            shared_by: Some(sharer.to_owned()),
+            perimeters_ids: snapshot.perimeters_ids.clone(),
+            version: 1,
+            query_patches: 0,
+            stamps: Stamps::new(now),
+        };
+        writes.push(put_object(&request, Condition::MustNotExist)?);
+        writes.push(snapshot_query_write(recipient, copy.uuid, &text)?);
+        writes.push(put_object(&copy, Condition::MustNotExist)?);
+        state.store.transact(writes).await?;
+    }
+    if matches!(body.get("notify_by_email"), Some(Value::Bool(true) | Value::String(_))) {
+        if let Some(sharer) = principal.user.as_ref() {
+            for recipient in users.values() {
+                let email = notify::shared_request(&state.settings, sharer, recipient, &new_name);
+                notify::deliver(&state.mailer, email, "shared_request").await;
+            }
+        }
+    }
+    Ok(StatusCode::CREATED.into_response())
+}

@@ -1,0 +1,65 @@
+//! The e-mails of the cohort workspace (spec §10.2), built from the repository's templates. Building
+//! is separate from sending so tests read the content; delivery failures are logged, never surfaced.
+use std::collections::BTreeMap;
+
+use crate::{
+    config::Settings,
+    domain::user::User,
+    mail::{render, Email, Mailer},
+};
+
+/// "shared_request": a snapshot was shared with `recipient` (spec §5.5).
+pub fn shared_request(settings: &Settings, owner: &User, recipient: &User, request_name: &str) -> Option<Email> {
+    let to = recipient.email.as_deref()?;
+    let subject = format!(
+        "{} {} a partagé une requête avec vous",
+        owner.firstname.as_deref().unwrap_or(""),
+        owner.lastname.as_deref().unwrap_or("")
+    );
+    let context = BTreeMap::from([
+        ("recipient_name", recipient.full_name()),
+        ("owner_name", owner.full_name()),
+        ("request_name", request_name.to_owned()),
+        ("shared_folder_name", settings.shared_folder_name.clone()),
+        ("requests_url", format!("{}/researches/requests", settings.frontend_url.trim_end_matches('/'))),
+        ("contact_email_address", settings.email_support_contact.clone()),
+    ]);
+    render("shared_request", to, subject.trim(), &context)
+}
+
+/// Sends, logging (without the address) what could not be delivered.
+pub async fn deliver(mailer: &impl Mailer, email: Option<Email>, what: &str) {
+    match email {
+        Some(email) => {
+            if let Err(err) = mailer.send(&email).await {
+                tracing::warn!(email = what, error = %err, "e-mail not delivered");
+            }
+        }
+        None => tracing::warn!(email = what, "no e-mail address: e-mail not sent"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::test_settings;
+
+    fn user(username: &str, first: &str, last: &str) -> User {
+        User::new(username, first, last, Some(&format!("{username}@example.org")), crate::domain::time::now())
+    }
+
+    #[test]
+    fn the_shared_request_email_names_owner_request_and_folder() {
+        let settings = test_settings("t", &[("FRONTEND_URL", "https://c360.example.org/")]);
+        let email =
+            shared_request(&settings, &user("u1", "Ada", "Lovelace"), &user("u2", "Alan", "Turing"), "Diabète <2>")
+                .expect("the recipient has an address");
+        assert_eq!(email.to, "u2@example.org");
+        assert_eq!(email.subject, "Ada Lovelace a partagé une requête avec vous");
+        assert!(email.text.contains("Bonjour Alan Turing,"));
+        assert!(email.text.contains("Ada Lovelace a partagé avec vous la requête « Diabète <2> »"));
+        assert!(email.text.contains("« Mes requêtes reçues »"));
+        assert!(email.html.contains("Diabète &lt;2&gt;"), "HTML is escaped: {}", email.html);
+        assert!(email.html.contains("https://c360.example.org/researches/requests"));
+    }
+}
