@@ -1,6 +1,7 @@
 //! Pure types and rules: no I/O, no AWS, no HTTP.
 pub mod access_rules;
 pub mod content;
+pub mod fhir_tree;
 pub mod maintenance;
 pub mod perimeter;
 pub mod release_note;
