@@ -38,6 +38,7 @@ fn expectations() -> BTreeMap<&'static str, &'static str> {
         ("scheduled-tasks/expiring-accesses-alerts.json", "skipped"),
         ("scheduled-tasks/stuck-jobs-sweeper.json", "skipped"),
         ("scheduled-tasks/perimeters-sync.json", "skipped"),
+        ("scheduled-tasks/fhir-perimeters-sync.json", "skipped"),
         ("scheduled-tasks/count-users-on-perimeters.json", "done"),
         ("ws-api/connect.json", "200"),
         ("ws-api/handshake.json", "200"),

@@ -82,6 +82,46 @@ pub struct Settings {
     pub default_from_email: String,
     /// The support address e-mails give.
     pub email_support_contact: String,
+    pub fhir: FhirSettings,
+}
+
+/// The FHIR server and the perimeter types of the FHIR perimeter sync (spec §10.1). Read on its own
+/// by the scheduled tasks, which build no [`Settings`].
+#[derive(Clone, Debug, Default)]
+pub struct FhirSettings {
+    /// `FHIR_URL` without its trailing `/`; unset, nothing calls FHIR.
+    pub url: Option<String>,
+    /// `FHIR_ACCESS_TOKEN`, sent as a bearer token when set.
+    pub access_token: Secret,
+    /// `PERIMETER_TYPES`: type names by tree level, the root's first.
+    pub perimeter_types: Vec<String>,
+}
+
+/// The types of the demo tree (infra/data/perimeters.demo.csv), by level.
+const DEFAULT_PERIMETER_TYPES: &str = "AP-HP,hospital,hospital_depart,hospital_serv";
+
+impl FhirSettings {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let url = get("FHIR_URL").map(|u| u.trim_end_matches('/').to_owned());
+        if let Some(url) = url.as_deref().filter(|u| !u.starts_with("http://") && !u.starts_with("https://")) {
+            return Err(ConfigError::Invalid {
+                name: "FHIR_URL".into(),
+                reason: format!("{url:?} is not an HTTP URL"),
+            });
+        }
+        Ok(Self {
+            url,
+            access_token: Secret::new(get("FHIR_ACCESS_TOKEN").unwrap_or_default()),
+            perimeter_types: get("PERIMETER_TYPES")
+                .unwrap_or_else(|| DEFAULT_PERIMETER_TYPES.to_owned())
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        })
+    }
 }
 
 impl Settings {
@@ -183,6 +223,7 @@ impl Settings {
             shared_folder_name: or("SHARED_FOLDER_NAME", "Mes requêtes reçues"),
             default_from_email: or("DEFAULT_FROM_EMAIL", "no-reply@cohort360.local"),
             email_support_contact: or("EMAIL_SUPPORT_CONTACT", ""),
+            fhir: FhirSettings::from_lookup(&lookup)?,
         })
     }
 }
@@ -225,6 +266,17 @@ mod tests {
         let dbg = format!("{s:?}");
         assert!(!dbg.contains("test-signing-key"));
         assert!(!dbg.contains("test-qe-token"));
+        let fhir = test_settings("t", &[("FHIR_ACCESS_TOKEN", "fhir-secret-token")]);
+        assert!(!format!("{fhir:?}").contains("fhir-secret-token"));
+    }
+
+    #[test]
+    fn fhir_settings_default_to_the_demo_types_and_check_the_url() {
+        let s = test_settings("t", &[("FHIR_URL", "http://fhir.local/fhir/")]);
+        assert_eq!(s.fhir.url.as_deref(), Some("http://fhir.local/fhir"));
+        assert_eq!(s.fhir.perimeter_types, ["AP-HP", "hospital", "hospital_depart", "hospital_serv"]);
+        let err = FhirSettings::from_lookup(|k| (k == "FHIR_URL").then(|| "fhir.local".to_owned())).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { name, .. } if name == "FHIR_URL"));
     }
 
     #[test]

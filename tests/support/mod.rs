@@ -59,6 +59,9 @@ pub async fn tasks(app: &TestApp, expiry_alerts: Option<c360::access_alerts::Exp
         mailer: c360::mail::SesMailer::new(ses().await, "no-reply@cohort360.test"),
         perimeters_source: None,
         expiry_alerts,
+        fhir: c360::config::FhirSettings::default(),
+        fhir_perimeters_sync: false,
+        http: c360::aws::http_client(std::time::Duration::from_secs(10)),
     }
 }
 

@@ -3,14 +3,21 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use c360::{access_alerts::ExpiryAlerts, config::ConfigError, domain::time, mail::SesMailer, store::DynamoStore};
+use c360::{
+    access_alerts::ExpiryAlerts,
+    config::{ConfigError, FhirSettings},
+    domain::time,
+    mail::SesMailer,
+    store::DynamoStore,
+};
 
 /// Every scheduled task, in the order of template.yaml.
-pub const TASKS: [&str; 7] = [
+pub const TASKS: [&str; 8] = [
     "maintenance_broadcast",
     "expiring_accesses_alerts",
     "count_users_on_perimeters",
     "perimeters_sync",
+    "fhir_perimeters_sync",
     "export_cleanup",
     "refresh_schedules",
     "stuck_jobs_sweeper",
@@ -25,34 +32,51 @@ pub struct Tasks {
     pub perimeters_source: Option<String>,
     /// Set when `ENABLE_ACCESS_EXPIRY_ALERTS` is true.
     pub expiry_alerts: Option<ExpiryAlerts>,
+    /// `FHIR_URL`, `FHIR_ACCESS_TOKEN`, `PERIMETER_TYPES`.
+    pub fhir: FhirSettings,
+    /// `ENABLE_FHIR_PERIMETERS_SYNC`: the schedule runs the FHIR perimeter sync (operators can run it
+    /// anyway with `sync-perimeters --fhir`).
+    pub fhir_perimeters_sync: bool,
+    /// Calls to third parties (FHIR), with `HTTP_CLIENT_TIMEOUT_SECONDS`.
+    pub http: reqwest::Client,
 }
 
 fn env(name: &str, default: &str) -> String {
     std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
 }
 
-fn days(name: &'static str, default: i64) -> Result<i64, ConfigError> {
+fn number(name: &'static str, default: i64, unit: &str) -> Result<i64, ConfigError> {
     env(name, &default.to_string())
         .parse()
-        .map_err(|_| ConfigError::Invalid { name: name.into(), reason: "not a number of days".into() })
+        .map_err(|_| ConfigError::Invalid { name: name.into(), reason: format!("not a number of {unit}") })
+}
+
+fn flag(name: &str) -> bool {
+    matches!(env(name, "false").as_str(), "true" | "1")
 }
 
 impl Tasks {
     pub async fn from_env() -> Result<Self, ConfigError> {
         let table = std::env::var("TABLE_NAME").map_err(|_| ConfigError::Missing("TABLE_NAME"))?;
         let sdk = c360::aws::sdk_config().await;
-        let expiry_alerts = matches!(env("ENABLE_ACCESS_EXPIRY_ALERTS", "false").as_str(), "true" | "1")
+        let expiry_alerts = flag("ENABLE_ACCESS_EXPIRY_ALERTS")
             .then(|| -> Result<ExpiryAlerts, ConfigError> {
                 Ok(ExpiryAlerts {
                     offsets_days: vec![
-                        days("ACCESS_EXPIRY_FIRST_ALERT_IN_DAYS", 30)?,
-                        days("ACCESS_EXPIRY_SECOND_ALERT_IN_DAYS", 2)?,
+                        number("ACCESS_EXPIRY_FIRST_ALERT_IN_DAYS", 30, "days")?,
+                        number("ACCESS_EXPIRY_SECOND_ALERT_IN_DAYS", 2, "days")?,
                     ],
                     managers_link: env("ACCESS_MANAGERS_LIST_LINK", ""),
                     contact: env("EMAIL_SUPPORT_CONTACT", ""),
                 })
             })
             .transpose()?;
+        let fhir = FhirSettings::from_lookup(|name| std::env::var(name).ok())?;
+        let fhir_perimeters_sync = flag("ENABLE_FHIR_PERIMETERS_SYNC");
+        if fhir_perimeters_sync && fhir.url.is_none() {
+            return Err(ConfigError::Missing("FHIR_URL"));
+        }
+        let timeout = number("HTTP_CLIENT_TIMEOUT_SECONDS", 60, "seconds")?.max(1) as u64;
         Ok(Self {
             store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table),
             s3: c360::aws::s3_client(&sdk),
@@ -62,6 +86,9 @@ impl Tasks {
             ),
             perimeters_source: std::env::var("PERIMETERS_SOURCE").ok().filter(|s| !s.is_empty()),
             expiry_alerts,
+            fhir,
+            fhir_perimeters_sync,
+            http: c360::aws::http_client(std::time::Duration::from_secs(timeout)),
         })
     }
 }
@@ -97,6 +124,18 @@ pub async fn function_handler(tasks: &Tasks, input: Value) -> Result<Value, Task
             let report =
                 c360::perimeter_sync::apply_document(&tasks.store, &document, time::now()).await.map_err(failed)?;
             tracing::info!(?report, "perimeter tree synchronised");
+            Ok(json!({"task": task, "status": "done", "report": report}))
+        }
+        "fhir_perimeters_sync" => {
+            if !tasks.fhir_perimeters_sync {
+                return Ok(
+                    json!({"task": task, "status": "skipped", "reason": "ENABLE_FHIR_PERIMETERS_SYNC is not true"}),
+                );
+            }
+            let report = c360::perimeter_sync::sync_fhir(&tasks.store, &tasks.fhir, &tasks.http, time::now())
+                .await
+                .map_err(failed)?;
+            tracing::info!(?report, "perimeter tree synchronised from FHIR");
             Ok(json!({"task": task, "status": "done", "report": report}))
         }
         "expiring_accesses_alerts" => {

@@ -1,6 +1,7 @@
 //! Fake third-party services for local development and tests. They speak the same HTTP contracts
 //! as the real ones (the production code cannot tell the difference) and keep their state in
 //! memory. Each starts on a given listener so tests can bind port 0.
+pub mod fhir;
 pub mod identity;
 pub mod oidc;
 

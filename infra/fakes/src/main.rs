@@ -40,6 +40,20 @@ async fn main() -> std::io::Result<()> {
         tasks.push(task);
     }
 
+    let fhir_url = env("FHIR_URL", "http://127.0.0.1:8094/fhir");
+    if let Some((port, path)) = port_and_path(&fhir_url) {
+        let organizations = match std::env::var("FAKE_FHIR_ORGANIZATIONS").ok().filter(|v| !v.is_empty()) {
+            Some(file) => serde_json::from_str(&std::fs::read_to_string(&file)?)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{file}: {e}")))?,
+            None => fakes::fhir::demo_organizations(),
+        };
+        let page_size = env("FAKE_FHIR_PAGE_SIZE", "100").parse().unwrap_or(100);
+        let server = Arc::new(fakes::fhir::FhirServer::new(&env("FHIR_ACCESS_TOKEN", ""), page_size, organizations));
+        let (url, task) = fakes::spawn(fakes::fhir::router(&path, server), port).await?;
+        tracing::info!("fake FHIR server on {url}{path}");
+        tasks.push(task);
+    }
+
     tokio::signal::ctrl_c().await?;
     tasks.iter().for_each(|t| t.abort());
     Ok(())

@@ -3,7 +3,9 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, Update, WriteRequest};
 
-use super::{decode, key_item, keys, sdk_error, Condition, DynamoStore, Entry, Item, StoreError, StoreResult, Write};
+use super::{
+    conditional, decode, key_item, keys, sdk_error, Condition, DynamoStore, Entry, Item, StoreError, StoreResult, Write,
+};
 use crate::domain::{
     perimeter::Perimeter,
     rights::{Access, Profile, Role},
@@ -194,5 +196,28 @@ impl DynamoStore {
 
     pub async fn perimeters(&self) -> StoreResult<Vec<Perimeter>> {
         self.query_partition(keys::PERIMETERS_PK, None, true).await?.into_iter().map(decode).collect()
+    }
+
+    /// Sets a perimeter's virtual cohort (one UpdateItem, so a concurrent counter write is not
+    /// lost); [`StoreError::ConditionFailed`] when the perimeter is not in the tree.
+    pub async fn set_perimeter_cohort(
+        &self,
+        id: i64,
+        cohort_id: Option<&str>,
+        cohort_size: Option<&str>,
+    ) -> StoreResult<()> {
+        let value = |v: Option<&str>| v.map_or(AttributeValue::Null(true), |v| AttributeValue::S(v.to_owned()));
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(&keys::perimeter(id))))
+            .update_expression("SET cohort_id = :id, cohort_size = :size")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":id", value(cohort_id))
+            .expression_attribute_values(":size", value(cohort_size))
+            .send()
+            .await
+            .map_err(|e| conditional(e, |s| s.is_conditional_check_failed_exception()))?;
+        Ok(())
     }
 }
