@@ -22,8 +22,8 @@ export SAM_CLI_TELEMETRY := 0
 LAMBDA_CRATES := auth-api users-api accesses-api cohort-api exports-api platform-api ws-api \
                  cohort-worker export-worker scheduled-tasks
 
-.PHONY: help dev test tools emulator emulator-stop emulator-status bootstrap lint fmt clippy cfn-lint \
-        build-lambdas bench bench-accesses clean-dev
+.PHONY: help dev test tools emulator emulator-stop emulator-status dynalite dynalite-stop dynalite-status \
+        bootstrap lint fmt clippy cfn-lint build-lambdas bench bench-accesses clean-dev
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -45,6 +45,15 @@ emulator-stop: ## stop the emulator started by `make emulator` / the scripts
 
 emulator-status: ## tell what answers on the emulator port
 	@infra/scripts/emulator.sh status
+
+dynalite: ## start dynalite (DynamoDB only, 127.0.0.1:DYNALITE_PORT=4567) for the load runs; see infra/scripts/dynalite.sh
+	@infra/scripts/dynalite.sh start
+
+dynalite-stop: ## stop the dynalite started by `make dynalite` / the bench scripts
+	@infra/scripts/dynalite.sh stop
+
+dynalite-status: ## tell whether dynalite answers on its port
+	@infra/scripts/dynalite.sh status
 
 bootstrap: emulator ## create the template's tables/queues/bucket in the emulator, write .dev/resources.env
 	@source infra/scripts/with-env.sh && \
@@ -71,12 +80,13 @@ build-lambdas: ## release arm64 zips of every function (cargo-lambda + zig) in t
 	  $(addprefix -p ,$(LAMBDA_CRATES))
 	@ls -la target/lambda/*/bootstrap.zip
 
-bench: ## benchmarks (infra/scripts/bench.sh)
+bench: ## foundation load run (infra/scripts/bench.sh), DynamoDB on dynalite (BENCH_DYNAMODB=moto for moto)
 	@infra/scripts/bench.sh
 
-bench-accesses: ## accesses load run: large tree, 2,000 users, 10,000 accesses -> docs/benchmarks.md
+bench-accesses: ## accesses load run on dynalite: large tree, 2,000 users, 10,000 accesses -> docs/benchmarks.md
 	@infra/scripts/bench-accesses.sh
 
-clean-dev: ## stop our emulator and delete .dev/ (generated env, logs, pidfiles); keeps .tools/ and target/
+clean-dev: ## stop our emulator and dynalite and delete .dev/ (generated env, logs, pidfiles); keeps .tools/ and target/
 	-@infra/scripts/emulator.sh stop
+	-@infra/scripts/dynalite.sh stop
 	rm -rf "$(DEV_DIR)"

@@ -4,7 +4,8 @@
 template.yaml is the single source of truth: this script translates it offline with
 aws-sam-translator (no AWS call), keeps the data resources (AWS::DynamoDB::Table, AWS::SQS::Queue,
 AWS::S3::Bucket) and creates each of them with direct boto3 calls against AWS_ENDPOINT_URL (moto
-on 127.0.0.1:4566 by default, or any emulator speaking the AWS wire protocols). Physical names are
+on 127.0.0.1:4566 by default, or any emulator speaking the AWS wire protocols); tables go to
+AWS_ENDPOINT_URL_DYNAMODB instead when it is set (dynalite for the load runs). Physical names are
 deterministic: ``<prefix>-<LogicalId>`` (lower-cased for buckets), so tests and the dev server can
 find them. Existing resources are kept (their settings are re-applied where that is harmless).
 
@@ -255,7 +256,7 @@ def cfn_tags(props: dict) -> list[dict]:
 
 
 class Emulator:
-    def __init__(self, endpoint: str, region: str) -> None:
+    def __init__(self, endpoint: str, dynamodb_endpoint: str, region: str) -> None:
         cfg = Config(
             region_name=region,
             connect_timeout=5,
@@ -265,7 +266,7 @@ class Emulator:
         )
         kw = {"endpoint_url": endpoint, "region_name": region, "config": cfg}
         self.region = region
-        self.ddb = boto3.client("dynamodb", **kw)
+        self.ddb = boto3.client("dynamodb", **{**kw, "endpoint_url": dynamodb_endpoint})
         self.sqs = boto3.client("sqs", **kw)
         self.s3 = boto3.client("s3", **kw)
 
@@ -316,10 +317,13 @@ class Emulator:
             # moto's CloudFormation ignores TimeToLiveSpecification; set it explicitly.
             cur = self.ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
             if cur.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
-                self.ddb.update_time_to_live(
-                    TableName=name,
-                    TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
-                )
+                try:
+                    self.ddb.update_time_to_live(
+                        TableName=name,
+                        TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
+                    )
+                except ClientError as e:  # dynalite has no TTL; reads check expiry themselves (lazy deletion)
+                    log(f"  note: TTL not set on {name}: {e.response['Error']['Code']}")
         pitr = props.get("PointInTimeRecoverySpecification")
         if pitr and str(pitr.get("PointInTimeRecoveryEnabled")).lower() == "true":
             try:
@@ -549,6 +553,8 @@ def main() -> int:
     ap.add_argument("--prefix", default=os.environ.get("C360_RESOURCE_PREFIX", "c360-local"),
                     help="physical names are <prefix>-<LogicalId> (default: $C360_RESOURCE_PREFIX or c360-local)")
     ap.add_argument("--endpoint", default=os.environ.get("AWS_ENDPOINT_URL") or DEFAULT_ENDPOINT)
+    ap.add_argument("--dynamodb-endpoint", default=os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"),
+                    help="endpoint of the tables only (default: $AWS_ENDPOINT_URL_DYNAMODB, else --endpoint)")
     ap.add_argument("--env-out", default=str(REPO / ".dev" / "resources.env"),
                     help="where to write the resolved variables ('-' for stdout, '' for nowhere)")
     ap.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
@@ -601,7 +607,7 @@ def main() -> int:
             log(f"  warning: no Cargo.toml under CodeUri of {m}")
         return 0
 
-    emu = Emulator(args.endpoint, region)
+    emu = Emulator(args.endpoint, args.dynamodb_endpoint or args.endpoint, region)
     order = creation_order(data)
     names = {lid: physical_name(args.prefix, lid, data[lid]["Type"], data[lid].get("Properties", {})) for lid in order}
 
@@ -637,6 +643,9 @@ def main() -> int:
         log(f"{'created' if out['created'] else 'kept   '} {res['Type']:22s} {out['detail']}")
 
     env, unresolved = resolve_env(sam, set(data), resolver)
+    if args.dynamodb_endpoint and args.dynamodb_endpoint != args.endpoint:
+        # The tables live elsewhere: whoever loads this file must look for them there.
+        env["AWS_ENDPOINT_URL_DYNAMODB"] = args.dynamodb_endpoint
     for u in unresolved:
         log(f"warning: environment variable not resolved locally: {u}")
     if args.env_out == "-":
@@ -646,7 +655,8 @@ def main() -> int:
         out_path = Path(args.env_out)
         write_env(out_path, env, args.prefix, args.endpoint, created)
         log(f"wrote {len(env)} variables to {out_path}")
-    log(f"{len(order)} resources ({n_new} new) with prefix '{args.prefix}' at {args.endpoint} "
+    tables_at = f" (tables at {args.dynamodb_endpoint})" if "AWS_ENDPOINT_URL_DYNAMODB" in env else ""
+    log(f"{len(order)} resources ({n_new} new) with prefix '{args.prefix}' at {args.endpoint}{tables_at} "
         f"in {(time.monotonic() - t0):.1f}s")
     return 0
 

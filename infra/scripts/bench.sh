@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # `make bench`: figures for docs/benchmarks.md, measured on this machine, traffic to 127.0.0.1 only.
-#   1. a release build of the dev server, against the emulator, with the demo data (own resource prefix)
+#   1. a release build of the dev server, against the emulator (DynamoDB: BENCH_DYNAMODB, dynalite by default, see
+#      infra/scripts/bench-dynamodb.sh), with the demo data (own resource prefix)
 #   2. process start -> first 200 on /maintenances/next/ (seeding done beforehand, not timed)
 #   3. wrk on POST /auth/login/, GET /users/{me}/, GET /maintenances/next/ at concurrency 10 and 50
 #   4. the server's peak RSS (after the read runs, and at the end); the results replace the "Foundation load run" section of docs/benchmarks.md
-# Settings: BENCH_SECONDS (10 per run), BENCH_PORT (8010), BENCH_CONCURRENCY ("10 50").
+# Settings: BENCH_DYNAMODB (dynalite | moto), BENCH_SECONDS (10 per run), BENCH_PORT (8010), BENCH_CONCURRENCY ("10 50").
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -25,17 +26,21 @@ if ! command -v wrk >/dev/null; then
 fi
 infra/scripts/tools.sh >/dev/null
 
+# shellcheck source=infra/scripts/bench-dynamodb.sh
+source infra/scripts/bench-dynamodb.sh
 OWN_EMULATOR=0
 SERVER_PID=""
 cleanup() {
   [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
   "$VENV/bin/python" infra/bootstrap.py --prefix c360-bench --delete >/dev/null 2>&1 || true
   [ "$OWN_EMULATOR" = 1 ] && infra/scripts/emulator.sh stop >/dev/null
+  bench_dynamodb_stop
   return 0
 }
 trap cleanup EXIT
 infra/scripts/emulator.sh status >/dev/null 2>&1 || OWN_EMULATOR=1
 infra/scripts/emulator.sh start >/dev/null
+bench_dynamodb_start
 
 "$VENV/bin/python" infra/bootstrap.py --prefix c360-bench --delete >/dev/null 2>&1 || true
 "$VENV/bin/python" infra/bootstrap.py --prefix c360-bench --env-out "$OUT/resources.env" >/dev/null
@@ -68,9 +73,10 @@ export BENCH_TOKEN
 : > "$OUT/runs.tsv"
 run() {  # name, concurrency, url, lua script
   local name="$1" c="$2" url="$3" script="$4"
-  local file; file="$OUT/wrk-$(printf %s "$1" | tr -c "A-Za-z0-9" "_")-$2.txt"
+  local file before; file="$OUT/wrk-$(printf %s "$1" | tr -c "A-Za-z0-9" "_")-$2.txt"
+  before=$(bench_dynamodb_calls)
   wrk -t2 -c"$c" -d"${SECONDS_PER_RUN}s" --latency -s "$script" "$url" > "$file"
-  printf '%s\t%s\t%s\n' "$name" "$c" "$file" >> "$OUT/runs.tsv"
+  printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$c" "$file" "$before" "$(bench_dynamodb_calls)" >> "$OUT/runs.tsv"
   echo "[bench] $name c=$c: $(grep 'Requests/sec' "$file")"
 }
 # Reads first: moto answers a Query by scanning the whole table, so the items the login runs write
