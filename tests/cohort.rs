@@ -372,7 +372,6 @@ async fn the_owner_rule_accepts_only_the_callers_username() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: POST /cohort/folders/ ignores `owner_id` (§0.13 alias), so owner_id=\"x\" creates a folder instead of 400"]
 async fn the_owner_id_alias_applies_to_folders_too() {
     // §0.13: every owner-scoped endpoint copies `<field>_id` into `<field>` for its relations,
     // `owner_id` included; §0.14 then refuses an owner other than the caller.
@@ -659,7 +658,6 @@ async fn folder_lists_order_search_and_filter() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: search terms are lowercased before regex compilation, so `\\D` becomes `\\d` (inverted match)"]
 async fn search_patterns_keep_their_case_sensitive_escapes() {
     // `$name` search is PostgreSQL's `~*`: case-insensitive *matching*, but the pattern itself is
     // used as given, so `\D` (a non-digit) must not turn into `\d` (a digit).
@@ -674,7 +672,6 @@ async fn search_patterns_keep_their_case_sensitive_escapes() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: an unparsable min_/max_created_at is ignored (200, unfiltered) instead of 400 (§0.8)"]
 async fn a_malformed_created_at_bound_is_a_400() {
     // Spec §0.8: django-filter value errors (bad ISO datetime) → 400 {"<param>": ["..."]}.
     let (app, alice) = app_with_alice().await;
@@ -740,7 +737,6 @@ async fn request_lists_order_search_and_filter() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: ?parent_folder=<non-uuid> on requests answers 200 with no rows instead of 400 (§0.8)"]
 async fn a_malformed_parent_folder_filter_is_a_400() {
     // Spec §0.8: django-filter value errors (bad UUID) → 400 {"<param>": ["..."]}.
     let (app, alice) = app_with_alice().await;

@@ -38,6 +38,9 @@ pub enum AppError {
     /// 400 with a bare JSON string.
     #[error("invalid input: {0}")]
     InvalidString(String),
+    /// 404 with a bare JSON string (a feasibility report not generated yet).
+    #[error("not found: {0}")]
+    NotFoundString(String),
     /// 400 `{"detail": ...}`: the body could not be parsed.
     #[error("parse error: {0}")]
     ParseError(String),

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use c360::{
     domain::{
-        cohort::{Kind, Workspace},
-        time::{self, DateTime},
+        cohort::{JobStatus, Kind, Workspace},
+        time,
     },
     error::{AppError, AppResult},
     http::{fields::Fields, listing::ListQuery, AppState, Principal},
@@ -97,17 +97,6 @@ pub async fn delete_owned(state: &AppState, owner: &str, kind: Kind, uuids: &[Uu
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `min_<field>` / `max_<field>` datetime bounds of a list (inclusive); unparsable bounds are ignored.
-pub fn within(query: &ListQuery, field: &str, value: Option<DateTime>) -> bool {
-    let bound = |name: String| query.get(&name).and_then(time::parse);
-    let min = bound(format!("min_{field}"));
-    let max = bound(format!("max_{field}"));
-    match value {
-        Some(v) => min.is_none_or(|m| v >= m) && max.is_none_or(|m| v <= m),
-        None => min.is_none() && max.is_none(),
-    }
-}
-
 /// Queues a job; an unqueued job is an internal error (the caller removes what it created).
 pub async fn queue(state: &AppState, job: CohortJob) -> Result<(), AppError> {
     state.jobs.send(job).await.map_err(|e: QueueError| AppError::internal(format!("cohort job not queued: {e}")))
@@ -152,4 +141,51 @@ pub async fn checked<T: WorkspaceObject>(state: &AppState, owner: &str, uuid: Uu
 /// A workspace loaded for one endpoint, with the kinds it renders.
 pub async fn load(state: &AppState, owner: &str, kinds: &[Kind]) -> AppResult<Workspace> {
     Ok(state.store.workspace(owner, kinds).await?)
+}
+
+/// A count, cohort or study the caller may see: their own, or any for applicative actors.
+pub async fn visible<T: WorkspaceObject>(state: &AppState, principal: &Principal, uuid: Uuid) -> AppResult<T> {
+    let found = if is_applicative(principal) {
+        state.store.object_by_id::<T>(uuid).await?
+    } else {
+        state.store.workspace_object::<T>(&principal.username, uuid).await?
+    };
+    found.ok_or(AppError::NotFound(T::KIND.model()))
+}
+
+/// Users may not use the methods an endpoint lacks (405); applicative actors get 403 (spec §5.1).
+pub fn method_allowed_for(principal: &Principal) -> bool {
+    !is_applicative(principal)
+}
+
+/// A callback's number: QueryExecutor sends strings (`"123"`), owners send numbers.
+pub fn callback_number(fields: &mut Fields, body: &Map<String, Value>, key: &str) -> Option<i64> {
+    match body.get(key)? {
+        Value::Null => None,
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Value::String(s) => match s.trim().parse::<i64>() {
+            Ok(v) => Some(v),
+            Err(_) => {
+                fields.error(key, "A valid integer is required.");
+                None
+            }
+        },
+        _ => {
+            fields.error(key, "A valid integer is required.");
+            None
+        }
+    }
+}
+
+/// The callback status of a body (spec §5.6): `Err` carries the failure message of an unmapped value.
+pub fn callback_status(body: &Map<String, Value>) -> Result<JobStatus, String> {
+    let raw = body.get("request_job_status");
+    raw.and_then(Value::as_str).and_then(JobStatus::from_callback).ok_or_else(|| {
+        let shown = match raw {
+            None | Some(Value::Null) => "None".to_owned(),
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+        };
+        format!("Bad Request: Invalid job status: {shown}")
+    })
 }

@@ -54,13 +54,14 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
 async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: ListQuery) -> AppResult<Json<Value>> {
     let orders = query.ordering("ordering", &["name", "created_at", "modified_at"])?;
     let orders = if orders.is_empty() { query.ordering_from("-created_at") } else { orders };
+    let created = query.date_range("created_at")?;
     let ws = load(&state, owner(&principal), &[Kind::Folder, Kind::Request]).await?;
     let terms = query.search_terms();
     let mut folders: Vec<&Folder> = ws
         .folders
         .iter()
         .filter(|f| query.get("name").is_none_or(|n| n == f.name))
-        .filter(|f| within(&query, "created_at", Some(f.stamps.created_at)))
+        .filter(|f| created.contains(Some(f.stamps.created_at)))
         .filter(|f| matches_regex_search(&terms, &[Some(&f.name)]))
         .collect();
     sort_by(&mut folders, &orders, |f, field| match field {
@@ -71,7 +72,12 @@ async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: L
     Ok(Json(query.limited(folders.into_iter().map(|f| views::folder(&ws, f)).collect())))
 }
 
-async fn create(State(state): State<AppState>, principal: Arc<Principal>, Body(body): Body) -> AppResult<(StatusCode, Json<Value>)> {
+async fn create(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    Body(mut body): Body,
+) -> AppResult<(StatusCode, Json<Value>)> {
+    apply_id_aliases(&mut body, &["owner"]);
     let mut fields = Fields::new(&body);
     check_owner(&mut fields, owner(&principal));
     let name = fields.required_text("name", Text::max(50));
@@ -104,10 +110,11 @@ async fn patch(
     State(state): State<AppState>,
     principal: Arc<Principal>,
     Path(uuid): Path<String>,
-    Body(body): Body,
+    Body(mut body): Body,
 ) -> AppResult<Json<Value>> {
     let uuid = path_uuid(&uuid, Kind::Folder)?;
     let owner = owner(&principal);
+    apply_id_aliases(&mut body, &["owner"]);
     let mut fields = Fields::new(&body);
     check_owner(&mut fields, owner);
     let name = fields.text("name", Text::max(50));

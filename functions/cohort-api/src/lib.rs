@@ -3,6 +3,7 @@
 //! owner's partition; counts, cohorts and studies are queued as jobs for the cohort worker.
 mod common;
 mod folders;
+mod measures;
 mod requests;
 mod snapshots;
 mod views;
@@ -11,5 +12,5 @@ use axum::Router;
 use c360::http::{api::combine, AppState, RouteSpec};
 
 pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
-    combine([folders::api(state), requests::api(state), snapshots::api(state)])
+    combine([folders::api(state), requests::api(state), snapshots::api(state), measures::api(state)])
 }

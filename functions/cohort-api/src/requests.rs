@@ -106,6 +106,8 @@ async fn sharer_names(state: &AppState, requests: &[&Request]) -> AppResult<view
 async fn list_scoped(state: &AppState, owner: &str, query: &ListQuery, folder: Option<Uuid>) -> AppResult<Value> {
     let orders = query.ordering("ordering", &["name", "updated_at", "parent_folder"])?;
     let orders = if orders.is_empty() { query.ordering_from("-updated_at") } else { orders };
+    let updated_range = query.date_range("updated_at")?;
+    let parent_folder = query.uuid("parent_folder")?;
     let ws = load(state, owner, &REQUEST_KINDS).await?;
     let terms = query.search_terms();
     let mut requests: Vec<(&Request, Option<String>)> = ws
@@ -114,10 +116,10 @@ async fn list_scoped(state: &AppState, owner: &str, query: &ListQuery, folder: O
         .filter(|r| folder.is_none_or(|f| r.parent_folder == f))
         .filter(|r| flag_matches(query, "favorite", r.favorite))
         .filter(|r| query.get("shared_by").is_none_or(|s| r.shared_by.as_deref() == Some(s)))
-        .filter(|r| query.get("parent_folder").is_none_or(|p| r.parent_folder.to_string() == p))
+        .filter(|r| parent_folder.is_none_or(|p| r.parent_folder == p))
         .filter(|r| matches_regex_search(&terms, &[Some(&r.name), Some(&r.description)]))
         .map(|r| (r, views::request_updated_at(&ws, r.uuid).map(time::iso)))
-        .filter(|(_, updated)| within(query, "updated_at", updated.as_deref().and_then(time::parse)))
+        .filter(|(_, updated)| updated_range.contains(updated.as_deref().and_then(time::parse)))
         .collect();
     sort_by(&mut requests, &orders, |(r, updated), field| match field {
         "name" => SortValue::Text(r.name.clone()),

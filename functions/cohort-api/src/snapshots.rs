@@ -113,6 +113,8 @@ enum Scope {
 }
 
 async fn list_scoped(state: &AppState, owner: &str, query: &ListQuery, scope: Scope) -> AppResult<Value> {
+    let (request, previous, folder) =
+        (query.uuid("request")?, query.uuid("previous_snapshot")?, query.uuid("request__parent_folder")?);
     let ws = load(state, owner, &SNAPSHOT_KINDS).await?;
     let mut snapshots: Vec<&Snapshot> = ws
         .snapshots
@@ -123,13 +125,11 @@ async fn list_scoped(state: &AppState, owner: &str, query: &ListQuery, scope: Sc
             Scope::Request(r) => s.request == r,
             Scope::After(p) => s.previous_snapshot == Some(p),
         })
-        .filter(|s| query.get("request").is_none_or(|r| s.request.to_string() == r))
+        .filter(|s| request.is_none_or(|r| s.request == r))
         .filter(|s| query.get("name").is_none_or(|n| s.name.as_deref() == Some(n)))
         .filter(|s| query.get("shared_by").is_none_or(|u| s.shared_by.as_deref() == Some(u)))
-        .filter(|s| query.get("previous_snapshot").is_none_or(|p| s.previous_snapshot.map(|u| u.to_string()).as_deref() == Some(p)))
-        .filter(|s| {
-            query.get("request__parent_folder").is_none_or(|f| ws.request(s.request).is_some_and(|r| r.parent_folder.to_string() == f))
-        })
+        .filter(|s| previous.is_none_or(|p| s.previous_snapshot == Some(p)))
+        .filter(|s| folder.is_none_or(|f| ws.request(s.request).is_some_and(|r| r.parent_folder == f)))
         .collect();
     let orders = query.ordering("ordering", &["created_at", "modified_at", "version", "name"])?;
     let orders = if orders.is_empty() { query.ordering_from("-created_at") } else { orders };

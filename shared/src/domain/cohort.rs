@@ -59,6 +59,30 @@ impl JobStatus {
         Self::ALL.into_iter().find(|s| s.as_str() == value)
     }
 
+    /// QueryExecutor and Solr ETL status values, case-insensitive (spec §5.6).
+    pub fn from_callback(value: &str) -> Option<Self> {
+        match value.to_ascii_uppercase().as_str() {
+            "KILLED" => Some(Self::Cancelled),
+            "FINISHED" => Some(Self::Finished),
+            "RUNNING" | "STARTED" => Some(Self::Started),
+            "ERROR" => Some(Self::Failed),
+            "UNKNOWN" => Some(Self::Unknown),
+            "PENDING" => Some(Self::Pending),
+            "LONG_PENDING" => Some(Self::LongPending),
+            _ => None,
+        }
+    }
+
+    /// End states are final: nothing moves a job out of them (spec §3.1).
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Failed | Self::Cancelled | Self::Finished | Self::Unknown)
+    }
+
+    /// The statuses a job may still leave.
+    pub fn not_final() -> Vec<Self> {
+        Self::ALL.into_iter().filter(|s| !s.is_final()).collect()
+    }
+
     /// Counted by `GET /cohort/cohorts/jobs/active/` (spec §5.7).
     pub fn is_active_cohort_job(self) -> bool {
         matches!(self, Self::New | Self::Validated | Self::Started | Self::Pending)
@@ -573,6 +597,18 @@ mod tests {
             perimeters_ids(r#"{"sourcePopulation": {"caresiteCohortList": ["a1"]}}"#).unwrap_err(),
             "Error extracting perimeters ids from JSON query - Invalid perimeter id: \"a1\""
         );
+    }
+
+    #[test]
+    fn callback_statuses_map_case_insensitively_and_end_states_are_final() {
+        assert_eq!(JobStatus::from_callback("finished"), Some(JobStatus::Finished));
+        assert_eq!(JobStatus::from_callback("RUNNING"), Some(JobStatus::Started));
+        assert_eq!(JobStatus::from_callback("Long_Pending"), Some(JobStatus::LongPending));
+        assert_eq!(JobStatus::from_callback("KILLED"), Some(JobStatus::Cancelled));
+        assert_eq!(JobStatus::from_callback("new"), None);
+        assert_eq!(JobStatus::from_callback("failed"), None);
+        assert!(JobStatus::not_final().iter().all(|s| !s.is_final()));
+        assert_eq!(JobStatus::not_final().len(), 7);
     }
 
     #[test]

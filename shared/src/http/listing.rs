@@ -8,7 +8,10 @@ use axum::{
 };
 use serde_json::{json, Value};
 
-use crate::error::AppError;
+use crate::{
+    domain::time::{self, DateTime},
+    error::AppError,
+};
 
 pub const PAGE_SIZE: usize = 20;
 pub const MAX_LIMIT: usize = 30_000;
@@ -101,16 +104,36 @@ impl ListQuery {
         self.get(key).map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
     }
 
-    /// `search` terms: split on whitespace and commas; every term must match (AND), on any field (OR).
+    /// `search` terms as sent (regex terms keep their case: `\D` is not `\d`); split on whitespace and
+    /// commas; every term must match (AND), on any field (OR).
     pub fn search_terms(&self) -> Vec<String> {
         self.get("search")
             .map(|s| {
                 s.split(|c: char| c.is_whitespace() || c == ',')
                     .filter(|t| !t.is_empty())
-                    .map(str::to_lowercase)
+                    .map(str::to_owned)
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// A uuid filter (django-filter `UUIDFilter`): a malformed value is a 400 on the parameter.
+    pub fn uuid(&self, key: &str) -> Result<Option<uuid::Uuid>, AppError> {
+        self.get(key)
+            .map(|raw| uuid::Uuid::parse_str(raw.trim()).map_err(|_| AppError::field(key, "Enter a valid UUID.")))
+            .transpose()
+    }
+
+    /// A datetime filter (`min_…` / `max_…`): a malformed value is a 400 on the parameter.
+    pub fn datetime(&self, key: &str) -> Result<Option<DateTime>, AppError> {
+        self.get(key)
+            .map(|raw| time::parse(raw).ok_or_else(|| AppError::field(key, "Enter a valid date/time.")))
+            .transpose()
+    }
+
+    /// The inclusive `min_<field>` / `max_<field>` bounds of a list.
+    pub fn date_range(&self, field: &str) -> Result<DateRange, AppError> {
+        Ok(DateRange { min: self.datetime(&format!("min_{field}"))?, max: self.datetime(&format!("max_{field}"))? })
     }
 
     /// Parses `ordering=a,-b` against the accepted aliases.
@@ -217,9 +240,28 @@ impl ListQuery {
     }
 }
 
+/// Inclusive datetime bounds; a value without a date is outside any bound.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DateRange {
+    pub min: Option<DateTime>,
+    pub max: Option<DateTime>,
+}
+
+impl DateRange {
+    pub fn contains(&self, value: Option<DateTime>) -> bool {
+        match value {
+            Some(v) => self.min.is_none_or(|m| v >= m) && self.max.is_none_or(|m| v <= m),
+            None => self.min.is_none() && self.max.is_none(),
+        }
+    }
+}
+
 /// True when every term is contained (case-insensitively) in at least one of the fields.
 pub fn matches_search(terms: &[String], fields: &[Option<&str>]) -> bool {
-    terms.iter().all(|term| fields.iter().flatten().any(|f| f.to_lowercase().contains(term.as_str())))
+    terms.iter().all(|term| {
+        let term = term.to_lowercase();
+        fields.iter().flatten().any(|f| f.to_lowercase().contains(&term))
+    })
 }
 
 /// `$`-prefixed search fields: case-insensitive regex; an invalid pattern matches nothing.

@@ -12,8 +12,8 @@ use uuid::Uuid;
 use super::{decode, keys, sdk_error, Condition, DynamoStore, Entry, Item, Key, StoreError, StoreResult, Write};
 use crate::domain::{
     cohort::{
-        CohortResult, DatedMeasure, FeasibilityStudy, FhirFilter, Folder, Kind, RefreshSchedule, Request, Snapshot,
-        SnapshotQuery, Workspace,
+        CohortResult, DatedMeasure, FeasibilityStudy, FhirFilter, Folder, JobStatus, Kind, RefreshSchedule, Request,
+        Snapshot, SnapshotQuery, Workspace,
     },
     time::{self, DateTime},
 };
@@ -174,13 +174,13 @@ impl DynamoStore {
     /// overwrites a status a callback wrote meanwhile). Returns the updated object.
     pub async fn update_object<T: WorkspaceObject>(&self, owner: &str, uuid: Uuid, changes: Changes) -> StoreResult<T> {
         let key = keys::workspace_object(T::KIND, owner, uuid);
-        let (expression, names, values) = changes.expression();
+        let (expression, condition, names, values) = changes.expression();
         let out = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(super::key_item(&key)))
-            .condition_expression("attribute_exists(pk)")
+            .condition_expression(condition)
             .update_expression(expression)
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values((!values.is_empty()).then_some(values))
@@ -194,11 +194,11 @@ impl DynamoStore {
     /// The same changes as one operation of a transaction, on an alive object.
     pub fn update_write<T: WorkspaceObject>(&self, owner: &str, uuid: Uuid, changes: Changes) -> StoreResult<Write> {
         let key = keys::workspace_object(T::KIND, owner, uuid);
-        let (expression, names, values) = changes.expression();
+        let (expression, condition, names, values) = changes.expression();
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(super::key_item(&key)))
-            .condition_expression("attribute_exists(pk)")
+            .condition_expression(condition)
             .update_expression(expression)
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values((!values.is_empty()).then_some(values))
@@ -303,15 +303,52 @@ fn decode_all<T: DeserializeOwned>(items: Vec<Item>) -> StoreResult<Vec<T>> {
     items.into_iter().map(decode).collect()
 }
 
-/// Attribute changes of an update: values to set, `None` (or null) to remove.
+/// Attribute changes of an update: values to set, `None` (or null) to remove; optionally only
+/// while the job is in one of some statuses (a finished job never moves back).
 pub struct Changes {
     entries: Vec<(String, Option<AttributeValue>)>,
+    while_status: Vec<JobStatus>,
 }
 
 impl Changes {
     /// Changes stamped with a new `modified_at`.
     pub fn modified(now: DateTime) -> Self {
-        Self { entries: vec![("modified_at".into(), Some(AttributeValue::S(time::iso(now))))] }
+        Self { entries: vec![("modified_at".into(), Some(AttributeValue::S(time::iso(now))))], while_status: Vec::new() }
+    }
+
+    /// Applies only while `request_job_status` is one of `statuses` (else `ConditionFailed`).
+    pub fn while_status(&mut self, statuses: &[JobStatus]) -> &mut Self {
+        self.while_status = statuses.to_vec();
+        self
+    }
+
+    /// A cohort's job status, and its entry in the active-jobs index.
+    pub fn cohort_status(&mut self, uuid: Uuid, status: JobStatus) -> StoreResult<&mut Self> {
+        self.set("request_job_status", &status)?;
+        if status.is_active_cohort_job() {
+            let key = keys::active_cohort_job(uuid);
+            self.set("gsi2pk", &key.pk)?.set("gsi2sk", &key.sk)
+        } else {
+            Ok(self.remove("gsi2pk").remove("gsi2sk"))
+        }
+    }
+
+    /// A schedule's next run, and its place in the due index.
+    pub fn schedule_next_run(&mut self, uuid: Uuid, next_run: DateTime) -> StoreResult<&mut Self> {
+        let key = keys::refresh_due(&time::iso(next_run), uuid);
+        self.set("next_run", &time::iso(next_run))?.set("gsi2pk", &key.pk)?.set("gsi2sk", &key.sk)
+    }
+
+    fn condition(&self, values: &mut HashMap<String, AttributeValue>) -> String {
+        if self.while_status.is_empty() {
+            return "attribute_exists(pk)".into();
+        }
+        let mut names = Vec::new();
+        for (i, status) in self.while_status.iter().enumerate() {
+            values.insert(format!(":s{i}"), AttributeValue::S(status.as_str().into()));
+            names.push(format!(":s{i}"));
+        }
+        format!("attribute_exists(pk) AND request_job_status IN ({})", names.join(", "))
     }
 
     pub fn set<T: Serialize>(&mut self, name: &str, value: &T) -> StoreResult<&mut Self> {
@@ -326,10 +363,11 @@ impl Changes {
         self
     }
 
-    /// `SET … REMOVE …` with placeholder names and values.
-    fn expression(self) -> (String, HashMap<String, String>, HashMap<String, AttributeValue>) {
+    /// `SET … REMOVE …` with placeholder names and values, and the condition.
+    fn expression(self) -> (String, String, HashMap<String, String>, HashMap<String, AttributeValue>) {
         let (mut sets, mut removes) = (Vec::new(), Vec::new());
         let (mut names, mut values) = (HashMap::new(), HashMap::new());
+        let condition = self.condition(&mut values);
         for (i, (name, value)) in self.entries.into_iter().enumerate() {
             names.insert(format!("#a{i}"), name);
             match value {
@@ -347,6 +385,6 @@ impl Changes {
         if !removes.is_empty() {
             expression.push_str(&format!("REMOVE {}", removes.join(", ")));
         }
-        (expression.trim().to_owned(), names, values)
+        (expression.trim().to_owned(), condition, names, values)
     }
 }

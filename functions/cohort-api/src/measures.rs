@@ -1,0 +1,191 @@
+//! `/cohort/dated-measures/` (spec §5.6): counts of a snapshot. Creating one queues its job; the
+//! QueryExecutor reports back by PATCH, which only ever moves a job that has not ended.
+use std::sync::Arc;
+
+use axum::{
+    extract::{Path, State},
+    http::{Method, StatusCode},
+    Json, Router,
+};
+use c360::{
+    domain::{
+        cohort::{python_duration, DatedMeasure, Job, JobStatus, Kind, MeasureMode, Stamps},
+        time,
+    },
+    error::{AppError, AppResult},
+    http::{
+        fields::Fields,
+        listing::{sort_by, ListQuery, SortValue},
+        Api, AppState, Body, Exposure, MethodPolicy, Principal, RouteSpec,
+    },
+    jobs::CohortJob,
+    store::{
+        cohort::{put_object, Changes},
+        keys, Condition, StoreError,
+    },
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::{common::*, views};
+
+pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
+    Api::new(state, "cohort")
+        .method_policy(MethodPolicy::NotAllowedIf(method_allowed_for))
+        .route(Method::GET, "/cohort/dated-measures/", Exposure::Authenticated, "List counts (LIMIT)", list)
+        .audited(
+            Method::POST,
+            "/cohort/dated-measures/",
+            Exposure::Authenticated,
+            "Count the patients of a snapshot (queues the job)",
+            "dated_measures.create",
+            create,
+        )
+        .route(Method::GET, "/cohort/dated-measures/{uuid}/", Exposure::Authenticated, "Get a count", retrieve)
+        .audited(
+            Method::PATCH,
+            "/cohort/dated-measures/{uuid}/",
+            Exposure::Authenticated,
+            "QueryExecutor callback: status and result of a count",
+            "dated_measures.partial_update",
+            patch,
+        )
+        .build()
+}
+
+async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: ListQuery) -> AppResult<Json<Value>> {
+    let mut measures: Vec<DatedMeasure> = if is_applicative(&principal) {
+        state.store.objects_of_everyone().await?
+    } else {
+        load(&state, owner(&principal), &[Kind::DatedMeasure]).await?.measures
+    };
+    measures.retain(|m| {
+        query.get("request_query_snapshot").is_none_or(|s| m.request_query_snapshot.to_string() == s)
+            && matches_any(&query, "request_job_status", m.job.request_job_status.as_str())
+    });
+    let orders = query.ordering("ordering", &["created_at", "modified_at"])?;
+    let orders = if orders.is_empty() { query.ordering_from("-created_at") } else { orders };
+    sort_by(&mut measures, &orders, |m, field| match field {
+        "modified_at" => SortValue::Text(time::iso(m.stamps.modified_at)),
+        _ => SortValue::Text(time::iso(m.stamps.created_at)),
+    });
+    let now = time::now();
+    Ok(Json(query.limited_of(measures).envelope(|m| views::dated_measure(&state.settings, &m, now))))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    Body(mut body): Body,
+) -> AppResult<(StatusCode, Json<Value>)> {
+    refuse_applicative(&principal)?;
+    let owner = owner(&principal);
+    apply_id_aliases(&mut body, &["request_query_snapshot", "owner"]);
+    let ws = load(&state, owner, &[Kind::Snapshot, Kind::Cohort]).await?;
+    let mut fields = Fields::new(&body);
+    check_owner(&mut fields, owner);
+    let snapshot = fields.required_relation("request_query_snapshot", |u| {
+        ws.snapshot(u).is_some() && !ws.hidden_snapshot(u)
+    });
+    let stage_details = match body.get("stageDetails") {
+        Some(Value::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    fields.finish()?;
+    let snapshot = snapshot.and_then(|s| ws.snapshot(s)).ok_or(AppError::NotFound(Kind::Snapshot.model()))?;
+    let measure = DatedMeasure {
+        uuid: Uuid::new_v4(),
+        owner: owner.to_owned(),
+        request_query_snapshot: snapshot.uuid,
+        request: snapshot.request,
+        measure: None,
+        measure_min: None,
+        measure_max: None,
+        extra: None,
+        count_task_id: String::new(),
+        mode: MeasureMode::Snapshot,
+        job: Job::new(),
+        stamps: Stamps::new(time::now()),
+    };
+    state.store.transact(vec![put_object(&measure, Condition::MustNotExist)?]).await?;
+    let job = CohortJob::Count { owner: owner.to_owned(), dated_measure: measure.uuid, stage_details };
+    if let Err(err) = queue(&state, job).await {
+        // The count would never run: it must not stay behind as "new".
+        let key = keys::workspace_object(Kind::DatedMeasure, owner, measure.uuid);
+        state.store.delete(&key, Condition::None).await.ok();
+        return Err(err);
+    }
+    Ok((StatusCode::CREATED, Json(views::dated_measure(&state.settings, &measure, time::now()))))
+}
+
+async fn retrieve(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    Path(uuid): Path<String>,
+) -> AppResult<Json<Value>> {
+    let measure: DatedMeasure = visible(&state, &principal, path_uuid(&uuid, Kind::DatedMeasure)?).await?;
+    Ok(Json(views::dated_measure(&state.settings, &measure, time::now())))
+}
+
+/// The QueryExecutor callback (spec §5.6): `{"request_job_status", "count"?, "minimum"?, "maximum"?,
+/// "extra"?, "message"?}`. A job that has ended keeps its state: a late or duplicated callback is
+/// answered with the stored count, unchanged.
+async fn patch(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    Path(uuid): Path<String>,
+    Body(body): Body,
+) -> AppResult<Json<Value>> {
+    let measure: DatedMeasure = visible(&state, &principal, path_uuid(&uuid, Kind::DatedMeasure)?).await?;
+    let now = time::now();
+    let mut changes = Changes::modified(now);
+    changes.while_status(&JobStatus::not_final());
+    let status = match callback_status(&body) {
+        Ok(status) => status,
+        Err(message) => {
+            changes.set("request_job_status", &JobStatus::Failed)?.set("request_job_fail_msg", &message)?;
+            apply(&state, &measure, changes).await?;
+            return Err(AppError::InvalidString(message));
+        }
+    };
+    let mut fields = Fields::new(&body);
+    let count = callback_number(&mut fields, &body, "count");
+    let minimum = callback_number(&mut fields, &body, "minimum");
+    let maximum = callback_number(&mut fields, &body, "maximum");
+    fields.finish()?;
+    changes.set("request_job_status", &status)?;
+    changes.set("request_job_duration", &python_duration(now - measure.stamps.created_at))?;
+    match status {
+        JobStatus::Finished => {
+            changes.set("measure", &count)?.set("extra", &body.get("extra"))?;
+            if measure.mode == MeasureMode::Global {
+                changes.set("measure_min", &minimum)?.set("measure_max", &maximum)?;
+            }
+        }
+        JobStatus::Failed => {
+            let message = body.get("message").and_then(Value::as_str).unwrap_or_default();
+            changes.set("request_job_fail_msg", &message)?;
+        }
+        _ => {}
+    }
+    let updated = apply(&state, &measure, changes).await?;
+    Ok(Json(views::dated_measure(&state.settings, &updated, now)))
+}
+
+/// Applies a callback's changes unless the job has ended meanwhile; returns the stored count.
+async fn apply(state: &AppState, measure: &DatedMeasure, changes: Changes) -> AppResult<DatedMeasure> {
+    match state.store.update_object::<DatedMeasure>(&measure.owner, measure.uuid, changes).await {
+        Ok(updated) => Ok(updated),
+        Err(StoreError::ConditionFailed) => {
+            let current = state.store.workspace_object::<DatedMeasure>(&measure.owner, measure.uuid).await?;
+            let current = current.ok_or(AppError::NotFound(Kind::DatedMeasure.model()))?;
+            tracing::info!(
+                dated_measure = %measure.uuid,
+                status = current.job.request_job_status.as_str(),
+                "callback ignored: the count has already ended"
+            );
+            Ok(current)
+        }
+        Err(other) => Err(other.into()),
+    }
+}
