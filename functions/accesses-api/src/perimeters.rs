@@ -69,26 +69,46 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
         .build()
 }
 
-/// The perimeter FilterSet and search of spec §4.15.
-pub fn matches_filters(p: &Perimeter, query: &ListQuery) -> bool {
-    let contains = |value: &Option<String>, param: &str| {
-        query
-            .get(param)
-            .is_none_or(|wanted| value.as_deref().is_some_and(|v| v.to_lowercase().contains(&wanted.to_lowercase())))
-    };
-    let one_of = |value: Option<String>, param: &str| {
-        query.list(param).is_none_or(|values| value.is_some_and(|v| values.contains(&v)))
-    };
-    contains(&Some(p.name.clone()), "name")
-        && contains(&p.source_value, "source_value")
-        && one_of(p.type_source_value.clone(), "type_source_value")
-        && one_of(p.cohort_id.clone(), "cohort_id")
-        && one_of(p.parent_id.map(|i| i.to_string()), "parent_id")
-        && one_of(p.local_id.clone(), "local_id")
-        && matches_search(
-            &query.search_terms(),
-            &[Some(&p.name), p.type_source_value.as_deref(), p.source_value.as_deref()],
-        )
+/// The perimeter FilterSet and search of spec §4.15, read from the query once and then matched
+/// against every perimeter of the tree (tens of thousands per request).
+pub struct PerimeterFilter {
+    name: Option<String>,
+    source_value: Option<String>,
+    type_source_value: Option<Vec<String>>,
+    cohort_id: Option<Vec<String>>,
+    parent_id: Option<Vec<String>>,
+    local_id: Option<Vec<String>>,
+    terms: Vec<String>,
+}
+
+impl PerimeterFilter {
+    pub fn new(query: &ListQuery) -> Self {
+        Self {
+            name: query.get("name").map(str::to_lowercase),
+            source_value: query.get("source_value").map(str::to_lowercase),
+            type_source_value: query.list("type_source_value"),
+            cohort_id: query.list("cohort_id"),
+            parent_id: query.list("parent_id"),
+            local_id: query.list("local_id"),
+            terms: query.search_terms(),
+        }
+    }
+
+    pub fn matches(&self, p: &Perimeter) -> bool {
+        let contains = |value: Option<&str>, wanted: &Option<String>| {
+            wanted.as_deref().is_none_or(|w| value.is_some_and(|v| v.to_lowercase().contains(w)))
+        };
+        let one_of = |value: Option<&str>, wanted: &Option<Vec<String>>| {
+            wanted.as_ref().is_none_or(|values| value.is_some_and(|v| values.iter().any(|w| w == v)))
+        };
+        contains(Some(&p.name), &self.name)
+            && contains(p.source_value.as_deref(), &self.source_value)
+            && one_of(p.type_source_value.as_deref(), &self.type_source_value)
+            && one_of(p.cohort_id.as_deref(), &self.cohort_id)
+            && one_of(p.parent_id.map(|i| i.to_string()).as_deref(), &self.parent_id)
+            && one_of(p.local_id.as_deref(), &self.local_id)
+            && matches_search(&self.terms, &[Some(&p.name), p.type_source_value.as_deref(), p.source_value.as_deref()])
+    }
 }
 
 fn ordered<'a>(mut perimeters: Vec<&'a Perimeter>, query: &ListQuery) -> AppResult<Vec<&'a Perimeter>> {
@@ -104,8 +124,10 @@ fn ordered<'a>(mut perimeters: Vec<&'a Perimeter>, query: &ListQuery) -> AppResu
 
 async fn list(State(state): State<AppState>, _: Arc<Principal>, query: ListQuery) -> AppResult<Json<Value>> {
     let tree = state.perimeter_tree().await?;
-    let found = ordered(tree.iter().filter(|p| matches_filters(p, &query)).collect(), &query)?;
-    Ok(Json(query.limited(found.into_iter().map(views::perimeter_full).collect())))
+    let filter = PerimeterFilter::new(&query);
+    let found = ordered(tree.iter().filter(|p| filter.matches(p)).collect(), &query)?;
+    // Only the page is rendered: the tree holds tens of thousands of perimeters.
+    Ok(Json(query.limited_of(found).envelope(views::perimeter_full)))
 }
 
 fn find(tree: &PerimeterTree, raw: &str) -> AppResult<Perimeter> {
@@ -125,8 +147,9 @@ async fn children(
 ) -> AppResult<Json<Value>> {
     let tree = state.perimeter_tree().await?;
     let parent = parse_id(&id, "Perimeter")?;
-    let found = ordered(tree.children(parent).filter(|p| matches_filters(p, &query)).collect(), &query)?;
-    Ok(Json(query.limited(found.into_iter().map(views::perimeter_full).collect())))
+    let filter = PerimeterFilter::new(&query);
+    let found = ordered(tree.children(parent).filter(|p| filter.matches(p)).collect(), &query)?;
+    Ok(Json(query.limited_of(found).envelope(views::perimeter_full)))
 }
 
 async fn child(
@@ -158,7 +181,8 @@ async fn manageable(
         // With parameters, the tops and everything below them, then the perimeter filters.
         let below: Vec<&Perimeter> = tops.iter().flat_map(|id| tree.descendants(*id)).collect();
         found.extend(below);
-        found.retain(|p| matches_filters(p, &query));
+        let filter = PerimeterFilter::new(&query);
+        found.retain(|p| filter.matches(p));
     }
     Ok(Json(json!(found.into_iter().map(views::perimeter_lite).collect::<Vec<_>>())))
 }
@@ -170,36 +194,36 @@ async fn patient_data_rights(
 ) -> AppResult<Response> {
     let tree = state.perimeter_tree().await?;
     let rights = PatientDataRights::new(&principal.grants, &tree);
-    let mut rows: Vec<(&Perimeter, Value)> = Vec::new();
+    let mut rows = Vec::new();
     if !rights.is_empty() {
+        let filter = PerimeterFilter::new(&query);
         for id in rights.targets(has_any_param(&query), &tree) {
-            let Some(p) = tree.get(id).filter(|p| matches_filters(p, &query)) else { continue };
-            let r = rights.right_on(id, &tree);
-            let read_role = match (r.nominative, r.pseudonymized) {
-                (true, _) => "READ_PATIENT_NOMINATIVE",
-                (false, true) => "READ_PATIENT_PSEUDO_ANONYMIZE",
-                _ => "NO READ PATIENT RIGHT",
-            };
-            rows.push((
-                p,
-                json!({
-                    "perimeter": views::perimeter_lite(p),
-                    "read_role": read_role,
-                    "right_read_patient_nominative": r.nominative,
-                    "right_read_patient_pseudonymized": r.pseudonymized,
-                    "right_search_patients_by_ipp": rights.search_by_ipp,
-                    "right_read_opposed_patients_data": rights.search_opposed,
-                }),
-            ));
+            let Some(p) = tree.get(id).filter(|p| filter.matches(p)) else { continue };
+            rows.push((p, rights.right_on(id, &tree)));
         }
     }
     rows.sort_by(|(a, _), (b, _)| (a.full_path.as_deref(), a.id).cmp(&(b.full_path.as_deref(), b.id)));
-    let page = query.limited(rows.into_iter().map(|(_, row)| row).collect());
+    let page = query.limited_of(rows);
     // As the original: an empty page is `{}`, not an envelope.
-    if page["results"].as_array().is_none_or(Vec::is_empty) {
+    if page.results.is_empty() {
         return Ok(Json(json!({})).into_response());
     }
-    Ok(Json(page).into_response())
+    Ok(Json(page.envelope(|(p, r)| {
+        let read_role = match (r.nominative, r.pseudonymized) {
+            (true, _) => "READ_PATIENT_NOMINATIVE",
+            (false, true) => "READ_PATIENT_PSEUDO_ANONYMIZE",
+            _ => "NO READ PATIENT RIGHT",
+        };
+        json!({
+            "perimeter": views::perimeter_lite(p),
+            "read_role": read_role,
+            "right_read_patient_nominative": r.nominative,
+            "right_read_patient_pseudonymized": r.pseudonymized,
+            "right_search_patients_by_ipp": rights.search_by_ipp,
+            "right_read_opposed_patients_data": rights.search_opposed,
+        })
+    }))
+    .into_response())
 }
 
 /// §4.9 for perimeter cohort ids. (Cohort `group_id`s resolve to their snapshot's perimeters once
