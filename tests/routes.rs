@@ -24,6 +24,7 @@ const PUBLIC_ROUTES: &[(&str, &str)] = &[
     ("GET", "/docs/swagger-ui.css"),
     ("GET", "/schema"),
     ("GET", "/schema/"),
+    ("GET", "/cohort/cohorts/jobs/active/"),
 ];
 
 fn concrete(path: &str) -> String {

@@ -274,6 +274,31 @@ pub fn my_data_rights(grants: &[Grant], requested: Option<&[i64]>, tree: &Perime
         .collect()
 }
 
+/// §4.11: what a user may do with a cohort built on some perimeters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CohortRights {
+    pub read_patient_nomi: bool,
+    pub read_patient_pseudo: bool,
+    pub export_csv_xlsx_nomi: bool,
+    pub export_jupyter_nomi: bool,
+    pub export_jupyter_pseudo: bool,
+}
+
+/// §4.11: each right holds when, on every perimeter of the cohort, a valid access on it or on an
+/// ancestor grants it (a cohort without perimeters gets every right).
+pub fn cohort_rights(grants: &[Grant], perimeters: &[i64], tree: &PerimeterTree) -> CohortRights {
+    let everywhere = |rights: &[Right]| {
+        perimeters.iter().all(|&p| grants.iter().any(|g| g.rights.any(rights) && tree.is_within(p, g.perimeter_id)))
+    };
+    CohortRights {
+        read_patient_nomi: everywhere(&[Right::READ_PATIENT_NOMINATIVE]),
+        read_patient_pseudo: everywhere(&[Right::READ_PATIENT_NOMINATIVE, Right::READ_PATIENT_PSEUDONYMIZED]),
+        export_csv_xlsx_nomi: everywhere(&[Right::EXPORT_CSV_XLSX_NOMINATIVE]),
+        export_jupyter_nomi: everywhere(&[Right::EXPORT_JUPYTER_NOMINATIVE]),
+        export_jupyter_pseudo: everywhere(&[Right::EXPORT_JUPYTER_NOMINATIVE, Right::EXPORT_JUPYTER_PSEUDONYMIZED]),
+    }
+}
+
 /// The allowed-users counters of every perimeter (spec §10.1), from the valid accesses of active
 /// profiles given as `(username, perimeter, rights of the role)`.
 pub fn count_allowed_users<'a>(
@@ -487,6 +512,31 @@ mod tests {
 
     fn on(perimeter_id: i64, rights: RightSet) -> Grant {
         Grant { perimeter_id, rights }
+    }
+
+    /// §4.11 on the demo tree (9999 → 2 → 10 → 13, 14; 9999 → 0 → 3): a right must hold on every perimeter.
+    #[test]
+    fn cohort_rights_hold_only_when_every_perimeter_grants_them() {
+        let tree = demo_tree();
+        let exporter = set(&[Right::READ_PATIENT_NOMINATIVE, Right::EXPORT_CSV_XLSX_NOMINATIVE]);
+        let grants = [on(10, exporter), on(0, pseudo_reader())];
+        let table: [(&[i64], [bool; 5]); 4] = [
+            (&[13, 14], [true, true, true, false, false]),
+            (&[13, 3], [false, true, false, false, false]),
+            (&[2], [false, false, false, false, false]),
+            (&[], [true, true, true, true, true]),
+        ];
+        for (perimeters, expected) in table {
+            let r = cohort_rights(&grants, perimeters, &tree);
+            let got = [
+                r.read_patient_nomi,
+                r.read_patient_pseudo,
+                r.export_csv_xlsx_nomi,
+                r.export_jupyter_nomi,
+                r.export_jupyter_pseudo,
+            ];
+            assert_eq!(got, expected, "perimeters {perimeters:?}");
+        }
     }
 
     /// The worked example of spec §4.3: Y's accesses, and who may manage each of them.

@@ -1,0 +1,485 @@
+//! `/cohort/cohorts/` (spec §5.7, §4.11): cohorts built from a count, samples of a cohort, their
+//! QueryExecutor / Solr ETL callbacks, the active-jobs counter and the rights on cohorts.
+use std::{collections::HashSet, sync::Arc};
+
+use axum::{
+    extract::{Path, State},
+    http::{Method, StatusCode},
+    Json, Router,
+};
+use c360::{
+    domain::{
+        access_rules::cohort_rights,
+        cohort::{python_duration, CohortResult, DatedMeasure, Job, JobStatus, Kind, MeasureMode, Stamps, Workspace},
+        time,
+    },
+    error::{AppError, AppResult},
+    http::{
+        fields::{Fields, Text},
+        listing::{matches_regex_search, sort_by, ListQuery, SortValue},
+        Api, AppState, Body, Exposure, MethodPolicy, Principal, PublicCaller, RouteSpec,
+    },
+    jobs::CohortJob,
+    store::{
+        cohort::{put_object, Changes},
+        keys, Condition, StoreError, Write,
+    },
+};
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use crate::{common::*, views};
+
+const RELATIONS: [&str; 4] = ["request_query_snapshot", "dated_measure", "parent_cohort", "owner"];
+/// What rendering a cohort reads: its counts, its snapshot's request, its samples.
+const COHORT_KINDS: [Kind; 4] = [Kind::Request, Kind::Snapshot, Kind::DatedMeasure, Kind::Cohort];
+/// Keys a cohort PATCH refuses (spec §5.7).
+const NOT_UPDATABLE: [&str; 6] =
+    ["owner", "owner_id", "request_query_snapshot", "request_query_snapshot_id", "dated_measure", "dated_measure_id"];
+
+pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
+    Api::new(state, "cohort")
+        .method_policy(MethodPolicy::NotAllowedIf(method_allowed_for))
+        .route(Method::GET, "/cohort/cohorts/", Exposure::Authenticated, "List cohorts (LIMIT)", list)
+        .audited(
+            Method::POST,
+            "/cohort/cohorts/",
+            Exposure::Authenticated,
+            "Create a cohort from a count, or a sample of a cohort (queues the job)",
+            "cohorts.create",
+            create,
+        )
+        .route(
+            Method::GET,
+            "/cohort/cohorts/jobs/active/",
+            Exposure::Public,
+            "Number of cohorts still to be built",
+            active_jobs,
+        )
+        .route(
+            Method::GET,
+            "/cohort/cohorts/cohort-rights/",
+            Exposure::Authenticated,
+            "The caller's rights on their cohorts, by group id",
+            rights,
+        )
+        .route(Method::GET, "/cohort/cohorts/{uuid}/", Exposure::Authenticated, "Get a cohort", retrieve)
+        .audited(
+            Method::PATCH,
+            "/cohort/cohorts/{uuid}/",
+            Exposure::Authenticated,
+            "Edit a cohort, or QueryExecutor / ETL callback",
+            "cohorts.partial_update",
+            patch,
+        )
+        .audited(
+            Method::DELETE,
+            "/cohort/cohorts/{uuid}/",
+            Exposure::Authenticated,
+            "Delete cohorts (comma-separated uuids)",
+            "cohorts.destroy",
+            destroy,
+        )
+        .build()
+}
+
+/// The cohorts a caller lists, and the workspace that renders them. Applicative actors see every
+/// owner's cohorts with their counts (two index listings), without requests.
+async fn listable(state: &AppState, principal: &Principal) -> AppResult<Workspace> {
+    if is_applicative(principal) {
+        let (cohorts, measures) =
+            tokio::join!(state.store.objects_of_everyone(), state.store.objects_of_everyone());
+        return Ok(Workspace { cohorts: cohorts?, measures: measures?, ..Workspace::default() });
+    }
+    load(state, &principal.username, &COHORT_KINDS).await
+}
+
+fn integer_filter(query: &ListQuery, key: &str) -> AppResult<Option<i64>> {
+    query.get(key).map(|raw| raw.trim().parse::<i64>().map_err(|_| AppError::field(key, "Enter a number."))).transpose()
+}
+
+async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: ListQuery) -> AppResult<Json<Value>> {
+    let orders = query.ordering("ordering", &["created_at", "modified_at", "name", "result_size", "favorite", "request"])?;
+    let orders = if orders.is_empty() { query.ordering_from("-created_at") } else { orders };
+    let created = query.date_range("created_at")?;
+    let (min_size, max_size) = (integer_filter(&query, "min_result_size")?, integer_filter(&query, "max_result_size")?);
+    let (request_id, parent) = (query.uuid("request_id")?, query.uuid("parent_cohort")?);
+    let ws = listable(&state, &principal).await?;
+    let limit = state.settings.cohort_size_limit;
+    let name = query.get("name").map(str::to_lowercase);
+    let terms = query.search_terms();
+    let request_of = |c: &CohortResult| c.request_query_snapshot.and_then(|s| ws.snapshot(s)).and_then(|s| ws.request(s.request));
+    let mut cohorts: Vec<(&CohortResult, Option<i64>)> = ws
+        .cohorts
+        .iter()
+        .filter(|c| !c.is_subset)
+        .map(|c| (c, views::result_size(&ws, c)))
+        .filter(|(c, size)| {
+            name.as_deref().is_none_or(|n| c.name.as_deref().is_some_and(|v| v.to_lowercase().contains(n)))
+                && min_size.is_none_or(|m| size.is_some_and(|s| s >= m))
+                && max_size.is_none_or(|m| size.is_some_and(|s| s <= m))
+                && created.contains(Some(c.stamps.created_at))
+                && request_id.is_none_or(|r| request_of(c).is_some_and(|req| req.uuid == r))
+                && flag_matches(&query, "favorite", c.favorite)
+                && matches_any(&query, "group_id", &c.group_id)
+                && matches_any(&query, "status", c.job.request_job_status.as_str())
+                && parent.is_none_or(|p| c.parent_cohort == Some(p))
+                && flag_matches(&query, "is_sample", c.parent_cohort.is_some())
+                && flag_matches(&query, "exportable", size.is_some_and(|s| s <= limit))
+                && matches_regex_search(&terms, &[c.name.as_deref(), c.description.as_deref()])
+        })
+        .collect();
+    sort_by(&mut cohorts, &orders, |(c, size), field| match field {
+        "modified_at" => SortValue::Text(time::iso(c.stamps.modified_at)),
+        "name" => c.name.as_deref().into(),
+        "result_size" => size.map_or(SortValue::Null, SortValue::Int),
+        "favorite" => SortValue::Bool(c.favorite),
+        "request" => request_of(c).map(|r| r.name.as_str()).into(),
+        _ => SortValue::Text(time::iso(c.stamps.created_at)),
+    });
+    let page = query.limited_of(cohorts);
+    Ok(Json(page.envelope(|(c, _)| views::cohort(&state.settings, &ws, c, true))))
+}
+
+async fn retrieve(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    Path(uuid): Path<String>,
+) -> AppResult<Json<Value>> {
+    let uuid = path_uuid(&uuid, Kind::Cohort)?;
+    let cohort: CohortResult = visible(&state, &principal, uuid).await?;
+    if cohort.is_subset && !is_applicative(&principal) {
+        return Err(AppError::NotFound(Kind::Cohort.model()));
+    }
+    let ws = load(&state, &cohort.owner, &COHORT_KINDS).await?;
+    Ok(Json(views::cohort(&state.settings, &ws, &cohort, true)))
+}
+
+fn new_measure(owner: &str, snapshot: Uuid, request: Uuid, mode: MeasureMode, now: time::DateTime) -> DatedMeasure {
+    DatedMeasure {
+        uuid: Uuid::new_v4(),
+        owner: owner.to_owned(),
+        request_query_snapshot: snapshot,
+        request,
+        measure: None,
+        measure_min: None,
+        measure_max: None,
+        extra: None,
+        count_task_id: String::new(),
+        mode,
+        job: Job::new(),
+        stamps: Stamps::new(now),
+    }
+}
+
+/// A regular cohort (from a snapshot and its count) or a sample (from a parent cohort and a ratio).
+async fn create(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    Body(mut body): Body,
+) -> AppResult<(StatusCode, Json<Value>)> {
+    refuse_applicative(&principal)?;
+    let owner = owner(&principal);
+    apply_id_aliases(&mut body, &RELATIONS);
+    let ws = load(&state, owner, &COHORT_KINDS).await?;
+    let now = time::now();
+    let mut fields = Fields::new(&body);
+    check_owner(&mut fields, owner);
+    let name = fields.text("name", Text::max(255).nullable()).flatten();
+    let description = fields.text("description", Text::default().nullable().blank()).flatten();
+    let favorite = fields.boolean("favorite").unwrap_or(false);
+    let is_sample = body.get("parent_cohort").is_some_and(|v| !v.is_null());
+    let mut cohort = CohortResult {
+        uuid: Uuid::new_v4(),
+        owner: owner.to_owned(),
+        name,
+        description,
+        favorite,
+        request_query_snapshot: None,
+        group_id: String::new(),
+        dated_measure: None,
+        dated_measure_global: None,
+        create_task_id: String::new(),
+        is_subset: false,
+        parent_cohort: None,
+        sampling_ratio: None,
+        job: Job::new(),
+        stamps: Stamps::new(now),
+    };
+    let mut measures: Vec<DatedMeasure> = Vec::new();
+    if is_sample {
+        let parent = fields
+            .relation("parent_cohort", true, |u| ws.cohort(u).is_some_and(|c| !c.is_subset))
+            .flatten()
+            .and_then(|u| ws.cohort(u));
+        if parent.is_some_and(|p| p.parent_cohort.is_some()) {
+            fields.error("parent_cohort", "A sample cohort cannot be sampled.");
+        }
+        if !fields.present("sampling_ratio") {
+            fields.error("sampling_ratio", "This field is required.");
+        }
+        let ratio = fields.float("sampling_ratio", false).flatten();
+        if ratio.is_some_and(|r| r <= 0.0 || r >= 1.0) {
+            fields.error("sampling_ratio", "Sampling ratio must be between 0 and 1");
+        }
+        let snapshot = parent.and_then(|p| p.request_query_snapshot).and_then(|s| ws.snapshot(s));
+        fields.finish()?;
+        let (parent, snapshot) = parent.zip(snapshot).ok_or(AppError::NotFound(Kind::Snapshot.model()))?;
+        let measure = new_measure(owner, snapshot.uuid, snapshot.request, MeasureMode::Snapshot, now);
+        cohort.request_query_snapshot = Some(snapshot.uuid);
+        cohort.dated_measure = Some(measure.uuid);
+        cohort.parent_cohort = Some(parent.uuid);
+        cohort.sampling_ratio = ratio;
+        measures.push(measure);
+    } else {
+        let snapshot = fields.required_relation("request_query_snapshot", |u| {
+            ws.snapshot(u).is_some() && !ws.hidden_snapshot(u)
+        });
+        let measure = fields.required_relation("dated_measure", |u| ws.measure(u).is_some());
+        let global_estimate = fields.boolean("global_estimate").unwrap_or(false);
+        fields.finish()?;
+        let snapshot = snapshot.and_then(|s| ws.snapshot(s)).ok_or(AppError::NotFound(Kind::Snapshot.model()))?;
+        cohort.request_query_snapshot = Some(snapshot.uuid);
+        cohort.dated_measure = measure;
+        if global_estimate {
+            let global = new_measure(owner, snapshot.uuid, snapshot.request, MeasureMode::Global, now);
+            cohort.dated_measure_global = Some(global.uuid);
+            measures.push(global);
+        }
+    }
+    let mut writes: Vec<Write> = measures.iter().map(|m| put_object(m, Condition::MustNotExist)).collect::<Result<_, _>>()?;
+    writes.push(put_object(&cohort, Condition::MustNotExist)?);
+    state.store.transact(writes).await?;
+    let mut jobs: Vec<CohortJob> = measures
+        .iter()
+        .filter(|m| m.mode == MeasureMode::Global)
+        .map(|m| CohortJob::CountAll { owner: owner.to_owned(), dated_measure: m.uuid })
+        .collect();
+    jobs.push(CohortJob::Create { owner: owner.to_owned(), cohort: cohort.uuid });
+    for job in jobs {
+        if let Err(err) = queue(&state, job).await {
+            // Nothing would ever build it: remove what was created.
+            let mut keys = vec![keys::workspace_object(Kind::Cohort, owner, cohort.uuid)];
+            keys.extend(measures.iter().map(|m| keys::workspace_object(Kind::DatedMeasure, owner, m.uuid)));
+            for key in keys {
+                state.store.delete(&key, Condition::None).await.ok();
+            }
+            return Err(err);
+        }
+    }
+    let mut rendered = ws;
+    rendered.measures.extend(measures);
+    Ok((StatusCode::CREATED, Json(views::cohort(&state.settings, &rendered, &cohort, false))))
+}
+
+/// Python's `repr` of a JSON body, as the original quotes it in an error message.
+fn python_repr(value: &Value) -> String {
+    match value {
+        Value::Null => "None".into(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'")),
+        Value::Array(items) => format!("[{}]", items.iter().map(python_repr).collect::<Vec<_>>().join(", ")),
+        Value::Object(map) => format!(
+            "{{{}}}",
+            map.iter().map(|(k, v)| format!("'{k}': {}", python_repr(v))).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+/// Owner edits and QueryExecutor / Solr ETL callbacks (spec §5.7). Status changes apply only to a job
+/// that has not ended: a late or duplicated callback leaves the cohort as it is.
+async fn patch(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    Path(uuid): Path<String>,
+    Body(body): Body,
+) -> AppResult<Json<Value>> {
+    let uuid = path_uuid(&uuid, Kind::Cohort)?;
+    let cohort: CohortResult = visible(&state, &principal, uuid).await?;
+    if cohort.is_subset && !is_applicative(&principal) {
+        return Err(AppError::NotFound(Kind::Cohort.model()));
+    }
+    if NOT_UPDATABLE.iter().any(|k| body.contains_key(*k)) {
+        let repr = python_repr(&Value::Object(body.clone()));
+        return Err(AppError::InvalidString(format!("The payload contains non-updatable fields `{repr}`")));
+    }
+    let ws = load(&state, &cohort.owner, &COHORT_KINDS).await?;
+    let now = time::now();
+    let mut changes = Changes::modified(now);
+    let mut measure_update: Option<(Uuid, Changes)> = None;
+    if body.contains_key("request_job_status") {
+        changes.while_status(&JobStatus::not_final());
+        match callback_status(&body) {
+            Err(message) => {
+                changes.cohort_status(cohort.uuid, JobStatus::Failed)?.set("request_job_fail_msg", &message)?;
+                apply(&state, &cohort, changes).await?;
+                return Err(AppError::InvalidString(message));
+            }
+            Ok(status) => {
+                changes.cohort_status(cohort.uuid, status)?;
+                if matches!(status, JobStatus::Finished | JobStatus::Failed) {
+                    changes.set("request_job_duration", &python_duration(now - cohort.stamps.created_at))?;
+                }
+                if status == JobStatus::Failed {
+                    changes.set("request_job_fail_msg", &body.get("message").and_then(Value::as_str).unwrap_or(""))?;
+                }
+                if let Some(measure) = cohort.dated_measure.filter(|_| body.contains_key("group.count")) {
+                    let mut fields = Fields::new(&body);
+                    let count = callback_number(&mut fields, &body, "group.count");
+                    fields.finish()?;
+                    let mut dm = Changes::modified(now);
+                    dm.while_status(&JobStatus::not_final());
+                    dm.set("measure", &count)?.set("request_job_status", &status)?;
+                    measure_update = Some((measure, dm));
+                }
+            }
+        }
+    }
+    if let Some(group) = body.get("group.id") {
+        changes.set("group_id", &group_text(group))?;
+    }
+    owner_edits(&body, &ws, &cohort, &mut changes)?;
+    if let Some((measure, dm)) = measure_update {
+        match state.store.update_object::<DatedMeasure>(&cohort.owner, measure, dm).await {
+            Ok(_) | Err(StoreError::ConditionFailed) => {}
+            Err(other) => return Err(other.into()),
+        }
+    }
+    let updated = apply(&state, &cohort, changes).await?;
+    Ok(Json(views::cohort(&state.settings, &ws, &updated, false)))
+}
+
+/// `group.id` arrives as a string or a number; it is stored as text.
+fn group_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// The writable fields of a cohort (spec §5.7) other than the callback keys.
+fn owner_edits(body: &Map<String, Value>, ws: &Workspace, cohort: &CohortResult, changes: &mut Changes) -> AppResult<()> {
+    let mut fields = Fields::new(body);
+    let name = fields.text("name", Text::max(255).nullable());
+    let description = fields.text("description", Text::default().nullable().blank());
+    let favorite = fields.boolean("favorite");
+    let group_id = fields.text("group_id", Text::max(64).blank());
+    let fail_msg = fields.text("request_job_fail_msg", Text::default().blank());
+    let duration = fields.text("request_job_duration", Text::default().blank());
+    let ratio = fields.float("sampling_ratio", true);
+    let parent = fields.relation("parent_cohort", true, |u| u != cohort.uuid && ws.cohort(u).is_some());
+    fields.finish()?;
+    if let Some(name) = name {
+        changes.set("name", &name)?;
+    }
+    if let Some(description) = description {
+        changes.set("description", &description)?;
+    }
+    if let Some(favorite) = favorite {
+        changes.set("favorite", &favorite)?;
+    }
+    if let Some(group_id) = group_id.flatten() {
+        changes.set("group_id", &group_id)?;
+    }
+    if let Some(message) = fail_msg.flatten() {
+        changes.set("request_job_fail_msg", &message)?;
+    }
+    if let Some(duration) = duration.flatten() {
+        changes.set("request_job_duration", &duration)?;
+    }
+    if let Some(ratio) = ratio {
+        changes.set("sampling_ratio", &ratio)?;
+    }
+    if let Some(parent) = parent {
+        changes.set("parent_cohort", &parent)?;
+    }
+    Ok(())
+}
+
+/// Applies changes unless the job ended meanwhile; returns the stored cohort.
+async fn apply(state: &AppState, cohort: &CohortResult, changes: Changes) -> AppResult<CohortResult> {
+    match state.store.update_object::<CohortResult>(&cohort.owner, cohort.uuid, changes).await {
+        Ok(updated) => Ok(updated),
+        Err(StoreError::ConditionFailed) => {
+            let current = state.store.workspace_object::<CohortResult>(&cohort.owner, cohort.uuid).await?;
+            let current = current.ok_or(AppError::NotFound(Kind::Cohort.model()))?;
+            tracing::info!(
+                cohort = %cohort.uuid,
+                status = current.job.request_job_status.as_str(),
+                "callback ignored: the cohort job has already ended"
+            );
+            Ok(current)
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+async fn destroy(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    Path(uuids): Path<String>,
+) -> AppResult<StatusCode> {
+    refuse_applicative(&principal)?;
+    let uuids = delete_targets(&uuids, Kind::Cohort)?;
+    delete_owned(&state, owner(&principal), Kind::Cohort, &uuids).await
+}
+
+/// No authentication (spec §5.7): one counted Query of the active-jobs index.
+async fn active_jobs(State(state): State<AppState>, _: PublicCaller) -> AppResult<Json<Value>> {
+    Ok(Json(json!({"jobs_count": state.store.count_active_cohort_jobs().await?})))
+}
+
+/// §4.11, over the caller's own cohorts (the original answers 500 when a group id belongs to someone
+/// else; here another user's cohort is simply not found).
+async fn rights(State(state): State<AppState>, principal: Arc<Principal>, query: ListQuery) -> AppResult<Json<Value>> {
+    // `group_id=` (empty) matches cohorts whose group id is not set yet, as in the original.
+    let wanted: HashSet<String> = match query.list("group_id") {
+        Some(ids) if !ids.is_empty() => ids.into_iter().collect(),
+        _ => HashSet::from([String::new()]),
+    };
+    let (ws, tree) = tokio::join!(
+        load(&state, owner(&principal), &[Kind::Snapshot, Kind::Cohort]),
+        state.perimeter_tree()
+    );
+    let (ws, tree) = (ws?, tree?);
+    let cohorts: Vec<&CohortResult> =
+        ws.cohorts.iter().filter(|c| !c.is_subset && wanted.contains(&c.group_id)).collect();
+    if cohorts.is_empty() {
+        return Err(AppError::NotFoundDetail("No cohorts found. The provided `group_id`s are not valid".into()));
+    }
+    if principal.grants.is_empty() {
+        let name = principal.user.as_ref().map(|u| u.display_name()).unwrap_or_else(|| principal.username.clone());
+        return Err(AppError::NotFoundDetail(format!("The user `{name}` has no valid accesses")));
+    }
+    let rows: Vec<Value> = cohorts
+        .into_iter()
+        .map(|c| {
+            let cohort_ids: Vec<&String> = c
+                .request_query_snapshot
+                .and_then(|s| ws.snapshot(s))
+                .and_then(|s| s.perimeters_ids.as_ref())
+                .map(|ids| ids.iter().collect())
+                .unwrap_or_default();
+            let perimeters: Vec<i64> = tree
+                .iter()
+                .filter(|p| p.cohort_id.as_ref().is_some_and(|id| cohort_ids.contains(&id)))
+                .map(|p| p.id)
+                .collect();
+            let r = cohort_rights(&principal.grants, &perimeters, &tree);
+            json!({
+                "cohort_id": c.group_id,
+                "rights": {
+                    "read_patient_nomi": r.read_patient_nomi,
+                    "read_patient_pseudo": r.read_patient_pseudo,
+                    "export_csv_xlsx_nomi": r.export_csv_xlsx_nomi,
+                    "export_jupyter_nomi": r.export_jupyter_nomi,
+                    "export_jupyter_pseudo": r.export_jupyter_pseudo,
+                },
+            })
+        })
+        .collect();
+    Ok(Json(json!(rows)))
+}
