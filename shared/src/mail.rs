@@ -26,10 +26,9 @@ pub fn template(name: &str) -> Option<(&'static str, &'static str)> {
             include_str!("../templates/access_expiry_alert.txt"),
             include_str!("../templates/access_expiry_alert.html"),
         )),
-        "shared_request" => Some((
-            include_str!("../templates/shared_request.txt"),
-            include_str!("../templates/shared_request.html"),
-        )),
+        "shared_request" => {
+            Some((include_str!("../templates/shared_request.txt"), include_str!("../templates/shared_request.html")))
+        }
         _ => None,
     }
 }

@@ -158,7 +158,13 @@ impl TestApp {
             }
             for m in messages {
                 jobs.push(serde_json::from_str(m.body().unwrap_or("null")).expect("job messages are JSON"));
-                client.delete_message().queue_url(&url).receipt_handle(m.receipt_handle().unwrap_or("")).send().await.ok();
+                client
+                    .delete_message()
+                    .queue_url(&url)
+                    .receipt_handle(m.receipt_handle().unwrap_or(""))
+                    .send()
+                    .await
+                    .ok();
             }
         }
     }

@@ -87,8 +87,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
 /// owner's cohorts with their counts (two index listings), without requests.
 async fn listable(state: &AppState, principal: &Principal) -> AppResult<Workspace> {
     if is_applicative(principal) {
-        let (cohorts, measures) =
-            tokio::join!(state.store.objects_of_everyone(), state.store.objects_of_everyone());
+        let (cohorts, measures) = tokio::join!(state.store.objects_of_everyone(), state.store.objects_of_everyone());
         return Ok(Workspace { cohorts: cohorts?, measures: measures?, ..Workspace::default() });
     }
     load(state, &principal.username, &COHORT_KINDS).await
@@ -99,7 +98,8 @@ fn integer_filter(query: &ListQuery, key: &str) -> AppResult<Option<i64>> {
 }
 
 async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: ListQuery) -> AppResult<Json<Value>> {
-    let orders = query.ordering("ordering", &["created_at", "modified_at", "name", "result_size", "favorite", "request"])?;
+    let orders =
+        query.ordering("ordering", &["created_at", "modified_at", "name", "result_size", "favorite", "request"])?;
     let orders = if orders.is_empty() { query.ordering_from("-created_at") } else { orders };
     let created = query.date_range("created_at")?;
     let (min_size, max_size) = (integer_filter(&query, "min_result_size")?, integer_filter(&query, "max_result_size")?);
@@ -108,7 +108,8 @@ async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: L
     let limit = state.settings.cohort_size_limit;
     let name = query.get("name").map(str::to_lowercase);
     let terms = query.search_terms();
-    let request_of = |c: &CohortResult| c.request_query_snapshot.and_then(|s| ws.snapshot(s)).and_then(|s| ws.request(s.request));
+    let request_of =
+        |c: &CohortResult| c.request_query_snapshot.and_then(|s| ws.snapshot(s)).and_then(|s| ws.request(s.request));
     let mut cohorts: Vec<(&CohortResult, Option<i64>)> = ws
         .cohorts
         .iter()
@@ -232,9 +233,8 @@ async fn create(
         cohort.sampling_ratio = ratio;
         measures.push(measure);
     } else {
-        let snapshot = fields.required_relation("request_query_snapshot", |u| {
-            ws.snapshot(u).is_some() && !ws.hidden_snapshot(u)
-        });
+        let snapshot =
+            fields.required_relation("request_query_snapshot", |u| ws.snapshot(u).is_some() && !ws.hidden_snapshot(u));
         let measure = fields.required_relation("dated_measure", |u| ws.measure(u).is_some());
         let global_estimate = fields.boolean("global_estimate").unwrap_or(false);
         fields.finish()?;
@@ -247,7 +247,8 @@ async fn create(
             measures.push(global);
         }
     }
-    let mut writes: Vec<Write> = measures.iter().map(|m| put_object(m, Condition::MustNotExist)).collect::<Result<_, _>>()?;
+    let mut writes: Vec<Write> =
+        measures.iter().map(|m| put_object(m, Condition::MustNotExist)).collect::<Result<_, _>>()?;
     writes.push(put_object(&cohort, Condition::MustNotExist)?);
     state.store.transact(writes).await?;
     let mut jobs: Vec<CohortJob> = measures
@@ -361,7 +362,12 @@ fn group_text(value: &Value) -> String {
 }
 
 /// The writable fields of a cohort (spec §5.7) other than the callback keys.
-fn owner_edits(body: &Map<String, Value>, ws: &Workspace, cohort: &CohortResult, changes: &mut Changes) -> AppResult<()> {
+fn owner_edits(
+    body: &Map<String, Value>,
+    ws: &Workspace,
+    cohort: &CohortResult,
+    changes: &mut Changes,
+) -> AppResult<()> {
     let mut fields = Fields::new(body);
     let name = fields.text("name", Text::max(255).nullable());
     let description = fields.text("description", Text::default().nullable().blank());
@@ -440,10 +446,8 @@ async fn rights(State(state): State<AppState>, principal: Arc<Principal>, query:
         Some(ids) if !ids.is_empty() => ids.into_iter().collect(),
         _ => HashSet::from([String::new()]),
     };
-    let (ws, tree) = tokio::join!(
-        load(&state, owner(&principal), &[Kind::Snapshot, Kind::Cohort]),
-        state.perimeter_tree()
-    );
+    let (ws, tree) =
+        tokio::join!(load(&state, owner(&principal), &[Kind::Snapshot, Kind::Cohort]), state.perimeter_tree());
     let (ws, tree) = (ws?, tree?);
     let cohorts: Vec<&CohortResult> =
         ws.cohorts.iter().filter(|c| !c.is_subset && wanted.contains(&c.group_id)).collect();

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use c360::{
+    auth::AppActor,
     domain::{
         cohort::{JobStatus, Kind, Workspace},
         time,
@@ -26,7 +27,7 @@ pub const CASCADE_KINDS: [Kind; 7] =
 /// Applicative actors (QueryExecutor, Solr ETL) see every count, cohort and study and may only read
 /// and patch them (spec §5.1).
 pub fn is_applicative(principal: &Principal) -> bool {
-    principal.app.is_some()
+    matches!(principal.app, Some(AppActor::QueryExecutor | AppActor::SolrEtl))
 }
 
 /// 403 for applicative actors on the methods they may not use.
@@ -131,7 +132,12 @@ pub async fn update_owned<T: WorkspaceObject>(
 }
 
 /// The validation outcome of a PATCH, after the 404 of a missing object (DRF looks the object up first).
-pub async fn checked<T: WorkspaceObject>(state: &AppState, owner: &str, uuid: Uuid, fields: Fields<'_>) -> AppResult<()> {
+pub async fn checked<T: WorkspaceObject>(
+    state: &AppState,
+    owner: &str,
+    uuid: Uuid,
+    fields: Fields<'_>,
+) -> AppResult<()> {
     if fields.has_errors() && state.store.workspace_object::<T>(owner, uuid).await?.is_none() {
         return Err(AppError::NotFound(T::KIND.model()));
     }

@@ -84,9 +84,8 @@ async fn create(
     let ws = load(&state, owner, &[Kind::Snapshot, Kind::Cohort]).await?;
     let mut fields = Fields::new(&body);
     check_owner(&mut fields, owner);
-    let snapshot = fields.required_relation("request_query_snapshot", |u| {
-        ws.snapshot(u).is_some() && !ws.hidden_snapshot(u)
-    });
+    let snapshot =
+        fields.required_relation("request_query_snapshot", |u| ws.snapshot(u).is_some() && !ws.hidden_snapshot(u));
     let stage_details = match body.get("stageDetails") {
         Some(Value::String(s)) => Some(s.clone()),
         _ => None,

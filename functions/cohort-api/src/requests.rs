@@ -34,7 +34,14 @@ const REQUEST_KINDS: [Kind; 5] = [Kind::Folder, Kind::Request, Kind::Snapshot, K
 pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
     Api::new(state, "cohort")
         .route(Method::GET, "/cohort/requests/", Exposure::Authenticated, "List the caller's requests (LIMIT)", list)
-        .audited(Method::POST, "/cohort/requests/", Exposure::Authenticated, "Create a request", "requests.create", create)
+        .audited(
+            Method::POST,
+            "/cohort/requests/",
+            Exposure::Authenticated,
+            "Create a request",
+            "requests.create",
+            create,
+        )
         .route(Method::GET, "/cohort/requests/{uuid}/", Exposure::Authenticated, "Get a request", retrieve)
         .audited(
             Method::PATCH,
@@ -178,7 +185,11 @@ async fn create_scoped(
     Ok((StatusCode::CREATED, Json(views::request(&ws, &request, &HashMap::new(), false))))
 }
 
-async fn create(State(state): State<AppState>, principal: Arc<Principal>, Body(body): Body) -> AppResult<(StatusCode, Json<Value>)> {
+async fn create(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    Body(body): Body,
+) -> AppResult<(StatusCode, Json<Value>)> {
     create_scoped(&state, owner(&principal), body, None).await
 }
 
@@ -192,7 +203,12 @@ async fn create_in_folder(
 }
 
 /// The caller's request `uuid` (in `folder` for nested routes) and the workspace it was read from.
-async fn owned_request(state: &AppState, owner: &str, uuid: &str, folder: Option<&str>) -> AppResult<(Workspace, Uuid)> {
+async fn owned_request(
+    state: &AppState,
+    owner: &str,
+    uuid: &str,
+    folder: Option<&str>,
+) -> AppResult<(Workspace, Uuid)> {
     let uuid = path_uuid(uuid, Kind::Request)?;
     let ws = load(state, owner, &REQUEST_KINDS).await?;
     let request = ws.request(uuid).ok_or(AppError::NotFound("Request"))?;
@@ -209,7 +225,11 @@ async fn retrieve_scoped(state: &AppState, owner: &str, uuid: &str, folder: Opti
     Ok(Json(views::request(&ws, request, &names, true)))
 }
 
-async fn retrieve(State(state): State<AppState>, principal: Arc<Principal>, Path(uuid): Path<String>) -> AppResult<Json<Value>> {
+async fn retrieve(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    Path(uuid): Path<String>,
+) -> AppResult<Json<Value>> {
     retrieve_scoped(&state, owner(&principal), &uuid, None).await
 }
 
@@ -273,7 +293,11 @@ async fn patch_in_folder(
     patch_scoped(&state, owner(&principal), &uuid, Some(&folder), body).await
 }
 
-async fn destroy(State(state): State<AppState>, principal: Arc<Principal>, Path(uuids): Path<String>) -> AppResult<StatusCode> {
+async fn destroy(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    Path(uuids): Path<String>,
+) -> AppResult<StatusCode> {
     let uuids = delete_targets(&uuids, Kind::Request)?;
     delete_owned(&state, owner(&principal), Kind::Request, &uuids).await
 }

@@ -14,12 +14,12 @@ use c360::{
         time,
     },
     error::{AppError, AppResult},
-    notify,
     http::{
         fields::{Fields, Text},
         listing::{sort_by, ListQuery, SortValue},
         Api, AppState, Body, Exposure, Principal, RouteSpec,
     },
+    notify,
     store::{
         cohort::{patch_history_write, put_object, snapshot_query_write, Changes},
         keys, Condition, Write,
@@ -39,7 +39,13 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
     Api::new(state, "cohort")
         .route(Method::GET, ROOT, Exposure::Authenticated, "List the caller's query snapshots (LIMIT)", list)
         .audited(Method::POST, ROOT, Exposure::Authenticated, "Save a new version of a query", "rqs.create", create)
-        .route(Method::GET, "/cohort/request-query-snapshots/{uuid}/", Exposure::Authenticated, "Get a snapshot", retrieve)
+        .route(
+            Method::GET,
+            "/cohort/request-query-snapshots/{uuid}/",
+            Exposure::Authenticated,
+            "Get a snapshot",
+            retrieve,
+        )
         .audited(
             Method::PATCH,
             "/cohort/request-query-snapshots/{uuid}/",
@@ -284,7 +290,11 @@ async fn owned_snapshot(
     Ok((ws, snapshot, text))
 }
 
-async fn retrieve(State(state): State<AppState>, principal: Arc<Principal>, Path(uuid): Path<String>) -> AppResult<Json<Value>> {
+async fn retrieve(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    Path(uuid): Path<String>,
+) -> AppResult<Json<Value>> {
     let (ws, snapshot, text) = owned_snapshot(&state, owner(&principal), &uuid, None).await?;
     Ok(Json(views::snapshot(&state.settings, &ws, &snapshot, &text.serialized_query, time::now())))
 }

@@ -29,10 +29,10 @@ pub fn folder(ws: &Workspace, f: &Folder) -> Value {
 }
 
 /// The visible snapshots of a request, newest first.
-pub fn request_snapshots<'a>(ws: &'a Workspace, request: Uuid) -> Vec<&'a Snapshot> {
+pub fn request_snapshots(ws: &Workspace, request: Uuid) -> Vec<&Snapshot> {
     let mut snapshots: Vec<&Snapshot> =
         ws.snapshots.iter().filter(|s| s.request == request && !ws.hidden_snapshot(s.uuid)).collect();
-    snapshots.sort_by(|a, b| b.stamps.created_at.cmp(&a.stamps.created_at));
+    snapshots.sort_by_key(|s| std::cmp::Reverse(s.stamps.created_at));
     snapshots
 }
 
@@ -104,7 +104,7 @@ pub fn cohort(settings: &Settings, ws: &Workspace, c: &CohortResult, annotated: 
     let snapshot = c.request_query_snapshot.and_then(|s| ws.snapshot(s));
     let request = snapshot.and_then(|s| ws.request(s.request));
     let mut samples: Vec<&CohortResult> = ws.cohorts.iter().filter(|s| s.parent_cohort == Some(c.uuid)).collect();
-    samples.sort_by(|a, b| a.stamps.created_at.cmp(&b.stamps.created_at));
+    samples.sort_by_key(|s| s.stamps.created_at);
     let mut value = json!({
         "uuid": c.uuid,
         "name": c.name,
@@ -143,7 +143,7 @@ pub fn snapshot(settings: &Settings, ws: &Workspace, s: &Snapshot, serialized_qu
         ws.snapshot_measures(s.uuid).into_iter().map(|m| dated_measure(settings, m, now)).collect();
     let mut cohorts: Vec<&CohortResult> =
         ws.cohorts.iter().filter(|c| c.request_query_snapshot == Some(s.uuid)).collect();
-    cohorts.sort_by(|a, b| a.stamps.created_at.cmp(&b.stamps.created_at));
+    cohorts.sort_by_key(|c| c.stamps.created_at);
     json!({
         "uuid": s.uuid,
         "owner": s.owner,

@@ -282,9 +282,6 @@ pub struct FeasibilityStudy {
     /// The names of the display flags set to true.
     #[serde(default)]
     pub display: Vec<String>,
-    /// Object key of the zipped HTML report once generated.
-    #[serde(default)]
-    pub report_key: Option<String>,
     #[serde(flatten)]
     pub job: Job,
     #[serde(flatten)]
@@ -395,10 +392,8 @@ pub fn parse_refresh_time(value: &str) -> Option<String> {
 /// The first run strictly after `after` of the original's cron: minute and hour of `refresh_time`,
 /// day of month `*`, `*/2` (1, 3, 5…) or `*/7` (1, 8, 15, 22, 29), every month (UTC).
 pub fn next_refresh(refresh_time: &str, frequency: RefreshFrequency, after: DateTime) -> DateTime {
-    let (hour, minute) = refresh_time
-        .split(':')
-        .map(|p| p.parse::<u8>().unwrap_or(0))
-        .fold((None, None), |acc, v| match acc {
+    let (hour, minute) =
+        refresh_time.split(':').map(|p| p.parse::<u8>().unwrap_or(0)).fold((None, None), |acc, v| match acc {
             (None, _) => (Some(v), None),
             (h, None) => (h, Some(v)),
             done => done,
@@ -408,7 +403,7 @@ pub fn next_refresh(refresh_time: &str, frequency: RefreshFrequency, after: Date
     let mut day = after.date();
     // Every month has a day 1, so a matching day is at most 31 days away.
     for _ in 0..=62 {
-        if (day.day() - 1) % frequency.day_step() == 0 {
+        if (day.day() - 1).is_multiple_of(frequency.day_step()) {
             let candidate = day.with_time(at).assume_utc();
             if candidate > after {
                 return candidate;
@@ -528,7 +523,7 @@ impl Workspace {
             .iter()
             .filter(|m| m.request_query_snapshot == snapshot && !self.measure_only_for_samples(m.uuid))
             .collect();
-        measures.sort_by(|a, b| b.stamps.created_at.cmp(&a.stamps.created_at));
+        measures.sort_by_key(|m| std::cmp::Reverse(m.stamps.created_at));
         measures
     }
 
@@ -544,11 +539,11 @@ impl Workspace {
             }
             out.push((kind, uuid));
             match kind {
-                Kind::Folder => {
-                    queue.extend(self.requests.iter().filter(|r| r.parent_folder == uuid).map(|r| (Kind::Request, r.uuid)))
+                Kind::Folder => queue
+                    .extend(self.requests.iter().filter(|r| r.parent_folder == uuid).map(|r| (Kind::Request, r.uuid))),
+                Kind::Request => {
+                    queue.extend(self.snapshots.iter().filter(|s| s.request == uuid).map(|s| (Kind::Snapshot, s.uuid)))
                 }
-                Kind::Request => queue
-                    .extend(self.snapshots.iter().filter(|s| s.request == uuid).map(|s| (Kind::Snapshot, s.uuid))),
                 Kind::Snapshot => {
                     queue.extend(
                         self.measures
@@ -592,7 +587,9 @@ mod tests {
             perimeters_ids("{}").unwrap_err(),
             "Error extracting perimeters ids from JSON query - 'sourcePopulation'"
         );
-        assert!(perimeters_ids("not json").unwrap_err().starts_with("Error extracting perimeters ids from JSON query - "));
+        assert!(perimeters_ids("not json")
+            .unwrap_err()
+            .starts_with("Error extracting perimeters ids from JSON query - "));
         assert_eq!(
             perimeters_ids(r#"{"sourcePopulation": {"caresiteCohortList": ["a1"]}}"#).unwrap_err(),
             "Error extracting perimeters ids from JSON query - Invalid perimeter id: \"a1\""
@@ -653,8 +650,15 @@ mod tests {
 
     #[test]
     fn deleting_a_folder_cascades_to_everything_below_it() {
-        let (folder, request, snap, dm, cohort, study, schedule) =
-            (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let (folder, request, snap, dm, cohort, study, schedule) = (
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+        );
         let other_folder = Uuid::new_v4();
         let ws = Workspace {
             folders: vec![
@@ -720,7 +724,6 @@ mod tests {
                 request_query_snapshot: snap,
                 total_count: None,
                 display: vec![],
-                report_key: None,
                 job: Job::new(),
                 stamps: stamps(),
             }],

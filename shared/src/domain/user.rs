@@ -92,7 +92,9 @@ impl User {
 
     /// `"<firstname> <lastname>"`, how e-mails address the user.
     pub fn full_name(&self) -> String {
-        format!("{} {}", self.firstname.as_deref().unwrap_or(""), self.lastname.as_deref().unwrap_or("")).trim().to_owned()
+        format!("{} {}", self.firstname.as_deref().unwrap_or(""), self.lastname.as_deref().unwrap_or(""))
+            .trim()
+            .to_owned()
     }
 
     /// `"<firstname> <lastname> (<username>)"`, plus `" (deleted)"` once soft deleted.

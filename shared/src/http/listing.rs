@@ -109,10 +109,7 @@ impl ListQuery {
     pub fn search_terms(&self) -> Vec<String> {
         self.get("search")
             .map(|s| {
-                s.split(|c: char| c.is_whitespace() || c == ',')
-                    .filter(|t| !t.is_empty())
-                    .map(str::to_owned)
-                    .collect()
+                s.split(|c: char| c.is_whitespace() || c == ',').filter(|t| !t.is_empty()).map(str::to_owned).collect()
             })
             .unwrap_or_default()
     }

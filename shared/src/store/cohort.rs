@@ -90,7 +90,8 @@ pub fn snapshot_query_write(owner: &str, snapshot: Uuid, query: &SnapshotQuery) 
 
 /// The history entry kept when a snapshot's query or a filter's text changes (spec §3.3).
 pub fn patch_history_write(key: &Key, uuid: Uuid, version: i64, text: &str, now: DateTime) -> StoreResult<Write> {
-    let record = serde_json::json!({"uuid": uuid, "patch_version": version, "text": text, "created_at": time::iso(now)});
+    let record =
+        serde_json::json!({"uuid": uuid, "patch_version": version, "text": text, "created_at": time::iso(now)});
     Ok(Write::Put(Entry::new("patch", key, &record)?, Condition::MustNotExist))
 }
 
@@ -313,7 +314,10 @@ pub struct Changes {
 impl Changes {
     /// Changes stamped with a new `modified_at`.
     pub fn modified(now: DateTime) -> Self {
-        Self { entries: vec![("modified_at".into(), Some(AttributeValue::S(time::iso(now))))], while_status: Vec::new() }
+        Self {
+            entries: vec![("modified_at".into(), Some(AttributeValue::S(time::iso(now))))],
+            while_status: Vec::new(),
+        }
     }
 
     /// Applies only while `request_job_status` is one of `statuses` (else `ConditionFailed`).

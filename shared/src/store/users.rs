@@ -1,7 +1,6 @@
 //! Users, profiles, accesses and roles.
 use std::collections::HashMap;
 
-
 use super::accesses::profile_entry;
 use super::{decode, keys, sk_of, Condition, DynamoStore, Entry, StoreError, StoreResult, Write};
 use crate::domain::{
