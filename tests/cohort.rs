@@ -912,3 +912,41 @@ async fn nested_folder_routes_are_scoped_to_that_folder() {
     let (_, list) = get(&app, &alice, &in_f).await;
     assert_eq!(names(&list), ["r1 bis"]);
 }
+
+/// Spec §10.1: a perimeter sync that changes a perimeter's cohort id rewrites the population of
+/// the stored queries naming it (and only that part of the text), keeping the old text in history.
+#[tokio::test]
+async fn a_sync_changing_a_perimeter_cohort_id_rewrites_the_stored_queries() {
+    let (app, alice) = app_with_alice().await;
+    let folder = folder_uuid(&app, &alice, "P").await;
+    let request = request_in(&app, &alice, &folder, "R", json!({})).await;
+    let query = r#"{"_type": "request", "sourcePopulation": {"caresiteCohortList": ["1", "2"]}, "request": {"filterFhir": "a=\"1\""}}"#;
+    let (status, snapshot) = post(
+        &app,
+        &alice,
+        "/cohort/request-query-snapshots/",
+        json!({"request_id": request, "serialized_query": query}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{snapshot}");
+    let uuid = snapshot["uuid"].as_str().unwrap().to_owned();
+
+    // Perimeter 1 now has cohort id 7001; perimeter 2 keeps its id.
+    let document: String = integration_tests::DEMO_TREE
+        .lines()
+        .map(|line| if line.starts_with("1;") { line.replace(";Local P1;1;", ";Local P1;7001;") } else { line.into() })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let now = c360::domain::time::now();
+    let report = c360::perimeter_sync::apply_document(&app.state.store, &document, now).await.unwrap();
+    assert_eq!(report.rewritten_queries, 1, "{report:?}");
+
+    let (_, after) = get(&app, &alice, &format!("/cohort/request-query-snapshots/{uuid}/")).await;
+    assert_eq!(
+        after["serialized_query"],
+        r#"{"_type": "request", "sourcePopulation": {"caresiteCohortList": ["7001", "2"]}, "request": {"filterFhir": "a=\"1\""}}"#
+    );
+    assert_eq!(after["perimeters_ids"], json!(["7001", "2"]));
+    let again = c360::perimeter_sync::apply_document(&app.state.store, &document, now).await.unwrap();
+    assert_eq!(again.rewritten_queries, 0, "nothing left to rewrite");
+}

@@ -32,6 +32,8 @@ pub struct SyncReport {
     pub reindexed_accesses: usize,
     /// `(perimeter, old cohort id, new cohort id)`, for the stored queries that reference them.
     pub cohort_id_changes: Vec<(i64, Option<String>, Option<String>)>,
+    /// Stored queries whose population named a perimeter cohort id that changed.
+    pub rewritten_queries: usize,
 }
 
 /// What the FHIR perimeter sync did, and which virtual cohorts it leaves to create.
@@ -150,6 +152,16 @@ async fn apply(
         }
     }
     store.put_perimeters(&plan.upserts).await?;
+    // Queries name perimeters by cohort id (spec §10.1): follow the new ids.
+    let renamed: HashMap<String, String> = plan
+        .cohort_id_changes
+        .iter()
+        .filter_map(|(_, old, new)| Some((old.clone()?, new.clone()?)))
+        .filter(|(old, new)| old != new)
+        .collect();
+    if !renamed.is_empty() {
+        report.rewritten_queries = store.rewrite_perimeter_cohort_ids(&renamed, now).await?;
+    }
     let removed: Vec<Perimeter> = current.into_iter().filter(|p| plan.removed.contains(&p.id)).collect();
     store.remove_perimeters(&removed).await?;
     store.bump_perimeters_version().await?;

@@ -21,7 +21,7 @@ use c360::{
     },
     notify,
     store::{
-        cohort::{patch_history_write, put_object, snapshot_query_write, Changes},
+        cohort::{patch_history_write, put_object, snapshot_perimeter_writes, snapshot_query_write, Changes},
         keys, Condition, Write,
     },
 };
@@ -233,13 +233,10 @@ async fn create_scoped(state: &AppState, owner: &str, mut body: Map<String, Valu
         stamps: Stamps::new(time::now()),
     };
     let text = SnapshotQuery { serialized_query: serialized_query.clone(), translated_query: None };
-    state
-        .store
-        .transact(vec![
-            snapshot_query_write(owner, snapshot.uuid, &text)?,
-            put_object(&snapshot, Condition::MustNotExist)?,
-        ])
-        .await?;
+    let mut writes =
+        vec![snapshot_query_write(owner, snapshot.uuid, &text)?, put_object(&snapshot, Condition::MustNotExist)?];
+    writes.extend(snapshot_perimeter_writes(&snapshot)?);
+    state.store.transact(writes).await?;
     let value = views::snapshot(&state.settings, &Workspace::default(), &snapshot, serialized_query, time::now());
     Ok((StatusCode::CREATED, Json(value)).into_response())
 }
@@ -350,10 +347,18 @@ async fn patch_scoped(
     if let Some(previous) = previous {
         changes.set("previous_snapshot", &previous)?;
     }
+    let mut writes: Vec<Write> = Vec::new();
     if let Some(perimeters) = &perimeters {
         changes.set("perimeters_ids", perimeters)?;
+        // A transaction touches an item once: only the references that come or go.
+        let new_ids: Vec<String> = perimeters.clone().unwrap_or_default();
+        let old_ids: Vec<String> = snapshot.perimeters_ids.clone().unwrap_or_default();
+        for gone in old_ids.iter().filter(|id| !new_ids.contains(id)) {
+            writes.push(Write::Delete(keys::snapshot_perimeter(gone, owner, snapshot.uuid), Condition::None));
+        }
+        let added: Vec<String> = new_ids.into_iter().filter(|id| !old_ids.contains(id)).collect();
+        writes.extend(snapshot_perimeter_writes(&Snapshot { perimeters_ids: Some(added), ..snapshot.clone() })?);
     }
-    let mut writes: Vec<Write> = Vec::new();
     // Each change of the query keeps the previous text in the history (spec §3.3).
     if let Some(new_text) = serialized_query.filter(|q| *q != text.serialized_query) {
         let patch_version = snapshot.query_patches + 1;
@@ -461,6 +466,7 @@ async fn share(
         writes.push(put_object(&request, Condition::MustNotExist)?);
         writes.push(snapshot_query_write(recipient, copy.uuid, &text)?);
         writes.push(put_object(&copy, Condition::MustNotExist)?);
+        writes.extend(snapshot_perimeter_writes(&copy)?);
         state.store.transact(writes).await?;
     }
     if matches!(body.get("notify_by_email"), Some(Value::Bool(true) | Value::String(_))) {

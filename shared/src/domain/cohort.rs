@@ -1,6 +1,8 @@
 //! The cohort workspace (spec §3.3, §5): folders, requests, versioned query snapshots, counts (dated
 //! measures), cohorts, feasibility studies, saved FHIR filters and refresh schedules. Every object
 //! belongs to one owner; relations are uuids resolved inside the owner's workspace.
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
@@ -432,6 +434,32 @@ pub fn perimeters_ids(serialized_query: &str) -> Result<Vec<String>, String> {
         .collect()
 }
 
+/// Replaces perimeter cohort ids in the `caresiteCohortList` of a query text, touching nothing else
+/// of the text (stored queries are returned verbatim). `None` when nothing changed.
+pub fn rewrite_caresite_cohort_ids(serialized_query: &str, changes: &HashMap<String, String>) -> Option<String> {
+    let key = serialized_query.find("\"caresiteCohortList\"")?;
+    let open = key + serialized_query[key..].find('[')?;
+    let close = open + serialized_query[open..].find(']')?;
+    let mut changed = false;
+    let items: Vec<String> = serialized_query[open + 1..close]
+        .split(',')
+        .map(|token| {
+            let trimmed = token.trim();
+            let bare = trimmed.trim_matches('"');
+            match changes.get(bare) {
+                Some(new) if !bare.is_empty() => {
+                    changed = true;
+                    let quoted = trimmed.starts_with('"') || !new.chars().all(|c| c.is_ascii_digit());
+                    let replacement = if quoted { format!("\"{new}\"") } else { new.clone() };
+                    token.replacen(trimmed, &replacement, 1)
+                }
+                _ => token.to_owned(),
+            }
+        })
+        .collect();
+    changed.then(|| format!("{}{}{}", &serialized_query[..=open], items.join(","), &serialized_query[close..]))
+}
+
 /// Python's `str(timedelta)`: `0:01:02.345678`, `1 day, 2:00:00`.
 pub fn python_duration(duration: time::Duration) -> String {
     let total_us = duration.whole_microseconds().max(0);
@@ -606,6 +634,21 @@ mod tests {
         assert_eq!(JobStatus::from_callback("failed"), None);
         assert!(JobStatus::not_final().iter().all(|s| !s.is_final()));
         assert_eq!(JobStatus::not_final().len(), 7);
+    }
+
+    #[test]
+    fn cohort_id_rewrites_touch_only_the_population_list() {
+        let changes = HashMap::from([("12".to_owned(), "99".to_owned())]);
+        let query =
+            r#"{"sourcePopulation": {"caresiteCohortList": ["12", 34, "120"]}, "request": {"filterFhir": "x=\"12\""}}"#;
+        let rewritten = rewrite_caresite_cohort_ids(query, &changes).unwrap();
+        assert_eq!(
+            rewritten,
+            r#"{"sourcePopulation": {"caresiteCohortList": ["99", 34, "120"]}, "request": {"filterFhir": "x=\"12\""}}"#
+        );
+        assert_eq!(perimeters_ids(&rewritten).unwrap(), vec!["99", "34", "120"]);
+        assert_eq!(rewrite_caresite_cohort_ids(query, &HashMap::new()), None);
+        assert_eq!(rewrite_caresite_cohort_ids("{}", &changes), None);
     }
 
     #[test]

@@ -12,8 +12,8 @@ use uuid::Uuid;
 use super::{decode, keys, sdk_error, Condition, DynamoStore, Entry, Item, Key, StoreError, StoreResult, Write};
 use crate::domain::{
     cohort::{
-        CohortResult, DatedMeasure, FeasibilityStudy, FhirFilter, Folder, JobStatus, Kind, RefreshSchedule, Request,
-        Snapshot, SnapshotQuery, Workspace,
+        rewrite_caresite_cohort_ids, CohortResult, DatedMeasure, FeasibilityStudy, FhirFilter, Folder, JobStatus, Kind,
+        RefreshSchedule, Request, Snapshot, SnapshotQuery, Workspace,
     },
     time::{self, DateTime},
 };
@@ -86,6 +86,20 @@ pub fn put_object<T: WorkspaceObject>(object: &T, condition: Condition) -> Store
 
 pub fn snapshot_query_write(owner: &str, snapshot: Uuid, query: &SnapshotQuery) -> StoreResult<Write> {
     Ok(Write::Put(Entry::new("snapshot_query", &keys::snapshot_query(owner, snapshot), query)?, Condition::None))
+}
+
+/// The references from the perimeter cohort ids of a snapshot's population to the snapshot.
+pub fn snapshot_perimeter_writes(snapshot: &Snapshot) -> StoreResult<Vec<Write>> {
+    let mut ids: Vec<&String> = snapshot.perimeters_ids.iter().flatten().collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.into_iter()
+        .map(|id| {
+            let key = keys::snapshot_perimeter(id, &snapshot.owner, snapshot.uuid);
+            let record = serde_json::json!({"owner": snapshot.owner, "snapshot": snapshot.uuid});
+            Ok(Write::Put(Entry::new("snapshot_perimeter", &key, &record)?, Condition::None))
+        })
+        .collect()
 }
 
 /// The history entry kept when a snapshot's query or a filter's text changes (spec §3.3).
@@ -206,6 +220,64 @@ impl DynamoStore {
             .build()
             .map_err(|e| StoreError::Sdk(e.to_string()))?;
         Ok(Write::Update(update))
+    }
+
+    /// Rewrites the perimeter cohort ids of every stored query that names one of `changes` (old id →
+    /// new id), keeping the previous text in the query history. Returns the number of snapshots
+    /// rewritten. Binned snapshots are left as they are.
+    pub async fn rewrite_perimeter_cohort_ids(
+        &self,
+        changes: &HashMap<String, String>,
+        now: DateTime,
+    ) -> StoreResult<usize> {
+        let mut targets: Vec<(String, Uuid)> = Vec::new();
+        for old in changes.keys() {
+            for item in self.query_partition(&keys::snapshot_perimeter_partition(old), None, true).await? {
+                let reference: serde_json::Value = decode(item)?;
+                let owner = reference["owner"].as_str().unwrap_or_default().to_owned();
+                if let Some(uuid) = reference["snapshot"].as_str().and_then(|u| Uuid::parse_str(u).ok()) {
+                    targets.push((owner, uuid));
+                }
+            }
+        }
+        targets.sort();
+        targets.dedup();
+        let mut rewritten = 0;
+        for (owner, uuid) in targets {
+            let (snapshot, text) =
+                tokio::join!(self.workspace_object::<Snapshot>(&owner, uuid), self.snapshot_query(&owner, uuid));
+            let (Some(snapshot), Some(mut text)) = (snapshot?, text?) else { continue };
+            let Some(new_text) = rewrite_caresite_cohort_ids(&text.serialized_query, changes) else { continue };
+            let new_ids: Option<Vec<String>> = snapshot
+                .perimeters_ids
+                .as_ref()
+                .map(|ids| ids.iter().map(|id| changes.get(id).cloned().unwrap_or_else(|| id.clone())).collect());
+            let version = snapshot.query_patches + 1;
+            let mut writes = vec![patch_history_write(
+                &keys::snapshot_query_patch(&owner, uuid, version),
+                uuid,
+                version,
+                &text.serialized_query,
+                now,
+            )?];
+            for old in snapshot.perimeters_ids.iter().flatten().filter(|id| changes.contains_key(*id)) {
+                writes.push(Write::Delete(keys::snapshot_perimeter(old, &owner, uuid), Condition::None));
+            }
+            let updated = Snapshot { perimeters_ids: new_ids.clone(), ..snapshot.clone() };
+            writes.extend(snapshot_perimeter_writes(&updated)?);
+            text.serialized_query = new_text;
+            writes.push(snapshot_query_write(&owner, uuid, &text)?);
+            let mut update = Changes::modified(now);
+            update.set("perimeters_ids", &new_ids)?.set("query_patches", &version)?;
+            writes.push(self.update_write::<Snapshot>(&owner, uuid, update)?);
+            match self.transact(writes).await {
+                Ok(()) => rewritten += 1,
+                // Deleted or edited meanwhile: the next sync sees it again if it still applies.
+                Err(StoreError::TransactionConflict(_)) => continue,
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(rewritten)
     }
 
     /// `GET /cohort/cohorts/jobs/active/`: cohorts of every owner whose job is still to run.

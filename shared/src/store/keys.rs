@@ -23,6 +23,7 @@
 //! | snapshot query text | `WS#<owner>` | `QUERY#<uuid>` | | |
 //! | query / filter history | `WS#<owner>` | `QUERYPATCH#<uuid>#<n>`, `FILTERPATCH#<uuid>#<n>` | | |
 //! | saved filter name guard | `FILTERNAME#<owner>#<resource>#<name>` | `#FILTERNAME` | | |
+//! | snapshots by perimeter cohort id | `RQS_PERIMETER#<cohort id>` | `<owner>#<snapshot uuid>` | | |
 //! | one schedule per snapshot guard | `SCHEDULE_OF#<snapshot uuid>` | `#SCHEDULE_OF` | | |
 //!
 //! Numeric ids are zero-padded so that sort keys order like numbers.
@@ -226,6 +227,15 @@ pub fn refresh_due(next_run_iso: &str, uuid: Uuid) -> Key {
 /// Keeps (name, resource) unique among an owner's alive saved filters (spec §3.3).
 pub fn filter_name_guard(owner: &str, resource: &str, name: &str) -> Key {
     key(format!("FILTERNAME#{owner}#{resource}#{name}"), "#FILTERNAME")
+}
+
+pub fn snapshot_perimeter_partition(cohort_id: &str) -> String {
+    format!("RQS_PERIMETER#{cohort_id}")
+}
+
+/// Which snapshots' queries name a perimeter cohort id: a sync that changes the id rewrites them.
+pub fn snapshot_perimeter(cohort_id: &str, owner: &str, snapshot: Uuid) -> Key {
+    key(snapshot_perimeter_partition(cohort_id), format!("{owner}#{snapshot}"))
 }
 
 /// At most one alive refresh schedule per snapshot (spec §5.9).
