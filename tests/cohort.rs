@@ -950,3 +950,40 @@ async fn a_sync_changing_a_perimeter_cohort_id_rewrites_the_stored_queries() {
     let again = c360::perimeter_sync::apply_document(&app.state.store, &document, now).await.unwrap();
     assert_eq!(again.rewritten_queries, 0, "nothing left to rewrite");
 }
+
+/// Spec §4.9: a cohort's `group_id` stands for the perimeters of its snapshot's population when a
+/// patient page asks whether its data may be read.
+#[tokio::test]
+async fn patient_data_read_resolves_the_callers_cohort_group_ids() {
+    let app = TestApp::new().await;
+    app.account_on("reader", Some(4), 10).await; // nominative reader on P10 (parent of P13)
+    let (reader, _) = app.login("reader").await;
+    let folder = folder_uuid(&app, &reader, "P").await;
+    let request = request_in(&app, &reader, &folder, "R", json!({})).await;
+    let query = r#"{"sourcePopulation": {"caresiteCohortList": ["13"]}}"#;
+    let (_, snapshot) = post(
+        &app,
+        &reader,
+        "/cohort/request-query-snapshots/",
+        json!({"request_id": request, "serialized_query": query}),
+    )
+    .await;
+    let (_, count) =
+        post(&app, &reader, "/cohort/dated-measures/", json!({"request_query_snapshot_id": snapshot["uuid"]})).await;
+    let (status, cohort) = post(
+        &app,
+        &reader,
+        "/cohort/cohorts/",
+        json!({"name": "C", "request_query_snapshot_id": snapshot["uuid"], "dated_measure_id": count["uuid"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{cohort}");
+    let cohort_path = format!("/cohort/cohorts/{}/", cohort["uuid"].as_str().unwrap());
+    assert_eq!(patch(&app, &reader, &cohort_path, json!({"group_id": "G1"})).await.0, StatusCode::OK);
+
+    let (status, read) = get(&app, &reader, "/accesses/perimeters/patient-data/read/?cohort_ids=G1&mode=min").await;
+    assert_eq!(status, StatusCode::OK, "{read}");
+    assert_eq!(read["allow_read_patient_data_nomi"], true);
+    let (status, body) = get(&app, &reader, "/accesses/perimeters/patient-data/read/?cohort_ids=G2&mode=min").await;
+    assert_eq!((status, body), (StatusCode::NOT_FOUND, json!({"error": "None of the target perimeters was found"})));
+}

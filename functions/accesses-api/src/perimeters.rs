@@ -1,6 +1,6 @@
 //! `/accesses/perimeters/` (spec §4.6–§4.9, §4.15): the tree, children, manageable perimeters and
 //! patient-data rights, all computed over the in-memory tree.
-use std::sync::Arc;
+use std::{collections::HashSet, sync::Arc};
 
 use axum::{
     extract::{Path, State},
@@ -11,6 +11,7 @@ use axum::{
 use c360::{
     domain::{
         access_rules::{manageable_perimeters, PatientDataRights},
+        cohort::Kind,
         perimeter::Perimeter,
         rights::Right,
         tree::PerimeterTree,
@@ -226,8 +227,8 @@ async fn patient_data_rights(
     .into_response())
 }
 
-/// §4.9 for perimeter cohort ids. (Cohort `group_id`s resolve to their snapshot's perimeters once
-/// the cohort workspace stores cohorts: the cohort issue.)
+/// §4.9: `cohort_ids` are perimeter cohort ids or the `group_id`s of the caller's cohorts, which
+/// stand for the perimeters of their snapshot's population.
 async fn patient_data_read(
     State(state): State<AppState>,
     principal: Arc<Principal>,
@@ -249,9 +250,18 @@ async fn patient_data_read(
             "allow_read_practitioner": false,
         })));
     }
-    let tree = state.perimeter_tree().await?;
+    let (tree, ws) = tokio::join!(
+        state.perimeter_tree(),
+        state.store.workspace(&principal.username, &[Kind::Snapshot, Kind::Cohort])
+    );
+    let (tree, ws) = (tree?, ws?);
+    let mut wanted: HashSet<&str> = cohort_ids.iter().map(String::as_str).collect();
+    for cohort in ws.cohorts.iter().filter(|c| !c.group_id.is_empty() && cohort_ids.contains(&c.group_id)) {
+        let snapshot = cohort.request_query_snapshot.and_then(|s| ws.snapshot(s));
+        wanted.extend(snapshot.and_then(|s| s.perimeters_ids.as_ref()).into_iter().flatten().map(String::as_str));
+    }
     let targets: Vec<i64> =
-        tree.iter().filter(|p| p.cohort_id.as_ref().is_some_and(|c| cohort_ids.contains(c))).map(|p| p.id).collect();
+        tree.iter().filter(|p| p.cohort_id.as_deref().is_some_and(|c| wanted.contains(c))).map(|p| p.id).collect();
     if targets.is_empty() {
         return Err(AppError::NotFoundError("None of the target perimeters was found".into()));
     }
