@@ -194,7 +194,7 @@ async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: L
             g.rights.any(&[Right::MANAGE_ADMIN_ACCESSES_INFERIOR_LEVELS, Right::MANAGE_DATA_ACCESSES_INFERIOR_LEVELS])
         });
         let path = tree.path(perimeter);
-        let mut found: Vec<Access> = state.store.accesses_under(&path).await?;
+        let mut found: Vec<Access> = state.accesses_under(&path).await?;
         if !(include_children && manages_below) {
             found.retain(|a| a.perimeter_id == Some(perimeter));
         }
@@ -206,7 +206,7 @@ async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: L
                 Right::READ_PATIENT_PSEUDONYMIZED,
             ];
             for ancestor in tree.ancestors(perimeter) {
-                let on_ancestor = state.store.accesses_under(&format!("{}#", tree.path(ancestor))).await?;
+                let on_ancestor = state.accesses_under(&format!("{}#", tree.path(ancestor))).await?;
                 found.extend(on_ancestor.into_iter().filter(|a| role_rights(a).any(&inherited)));
             }
         }
@@ -218,7 +218,7 @@ async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: L
         };
         let mut all = Vec::new();
         for prefix in prefixes {
-            all.extend(state.store.accesses_under(&prefix).await?);
+            all.extend(state.accesses_under(&prefix).await?);
         }
         all.into_iter().map(|a| (a, false)).collect()
     };

@@ -245,7 +245,7 @@ async fn delete_role(
         return Err(AppError::ForbiddenError("Cannot delete the Full Admin role".into()));
     }
     // Admin-only and rare: reads the accesses index (see docs/data-model.md).
-    if state.store.accesses_under("/").await?.iter().any(|a| a.role_id == role.id) {
+    if state.accesses_under("/").await?.iter().any(|a| a.role_id == role.id) {
         return Err(AppError::ForbiddenError("This role is attached to existing accesses".into()));
     }
     let now = time::now();
@@ -285,13 +285,8 @@ async fn role_users(
 ) -> AppResult<Response> {
     let role = alive_role(&state, parse_id(&id, "Role")?).await?;
     let now = time::now();
-    let accesses: Vec<_> = state
-        .store
-        .accesses_under("/")
-        .await?
-        .into_iter()
-        .filter(|a| a.role_id == role.id && a.is_valid_at(now))
-        .collect();
+    let accesses: Vec<_> =
+        state.accesses_under("/").await?.into_iter().filter(|a| a.role_id == role.id && a.is_valid_at(now)).collect();
     let names: Vec<&str> = accesses.iter().map(|a| a.username.as_str()).collect();
     let users: HashMap<String, User> = state.store.users_by_name(&names).await?;
     let tree = state.perimeter_tree().await?;

@@ -11,7 +11,7 @@ use crate::{
     config::Settings,
     domain::{
         maintenance::MaintenancePhase,
-        rights::Role,
+        rights::{Access, Role},
         tree::PerimeterTree,
         user::{User, UserRules},
     },
@@ -26,6 +26,8 @@ use crate::{
 const ROLE_CACHE_TTL: Duration = Duration::from_secs(30);
 /// Containers check the perimeter tree's version this often and reload the tree only when it moved.
 const TREE_CHECK_INTERVAL: Duration = Duration::from_secs(30);
+/// The accesses copy is checked against the stored version on every use (see `accesses_under`).
+const ACCESSES_CHECK_INTERVAL: Duration = Duration::ZERO;
 /// The maintenance gate runs on every write and `/maintenances/next/` on every page load: one read
 /// per second per container is enough (the original's broadcaster works by the minute).
 const MAINTENANCE_CACHE_TTL: Duration = Duration::from_secs(1);
@@ -78,11 +80,22 @@ impl<T> TtlCache<T> {
         Ok(value)
     }
 
+    /// The value held, however old.
+    pub fn current(&self) -> Option<Arc<T>> {
+        self.slot.read().ok()?.as_ref().map(|(_, v)| v.clone())
+    }
+
     pub fn invalidate(&self) {
         if let Ok(mut slot) = self.slot.write() {
             *slot = None;
         }
     }
+}
+
+/// The accesses index as of a version (see `DynamoStore::save_access`), with each index sort key.
+pub struct VersionedAccesses {
+    version: i64,
+    accesses: Vec<(String, Access)>,
 }
 
 pub struct VersionedTree {
@@ -104,6 +117,7 @@ pub struct Inner {
     roles: TtlCache<HashMap<i64, Role>>,
     maintenances: TtlCache<Vec<MaintenancePhase>>,
     tree: TtlCache<VersionedTree>,
+    accesses: TtlCache<VersionedAccesses>,
 }
 
 #[derive(Clone)]
@@ -160,6 +174,7 @@ impl AppState {
             roles: TtlCache::new(ROLE_CACHE_TTL),
             maintenances: TtlCache::new(MAINTENANCE_CACHE_TTL),
             tree: TtlCache::new(TREE_CHECK_INTERVAL),
+            accesses: TtlCache::new(ACCESSES_CHECK_INTERVAL),
         })))
     }
 
@@ -191,6 +206,33 @@ impl AppState {
             })
             .await?;
         Ok(snapshot.tree.clone())
+    }
+
+    /// Accesses whose perimeter path starts with `path_prefix` (`/` = all), from the container's copy
+    /// of the accesses index: one version GetItem per call (every write bumps it, so listings read
+    /// their writes from any container), a full read of the index only after a write.
+    pub async fn accesses_under(&self, path_prefix: &str) -> AppResult<Vec<Access>> {
+        let version = self.store.accesses_version().await?;
+        let index = match self.accesses.current().filter(|a| a.version == version) {
+            Some(index) => index,
+            None => {
+                self.accesses
+                    .get_or_refresh(|held| async move {
+                        if let Some(index) = held.filter(|a| a.version >= version) {
+                            return Ok::<_, AppError>(index); // reloaded by a concurrent request
+                        }
+                        let accesses = self.store.indexed_accesses("/").await?;
+                        Ok(Arc::new(VersionedAccesses { version, accesses }))
+                    })
+                    .await?
+            }
+        };
+        Ok(index
+            .accesses
+            .iter()
+            .filter(|(sort_key, _)| sort_key.starts_with(path_prefix))
+            .map(|(_, a)| a.clone())
+            .collect())
     }
 
     /// After a tree write in this container: the next request reloads at once.

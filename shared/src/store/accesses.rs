@@ -95,19 +95,35 @@ impl DynamoStore {
 
     /// Accesses whose perimeter path starts with `path_prefix` (`/` = all), deleted ones excluded.
     pub async fn accesses_under(&self, path_prefix: &str) -> StoreResult<Vec<Access>> {
-        let items = self.query_index_prefix(keys::GSI2, keys::ACCESSES_INDEX_PK, path_prefix).await?;
-        let accesses: Vec<Access> = items.into_iter().map(decode).collect::<Result<_, _>>()?;
-        Ok(accesses.into_iter().filter(|a| a.delete_datetime.is_none()).collect())
+        Ok(self.indexed_accesses(path_prefix).await?.into_iter().map(|(_, a)| a).collect())
     }
 
-    /// Writes an access and the matching entry of its user's directory summary, atomically.
+    /// Like [`Self::accesses_under`], each access with its index sort key (`<perimeter path>#<id>`),
+    /// so a copy in memory answers the same prefixes.
+    pub async fn indexed_accesses(&self, path_prefix: &str) -> StoreResult<Vec<(String, Access)>> {
+        let items = self.query_index_prefix(keys::GSI2, keys::ACCESSES_INDEX_PK, path_prefix).await?;
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let sort_key = item.get("gsi2sk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            let access: Access = decode(item)?;
+            if access.delete_datetime.is_none() {
+                out.push((sort_key, access));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes an access and the matching entry of its user's directory summary, atomically, then
+    /// bumps the accesses version so every container's copy of the index reloads.
     pub async fn save_access(&self, access: &Access, perimeter_path: &str, condition: Condition) -> StoreResult<()> {
         let entry = access_entry(access, perimeter_path)?;
-        self.transact(vec![Write::Put(entry, condition), Write::Update(window_update(&self.table, access)?)]).await
+        self.transact(vec![Write::Put(entry, condition), Write::Update(window_update(&self.table, access)?)]).await?;
+        self.bump_version(&keys::accesses_version()).await
     }
 
     /// Writes entries with BatchWriteItem (25 a request), without conditions: bulk loads only.
     pub async fn put_batched(&self, entries: Vec<Entry>) -> StoreResult<()> {
+        let writes_accesses = entries.iter().any(|e| e.is_entity("access"));
         let mut entries = entries.into_iter().peekable();
         while entries.peek().is_some() {
             let mut requests = Vec::with_capacity(25);
@@ -124,6 +140,9 @@ impl DynamoStore {
                     self.client.batch_write_item().set_request_items(Some(items)).send().await.map_err(sdk_error)?;
                 pending = out.unprocessed_items;
             }
+        }
+        if writes_accesses {
+            self.bump_version(&keys::accesses_version()).await?;
         }
         Ok(())
     }
@@ -165,10 +184,24 @@ impl DynamoStore {
     }
 
     pub async fn bump_perimeters_version(&self) -> StoreResult<()> {
+        self.bump_version(&keys::perimeters_version()).await
+    }
+
+    /// The tree version: a GetItem, so containers check freshness without reading the tree.
+    pub async fn perimeters_version(&self) -> StoreResult<i64> {
+        self.version(&keys::perimeters_version()).await
+    }
+
+    /// The accesses version (see [`Self::save_access`]).
+    pub async fn accesses_version(&self) -> StoreResult<i64> {
+        self.version(&keys::accesses_version()).await
+    }
+
+    async fn bump_version(&self, key: &keys::Key) -> StoreResult<()> {
         self.client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key_item(&keys::perimeters_version())))
+            .set_key(Some(key_item(key)))
             .update_expression("ADD #v :one SET updated_at = :at")
             .expression_attribute_names("#v", "version")
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
@@ -179,13 +212,12 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// The tree version: a GetItem, so containers check freshness without reading the tree.
-    pub async fn perimeters_version(&self) -> StoreResult<i64> {
+    async fn version(&self, key: &keys::Key) -> StoreResult<i64> {
         let item: Option<Item> = self
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(key_item(&keys::perimeters_version())))
+            .set_key(Some(key_item(key)))
             .consistent_read(true)
             .send()
             .await

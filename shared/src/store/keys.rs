@@ -8,6 +8,7 @@
 //! | profile (listing) | | | | `PROFILES` / `<username>#<id>` |
 //! | access | `USER#<username>` | `ACCESS#<id>` | `ACCESS#<id>` / `ACCESS` | `ACCESSES` / `<perimeter path>#<id>` |
 //! | perimeter tree version | `META#PERIMETERS` | `#VERSION` | | |
+//! | accesses version | `META#ACCESSES` | `#VERSION` | | |
 //! | role | `ROLES` | `ROLE#<id>` | | |
 //! | role name uniqueness guard | `ROLENAME#<lower name>` | `#ROLENAME` | | |
 //! | perimeter | `PERIMETERS` | `PERIMETER#<id>` | | |
@@ -108,6 +109,11 @@ pub fn profiles_index(username: &str, id: i64) -> Key {
 
 pub fn perimeters_version() -> Key {
     key("META#PERIMETERS", "#VERSION")
+}
+
+/// Bumped after every access write: containers keep the accesses index in memory while it holds.
+pub fn accesses_version() -> Key {
+    key("META#ACCESSES", "#VERSION")
 }
 
 pub fn role(id: i64) -> Key {

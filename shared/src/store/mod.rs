@@ -87,6 +87,10 @@ impl Entry {
         self
     }
 
+    pub fn is_entity(&self, entity: &str) -> bool {
+        self.item.get("entity").and_then(|v| v.as_s().ok()).is_some_and(|e| e == entity)
+    }
+
     pub fn text(mut self, name: &str, value: &str) -> Self {
         self.item.insert(name.into(), AttributeValue::S(value.into()));
         self
