@@ -18,6 +18,7 @@ pub mod jobs;
 pub mod mail;
 pub mod notify;
 pub mod perimeter_sync;
+pub mod refresh;
 pub mod seed;
 pub mod store;
 pub mod telemetry;

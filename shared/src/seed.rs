@@ -273,3 +273,399 @@ pub async fn seed_load_dataset(store: &DynamoStore, users: usize, accesses: usiz
     store.put_batched(entries).await?;
     Ok((users, total))
 }
+
+/// Usernames of the cohort workspace data set: `8000000 + i`; owner 0 is the bench user.
+pub const COHORT_OWNER_BASE: usize = 8_000_000;
+
+/// What [`seed_cohort_dataset`] wrote.
+#[derive(Debug, Default, Clone)]
+pub struct CohortDataset {
+    pub owners: usize,
+    pub folders: usize,
+    pub requests: usize,
+    pub snapshots: usize,
+    pub measures: usize,
+    pub cohorts: usize,
+    pub query_bytes: usize,
+    /// The heavy owner (logs in with [`LOAD_USER_PASSWORD`]) and its share.
+    pub bench_user: String,
+    pub bench_folders: usize,
+    pub bench_requests: usize,
+    pub bench_snapshots: usize,
+    pub bench_measures: usize,
+    pub bench_cohorts: usize,
+}
+
+/// A fixed-seed xorshift64: the data set is the same from one run to the next (uuids included).
+struct Xorshift(u64);
+
+impl Xorshift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+    /// True with probability `percent` / 100.
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+    fn seconds(&mut self, from: i64, to: i64) -> Duration {
+        Duration::seconds(from + (self.next() % (to - from).max(1) as u64) as i64)
+    }
+    fn uuid(&mut self) -> uuid::Uuid {
+        let bytes = (u128::from(self.next()) << 64 | u128::from(self.next())).to_be_bytes();
+        uuid::Builder::from_random_bytes(bytes).into_uuid()
+    }
+}
+
+/// A Cohort360 query (spec §5.2) of 1 to 3 KB: a population of 1 to 3 perimeter cohort ids and an
+/// `andGroup` of 2 to 6 criteria of the query builder's kinds.
+fn bench_query(rng: &mut Xorshift, cohort_ids: &[String]) -> String {
+    use serde_json::{json, Value};
+    const CRITERIA: [(&str, &str); 8] = [
+        ("Condition", "code=I10,E11.9,E66.0&orbis-status=dp,das&recorded-date=ge2019-01-01"),
+        ("Patient", "gender=female&active=true&birthdate=ge1950-01-01"),
+        ("Procedure", "code=YYYY001,DZQM006,EBLA003&source=AREM&date=ge2021-06-01"),
+        ("Observation", "code=F09400,E3933&value-quantity=ge5&status=final"),
+        ("MedicationRequest", "medication=A10BA02,A10BB12&route=20053000&validity-period-start=ge2022-01-01"),
+        ("Encounter", "class=IMP&admission-mode=urgence&length=ge3&status=finished"),
+        ("DocumentReference", "_text=diab%C3%A8te%20AND%20insuline&type=CRH-HOSPI,CRH-J&docstatus=final"),
+        ("Claim", "diagnosis=I21,I22&ghm=05K051&created=ge2020-01-01"),
+    ];
+    let population: Vec<Value> =
+        (0..1 + rng.below(3)).map(|_| json!(cohort_ids[rng.below(cohort_ids.len())])).collect();
+    let mut wanted = 2 + rng.below(5);
+    loop {
+        let criteria: Vec<Value> = (0..wanted)
+            .map(|i| {
+                let (resource, filter) = CRITERIA[rng.below(CRITERIA.len())];
+                let mut node = json!({
+                    "_type": "basicResource",
+                    "_id": i + 1,
+                    "isInclusive": !rng.chance(15),
+                    "resourceType": resource,
+                    "filterFhir": filter,
+                    "occurrence": {"n": 1 + rng.below(3), "operator": ">=", "sameEncounter": false, "sameDay": false},
+                    "dateRange": {
+                        "minDate": format!("20{:02}-0{}-01", 18 + rng.below(7), 1 + rng.below(9)),
+                        "maxDate": null,
+                        "datePreference": ["event_date", "encounter_end_date"],
+                        "dateIsNotNull": true
+                    },
+                    "encounterDateRange": {"minDate": null, "maxDate": null, "dateIsNotNull": true},
+                });
+                if resource == "Patient" {
+                    node["patientAge"] = json!({"minAge": "18-0-0", "maxAge": "85-0-0", "datePreference": ["age"]});
+                }
+                node
+            })
+            .collect();
+        let query = json!({
+            "version": "v1.6.1",
+            "_type": "request",
+            "resourceType": "Patient",
+            "sourcePopulation": {"caresiteCohortList": population},
+            "request": {
+                "_type": "andGroup",
+                "_id": 0,
+                "isInclusive": true,
+                "criteria": criteria,
+                "temporalConstraints": [{"idList": ["All"], "constraintType": "none"}]
+            }
+        })
+        .to_string();
+        match query.len() {
+            0..1000 => wanted += 1,
+            3001.. if wanted > 1 => wanted -= 1,
+            _ => return query,
+        }
+    }
+}
+
+/// `total` split over `n` parts: the first `rest % n` parts get one more.
+fn even_shares(total: usize, n: usize) -> Vec<usize> {
+    (0..n).map(|i| total / n.max(1) + usize::from(i < total % n.max(1))).collect()
+}
+
+/// The cohort workspace load-test data set (issue 4, "like the original's baseline"): `owners`
+/// users (`8000000 + i`) holding `requests` requests, 4 snapshots (each with its query text, 1–3
+/// KB) and 4 counts per request on average, one cohort per 4 snapshots, in 2 to 5 folders each.
+/// User 8000000 is the heavy owner: 6 % of the requests (300 of 5,000), 1,100 of 20,000 snapshots,
+/// as many counts, one cohort per 4 of its snapshots, 8 folders; it holds a nominative reading
+/// access on the root and logs in with [`LOAD_USER_PASSWORD`]. The other owners hold one reading
+/// access each. Creation dates are spread over the past year (folder < request < snapshot < count <
+/// cohort). Counts: 95 % finished with a measure, 5 % failed; cohorts built on finished counts, 92 %
+/// finished with a group id, 5 % failed, 3 % pending (in the active jobs index). Written with batch
+/// writes (a bulk load, no conditions), owner by owner; uuids come from a fixed seed, profile and
+/// access ids from the counters: load it once into fresh resources. Each snapshot gets its query
+/// text item and the `RQS_PERIMETER#` references of its population, as the API writes them.
+pub async fn seed_cohort_dataset(store: &DynamoStore, owners: usize, requests: usize) -> AppResult<CohortDataset> {
+    use crate::{
+        domain::cohort::{
+            python_duration, CohortResult, DatedMeasure, Folder, Job, JobStatus, MeasureMode, Request, Snapshot,
+            SnapshotQuery, Stamps,
+        },
+        store::{
+            accesses::{access_entry, profile_entry},
+            cohort::{object_entry, snapshot_perimeter_writes},
+            keys,
+            users::user_entry,
+            Entry, Write,
+        },
+    };
+    let tree = crate::domain::tree::PerimeterTree::new(store.perimeters().await?)
+        .map_err(|e| AppError::Internal(format!("stored tree: {e}")))?;
+    let root = tree.roots().next().map(|p| p.id).ok_or_else(|| AppError::Internal("no perimeter tree".into()))?;
+    let perimeter_ids: Vec<i64> = tree.iter().map(|p| p.id).collect();
+    let cohort_ids: Vec<String> =
+        tree.iter().map(|p| p.cohort_id.clone().unwrap_or_else(|| p.id.to_string())).collect();
+    if owners == 0 || requests == 0 {
+        return Ok(CohortDataset::default());
+    }
+    // Shares: the bench user's, then the others' (evenly).
+    let others = owners - 1;
+    let bench_requests = if others == 0 { requests } else { requests * 3 / 50 };
+    let snapshots_total = requests * 4;
+    let bench_snapshots = if others == 0 { snapshots_total } else { (bench_requests * 11 / 3).max(bench_requests) };
+    let bench_cohorts = if others == 0 { requests } else { bench_snapshots / 4 };
+    let mut shares: Vec<(usize, usize, usize)> = vec![(bench_requests, bench_snapshots, bench_cohorts)];
+    let (r, s, c) = (
+        even_shares(requests - bench_requests, others),
+        even_shares(snapshots_total - bench_snapshots, others),
+        even_shares(requests - bench_cohorts, others),
+    );
+    shares.extend((0..others).map(|i| (r[i], if r[i] == 0 { 0 } else { s[i].max(r[i]) }, c[i])));
+
+    let mut rng = Xorshift(0x2545_F491_4F6C_DD1D);
+    let now = t::now();
+    let year_ago = now - Duration::days(365);
+    let (start, end) = (now - Duration::days(1), now + Duration::days(365));
+    let last_profile = store.reserve_ids("profile", owners as i64).await?;
+    let last_access = store.reserve_ids("access", owners as i64).await?;
+    let (first_profile, first_access) = (last_profile - owners as i64 + 1, last_access - owners as i64 + 1);
+    let password = password::hash(LOAD_USER_PASSWORD).map_err(AppError::Internal)?;
+    let mut out = CohortDataset { owners, bench_user: COHORT_OWNER_BASE.to_string(), ..CohortDataset::default() };
+    let mut group_id = 100_000_u64;
+    for (i, &(n_requests, n_snapshots, n_cohorts)) in shares.iter().enumerate() {
+        let owner = (COHORT_OWNER_BASE + i).to_string();
+        let mut entries: Vec<Entry> = Vec::new();
+        // The user, its profile and one reading access (the bench user: nominative, on the root).
+        let mut user = User::new(
+            &owner,
+            "Cohort",
+            &format!("Owner{i}"),
+            Some(&format!("{owner}@cohort.load.cohort360.local")),
+            now,
+        );
+        user.password = (i == 0).then(|| password.clone());
+        user.directory.manual_profile = true;
+        let profile = Profile::manual(first_profile + i as i64, &owner, now);
+        let (role, perimeter) = if i == 0 {
+            (4, root)
+        } else {
+            (if rng.chance(50) { 4 } else { 5 }, perimeter_ids[rng.below(perimeter_ids.len())])
+        };
+        let access_id = first_access + i as i64;
+        let access = Access::granted(access_id, &profile, role, perimeter, (start, end), None, now);
+        user.directory.access_windows.insert(access_id.to_string(), Window { start: Some(start), end: Some(end) });
+        entries.push(access_entry(&access, &tree.path(perimeter))?);
+        entries.push(user_entry(&user)?);
+        entries.push(profile_entry(&profile)?);
+
+        // Folders, created in the first days of the year.
+        let n_folders = if i == 0 { 8 } else { 2 + rng.below(4) };
+        let folders: Vec<Folder> = (0..n_folders)
+            .map(|f| Folder {
+                uuid: rng.uuid(),
+                owner: owner.clone(),
+                name: format!("Dossier {}", f + 1),
+                description: rng.chance(30).then(|| "Projet de recherche".to_owned()),
+                stamps: Stamps::new(year_ago + rng.seconds(0, 5 * 86_400)),
+            })
+            .collect();
+        // Requests, then their snapshots: every request has one, the rest go to random requests.
+        let requests: Vec<Request> = (0..n_requests)
+            .map(|q| {
+                let shared = i > 0 && rng.chance(3);
+                Request {
+                    uuid: rng.uuid(),
+                    owner: owner.clone(),
+                    name: format!("Requête {}", q + 1),
+                    description: if rng.chance(40) { "Étude de faisabilité".into() } else { String::new() },
+                    favorite: rng.chance(10),
+                    parent_folder: folders[rng.below(folders.len())].uuid,
+                    shared_by: shared.then(|| (COHORT_OWNER_BASE + 1 + rng.below(others.max(1))).to_string()),
+                    stamps: Stamps::new(year_ago + rng.seconds(6 * 86_400, 360 * 86_400)),
+                }
+            })
+            .collect();
+        let mut per_request = vec![1_usize; n_requests];
+        for _ in n_requests..n_snapshots {
+            per_request[rng.below(n_requests)] += 1;
+        }
+        let mut snapshots: Vec<Snapshot> = Vec::with_capacity(n_snapshots);
+        for (request, &versions) in requests.iter().zip(&per_request) {
+            let mut at = request.stamps.created_at;
+            let mut previous = None;
+            for version in 1..=versions as i64 {
+                at = (at + rng.seconds(300, 3 * 86_400)).min(now - Duration::minutes(1));
+                let uuid = rng.uuid();
+                let query = bench_query(&mut rng, &cohort_ids);
+                let perimeters = crate::domain::cohort::perimeters_ids(&query).map_err(AppError::Internal)?;
+                out.query_bytes += query.len();
+                let text = SnapshotQuery { serialized_query: query, translated_query: None };
+                entries.push(Entry::new("snapshot_query", &keys::snapshot_query(&owner, uuid), &text)?);
+                snapshots.push(Snapshot {
+                    uuid,
+                    owner: owner.clone(),
+                    request: request.uuid,
+                    name: None,
+                    previous_snapshot: previous,
+                    shared_by: request.shared_by.clone(),
+                    perimeters_ids: Some(perimeters),
+                    version,
+                    query_patches: 0,
+                    stamps: Stamps::new(at),
+                });
+                previous = Some(uuid);
+            }
+        }
+        // Counts: one per snapshot in number, three in four on "their" snapshot, the others on a
+        // random one (some snapshots get several, some none).
+        let measures: Vec<DatedMeasure> = (0..n_snapshots)
+            .map(|k| {
+                let snapshot = if rng.chance(75) { &snapshots[k] } else { &snapshots[rng.below(snapshots.len())] };
+                let created = (snapshot.stamps.created_at + rng.seconds(1, 3_600)).min(now);
+                let duration = Duration::milliseconds(800 + rng.below(40_000) as i64);
+                let finished = !rng.chance(5);
+                let measure = finished.then(|| (rng.next() % 10_u64.pow(1 + rng.below(6) as u32)) as i64);
+                DatedMeasure {
+                    uuid: rng.uuid(),
+                    owner: owner.clone(),
+                    request_query_snapshot: snapshot.uuid,
+                    request: snapshot.request,
+                    measure,
+                    measure_min: None,
+                    measure_max: None,
+                    extra: None,
+                    count_task_id: rng.uuid().to_string(),
+                    mode: MeasureMode::Snapshot,
+                    job: Job {
+                        request_job_id: rng.uuid().to_string(),
+                        request_job_status: if finished { JobStatus::Finished } else { JobStatus::Failed },
+                        request_job_fail_msg: if finished { String::new() } else { "Query execution error".into() },
+                        request_job_duration: python_duration(duration),
+                    },
+                    stamps: Stamps { modified_at: created + duration, ..Stamps::new(created) },
+                }
+            })
+            .collect();
+        // Cohorts, each built on a finished count.
+        let finished: Vec<&DatedMeasure> =
+            measures.iter().filter(|m| m.job.request_job_status == JobStatus::Finished).collect();
+        let cohorts: Vec<CohortResult> = (0..n_cohorts.min(finished.len() * 4))
+            .map(|k| {
+                let count = finished[rng.below(finished.len())];
+                let created = (count.stamps.created_at + rng.seconds(60, 2 * 86_400)).min(now);
+                let status = match rng.below(100) {
+                    0..92 => JobStatus::Finished,
+                    92..97 => JobStatus::Failed,
+                    _ => JobStatus::Pending,
+                };
+                group_id += 1;
+                CohortResult {
+                    uuid: rng.uuid(),
+                    owner: owner.clone(),
+                    name: Some(format!("Cohorte {}", k + 1)),
+                    description: rng.chance(30).then(|| "Cohorte de l'étude".to_owned()),
+                    favorite: rng.chance(10),
+                    request_query_snapshot: Some(count.request_query_snapshot),
+                    group_id: if status == JobStatus::Finished { group_id.to_string() } else { String::new() },
+                    dated_measure: Some(count.uuid),
+                    dated_measure_global: None,
+                    create_task_id: rng.uuid().to_string(),
+                    is_subset: false,
+                    parent_cohort: None,
+                    sampling_ratio: None,
+                    job: Job {
+                        request_job_id: rng.uuid().to_string(),
+                        request_job_status: status,
+                        request_job_fail_msg: if status == JobStatus::Failed {
+                            "Solr ETL error".into()
+                        } else {
+                            String::new()
+                        },
+                        request_job_duration: if status.is_final() {
+                            python_duration(Duration::seconds(30 + rng.below(600) as i64))
+                        } else {
+                            String::new()
+                        },
+                    },
+                    stamps: Stamps::new(created),
+                }
+            })
+            .collect();
+        for folder in &folders {
+            entries.push(object_entry(folder)?);
+        }
+        for request in &requests {
+            entries.push(object_entry(request)?);
+        }
+        for snapshot in &snapshots {
+            entries.push(object_entry(snapshot)?);
+            // The references from the perimeter cohort ids of its population (perimeter syncs).
+            for write in snapshot_perimeter_writes(snapshot)? {
+                if let Write::Put(entry, _) = write {
+                    entries.push(entry);
+                }
+            }
+        }
+        for measure in &measures {
+            entries.push(object_entry(measure)?);
+        }
+        for cohort in &cohorts {
+            entries.push(object_entry(cohort)?);
+        }
+        if i == 0 {
+            out.bench_folders = folders.len();
+            out.bench_requests = requests.len();
+            out.bench_snapshots = snapshots.len();
+            out.bench_measures = measures.len();
+            out.bench_cohorts = cohorts.len();
+        }
+        out.folders += folders.len();
+        out.requests += requests.len();
+        out.snapshots += snapshots.len();
+        out.measures += measures.len();
+        out.cohorts += cohorts.len();
+        store.put_batched(entries).await?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bench_queries_are_1_to_3_kb_and_name_their_population() {
+        let mut rng = Xorshift(7);
+        let ids: Vec<String> = (0..50).map(|i| (1000 + i).to_string()).collect();
+        for _ in 0..500 {
+            let query = bench_query(&mut rng, &ids);
+            assert!((1000..=3000).contains(&query.len()), "{} bytes", query.len());
+            let population = crate::domain::cohort::perimeters_ids(&query).unwrap();
+            assert!((1..=3).contains(&population.len()) && population.iter().all(|p| ids.contains(p)));
+        }
+    }
+
+    #[test]
+    fn shares_add_up() {
+        assert_eq!(even_shares(4_700, 149).iter().sum::<usize>(), 4_700);
+        assert_eq!(even_shares(7, 3), vec![3, 2, 2]);
+    }
+}

@@ -62,6 +62,7 @@ pub async fn tasks(app: &TestApp, expiry_alerts: Option<c360::access_alerts::Exp
         fhir: c360::config::FhirSettings::default(),
         fhir_perimeters_sync: false,
         http: c360::aws::http_client(std::time::Duration::from_secs(10)),
+        jobs: app.state.jobs.clone(),
     }
 }
 

@@ -84,13 +84,34 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
 }
 
 /// The cohorts a caller lists, and the workspace that renders them. Applicative actors see every
-/// owner's cohorts with their counts (two index listings), without requests.
+/// owner's cohorts: the cohort index (16 Queries), then the workspaces of their owners in parallel.
 async fn listable(state: &AppState, principal: &Principal) -> AppResult<Workspace> {
-    if is_applicative(principal) {
-        let (cohorts, measures) = tokio::join!(state.store.objects_of_everyone(), state.store.objects_of_everyone());
-        return Ok(Workspace { cohorts: cohorts?, measures: measures?, ..Workspace::default() });
+    if !is_applicative(principal) {
+        return load(state, &principal.username, &COHORT_KINDS).await;
     }
-    load(state, &principal.username, &COHORT_KINDS).await
+    let cohorts: Vec<CohortResult> = state.store.objects_of_everyone().await?;
+    let mut owners: Vec<String> = cohorts.into_iter().map(|c| c.owner).collect();
+    owners.sort_unstable();
+    owners.dedup();
+    let mut tasks = tokio::task::JoinSet::new();
+    for owner in owners {
+        let store = state.store.clone();
+        tasks.spawn(async move { store.workspace(&owner, &COHORT_KINDS).await });
+    }
+    let mut all = Workspace::default();
+    while let Some(joined) = tasks.join_next().await {
+        let ws = joined.map_err(AppError::internal)??;
+        all.requests.extend(ws.requests);
+        all.snapshots.extend(ws.snapshots);
+        all.measures.extend(ws.measures);
+        all.cohorts.extend(ws.cohorts);
+    }
+    Ok(all)
+}
+
+/// A deleted parent leaves its samples as regular cohorts (`parent_cohort` is SET_NULL, spec §3.3).
+fn alive_parent(ws: &Workspace, cohort: &CohortResult) -> Option<Uuid> {
+    cohort.parent_cohort.filter(|p| ws.cohort(*p).is_some())
 }
 
 fn integer_filter(query: &ListQuery, key: &str) -> AppResult<Option<i64>> {
@@ -124,8 +145,8 @@ async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: L
                 && flag_matches(&query, "favorite", c.favorite)
                 && matches_any(&query, "group_id", &c.group_id)
                 && matches_any(&query, "status", c.job.request_job_status.as_str())
-                && parent.is_none_or(|p| c.parent_cohort == Some(p))
-                && flag_matches(&query, "is_sample", c.parent_cohort.is_some())
+                && parent.is_none_or(|p| alive_parent(&ws, c) == Some(p))
+                && flag_matches(&query, "is_sample", alive_parent(&ws, c).is_some())
                 && flag_matches(&query, "exportable", size.is_some_and(|s| s <= limit))
                 && matches_regex_search(&terms, &[c.name.as_deref(), c.description.as_deref()])
         })
@@ -330,8 +351,9 @@ async fn patch(
                     let mut fields = Fields::new(&body);
                     let count = callback_number(&mut fields, &body, "group.count");
                     fields.finish()?;
+                    // The count has usually ended (the cohort was built from it): it takes the size
+                    // of the cohort whenever the cohort's own update applies.
                     let mut dm = Changes::modified(now);
-                    dm.while_status(&JobStatus::not_final());
                     dm.set("measure", &count)?.set("request_job_status", &status)?;
                     measure_update = Some((measure, dm));
                 }
@@ -342,13 +364,13 @@ async fn patch(
         changes.set("group_id", &group_text(group))?;
     }
     owner_edits(&body, &ws, &cohort, &mut changes)?;
-    if let Some((measure, dm)) = measure_update {
+    let (updated, applied) = apply(&state, &cohort, changes).await?;
+    if let Some((measure, dm)) = measure_update.filter(|_| applied) {
         match state.store.update_object::<DatedMeasure>(&cohort.owner, measure, dm).await {
             Ok(_) | Err(StoreError::ConditionFailed) => {}
             Err(other) => return Err(other.into()),
         }
     }
-    let updated = apply(&state, &cohort, changes).await?;
     Ok(Json(views::cohort(&state.settings, &ws, &updated, false)))
 }
 
@@ -405,10 +427,10 @@ fn owner_edits(
     Ok(())
 }
 
-/// Applies changes unless the job ended meanwhile; returns the stored cohort.
-async fn apply(state: &AppState, cohort: &CohortResult, changes: Changes) -> AppResult<CohortResult> {
+/// Applies changes unless the job ended meanwhile; returns the stored cohort and whether it moved.
+async fn apply(state: &AppState, cohort: &CohortResult, changes: Changes) -> AppResult<(CohortResult, bool)> {
     match state.store.update_object::<CohortResult>(&cohort.owner, cohort.uuid, changes).await {
-        Ok(updated) => Ok(updated),
+        Ok(updated) => Ok((updated, true)),
         Err(StoreError::ConditionFailed) => {
             let current = state.store.workspace_object::<CohortResult>(&cohort.owner, cohort.uuid).await?;
             let current = current.ok_or(AppError::NotFound(Kind::Cohort.model()))?;
@@ -417,7 +439,7 @@ async fn apply(state: &AppState, cohort: &CohortResult, changes: Changes) -> App
                 status = current.job.request_job_status.as_str(),
                 "callback ignored: the cohort job has already ended"
             );
-            Ok(current)
+            Ok((current, false))
         }
         Err(other) => Err(other.into()),
     }

@@ -143,7 +143,8 @@ async fn patch(
         Ok(status) => status,
         Err(message) => {
             changes.set("request_job_status", &JobStatus::Failed)?.set("request_job_fail_msg", &message)?;
-            apply(&state, &measure, changes).await?;
+            let failed = apply(&state, &measure, changes).await?;
+            c360::refresh::record_refresh(&state.store, &failed, now).await?;
             return Err(AppError::InvalidString(message));
         }
     };
@@ -168,6 +169,7 @@ async fn patch(
         _ => {}
     }
     let updated = apply(&state, &measure, changes).await?;
+    c360::refresh::record_refresh(&state.store, &updated, now).await?;
     Ok(Json(views::dated_measure(&state.settings, &updated, now)))
 }
 

@@ -469,7 +469,12 @@ async fn share(
         writes.extend(snapshot_perimeter_writes(&copy)?);
         state.store.transact(writes).await?;
     }
-    if matches!(body.get("notify_by_email"), Some(Value::Bool(true) | Value::String(_))) {
+    let notify = match body.get("notify_by_email") {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => matches!(s.as_str(), "true" | "True" | "1"),
+        _ => false,
+    };
+    if notify {
         if let Some(sharer) = principal.user.as_ref() {
             for recipient in users.values() {
                 let email = notify::shared_request(&state.settings, sharer, recipient, &new_name);

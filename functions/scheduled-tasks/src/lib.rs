@@ -7,6 +7,7 @@ use c360::{
     access_alerts::ExpiryAlerts,
     config::{ConfigError, FhirSettings},
     domain::time,
+    jobs::JobQueue,
     mail::SesMailer,
     store::DynamoStore,
 };
@@ -39,6 +40,8 @@ pub struct Tasks {
     pub fhir_perimeters_sync: bool,
     /// Calls to third parties (FHIR), with `HTTP_CLIENT_TIMEOUT_SECONDS`.
     pub http: reqwest::Client,
+    /// The cohort jobs queue (`COHORT_JOBS_QUEUE_URL`): scheduled re-counts go through it.
+    pub jobs: JobQueue,
 }
 
 fn env(name: &str, default: &str) -> String {
@@ -89,6 +92,7 @@ impl Tasks {
             fhir,
             fhir_perimeters_sync,
             http: c360::aws::http_client(std::time::Duration::from_secs(timeout)),
+            jobs: JobQueue::new(aws_sdk_sqs::Client::new(&sdk), std::env::var("COHORT_JOBS_QUEUE_URL").ok()),
         })
     }
 }
@@ -149,6 +153,11 @@ pub async fn function_handler(tasks: &Tasks, input: Value) -> Result<Value, Task
                 .map_err(failed)?;
             tracing::info!(sent, "expiring-access alerts sent");
             Ok(json!({"task": task, "status": "done", "emails_sent": sent}))
+        }
+        "refresh_schedules" => {
+            let run = c360::refresh::run_due_schedules(&tasks.store, &tasks.jobs, time::now()).await.map_err(failed)?;
+            tracing::info!(?run, "refresh schedules");
+            Ok(json!({"task": task, "status": "done", "run": run}))
         }
         "count_users_on_perimeters" => {
             let changed =

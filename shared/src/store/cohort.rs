@@ -280,6 +280,41 @@ impl DynamoStore {
         Ok(rewritten)
     }
 
+    /// Alive refresh schedules whose next run is not after `now` (the due index).
+    pub async fn due_schedules(&self, now: DateTime) -> StoreResult<Vec<RefreshSchedule>> {
+        let upper = format!("{}#~", time::iso(now));
+        let mut schedules = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(keys::GSI2)
+                .key_condition_expression("gsi2pk = :pk AND gsi2sk <= :upper")
+                .expression_attribute_values(":pk", AttributeValue::S(keys::REFRESH_DUE_PK.into()))
+                .expression_attribute_values(":upper", AttributeValue::S(upper.clone()))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            schedules.extend(decode_all::<RefreshSchedule>(out.items.unwrap_or_default())?);
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(schedules),
+            }
+        }
+    }
+
+    /// The alive schedule of a snapshot, through its guard item.
+    pub async fn schedule_of_snapshot(&self, owner: &str, snapshot: Uuid) -> StoreResult<Option<RefreshSchedule>> {
+        let Some(guard) = self.get::<serde_json::Value>(&keys::schedule_guard(snapshot)).await? else {
+            return Ok(None);
+        };
+        let Some(uuid) = guard["schedule"].as_str().and_then(|u| Uuid::parse_str(u).ok()) else { return Ok(None) };
+        self.workspace_object(owner, uuid).await
+    }
+
     /// `GET /cohort/cohorts/jobs/active/`: cohorts of every owner whose job is still to run.
     pub async fn count_active_cohort_jobs(&self) -> StoreResult<i64> {
         let mut total = 0;
@@ -381,6 +416,7 @@ fn decode_all<T: DeserializeOwned>(items: Vec<Item>) -> StoreResult<Vec<T>> {
 pub struct Changes {
     entries: Vec<(String, Option<AttributeValue>)>,
     while_status: Vec<JobStatus>,
+    while_equal: Option<(String, AttributeValue)>,
 }
 
 impl Changes {
@@ -389,7 +425,14 @@ impl Changes {
         Self {
             entries: vec![("modified_at".into(), Some(AttributeValue::S(time::iso(now))))],
             while_status: Vec::new(),
+            while_equal: None,
         }
+    }
+
+    /// Applies only while the text attribute `name` still holds `value` (a claim: one writer wins).
+    pub fn while_equal(&mut self, name: &str, value: &str) -> &mut Self {
+        self.while_equal = Some((name.to_owned(), AttributeValue::S(value.to_owned())));
+        self
     }
 
     /// Applies only while `request_job_status` is one of `statuses` (else `ConditionFailed`).
@@ -415,16 +458,22 @@ impl Changes {
         self.set("next_run", &time::iso(next_run))?.set("gsi2pk", &key.pk)?.set("gsi2sk", &key.sk)
     }
 
-    fn condition(&self, values: &mut HashMap<String, AttributeValue>) -> String {
-        if self.while_status.is_empty() {
-            return "attribute_exists(pk)".into();
+    fn condition(&self, names: &mut HashMap<String, String>, values: &mut HashMap<String, AttributeValue>) -> String {
+        let mut condition = "attribute_exists(pk)".to_owned();
+        if !self.while_status.is_empty() {
+            let mut placeholders = Vec::new();
+            for (i, status) in self.while_status.iter().enumerate() {
+                values.insert(format!(":s{i}"), AttributeValue::S(status.as_str().into()));
+                placeholders.push(format!(":s{i}"));
+            }
+            condition.push_str(&format!(" AND request_job_status IN ({})", placeholders.join(", ")));
         }
-        let mut names = Vec::new();
-        for (i, status) in self.while_status.iter().enumerate() {
-            values.insert(format!(":s{i}"), AttributeValue::S(status.as_str().into()));
-            names.push(format!(":s{i}"));
+        if let Some((name, value)) = &self.while_equal {
+            names.insert("#expected".into(), name.clone());
+            values.insert(":expected".into(), value.clone());
+            condition.push_str(" AND #expected = :expected");
         }
-        format!("attribute_exists(pk) AND request_job_status IN ({})", names.join(", "))
+        condition
     }
 
     pub fn set<T: Serialize>(&mut self, name: &str, value: &T) -> StoreResult<&mut Self> {
@@ -443,7 +492,7 @@ impl Changes {
     fn expression(self) -> (String, String, HashMap<String, String>, HashMap<String, AttributeValue>) {
         let (mut sets, mut removes) = (Vec::new(), Vec::new());
         let (mut names, mut values) = (HashMap::new(), HashMap::new());
-        let condition = self.condition(&mut values);
+        let condition = self.condition(&mut names, &mut values);
         for (i, (name, value)) in self.entries.into_iter().enumerate() {
             names.insert(format!("#a{i}"), name);
             match value {
