@@ -10,7 +10,10 @@ use axum::{
 };
 use c360::{
     domain::{
-        cohort::{perimeters_ids, Folder, Kind, Request, Snapshot, SnapshotQuery, Stamps, Workspace},
+        cohort::{
+            perimeters_ids, query_too_large, Folder, Kind, Request, Snapshot, SnapshotQuery, Stamps, Workspace,
+            MAX_QUERY_BYTES,
+        },
         time,
     },
     error::{AppError, AppResult},
@@ -215,6 +218,9 @@ async fn create_scoped(state: &AppState, owner: &str, mut body: Map<String, Valu
     let Some(Value::String(serialized_query)) = body.get("serialized_query") else {
         return Err(AppError::InvalidString("serialized_query is required".into()));
     };
+    if serialized_query.len() > MAX_QUERY_BYTES {
+        return Err(AppError::InvalidString(query_too_large()));
+    }
     let perimeters = perimeters_ids(serialized_query).map_err(AppError::InvalidString)?;
     let version = ws.snapshots.iter().filter(|s| s.request == request).count() as i64 + 1;
     check_owner(&mut fields, owner);
@@ -318,6 +324,9 @@ async fn patch_scoped(
     check_owner(&mut fields, owner);
     let name = fields.text("name", Text::default().nullable().blank());
     let serialized_query = fields.text("serialized_query", Text::default().blank()).flatten();
+    if serialized_query.as_ref().is_some_and(|q| q.len() > MAX_QUERY_BYTES) {
+        fields.error("serialized_query", query_too_large());
+    }
     let version = fields.integer("version", false).flatten();
     let request = fields.relation("request", false, |u| ws.request(u).is_some()).flatten();
     let previous = fields.relation("previous_snapshot", true, |u| ws.snapshot(u).is_some());

@@ -189,6 +189,13 @@ pub struct Snapshot {
     pub stamps: Stamps,
 }
 
+/// A query text is one DynamoDB item (at most 400 KB); the app's queries are a few KB.
+pub const MAX_QUERY_BYTES: usize = 350_000;
+
+pub fn query_too_large() -> String {
+    format!("serialized_query is too large (at most {MAX_QUERY_BYTES} bytes)")
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SnapshotQuery {
     pub serialized_query: String,
