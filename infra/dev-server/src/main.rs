@@ -1,8 +1,10 @@
 //! `dev-server [--seed | --seed-only]`: seeds the demo data when asked, then serves the whole API on
 //! $PORT (`--seed-only` stops after seeding: the benchmark times a start without it).
+//! `--load-dataset USERS ACCESSES` and `--cohort-dataset OWNERS REQUESTS` write a load-test data set
+//! and stop (infra/scripts/bench-accesses.sh, infra/scripts/bench-cohort.sh).
 use c360::{
     http::{serve, AppState},
-    seed::{seed_demo, seed_load_dataset, DemoSeed},
+    seed::{seed_cohort_dataset, seed_demo, seed_load_dataset, DemoSeed},
 };
 
 fn env(name: &str, default: &str) -> String {
@@ -45,6 +47,18 @@ async fn main() -> Result<(), lambda_http::Error> {
         let (users, accesses) =
             seed_load_dataset(&state.store, number(1)?, number(2)?).await.map_err(|e| format!("load dataset: {e}"))?;
         tracing::info!(users, accesses, "load dataset written");
+        return Ok(());
+    }
+    // `--cohort-dataset OWNERS REQUESTS`: the cohort workspace of the cohort load run (bench-cohort.sh).
+    if let Some(at) = args.iter().position(|a| a == "--cohort-dataset") {
+        let number = |i: usize| {
+            args.get(at + i).and_then(|v| v.parse::<usize>().ok()).ok_or("usage: --cohort-dataset OWNERS REQUESTS")
+        };
+        let written = seed_cohort_dataset(&state.store, number(1)?, number(2)?)
+            .await
+            .map_err(|e| format!("cohort dataset: {e}"))?;
+        // One line on stdout for the bench script (the logs go to stderr or are filtered).
+        println!("{written:?}");
         return Ok(());
     }
     tracing::info!(startup_ms = started.elapsed().as_millis() as u64, "dev server ready");
