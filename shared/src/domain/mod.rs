@@ -5,6 +5,7 @@ pub mod content;
 pub mod fhir_tree;
 pub mod maintenance;
 pub mod perimeter;
+pub mod query_executor;
 pub mod release_note;
 pub mod request_log;
 pub mod rights;
