@@ -53,6 +53,8 @@ pub struct Settings {
     pub jwt_algorithms: Vec<String>,
     pub access_token_lifetime: Duration,
     pub refresh_token_lifetime: Duration,
+    /// `QUERY_EXECUTOR_URL`: where cohort jobs are submitted (the cohort worker needs it).
+    pub query_executor_url: Option<String>,
     pub query_executor_username: String,
     pub query_executor_token: Secret,
     pub solr_etl_username: String,
@@ -197,6 +199,7 @@ impl Settings {
             jwt_algorithms,
             access_token_lifetime: Duration::from_secs(number("ACCESS_TOKEN_LIFETIME_SECONDS", 300)?.max(1) as u64),
             refresh_token_lifetime: Duration::from_secs(number("REFRESH_TOKEN_LIFETIME_SECONDS", 86_400)?.max(1) as u64),
+            query_executor_url: get("QUERY_EXECUTOR_URL").map(|u| u.trim_end_matches('/').to_owned()),
             query_executor_username: or("QUERY_EXECUTOR_USERNAME", "SPARK_JOB_SERVER"),
             query_executor_token: Secret::new(or("QUERY_EXECUTOR_TOKEN", "")),
             solr_etl_username: or("SOLR_ETL_USERNAME", "SOLR_ETL"),

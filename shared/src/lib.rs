@@ -12,6 +12,7 @@ pub mod config;
 pub mod documents;
 pub mod domain;
 pub mod error;
+pub mod executor;
 pub mod fhir;
 pub mod http;
 pub mod jobs;

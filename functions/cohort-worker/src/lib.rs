@@ -1,13 +1,290 @@
-//! Cohort jobs (counts, cohort creations, feasibility studies) from the cohort jobs queue.
-//! The job kinds arrive with the cohort-jobs issue: until then every message is reported failed,
-//! so nothing is lost — it waits in the DLQ.
+//! Cohort jobs (spec §5.6–§5.8, §6.2) from the cohort jobs queue: counts, global counts, cohort
+//! creations and feasibility studies, submitted to the QueryExecutor.
+//!
+//! Every step is a conditional write on the job's status, so the worker is idempotent and races
+//! nothing: a job is claimed by moving it out of `new` (a redelivered message finds it claimed and
+//! stops), and the launch bookkeeping only applies while the job is still where the launch left it —
+//! a callback that arrives first (`finished`) is never overwritten. QueryExecutor failures end the
+//! job as `failed` with the reason (the message is not retried); storage failures are retried.
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use c360::worker::{envelope, process_batch, MessageError};
+use c360::{
+    config::{ConfigError, Settings},
+    domain::{
+        cohort::{CohortResult, DatedMeasure, FeasibilityStudy, JobStatus, Kind, Workspace},
+        query_executor::{sample_query, Job, JobKind},
+        time,
+    },
+    executor::{Executor, ExecutorError},
+    jobs::{CohortJob, JobMessage, JOB_MESSAGE_VERSION},
+    store::{
+        cohort::{Changes, WorkspaceObject},
+        DynamoStore, StoreError,
+    },
+    worker::{envelope, process_batch, MessageError},
+};
+use uuid::Uuid;
 
-pub async fn function_handler(event: SqsEvent) -> SqsBatchResponse {
-    process_batch(event, |body| async move {
-        let job = envelope(&body)?;
-        Err(MessageError(format!("no handler for cohort job kind {:?} (version {})", job.kind, job.version)))
-    })
-    .await
+pub struct Worker {
+    pub store: DynamoStore,
+    /// `None` when `QUERY_EXECUTOR_URL` is not set: every job fails with that reason.
+    pub executor: Option<Executor>,
+    /// `COHORT_SIZE_LIMIT`: larger cohorts are built by the Solr ETL (`long_pending`).
+    pub cohort_size_limit: i64,
+}
+
+impl Worker {
+    /// `TABLE_NAME`, `QUERY_EXECUTOR_URL`, `COHORT_SIZE_LIMIT`, `HTTP_CLIENT_TIMEOUT_SECONDS`.
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let settings = Settings::from_env()?;
+        let sdk = c360::aws::sdk_config().await;
+        let http = c360::aws::http_client(settings.http_timeout);
+        Ok(Self {
+            store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), settings.table_name.clone()),
+            executor: settings.query_executor_url.clone().map(|url| Executor::new(http, url)),
+            cohort_size_limit: settings.cohort_size_limit,
+        })
+    }
+}
+
+pub async fn function_handler(worker: &Worker, event: SqsEvent) -> SqsBatchResponse {
+    // Boxed: the job futures are deep enough to exhaust the compiler's layout recursion otherwise.
+    process_batch(event, |body| async move { Box::pin(worker.handle(&body)).await }).await
+}
+
+fn storage(err: StoreError) -> MessageError {
+    MessageError(format!("storage: {err}"))
+}
+
+/// The changes that set a job's status (a cohort's also keeps its active-jobs index entry).
+fn status<T: WorkspaceObject>(uuid: Uuid, status: JobStatus) -> Result<Changes, MessageError> {
+    let mut changes = Changes::modified(time::now());
+    let set = if T::KIND == Kind::Cohort {
+        changes.cohort_status(uuid, status).map(|_| ())
+    } else {
+        changes.set("request_job_status", &status).map(|_| ())
+    };
+    set.map_err(storage)?;
+    Ok(changes)
+}
+
+/// Whether the conditional write applied (`false`: the job had moved on).
+fn applied<T>(result: Result<T, StoreError>) -> Result<bool, MessageError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(StoreError::ConditionFailed) => Ok(false),
+        Err(other) => Err(storage(other)),
+    }
+}
+
+impl Worker {
+    pub async fn handle(&self, body: &str) -> Result<(), MessageError> {
+        let header = envelope(body)?;
+        if header.version != JOB_MESSAGE_VERSION {
+            return Err(MessageError(format!("unknown cohort job message version {}", header.version)));
+        }
+        let message: JobMessage =
+            serde_json::from_str(body).map_err(|e| MessageError(format!("malformed cohort job message: {e}")))?;
+        match message.job {
+            CohortJob::Count { owner, dated_measure, stage_details } => {
+                self.count(&owner, dated_measure, stage_details.as_deref(), false).await
+            }
+            CohortJob::CountAll { owner, dated_measure } => self.count(&owner, dated_measure, None, true).await,
+            CohortJob::Create { owner, cohort } => self.create(&owner, cohort).await,
+            CohortJob::Feasibility { owner, study } => self.feasibility(&owner, study).await,
+        }
+    }
+
+    /// Moves a job out of `new`; `false` when another delivery already did (or it is gone).
+    async fn claim<T: WorkspaceObject>(&self, owner: &str, uuid: Uuid, to: JobStatus) -> Result<bool, MessageError> {
+        let mut changes = status::<T>(uuid, to)?;
+        changes.while_status(&[JobStatus::New]);
+        applied(self.store.update_object::<T>(owner, uuid, changes).await)
+    }
+
+    /// Ends a job that could not be launched (unless it ended meanwhile).
+    async fn fail<T: WorkspaceObject>(&self, owner: &str, uuid: Uuid, reason: &str) -> Result<(), MessageError> {
+        tracing::warn!(job = %uuid, kind = ?T::KIND, reason, "cohort job failed at launch");
+        let mut changes = status::<T>(uuid, JobStatus::Failed)?;
+        changes.set("request_job_fail_msg", &reason).map_err(storage)?;
+        changes.while_status(&JobStatus::not_final());
+        applied(self.store.update_object::<T>(owner, uuid, changes).await).map(|_| ())
+    }
+
+    /// Submits a job and records QE's answer while the job is still in `launched_as`.
+    async fn submit<T: WorkspaceObject>(
+        &self,
+        owner: &str,
+        uuid: Uuid,
+        job: Result<Job, String>,
+        launched_as: JobStatus,
+    ) -> Result<(), MessageError> {
+        let Some(executor) = &self.executor else {
+            return self.fail::<T>(owner, uuid, "QUERY_EXECUTOR_URL is not configured").await;
+        };
+        let job = match job {
+            Ok(job) => job,
+            Err(reason) => return self.fail::<T>(owner, uuid, &reason).await,
+        };
+        let answer = match executor.submit(&job).await {
+            Ok(answer) => answer,
+            Err(err) => return self.fail::<T>(owner, uuid, &err.to_string()).await,
+        };
+        // A cohort the ETL builds stays `long_pending` until the ETL reports (spec §5.7).
+        let next = if launched_as == JobStatus::LongPending { JobStatus::LongPending } else { answer.status };
+        let mut changes = status::<T>(uuid, next)?;
+        changes.set("request_job_id", &answer.job_id.unwrap_or_default()).map_err(storage)?;
+        if next == JobStatus::Failed {
+            changes.set("request_job_fail_msg", &answer.message.unwrap_or_default()).map_err(storage)?;
+        }
+        changes.while_status(&[launched_as]);
+        if !applied(self.store.update_object::<T>(owner, uuid, changes).await)? {
+            tracing::info!(job = %uuid, "the job moved on before its launch was recorded (early callback)");
+        }
+        Ok(())
+    }
+
+    async fn count(
+        &self,
+        owner: &str,
+        uuid: Uuid,
+        stage_details: Option<&str>,
+        global: bool,
+    ) -> Result<(), MessageError> {
+        let Some(measure) = self.store.workspace_object::<DatedMeasure>(owner, uuid).await.map_err(storage)? else {
+            return Ok(()); // deleted meanwhile
+        };
+        if !self.claim::<DatedMeasure>(owner, uuid, JobStatus::Pending).await? {
+            return Ok(());
+        }
+        if !global {
+            self.cancel_previous_counts(owner, &measure).await?;
+        }
+        let job = match self.store.snapshot_query(owner, measure.request_query_snapshot).await.map_err(storage)? {
+            None => Err("the snapshot's query is gone".to_owned()),
+            Some(text) if global => match self.root_cohort_id().await? {
+                Some(root) => Job::new(
+                    JobKind::CountAll { dated_measure: uuid, root_cohort_id: &root },
+                    owner,
+                    &text.serialized_query,
+                )
+                .map_err(|e| e.to_string()),
+                None => Err("no root perimeter with a cohort id".to_owned()),
+            },
+            Some(text) => {
+                Job::new(JobKind::Count { dated_measure: uuid, stage_details }, owner, &text.serialized_query)
+                    .map_err(|e| e.to_string())
+            }
+        };
+        self.submit::<DatedMeasure>(owner, uuid, job, JobStatus::Pending).await
+    }
+
+    /// Spec §5.6 step 1: a new count of a request stops the earlier ones still running, unless a
+    /// cohort uses them.
+    async fn cancel_previous_counts(&self, owner: &str, current: &DatedMeasure) -> Result<(), MessageError> {
+        let ws: Workspace = self.store.workspace(owner, &[Kind::DatedMeasure, Kind::Cohort]).await.map_err(storage)?;
+        let used = |m: Uuid| ws.cohorts.iter().any(|c| c.dated_measure == Some(m) || c.dated_measure_global == Some(m));
+        let earlier = ws.measures.iter().filter(|m| {
+            m.uuid != current.uuid
+                && m.request == current.request
+                && matches!(m.job.request_job_status, JobStatus::Started | JobStatus::Pending)
+                && !used(m.uuid)
+        });
+        for measure in earlier {
+            let was = measure.job.request_job_status;
+            let outcome = match (was, &self.executor) {
+                (JobStatus::Started, Some(executor)) => executor.cancel(&measure.job.request_job_id).await,
+                (JobStatus::Started, None) => Err(ExecutorError::Answer("QUERY_EXECUTOR_URL is not configured".into())),
+                _ => Ok(JobStatus::Cancelled),
+            };
+            let mut changes = match outcome {
+                Ok(new_status) => status::<DatedMeasure>(measure.uuid, new_status)?,
+                Err(err) => {
+                    let mut changes = status::<DatedMeasure>(measure.uuid, JobStatus::Failed)?;
+                    let reason =
+                        format!("Error cancelling a {} DM job [{}] - {err}", was.as_str(), measure.job.request_job_id);
+                    changes.set("request_job_fail_msg", &reason).map_err(storage)?;
+                    changes
+                }
+            };
+            changes.while_status(&[was]);
+            applied(self.store.update_object::<DatedMeasure>(owner, measure.uuid, changes).await)?;
+        }
+        Ok(())
+    }
+
+    async fn create(&self, owner: &str, uuid: Uuid) -> Result<(), MessageError> {
+        let Some(cohort) = self.store.workspace_object::<CohortResult>(owner, uuid).await.map_err(storage)? else {
+            return Ok(());
+        };
+        if cohort.job.request_job_status != JobStatus::New {
+            return Ok(());
+        }
+        let measure_of = |m: Option<Uuid>| async move {
+            match m {
+                Some(m) => {
+                    self.store.workspace_object::<DatedMeasure>(owner, m).await.map(|d| d.and_then(|d| d.measure))
+                }
+                None => Ok(None),
+            }
+        };
+        // Samples are built from their parent cohort's FHIR group (spec §6.4).
+        let (query, expected) = match cohort.parent_cohort {
+            Some(parent) => {
+                let parent = self.store.workspace_object::<CohortResult>(owner, parent).await.map_err(storage)?;
+                let size = match &parent {
+                    Some(p) => measure_of(p.dated_measure).await.map_err(storage)?,
+                    None => None,
+                };
+                let ratio = cohort.sampling_ratio.unwrap_or(1.0);
+                let expected = size.map(|s| (s as f64 * ratio).round() as i64);
+                (parent.map(|p| sample_query(&p.group_id)).ok_or("the parent cohort is gone".to_owned()), expected)
+            }
+            None => {
+                let snapshot = cohort.request_query_snapshot.unwrap_or_default();
+                let text = self.store.snapshot_query(owner, snapshot).await.map_err(storage)?;
+                let expected = measure_of(cohort.dated_measure).await.map_err(storage)?;
+                (text.map(|t| t.serialized_query).ok_or("the snapshot's query is gone".to_owned()), expected)
+            }
+        };
+        let launched_as = if expected.is_some_and(|size| size >= self.cohort_size_limit) {
+            JobStatus::LongPending
+        } else {
+            JobStatus::Pending
+        };
+        if !self.claim::<CohortResult>(owner, uuid, launched_as).await? {
+            return Ok(());
+        }
+        let job = query.and_then(|q| {
+            Job::new(JobKind::Create { cohort: uuid, sampling_ratio: cohort.sampling_ratio }, owner, &q)
+                .map_err(|e| e.to_string())
+        });
+        self.submit::<CohortResult>(owner, uuid, job, launched_as).await
+    }
+
+    async fn feasibility(&self, owner: &str, uuid: Uuid) -> Result<(), MessageError> {
+        let Some(study) = self.store.workspace_object::<FeasibilityStudy>(owner, uuid).await.map_err(storage)? else {
+            return Ok(());
+        };
+        if !self.claim::<FeasibilityStudy>(owner, uuid, JobStatus::Pending).await? {
+            return Ok(());
+        }
+        let text = self.store.snapshot_query(owner, study.request_query_snapshot).await.map_err(storage)?;
+        let job = match (text, self.root_cohort_id().await?) {
+            (None, _) => Err("the snapshot's query is gone".to_owned()),
+            (_, None) => Err("no root perimeter with a cohort id".to_owned()),
+            (Some(text), Some(root)) => Job::new(
+                JobKind::CountWithDetails { study: uuid, root_cohort_id: &root },
+                owner,
+                &text.serialized_query,
+            )
+            .map_err(|e| e.to_string()),
+        };
+        self.submit::<FeasibilityStudy>(owner, uuid, job, JobStatus::Pending).await
+    }
+
+    /// The cohort id of the root perimeter (level 1, no parent): global counts and studies run on it.
+    async fn root_cohort_id(&self) -> Result<Option<String>, MessageError> {
+        let perimeters = self.store.perimeters().await.map_err(storage)?;
+        Ok(perimeters.into_iter().filter(|p| p.parent_id.is_none()).find_map(|p| p.cohort_id))
+    }
 }

@@ -1,5 +1,7 @@
 //! The local stand-in for API Gateway: one axum app mounting every HTTP function's routes, as
 //! API Gateway maps route groups to functions, at `/` and under the front ends' `/api/back` prefix.
+pub mod triggers;
+
 use axum::Router;
 use c360::http::{api::combine, serve::finish, AppState, FunctionApi, RouteSpec};
 

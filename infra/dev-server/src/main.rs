@@ -61,6 +61,12 @@ async fn main() -> Result<(), lambda_http::Error> {
         println!("{written:?}");
         return Ok(());
     }
+    if let Some(queue_url) = state.settings.cohort_jobs_queue_url.clone() {
+        let worker = cohort_worker::Worker::from_env().await?;
+        let sqs = aws_sdk_sqs::Client::new(&c360::aws::sdk_config().await);
+        tokio::spawn(dev_server::triggers::poll_cohort_jobs(worker, sqs, queue_url));
+        tokio::spawn(dev_server::triggers::run_refresh_schedules(state.store.clone(), state.jobs.clone()));
+    }
     tracing::info!(startup_ms = started.elapsed().as_millis() as u64, "dev server ready");
     serve::run(dev_server::app(&state)).await
 }

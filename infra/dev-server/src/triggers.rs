@@ -1,0 +1,48 @@
+//! What AWS triggers in production, played locally: the SQS event source of the cohort worker (long
+//! polling of the same queue; a message is deleted once handled, else it comes back after the
+//! visibility timeout and ends in the DLQ, as with Lambda) and the EventBridge schedule of the
+//! refresh task.
+use std::time::Duration;
+
+use c360::{domain::time, jobs::JobQueue, refresh::run_due_schedules};
+use cohort_worker::Worker;
+
+pub async fn poll_cohort_jobs(worker: Worker, sqs: aws_sdk_sqs::Client, queue_url: String) {
+    loop {
+        let received =
+            sqs.receive_message().queue_url(&queue_url).max_number_of_messages(10).wait_time_seconds(5).send().await;
+        let messages = match received {
+            Ok(out) => out.messages.unwrap_or_default(),
+            Err(err) => {
+                tracing::warn!(error = ?err.as_service_error(), "cohort jobs queue unreachable; retrying");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                continue;
+            }
+        };
+        for message in messages {
+            let id = message.message_id().unwrap_or_default().to_owned();
+            match Box::pin(worker.handle(message.body().unwrap_or_default())).await {
+                Ok(()) => {
+                    let handle = message.receipt_handle().unwrap_or_default();
+                    if let Err(err) = sqs.delete_message().queue_url(&queue_url).receipt_handle(handle).send().await {
+                        tracing::warn!(message_id = %id, error = ?err.as_service_error(), "handled job not deleted");
+                    }
+                }
+                Err(err) => tracing::warn!(message_id = %id, error = %err, "cohort job failed; it will be retried"),
+            }
+        }
+    }
+}
+
+/// The `refresh_schedules` task once a minute (EventBridge runs it every 5 minutes in AWS).
+pub async fn run_refresh_schedules(store: c360::store::DynamoStore, jobs: JobQueue) {
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        every.tick().await;
+        match run_due_schedules(&store, &jobs, time::now()).await {
+            Ok(run) if run.due > 0 => tracing::info!(?run, "refresh schedules"),
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "refresh schedules failed"),
+        }
+    }
+}
