@@ -949,6 +949,13 @@ async fn a_sync_changing_a_perimeter_cohort_id_rewrites_the_stored_queries() {
     assert_eq!(after["perimeters_ids"], json!(["7001", "2"]));
     let again = c360::perimeter_sync::apply_document(&app.state.store, &document, now).await.unwrap();
     assert_eq!(again.rewritten_queries, 0, "nothing left to rewrite");
+
+    // The perimeter records when it entered the tree and when a sync last changed it.
+    app.state.invalidate_perimeter_tree();
+    let (_, p1) = get(&app, &alice, "/accesses/perimeters/1/").await;
+    let (inserted, updated) = (p1["insert_datetime"].as_str().unwrap(), p1["update_datetime"].as_str().unwrap());
+    assert!(inserted < updated, "seeded at {inserted}, changed by the sync at {updated}");
+    assert_eq!(updated, c360::domain::time::iso(now));
 }
 
 /// Spec §4.9: a cohort's `group_id` stands for the perimeters of its snapshot's population when a

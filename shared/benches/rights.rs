@@ -99,6 +99,7 @@ fn large_tree(rng: &mut Rng) -> (Vec<Perimeter>, Vec<Vec<i64>>) {
                 full_path: Some(path.join("/")),
                 cohort_size: None,
                 allowed_users: Default::default(),
+                dates: Default::default(),
                 name: own,
             }
         })

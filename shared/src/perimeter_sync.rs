@@ -11,7 +11,7 @@ use crate::{
     domain::{
         access_rules::count_allowed_users,
         fhir_tree::{build_tree, virtual_cohorts_needed},
-        perimeter::{parse_document, Perimeter},
+        perimeter::{parse_document, Perimeter, RecordDates},
         rights::RightSet,
         time::DateTime,
         tree::PerimeterTree,
@@ -151,7 +151,18 @@ async fn apply(
             report.reindexed_accesses += 1;
         }
     }
-    store.put_perimeters(&plan.upserts).await?;
+    let stamped: Vec<Perimeter> = plan
+        .upserts
+        .iter()
+        .map(|p| {
+            let inserted = old_tree.get(p.id).and_then(|old| old.dates.insert_datetime).unwrap_or(now);
+            Perimeter {
+                dates: RecordDates { insert_datetime: Some(inserted), update_datetime: Some(now) },
+                ..p.clone()
+            }
+        })
+        .collect();
+    store.put_perimeters(&stamped).await?;
     // Queries name perimeters by cohort id (spec §10.1): follow the new ids.
     let renamed: HashMap<String, String> = plan
         .cohort_id_changes

@@ -91,7 +91,13 @@ pub async fn seed_roles(store: &DynamoStore, now: DateTime) -> AppResult<()> {
 }
 
 pub async fn seed_perimeters(store: &DynamoStore, csv: &str) -> AppResult<Vec<Perimeter>> {
-    let perimeters = parse_csv(csv).map_err(|e| AppError::BadRequest(format!("perimeter file: {e}")))?;
+    let now = crate::domain::time::now();
+    let dates = crate::domain::perimeter::RecordDates { insert_datetime: Some(now), update_datetime: Some(now) };
+    let perimeters: Vec<Perimeter> = parse_csv(csv)
+        .map_err(|e| AppError::BadRequest(format!("perimeter file: {e}")))?
+        .into_iter()
+        .map(|p| Perimeter { dates, ..p })
+        .collect();
     store.put_perimeters(&perimeters).await?;
     store.bump_perimeters_version().await?;
     Ok(perimeters)

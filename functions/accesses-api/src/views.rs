@@ -26,13 +26,13 @@ pub fn role(role: &Role) -> Value {
     Value::Object(map)
 }
 
-/// PerimeterFull. The allowed-users counters come from the `count_users_on_perimeters` task; tree
-/// documents carry no insertion dates (null).
+/// PerimeterFull. The allowed-users counters come from the `count_users_on_perimeters` task; the
+/// dates are those of the syncs (removed perimeters leave the tree, so `delete_datetime` is null).
 pub fn perimeter_full(p: &Perimeter) -> Value {
     json!({
         "id": p.id,
-        "insert_datetime": null,
-        "update_datetime": null,
+        "insert_datetime": p.dates.insert_datetime.map(time::iso),
+        "update_datetime": p.dates.update_datetime.map(time::iso),
         "delete_datetime": null,
         "local_id": p.local_id,
         "name": p.name,

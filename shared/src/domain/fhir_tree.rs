@@ -128,6 +128,7 @@ pub fn build_tree(
             full_path: Some(full_path),
             cohort_size: kept.and_then(|p| p.cohort_size.clone()),
             allowed_users: kept.map(|p| p.allowed_users).unwrap_or_default(),
+            dates: kept.map(|p| p.dates).unwrap_or_default(),
         });
     }
     Ok(perimeters)

@@ -1,6 +1,8 @@
 //! Perimeters: nodes of the care-site tree (spec §3.2), as imported from the original's CSV format.
 use serde::{Deserialize, Serialize};
 
+use super::time::DateTime;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Perimeter {
     pub id: i64,
@@ -23,6 +25,17 @@ pub struct Perimeter {
     /// Maintained by the `count_users_on_perimeters` task, not by tree documents.
     #[serde(default)]
     pub allowed_users: AllowedUsers,
+    /// When the perimeter entered the tree and when a sync last changed it (not in tree documents).
+    #[serde(default, flatten)]
+    pub dates: RecordDates,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordDates {
+    #[serde(default, with = "crate::domain::time::iso_format::option")]
+    pub insert_datetime: Option<DateTime>,
+    #[serde(default, with = "crate::domain::time::iso_format::option")]
+    pub update_datetime: Option<DateTime>,
 }
 
 /// Distinct users holding a valid access: on the perimeter, on a descendant, and on an ancestor
@@ -37,7 +50,7 @@ pub struct AllowedUsers {
 impl Perimeter {
     /// The same record as a tree document would give, whatever the maintained counters say.
     pub fn same_record(&self, other: &Perimeter) -> bool {
-        Perimeter { allowed_users: other.allowed_users, ..self.clone() } == *other
+        Perimeter { allowed_users: other.allowed_users, dates: other.dates, ..self.clone() } == *other
     }
 }
 
@@ -95,6 +108,7 @@ pub fn parse_csv(text: &str) -> Result<Vec<Perimeter>, CsvError> {
             full_path: None,
             cohort_size: None,
             allowed_users: AllowedUsers::default(),
+            dates: RecordDates::default(),
         });
     }
     // Walk the parent links (the ancestor list's order varies between sources).

@@ -173,6 +173,7 @@ pub mod tests {
             full_path: None,
             cohort_size: None,
             allowed_users: Default::default(),
+            dates: Default::default(),
         }
     }
 
