@@ -4,6 +4,7 @@
 pub mod fhir;
 pub mod identity;
 pub mod oidc;
+pub mod query_executor;
 
 use tokio::{net::TcpListener, task::JoinHandle};
 

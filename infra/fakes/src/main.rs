@@ -54,6 +54,24 @@ async fn main() -> std::io::Result<()> {
         tasks.push(task);
     }
 
+    let query_executor_url = env("QUERY_EXECUTOR_URL", "http://127.0.0.1:8093");
+    if let Some((port, _)) = port_and_path(&query_executor_url) {
+        let config = fakes::query_executor::Config {
+            callback_url: env("FAKES_CALLBACK_URL", "http://127.0.0.1:8000"),
+            query_executor_token: env("QUERY_EXECUTOR_TOKEN", ""),
+            solr_etl_token: env("SOLR_ETL_TOKEN", ""),
+            delay: std::time::Duration::from_millis(env("FAKE_QE_DELAY_MS", "800").parse().unwrap_or(800)),
+            callbacks: !env("FAKE_QE_CALLBACKS", "on").eq_ignore_ascii_case("off"),
+            cohort_size_limit: env("COHORT_SIZE_LIMIT", "20000").parse().unwrap_or(20_000),
+        };
+        let callbacks =
+            if config.callbacks { format!("calling back {}", config.callback_url) } else { "no callbacks".into() };
+        let executor = Arc::new(fakes::query_executor::QueryExecutor::new(config));
+        let (url, task) = fakes::spawn(fakes::query_executor::router(executor), port).await?;
+        tracing::info!("fake QueryExecutor on {url} ({callbacks})");
+        tasks.push(task);
+    }
+
     tokio::signal::ctrl_c().await?;
     tasks.iter().for_each(|t| t.abort());
     Ok(())
