@@ -19,18 +19,20 @@ pub trait Mailer {
     fn send(&self, email: &Email) -> impl std::future::Future<Output = Result<(), MailError>> + Send;
 }
 
-/// The templates, by name: `(text, html)`.
+/// The templates, by name: `(text, html)`, from `shared/templates/<name>.{txt,html}`.
 pub fn template(name: &str) -> Option<(&'static str, &'static str)> {
-    match name {
-        "access_expiry_alert" => Some((
-            include_str!("../templates/access_expiry_alert.txt"),
-            include_str!("../templates/access_expiry_alert.html"),
-        )),
-        "shared_request" => {
-            Some((include_str!("../templates/shared_request.txt"), include_str!("../templates/shared_request.html")))
-        }
-        _ => None,
+    macro_rules! templates {
+        ($($name:literal),* $(,)?) => {
+            match name {
+                $($name => Some((
+                    include_str!(concat!("../templates/", $name, ".txt")),
+                    include_str!(concat!("../templates/", $name, ".html")),
+                )),)*
+                _ => None,
+            }
+        };
     }
+    templates!["access_expiry_alert", "count_request_refreshed", "large_cohort_finished", "shared_request"]
 }
 
 fn escape_html(value: &str) -> String {

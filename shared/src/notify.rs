@@ -27,6 +27,41 @@ pub fn shared_request(settings: &Settings, owner: &User, recipient: &User, reque
     render("shared_request", to, subject.trim(), &context)
 }
 
+/// "count_request_refreshed": a scheduled re-count of the owner's request ended (spec §5.9).
+pub fn count_refreshed(
+    settings: &Settings,
+    owner: &User,
+    request: (uuid::Uuid, &str),
+    version: i64,
+    count: Option<i64>,
+) -> Option<Email> {
+    let to = owner.email.as_deref()?;
+    let count_text = match count {
+        Some(n) => format!("{n} patients"),
+        None => "le comptage n'a pas abouti".to_owned(),
+    };
+    let context = BTreeMap::from([
+        ("recipient_name", owner.full_name()),
+        ("request_name", format!("{} (version {version})", request.1)),
+        ("count_text", count_text),
+        ("request_url", format!("{}/cohort/new/{}", settings.frontend_url.trim_end_matches('/'), request.0)),
+        ("contact_email_address", settings.email_support_contact.clone()),
+    ]);
+    render("count_request_refreshed", to, "Votre requête a été bien rafraichie", &context)
+}
+
+/// "large_cohort_finished": the Solr ETL has built a cohort too large for the executor (spec §5.7).
+pub fn large_cohort_ready(settings: &Settings, owner: &User, cohort_name: &str, group_id: &str) -> Option<Email> {
+    let to = owner.email.as_deref()?;
+    let context = BTreeMap::from([
+        ("recipient_name", owner.full_name()),
+        ("cohort_name", cohort_name.to_owned()),
+        ("cohort_url", format!("{}/cohort?groupId={group_id}", settings.frontend_url.trim_end_matches('/'))),
+        ("contact_email_address", settings.email_support_contact.clone()),
+    ]);
+    render("large_cohort_finished", to, "Votre cohorte est prête", &context)
+}
+
 /// Sends, logging (without the address) what could not be delivered.
 pub async fn deliver(mailer: &impl Mailer, email: Option<Email>, what: &str) {
     match email {
@@ -46,6 +81,23 @@ mod tests {
 
     fn user(username: &str, first: &str, last: &str) -> User {
         User::new(username, first, last, Some(&format!("{username}@example.org")), crate::domain::time::now())
+    }
+
+    #[test]
+    fn refresh_and_large_cohort_emails_carry_their_links() {
+        let settings = test_settings("t", &[("FRONTEND_URL", "https://c360.example.org")]);
+        let owner = user("u1", "Ada", "Lovelace");
+        let request = uuid::Uuid::nil();
+        let refreshed = count_refreshed(&settings, &owner, (request, "Diabète"), 3, Some(1234)).unwrap();
+        assert_eq!(refreshed.subject, "Votre requête a été bien rafraichie");
+        assert!(refreshed.text.contains("« Diabète (version 3) » a été bien rafraichie : 1234 patients."));
+        assert!(refreshed.text.contains(&format!("https://c360.example.org/cohort/new/{request}")));
+        let failed = count_refreshed(&settings, &owner, (request, "Diabète"), 3, None).unwrap();
+        assert!(failed.text.contains("le comptage n'a pas abouti"));
+        let ready = large_cohort_ready(&settings, &owner, "Grande <cohorte>", "42").unwrap();
+        assert_eq!((ready.to.as_str(), ready.subject.as_str()), ("u1@example.org", "Votre cohorte est prête"));
+        assert!(ready.text.contains("https://c360.example.org/cohort?groupId=42"));
+        assert!(ready.html.contains("Grande &lt;cohorte&gt;"));
     }
 
     #[test]

@@ -5,12 +5,15 @@
 use uuid::Uuid;
 
 use crate::{
+    config::Settings,
     domain::{
-        cohort::{next_refresh, DatedMeasure, Job, JobStatus, MeasureMode, RefreshSchedule, Snapshot, Stamps},
+        cohort::{next_refresh, DatedMeasure, Job, JobStatus, MeasureMode, RefreshSchedule, Request, Snapshot, Stamps},
         time::{self, DateTime},
     },
     error::{AppError, AppResult},
     jobs::{CohortJob, JobQueue},
+    mail::Mailer,
+    notify,
     store::{
         cohort::{put_object, Changes},
         Condition, DynamoStore, StoreError,
@@ -72,14 +75,34 @@ async fn launch(store: &DynamoStore, jobs: &JobQueue, schedule: &RefreshSchedule
     Ok(true)
 }
 
-/// After a count of a scheduled snapshot ends: the schedule records the outcome (spec §5.6).
-pub async fn record_refresh(store: &DynamoStore, measure: &DatedMeasure, now: DateTime) -> AppResult<()> {
+/// After a count of a scheduled snapshot ends: the schedule records the outcome (spec §5.6), and its
+/// owner gets the "count refreshed" e-mail when they asked for it.
+pub async fn record_refresh(
+    store: &DynamoStore,
+    mailer: &impl Mailer,
+    settings: &Settings,
+    measure: &DatedMeasure,
+    now: DateTime,
+) -> AppResult<()> {
     if !measure.job.request_job_status.is_final() {
         return Ok(());
     }
     let Some(schedule) = store.schedule_of_snapshot(&measure.owner, measure.request_query_snapshot).await? else {
         return Ok(());
     };
+    if schedule.notify_owner {
+        let (owner, request, snapshot) = tokio::join!(
+            store.user(&measure.owner),
+            store.workspace_object::<Request>(&measure.owner, measure.request),
+            store.workspace_object::<Snapshot>(&measure.owner, measure.request_query_snapshot)
+        );
+        if let (Some(owner), Some(request), Some(snapshot)) = (owner?, request?, snapshot?) {
+            let count = (measure.job.request_job_status == JobStatus::Finished).then_some(measure.measure).flatten();
+            let email =
+                notify::count_refreshed(settings, &owner, (request.uuid, &request.name), snapshot.version, count);
+            notify::deliver(mailer, email, "count_request_refreshed").await;
+        }
+    }
     let mut changes = Changes::modified(now);
     let succeeded = measure.job.request_job_status == JobStatus::Finished;
     let error = (!measure.job.request_job_fail_msg.is_empty()).then_some(&measure.job.request_job_fail_msg);

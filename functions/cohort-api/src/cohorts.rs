@@ -8,6 +8,7 @@ use axum::{
     Json, Router,
 };
 use c360::{
+    auth::AppActor,
     domain::{
         access_rules::cohort_rights,
         cohort::{python_duration, CohortResult, DatedMeasure, Job, JobStatus, Kind, MeasureMode, Stamps, Workspace},
@@ -20,6 +21,7 @@ use c360::{
         Api, AppState, Body, Exposure, MethodPolicy, Principal, PublicCaller, RouteSpec,
     },
     jobs::CohortJob,
+    notify,
     store::{
         cohort::{put_object, Changes},
         keys, Condition, StoreError, Write,
@@ -365,6 +367,15 @@ async fn patch(
     }
     owner_edits(&body, &ws, &cohort, &mut changes)?;
     let (updated, applied) = apply(&state, &cohort, changes).await?;
+    // The Solr ETL reports the cohorts too large for the executor: their owner is told by e-mail.
+    let by_etl = matches!(principal.app, Some(AppActor::SolrEtl));
+    if applied && by_etl && updated.job.request_job_status == JobStatus::Finished {
+        if let Some(owner) = state.store.user(&updated.owner).await? {
+            let name = updated.name.clone().unwrap_or_default();
+            let email = notify::large_cohort_ready(&state.settings, &owner, &name, &updated.group_id);
+            notify::deliver(&state.mailer, email, "large_cohort_finished").await;
+        }
+    }
     if let Some((measure, dm)) = measure_update.filter(|_| applied) {
         match state.store.update_object::<DatedMeasure>(&cohort.owner, measure, dm).await {
             Ok(_) | Err(StoreError::ConditionFailed) => {}
