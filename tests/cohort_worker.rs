@@ -209,3 +209,35 @@ async fn cohorts_are_built_by_the_executor_or_by_the_etl_when_large() {
         assert_eq!(active["jobs_count"], 0, "{path_taken}");
     }
 }
+
+#[tokio::test]
+async fn the_sweeper_fails_jobs_stuck_past_their_deadline_and_spares_the_others() {
+    let s = stack(20_000).await;
+    let (_, snapshot) = s.snapshot(QUERY).await;
+    let stuck = s.created("/cohort/dated-measures/", json!({"request_query_snapshot_id": snapshot})).await;
+    let other = s.created("/cohort/dated-measures/", json!({"request_query_snapshot_id": snapshot})).await;
+    s.app.queued_jobs().await; // never handled: both stay `new`
+    let mut tasks = integration_tests::tasks(&s.app, None).await;
+    tasks.stuck_job_deadlines = c360::sweeper::Deadlines::parse("new=0m").unwrap();
+    // With a zero deadline, both counts are stuck an instant later.
+    let other_path = format!("/cohort/dated-measures/{}/", other["uuid"].as_str().unwrap());
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let out = scheduled_tasks::function_handler(&tasks, json!({"task": "stuck_jobs_sweeper"})).await.unwrap();
+    assert_eq!((out["status"].as_str(), out["report"]["open"].as_i64()), (Some("done"), Some(2)), "{out}");
+    assert_eq!(out["report"]["failed"], 2);
+    let stuck_path = format!("/cohort/dated-measures/{}/", stuck["uuid"].as_str().unwrap());
+    let (_, swept) = s.call(Method::GET, &stuck_path, None).await;
+    assert_eq!(swept["request_job_status"], "failed");
+    assert!(swept["request_job_fail_msg"].as_str().unwrap().contains("stayed `new`"), "{swept}");
+    // Ended jobs leave the open-jobs index: a second sweep finds nothing.
+    let again = scheduled_tasks::function_handler(&tasks, json!({"task": "stuck_jobs_sweeper"})).await.unwrap();
+    assert_eq!((again["report"]["open"].as_i64(), again["report"]["failed"].as_i64()), (Some(0), Some(0)));
+    // Default deadlines spare a count created a moment ago.
+    let recent = s.created("/cohort/dated-measures/", json!({"request_query_snapshot_id": snapshot})).await;
+    let defaults = integration_tests::tasks(&s.app, None).await;
+    let out = scheduled_tasks::function_handler(&defaults, json!({"task": "stuck_jobs_sweeper"})).await.unwrap();
+    assert_eq!((out["report"]["open"].as_i64(), out["report"]["failed"].as_i64()), (Some(1), Some(0)));
+    let recent_path = format!("/cohort/dated-measures/{}/", recent["uuid"].as_str().unwrap());
+    assert_eq!(s.call(Method::GET, &recent_path, None).await.1["request_job_status"], "new");
+    assert_eq!(s.call(Method::GET, &other_path, None).await.1["request_job_status"], "failed");
+}

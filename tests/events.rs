@@ -36,7 +36,7 @@ fn expectations() -> BTreeMap<&'static str, &'static str> {
         ("export-worker/batch-with-poison.json", "failures: msg-export,msg-poison"),
         ("scheduled-tasks/maintenance-broadcast.json", "skipped"),
         ("scheduled-tasks/expiring-accesses-alerts.json", "skipped"),
-        ("scheduled-tasks/stuck-jobs-sweeper.json", "skipped"),
+        ("scheduled-tasks/stuck-jobs-sweeper.json", "done"),
         ("scheduled-tasks/perimeters-sync.json", "skipped"),
         ("scheduled-tasks/fhir-perimeters-sync.json", "skipped"),
         ("scheduled-tasks/count-users-on-perimeters.json", "done"),

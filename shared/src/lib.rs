@@ -22,6 +22,7 @@ pub mod perimeter_sync;
 pub mod refresh;
 pub mod seed;
 pub mod store;
+pub mod sweeper;
 pub mod telemetry;
 pub mod worker;
 

@@ -337,12 +337,14 @@ async fn patch(
         changes.while_status(&JobStatus::not_final());
         match callback_status(&body) {
             Err(message) => {
-                changes.cohort_status(cohort.uuid, JobStatus::Failed)?.set("request_job_fail_msg", &message)?;
+                changes
+                    .job_status(Kind::Cohort, cohort.uuid, JobStatus::Failed)?
+                    .set("request_job_fail_msg", &message)?;
                 apply(&state, &cohort, changes).await?;
                 return Err(AppError::InvalidString(message));
             }
             Ok(status) => {
-                changes.cohort_status(cohort.uuid, status)?;
+                changes.job_status(Kind::Cohort, cohort.uuid, status)?;
                 if matches!(status, JobStatus::Finished | JobStatus::Failed) {
                     changes.set("request_job_duration", &python_duration(now - cohort.stamps.created_at))?;
                 }
@@ -356,7 +358,7 @@ async fn patch(
                     // The count has usually ended (the cohort was built from it): it takes the size
                     // of the cohort whenever the cohort's own update applies.
                     let mut dm = Changes::modified(now);
-                    dm.set("measure", &count)?.set("request_job_status", &status)?;
+                    dm.set("measure", &count)?.job_status(Kind::DatedMeasure, measure, status)?;
                     measure_update = Some((measure, dm));
                 }
             }

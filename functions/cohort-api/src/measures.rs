@@ -142,7 +142,9 @@ async fn patch(
     let status = match callback_status(&body) {
         Ok(status) => status,
         Err(message) => {
-            changes.set("request_job_status", &JobStatus::Failed)?.set("request_job_fail_msg", &message)?;
+            changes
+                .job_status(Kind::DatedMeasure, measure.uuid, JobStatus::Failed)?
+                .set("request_job_fail_msg", &message)?;
             let failed = apply(&state, &measure, changes).await?;
             c360::refresh::record_refresh(&state.store, &state.mailer, &state.settings, &failed, now).await?;
             return Err(AppError::InvalidString(message));
@@ -153,7 +155,7 @@ async fn patch(
     let minimum = callback_number(&mut fields, &body, "minimum");
     let maximum = callback_number(&mut fields, &body, "maximum");
     fields.finish()?;
-    changes.set("request_job_status", &status)?;
+    changes.job_status(Kind::DatedMeasure, measure.uuid, status)?;
     changes.set("request_job_duration", &python_duration(now - measure.stamps.created_at))?;
     match status {
         JobStatus::Finished => {

@@ -139,7 +139,7 @@ async fn patch(
     fields.finish()?;
     let mut changes = Changes::modified(time::now());
     changes.while_status(&JobStatus::not_final());
-    changes.set("request_job_status", &status)?;
+    changes.job_status(Kind::Study, study.uuid, status)?;
     if status == JobStatus::Finished {
         if body.get("extra").and_then(Value::as_object).is_none_or(|extra| extra.is_empty()) {
             return Err(AppError::InvalidString("Bad Request: Payload missing `extra` key".into()));

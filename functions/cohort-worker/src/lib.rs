@@ -55,15 +55,10 @@ fn storage(err: StoreError) -> MessageError {
     MessageError(format!("storage: {err}"))
 }
 
-/// The changes that set a job's status (a cohort's also keeps its active-jobs index entry).
+/// The changes that set a job's status (and its open-jobs index entry).
 fn status<T: WorkspaceObject>(uuid: Uuid, status: JobStatus) -> Result<Changes, MessageError> {
     let mut changes = Changes::modified(time::now());
-    let set = if T::KIND == Kind::Cohort {
-        changes.cohort_status(uuid, status).map(|_| ())
-    } else {
-        changes.set("request_job_status", &status).map(|_| ())
-    };
-    set.map_err(storage)?;
+    changes.job_status(T::KIND, uuid, status).map_err(storage)?;
     Ok(changes)
 }
 

@@ -10,6 +10,7 @@ use c360::{
     jobs::JobQueue,
     mail::SesMailer,
     store::DynamoStore,
+    sweeper::{Deadlines, DEFAULT_DEADLINES},
 };
 
 /// Every scheduled task, in the order of template.yaml.
@@ -42,6 +43,8 @@ pub struct Tasks {
     pub http: reqwest::Client,
     /// The cohort jobs queue (`COHORT_JOBS_QUEUE_URL`): scheduled re-counts go through it.
     pub jobs: JobQueue,
+    /// `STUCK_JOB_DEADLINES`: how long a job may stay in each status.
+    pub stuck_job_deadlines: Deadlines,
 }
 
 fn env(name: &str, default: &str) -> String {
@@ -93,6 +96,8 @@ impl Tasks {
             fhir_perimeters_sync,
             http: c360::aws::http_client(std::time::Duration::from_secs(timeout)),
             jobs: JobQueue::new(aws_sdk_sqs::Client::new(&sdk), std::env::var("COHORT_JOBS_QUEUE_URL").ok()),
+            stuck_job_deadlines: Deadlines::parse(&env("STUCK_JOB_DEADLINES", DEFAULT_DEADLINES))
+                .map_err(|reason| ConfigError::Invalid { name: "STUCK_JOB_DEADLINES".into(), reason })?,
         })
     }
 }
@@ -153,6 +158,12 @@ pub async fn function_handler(tasks: &Tasks, input: Value) -> Result<Value, Task
                 .map_err(failed)?;
             tracing::info!(sent, "expiring-access alerts sent");
             Ok(json!({"task": task, "status": "done", "emails_sent": sent}))
+        }
+        "stuck_jobs_sweeper" => {
+            let report =
+                c360::sweeper::sweep(&tasks.store, &tasks.stuck_job_deadlines, time::now()).await.map_err(failed)?;
+            tracing::info!(?report, "stuck jobs swept");
+            Ok(json!({"task": task, "status": "done", "report": report}))
         }
         "refresh_schedules" => {
             let run = c360::refresh::run_due_schedules(&tasks.store, &tasks.jobs, time::now()).await.map_err(failed)?;

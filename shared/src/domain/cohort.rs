@@ -84,11 +84,6 @@ impl JobStatus {
     pub fn not_final() -> Vec<Self> {
         Self::ALL.into_iter().filter(|s| !s.is_final()).collect()
     }
-
-    /// Counted by `GET /cohort/cohorts/jobs/active/` (spec §5.7).
-    pub fn is_active_cohort_job(self) -> bool {
-        matches!(self, Self::New | Self::Validated | Self::Started | Self::Pending)
-    }
 }
 
 /// The JobModel columns (spec §3.1).

@@ -59,16 +59,25 @@ fn by_id<T: WorkspaceObject>(object: &T, entry: Entry) -> Entry {
 workspace_object!(Folder, Kind::Folder, "folder");
 workspace_object!(Request, Kind::Request, "request");
 workspace_object!(Snapshot, Kind::Snapshot, "snapshot");
-workspace_object!(DatedMeasure, Kind::DatedMeasure, "dated_measure", by_id);
-workspace_object!(CohortResult, Kind::Cohort, "cohort", |c: &CohortResult, entry: Entry| {
-    let entry = by_id(c, entry);
-    if c.job.request_job_status.is_active_cohort_job() {
-        entry.gsi2(&keys::active_cohort_job(c.uuid))
-    } else {
+/// Jobs are found by uuid, and listed while they have not ended.
+fn job_indexes<T: WorkspaceObject>(object: &T, status: JobStatus, entry: Entry) -> Entry {
+    let entry = by_id(object, entry);
+    if status.is_final() {
         entry
+    } else {
+        entry.gsi2(&keys::open_job(T::KIND, object.uuid()))
     }
+}
+
+workspace_object!(DatedMeasure, Kind::DatedMeasure, "dated_measure", |m: &DatedMeasure, entry: Entry| {
+    job_indexes(m, m.job.request_job_status, entry)
 });
-workspace_object!(FeasibilityStudy, Kind::Study, "feasibility_study", by_id);
+workspace_object!(CohortResult, Kind::Cohort, "cohort", |c: &CohortResult, entry: Entry| {
+    job_indexes(c, c.job.request_job_status, entry)
+});
+workspace_object!(FeasibilityStudy, Kind::Study, "feasibility_study", |s: &FeasibilityStudy, entry: Entry| {
+    job_indexes(s, s.job.request_job_status, entry)
+});
 workspace_object!(RefreshSchedule, Kind::Schedule, "refresh_schedule", |s: &RefreshSchedule, entry: Entry| {
     entry.gsi2(&keys::refresh_due(&time::iso(s.next_run), s.uuid))
 });
@@ -315,7 +324,12 @@ impl DynamoStore {
         self.workspace_object(owner, uuid).await
     }
 
-    /// `GET /cohort/cohorts/jobs/active/`: cohorts of every owner whose job is still to run.
+    /// Every owner's objects of a kind whose job has not ended (the open-jobs index).
+    pub async fn open_jobs<T: WorkspaceObject>(&self) -> StoreResult<Vec<T>> {
+        decode_all(self.query_index(keys::GSI2, &keys::open_jobs_partition(T::KIND), None, true).await?)
+    }
+
+    /// `GET /cohort/cohorts/jobs/active/`: cohorts of every owner in new, validated, started or pending.
     pub async fn count_active_cohort_jobs(&self) -> StoreResult<i64> {
         let mut total = 0;
         let mut start: Option<Item> = None;
@@ -326,7 +340,12 @@ impl DynamoStore {
                 .table_name(&self.table)
                 .index_name(keys::GSI2)
                 .key_condition_expression("gsi2pk = :pk")
-                .expression_attribute_values(":pk", AttributeValue::S(keys::ACTIVE_COHORT_JOBS_PK.into()))
+                .filter_expression("request_job_status IN (:new, :validated, :started, :pending)")
+                .expression_attribute_values(":pk", AttributeValue::S(keys::open_jobs_partition(Kind::Cohort)))
+                .expression_attribute_values(":new", AttributeValue::S(JobStatus::New.as_str().into()))
+                .expression_attribute_values(":validated", AttributeValue::S(JobStatus::Validated.as_str().into()))
+                .expression_attribute_values(":started", AttributeValue::S(JobStatus::Started.as_str().into()))
+                .expression_attribute_values(":pending", AttributeValue::S(JobStatus::Pending.as_str().into()))
                 .select(Select::Count)
                 .set_exclusive_start_key(start.take())
                 .send()
@@ -441,14 +460,14 @@ impl Changes {
         self
     }
 
-    /// A cohort's job status, and its entry in the active-jobs index.
-    pub fn cohort_status(&mut self, uuid: Uuid, status: JobStatus) -> StoreResult<&mut Self> {
+    /// A job's status (count, cohort or study), and its entry in the open-jobs index.
+    pub fn job_status(&mut self, kind: Kind, uuid: Uuid, status: JobStatus) -> StoreResult<&mut Self> {
         self.set("request_job_status", &status)?;
-        if status.is_active_cohort_job() {
-            let key = keys::active_cohort_job(uuid);
-            self.set("gsi2pk", &key.pk)?.set("gsi2sk", &key.sk)
-        } else {
+        if status.is_final() {
             Ok(self.remove("gsi2pk").remove("gsi2sk"))
+        } else {
+            let key = keys::open_job(kind, uuid);
+            self.set("gsi2pk", &key.pk)?.set("gsi2sk", &key.sk)
         }
     }
 

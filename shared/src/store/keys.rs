@@ -19,7 +19,7 @@
 //! | release note | `RELEASE_NOTES` | `NOTE#<id>` | | |
 //! | web content | `CONTENTS` | `CONTENT#<id>` | | |
 //! | request log | `LOGS#<yyyy-mm-dd>` | `LOG#<id>` | | |
-//! | workspace object (alive) | `WS#<owner>` | `<KIND>#<uuid>` | counts, cohorts, studies: `BYID#<KIND>#<uuid[0]>` / `<uuid>` | cohorts with an active job: `ACTIVE_COHORT_JOBS` / `<uuid>`; schedules: `REFRESH_DUE` / `<next run>#<uuid>` |
+//! | workspace object (alive) | `WS#<owner>` | `<KIND>#<uuid>` | counts, cohorts, studies: `BYID#<KIND>#<uuid[0]>` / `<uuid>` | jobs not ended: `OPEN_JOBS#<KIND>` / `<uuid>`; schedules: `REFRESH_DUE` / `<next run>#<uuid>` |
 //! | workspace object (deleted) | `WS#<owner>` | `BIN#<KIND>#<uuid>` | | |
 //! | snapshot query text | `WS#<owner>` | `QUERY#<uuid>` | | |
 //! | query / filter history | `WS#<owner>` | `QUERYPATCH#<uuid>#<n>`, `FILTERPATCH#<uuid>#<n>` | | |
@@ -217,10 +217,14 @@ pub fn object_by_id_shards(kind: Kind) -> impl Iterator<Item = String> {
     "0123456789abcdef".chars().map(move |c| format!("BYID#{}{c}", kind_prefix(kind)))
 }
 
-pub const ACTIVE_COHORT_JOBS_PK: &str = "ACTIVE_COHORT_JOBS";
+/// Counts, cohorts and studies whose job has not ended (a small set: jobs end within hours), so the
+/// active-jobs counter and the stuck-job sweeper read one index partition per kind.
+pub fn open_jobs_partition(kind: Kind) -> String {
+    format!("OPEN_JOBS#{}", kind_prefix(kind).trim_end_matches('#'))
+}
 
-pub fn active_cohort_job(uuid: Uuid) -> Key {
-    key(ACTIVE_COHORT_JOBS_PK, uuid.to_string())
+pub fn open_job(kind: Kind, uuid: Uuid) -> Key {
+    key(open_jobs_partition(kind), uuid.to_string())
 }
 
 pub const REFRESH_DUE_PK: &str = "REFRESH_DUE";
