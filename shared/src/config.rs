@@ -84,6 +84,10 @@ pub struct Settings {
     pub default_from_email: String,
     /// The support address e-mails give.
     pub email_support_contact: String,
+    /// `EXPORTS_BUCKET`: exports and feasibility reports.
+    pub exports_bucket: Option<String>,
+    /// `REPORTING_PERIMETER_TYPES`: the perimeter levels a feasibility report descends into.
+    pub reporting_perimeter_types: Vec<String>,
     pub fhir: FhirSettings,
 }
 
@@ -226,6 +230,8 @@ impl Settings {
             shared_folder_name: or("SHARED_FOLDER_NAME", "Mes requêtes reçues"),
             default_from_email: or("DEFAULT_FROM_EMAIL", "no-reply@cohort360.local"),
             email_support_contact: or("EMAIL_SUPPORT_CONTACT", ""),
+            exports_bucket: get("EXPORTS_BUCKET"),
+            reporting_perimeter_types: list("REPORTING_PERIMETER_TYPES", ""),
             fhir: FhirSettings::from_lookup(&lookup)?,
         })
     }

@@ -32,7 +32,14 @@ pub fn template(name: &str) -> Option<(&'static str, &'static str)> {
             }
         };
     }
-    templates!["access_expiry_alert", "count_request_refreshed", "large_cohort_finished", "shared_request"]
+    templates![
+        "access_expiry_alert",
+        "count_request_refreshed",
+        "feasibility_report_error",
+        "feasibility_report_ready",
+        "large_cohort_finished",
+        "shared_request",
+    ]
 }
 
 fn escape_html(value: &str) -> String {

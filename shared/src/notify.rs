@@ -62,6 +62,29 @@ pub fn large_cohort_ready(settings: &Settings, owner: &User, cohort_name: &str, 
     render("large_cohort_finished", to, "Votre cohorte est prête", &context)
 }
 
+/// "feasibility_report_ready" (with the download link) or "feasibility_report_error" (spec §5.8).
+pub fn feasibility_report(
+    settings: &Settings,
+    owner: &User,
+    request_name: &str,
+    ready: Option<uuid::Uuid>,
+) -> Option<Email> {
+    let to = owner.email.as_deref()?;
+    let mut context = BTreeMap::from([
+        ("recipient_name", owner.full_name()),
+        ("request_name", request_name.to_owned()),
+        ("contact_email_address", settings.email_support_contact.clone()),
+    ]);
+    match ready {
+        Some(study) => {
+            let url = format!("{}/download/feasibility-studies/{study}/", settings.frontend_url.trim_end_matches('/'));
+            context.insert("download_url", url);
+            render("feasibility_report_ready", to, "Votre rapport est prêt", &context)
+        }
+        None => render("feasibility_report_error", to, "Votre demande de rapport a échoué", &context),
+    }
+}
+
 /// Sends, logging (without the address) what could not be delivered.
 pub async fn deliver(mailer: &impl Mailer, email: Option<Email>, what: &str) {
     match email {

@@ -72,6 +72,13 @@ pub async fn sqs() -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::new(SDK_CONFIG.get().expect("loaded by dynamodb()"))
 }
 
+/// A fresh exports bucket (feasibility reports, exports).
+pub async fn fresh_bucket() -> String {
+    let name = format!("t-{}", uuid::Uuid::new_v4().simple());
+    s3().await.create_bucket().bucket(&name).send().await.expect("create the test bucket");
+    name
+}
+
 /// A fresh cohort jobs queue, so a test sees exactly the jobs it queued.
 pub async fn fresh_queue() -> String {
     let name = format!("t-{}", uuid::Uuid::new_v4().simple());
@@ -174,7 +181,8 @@ impl TestApp {
     pub async fn with_settings(extra: &[(&str, &str)]) -> Self {
         let table = fresh_table().await;
         let queue = fresh_queue().await;
-        let mut settings: Vec<(&str, &str)> = vec![("COHORT_JOBS_QUEUE_URL", &queue)];
+        let bucket = fresh_bucket().await;
+        let mut settings: Vec<(&str, &str)> = vec![("COHORT_JOBS_QUEUE_URL", &queue), ("EXPORTS_BUCKET", &bucket)];
         settings.extend_from_slice(extra);
         dynamodb().await;
         let sdk = SDK_CONFIG.get().expect("loaded by dynamodb()");

@@ -4,13 +4,14 @@ use std::sync::Arc;
 
 use axum::{
     extract::{Path, State},
-    http::{Method, StatusCode},
+    http::{header, Method, StatusCode},
+    response::{IntoResponse, Response},
     Json, Router,
 };
 use c360::{
     domain::{
-        cohort::{FeasibilityStudy, Job, JobStatus, Kind, Stamps, STUDY_DISPLAY_FLAGS},
-        time,
+        cohort::{FeasibilityStudy, Job, JobStatus, Kind, ReportFiles, Request, Snapshot, Stamps, STUDY_DISPLAY_FLAGS},
+        feasibility, time,
     },
     error::{AppError, AppResult},
     http::{
@@ -19,6 +20,7 @@ use c360::{
         Api, AppState, Body, Exposure, MethodPolicy, Principal, RouteSpec,
     },
     jobs::CohortJob,
+    notify,
     store::{
         cohort::{put_object, Changes},
         keys, Condition, StoreError,
@@ -103,6 +105,7 @@ async fn create(
         request_query_snapshot: snapshot.ok_or(AppError::NotFound(Kind::Snapshot.model()))?,
         total_count: None,
         display,
+        report: None,
         job: Job::new(),
         stamps: Stamps::new(time::now()),
     };
@@ -125,7 +128,9 @@ async fn retrieve(
 }
 
 /// The QueryExecutor callback (spec §5.8): `{"request_job_status", "count"?, "extra"?: {cohort_id:
-/// count}, "message"?}`. Only a study whose job has not ended moves.
+/// count}, "message"?}`. Only a study whose job has not ended moves. A finished study gets its report
+/// (zipped HTML and JSON in the exports bucket) and its owner the "report ready" e-mail; a failed or
+/// refused one, the "report failed" e-mail.
 async fn patch(
     State(state): State<AppState>,
     principal: Arc<Principal>,
@@ -133,21 +138,39 @@ async fn patch(
     Body(body): Body,
 ) -> AppResult<Json<Value>> {
     let study: FeasibilityStudy = visible(&state, &principal, path_uuid(&uuid, Kind::Study)?).await?;
-    let status = callback_status(&body).map_err(AppError::InvalidString)?;
+    let status = match callback_status(&body) {
+        Ok(status) => status,
+        Err(message) => {
+            tell_owner(&state, &study, false).await?;
+            return Err(AppError::InvalidString(message));
+        }
+    };
     let mut fields = Fields::new(&body);
     let count = callback_number(&mut fields, &body, "count");
     fields.finish()?;
-    let mut changes = Changes::modified(time::now());
+    let now = time::now();
+    let mut changes = Changes::modified(now);
     changes.while_status(&JobStatus::not_final());
     changes.job_status(Kind::Study, study.uuid, status)?;
     if status == JobStatus::Finished {
-        if body.get("extra").and_then(Value::as_object).is_none_or(|extra| extra.is_empty()) {
+        let Some(extra) = body.get("extra").and_then(Value::as_object).filter(|extra| !extra.is_empty()) else {
+            tell_owner(&state, &study, false).await?;
             return Err(AppError::InvalidString("Bad Request: Payload missing `extra` key".into()));
-        }
-        changes.set("total_count", &count)?;
+        };
+        let files = save_report(&state, &study, extra)
+            .await
+            .map_err(|e| AppError::InvalidString(format!("Error saving feasibility report - {e}")))?;
+        changes.set("total_count", &count)?.set("report", &files)?;
     }
     let updated = match state.store.update_object::<FeasibilityStudy>(&study.owner, study.uuid, changes).await {
-        Ok(updated) => updated,
+        Ok(updated) => {
+            match status {
+                JobStatus::Finished => tell_owner(&state, &updated, true).await?,
+                JobStatus::Failed => tell_owner(&state, &updated, false).await?,
+                _ => {}
+            }
+            updated
+        }
         Err(StoreError::ConditionFailed) => {
             tracing::info!(study = %study.uuid, "callback ignored: the study has already ended");
             visible(&state, &principal, study.uuid).await?
@@ -157,13 +180,87 @@ async fn patch(
     Ok(Json(views::study(&updated)))
 }
 
-/// The zipped HTML report. Reports are generated when the QueryExecutor's counts come back (the
-/// cohort jobs issue); until a study has one the answer is 404 "Report not found" (spec §5.8).
+/// The request a study counts: its name, the snapshot's version and the request's uuid.
+async fn studied_request(state: &AppState, study: &FeasibilityStudy) -> AppResult<(String, i64, Uuid)> {
+    let snapshot = state.store.workspace_object::<Snapshot>(&study.owner, study.request_query_snapshot).await?;
+    let snapshot = snapshot.ok_or(AppError::NotFound(Kind::Snapshot.model()))?;
+    let request = state.store.workspace_object::<Request>(&study.owner, snapshot.request).await?;
+    Ok((request.map(|r| r.name).unwrap_or_default(), snapshot.version, snapshot.request))
+}
+
+/// Buckets the counts over the tree (spec §5.8) and stores the zipped HTML page and JSON document.
+async fn save_report(
+    state: &AppState,
+    study: &FeasibilityStudy,
+    extra: &serde_json::Map<String, Value>,
+) -> Result<ReportFiles, String> {
+    let bucket = state.settings.exports_bucket.clone().ok_or("EXPORTS_BUCKET is not configured")?;
+    let tree = state.perimeter_tree().await.map_err(|e| e.to_string())?;
+    let (name, version, request) = studied_request(state, study).await.map_err(|e| e.to_string())?;
+    let (json, html) = feasibility::report(&tree, extra, &state.settings.reporting_perimeter_types);
+    let file_name = feasibility::file_name(study.stamps.created_at, &name);
+    let frontend = state.settings.frontend_url.trim_end_matches('/');
+    let page = feasibility::page(
+        &name,
+        version,
+        &time::french_datetime(study.stamps.created_at),
+        &format!("{frontend}/cohort/new/{request}"),
+        &html,
+    );
+    let json = serde_json::to_vec(&json).map_err(|e| e.to_string())?;
+    let files = ReportFiles {
+        html_key: format!("feasibility/{}/{file_name}.zip", study.uuid),
+        json_key: format!("feasibility/{}/{file_name}.json.zip", study.uuid),
+        file_name: file_name.clone(),
+    };
+    for (key, entry, content) in [
+        (&files.html_key, format!("{file_name}.html"), page.into_bytes()),
+        (&files.json_key, format!("{file_name}.json"), json),
+    ] {
+        let zipped = feasibility::zip_one(&entry, &content);
+        state
+            .s3
+            .put_object()
+            .bucket(&bucket)
+            .key(key)
+            .content_type("application/zip")
+            .body(zipped.into())
+            .send()
+            .await
+            .map_err(|e| format!("{:?}", e.as_service_error().map(|s| s.to_string())))?;
+    }
+    Ok(files)
+}
+
+/// "report ready" (with the download link) or "report failed" to the study's owner.
+async fn tell_owner(state: &AppState, study: &FeasibilityStudy, ready: bool) -> AppResult<()> {
+    let Some(owner) = state.store.user(&study.owner).await? else { return Ok(()) };
+    let (name, _, _) = studied_request(state, study).await.unwrap_or_default();
+    let email = notify::feasibility_report(&state.settings, &owner, &name, ready.then_some(study.uuid));
+    notify::deliver(&state.mailer, email, "feasibility_report").await;
+    Ok(())
+}
+
+/// The zipped HTML report once the counts came back; before that 404 "Report not found" (spec §5.8).
 async fn download(
     State(state): State<AppState>,
     principal: Arc<Principal>,
     Path(uuid): Path<String>,
-) -> AppResult<Json<Value>> {
-    let _: FeasibilityStudy = visible(&state, &principal, path_uuid(&uuid, Kind::Study)?).await?;
-    Err(AppError::NotFoundString("Report not found".into()))
+) -> AppResult<Response> {
+    let study: FeasibilityStudy = visible(&state, &principal, path_uuid(&uuid, Kind::Study)?).await?;
+    let not_found = || AppError::NotFoundString("Report not found".into());
+    let (Some(files), Some(bucket)) = (study.report, state.settings.exports_bucket.as_deref()) else {
+        return Err(not_found());
+    };
+    let object = state.s3.get_object().bucket(bucket).key(&files.html_key).send().await.map_err(|e| {
+        if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
+            not_found()
+        } else {
+            AppError::internal(format!("report download: {:?}", e.as_service_error().map(|s| s.to_string())))
+        }
+    })?;
+    let bytes = object.body.collect().await.map_err(AppError::internal)?.into_bytes();
+    let disposition = feasibility::attachment(&format!("{}.zip", files.file_name));
+    Ok(([(header::CONTENT_TYPE, "application/zip".to_owned()), (header::CONTENT_DISPOSITION, disposition)], bytes)
+        .into_response())
 }

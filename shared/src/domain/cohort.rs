@@ -286,10 +286,20 @@ pub struct FeasibilityStudy {
     /// The names of the display flags set to true.
     #[serde(default)]
     pub display: Vec<String>,
+    /// Object keys of the zipped HTML report and of its JSON twin, once the counts came back.
+    #[serde(default)]
+    pub report: Option<ReportFiles>,
     #[serde(flatten)]
     pub job: Job,
     #[serde(flatten)]
     pub stamps: Stamps,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReportFiles {
+    pub file_name: String,
+    pub html_key: String,
+    pub json_key: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -769,6 +779,7 @@ mod tests {
                 request_query_snapshot: snap,
                 total_count: None,
                 display: vec![],
+                report: None,
                 job: Job::new(),
                 stamps: stamps(),
             }],
