@@ -101,7 +101,7 @@ async fn every_sample_event_runs_through_its_lambda_handler() {
                     }
                     "ws-api" => {
                         let event: ApiGatewayWebsocketProxyRequest = serde_json::from_str(&payload).unwrap();
-                        ws_api::function_handler(event).await.status_code.to_string()
+                        ws_api::function_handler(&app.state, event).await.status_code.to_string()
                     }
                     other => panic!("events/{other}: no such function"),
                 }

@@ -85,6 +85,8 @@ pub struct Settings {
     /// The support address e-mails give.
     pub email_support_contact: String,
     pub fhir: FhirSettings,
+    /// `WS_MANAGEMENT_ENDPOINT`: the API Gateway Management API of the WebSocket API (unset: no pushes).
+    pub ws_management_endpoint: Option<String>,
 }
 
 /// The FHIR server and the perimeter types of the FHIR perimeter sync (spec §10.1). Read on its own
@@ -227,6 +229,7 @@ impl Settings {
             default_from_email: or("DEFAULT_FROM_EMAIL", "no-reply@cohort360.local"),
             email_support_contact: or("EMAIL_SUPPORT_CONTACT", ""),
             fhir: FhirSettings::from_lookup(&lookup)?,
+            ws_management_endpoint: get("WS_MANAGEMENT_ENDPOINT").map(|u| u.trim_end_matches('/').to_owned()),
         })
     }
 }

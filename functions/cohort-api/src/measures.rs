@@ -144,6 +144,7 @@ async fn patch(
         Err(message) => {
             changes.set("request_job_status", &JobStatus::Failed)?.set("request_job_fail_msg", &message)?;
             let failed = apply(&state, &measure, changes).await?;
+            state.notifier.count_status(&failed).await;
             c360::refresh::record_refresh(&state.store, &failed, now).await?;
             return Err(AppError::InvalidString(message));
         }
@@ -169,6 +170,7 @@ async fn patch(
         _ => {}
     }
     let updated = apply(&state, &measure, changes).await?;
+    state.notifier.count_status(&updated).await;
     c360::refresh::record_refresh(&state.store, &updated, now).await?;
     Ok(Json(views::dated_measure(&state.settings, &updated, now)))
 }

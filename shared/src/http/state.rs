@@ -18,6 +18,7 @@ use crate::{
     error::{AppError, AppResult},
     jobs::JobQueue,
     mail::SesMailer,
+    push::Notifier,
     store::{DynamoStore, StoreResult},
 };
 
@@ -114,6 +115,8 @@ pub struct Inner {
     pub http: reqwest::Client,
     pub jobs: JobQueue,
     pub mailer: SesMailer,
+    /// Pushes to WebSocket clients (spec §10.3).
+    pub notifier: Notifier,
     roles: TtlCache<HashMap<i64, Role>>,
     maintenances: TtlCache<Vec<MaintenancePhase>>,
     tree: TtlCache<VersionedTree>,
@@ -160,8 +163,11 @@ impl AppState {
             .map(|url| IdentityClient::new(url, settings.identity_server_auth_token.clone(), http.clone()));
         let user_rules = UserRules::new(&settings.email_regex, &settings.username_regex)
             .map_err(|e| InitError::Invalid(format!("EMAIL_REGEX or USERNAME_REGEX is not a valid regex: {e}")))?;
+        let store = DynamoStore::new(dynamodb, settings.table_name.clone());
+        let notifier = Notifier::new(sdk, settings.ws_management_endpoint.as_deref(), store.clone());
         Ok(Self(Arc::new(Inner {
-            store: DynamoStore::new(dynamodb, settings.table_name.clone()),
+            store,
+            notifier,
             api_keys: ApiKeys::from_settings(&settings),
             tokens,
             oidc,
