@@ -352,3 +352,45 @@ async fn read(socket: &mut Client) -> Value {
         other => panic!("a text frame, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn maintenance_phases_are_broadcast_to_every_connection() {
+    let (app, stub) = app_with_stub().await;
+    app.account("alice", None).await;
+    let (admin, _) = app.login("admin").await;
+    let (alice, _) = app.login("alice").await;
+    ws_api::on_message(&app.state, "admin-1", &handshake(&admin)).await.unwrap();
+    ws_api::on_message(&app.state, "alice-1", &handshake(&alice)).await.unwrap();
+    let tasks = integration_tests::tasks(&app, None).await;
+    let run = || scheduled_tasks::function_handler(&tasks, json!({"task": "maintenance_broadcast"}));
+
+    stub.clear();
+    assert_eq!(run().await.unwrap()["events"], 0);
+    assert_eq!(stub.calls(), []);
+
+    let now = c360::domain::time::now();
+    let (start, end) = (now - time::Duration::minutes(5), now + time::Duration::hours(1));
+    let body = json!({"subject": "Mise à jour", "message": "upgrade", "type": "full",
+        "start_datetime": c360::domain::time::iso(start), "end_datetime": c360::domain::time::iso(end)});
+    let phase = call(&app, &admin, Method::POST, "/maintenances/", body).await;
+    let info = |active: bool| {
+        json!({"type": "maintenance", "info": {"id": phase["id"], "subject": "Mise à jour",
+            "maintenance_start": c360::domain::time::python_isoformat(start),
+            "maintenance_end": c360::domain::time::python_isoformat(end),
+            "active": active, "type": "full", "message": "upgrade"}})
+    };
+    stub.clear();
+    let out = run().await.unwrap();
+    assert_eq!((&out["events"], &out["delivered"]), (&json!(1), &json!(2)), "{out}");
+    assert_eq!(stub.posts_to("admin-1"), [info(true)]);
+    assert_eq!(stub.posts_to("alice-1"), [info(true)]);
+
+    // Deleting the phase in progress tells everyone it is over.
+    stub.clear();
+    let path = format!("/maintenances/{}/", phase["id"]);
+    let (status, _) = app.call(Method::DELETE, &path).token(&admin).send().await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(stub.posts_to("alice-1"), [info(false)]);
+    stub.clear();
+    assert_eq!(run().await.unwrap()["events"], 0);
+}

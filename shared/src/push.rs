@@ -6,9 +6,16 @@ use aws_sdk_apigatewaymanagement::{primitives::Blob, Client};
 use serde_json::{json, Value};
 
 use crate::{
-    domain::cohort::{CohortResult, DatedMeasure, MeasureMode},
-    store::DynamoStore,
+    domain::{
+        cohort::{CohortResult, DatedMeasure, MeasureMode},
+        maintenance::due_broadcasts,
+        time::DateTime,
+    },
+    store::{DynamoStore, StoreResult},
 };
+
+/// How often the `maintenance_broadcast` schedule runs (template.yaml: `rate(1 minute)`).
+pub const MAINTENANCE_BROADCAST_PERIOD: ::time::Duration = ::time::Duration::minutes(1);
 
 /// What became of one message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,6 +108,19 @@ impl Notifier {
             }
         }
         sent
+    }
+
+    /// The `maintenance_broadcast` task at `now`: the due maintenance events to every connection (one
+    /// Query of the phases not ended a period ago, one of the connections when something is due).
+    /// Returns the number of events and of deliveries.
+    pub async fn broadcast_maintenances(&self, now: DateTime) -> StoreResult<(usize, usize)> {
+        let phases = self.store.maintenances_not_ended(now - MAINTENANCE_BROADCAST_PERIOD).await?;
+        let infos = due_broadcasts(&phases, now, MAINTENANCE_BROADCAST_PERIOD);
+        let mut delivered = 0;
+        for info in &infos {
+            delivered += self.to_everyone(&maintenance_event(info.clone())).await;
+        }
+        Ok((infos.len(), delivered))
     }
 
     /// The count's `job_status` to its owner; Global counts are never announced.

@@ -63,6 +63,7 @@ pub async fn tasks(app: &TestApp, expiry_alerts: Option<c360::access_alerts::Exp
         fhir_perimeters_sync: false,
         http: c360::aws::http_client(std::time::Duration::from_secs(10)),
         jobs: app.state.jobs.clone(),
+        notifier: app.state.notifier.clone(),
     }
 }
 

@@ -9,6 +9,7 @@ use c360::{
     domain::time,
     jobs::JobQueue,
     mail::SesMailer,
+    push::Notifier,
     store::DynamoStore,
 };
 
@@ -42,6 +43,8 @@ pub struct Tasks {
     pub http: reqwest::Client,
     /// The cohort jobs queue (`COHORT_JOBS_QUEUE_URL`): scheduled re-counts go through it.
     pub jobs: JobQueue,
+    /// Pushes to WebSocket clients (`WS_MANAGEMENT_ENDPOINT`): the maintenance broadcasts.
+    pub notifier: Notifier,
 }
 
 fn env(name: &str, default: &str) -> String {
@@ -80,8 +83,11 @@ impl Tasks {
             return Err(ConfigError::Missing("FHIR_URL"));
         }
         let timeout = number("HTTP_CLIENT_TIMEOUT_SECONDS", 60, "seconds")?.max(1) as u64;
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
+        let ws_endpoint = std::env::var("WS_MANAGEMENT_ENDPOINT").ok().filter(|s| !s.is_empty());
         Ok(Self {
-            store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table),
+            notifier: Notifier::new(&sdk, ws_endpoint.as_deref(), store.clone()),
+            store,
             s3: c360::aws::s3_client(&sdk),
             mailer: SesMailer::new(
                 aws_sdk_sesv2::Client::new(&sdk),
@@ -158,6 +164,14 @@ pub async fn function_handler(tasks: &Tasks, input: Value) -> Result<Value, Task
             let run = c360::refresh::run_due_schedules(&tasks.store, &tasks.jobs, time::now()).await.map_err(failed)?;
             tracing::info!(?run, "refresh schedules");
             Ok(json!({"task": task, "status": "done", "run": run}))
+        }
+        "maintenance_broadcast" => {
+            let (events, delivered) =
+                tasks.notifier.broadcast_maintenances(time::now()).await.map_err(|e| failed(e.into()))?;
+            if events > 0 {
+                tracing::info!(events, delivered, "maintenance events broadcast");
+            }
+            Ok(json!({"task": task, "status": "done", "events": events, "delivered": delivered}))
         }
         "count_users_on_perimeters" => {
             let changed =
