@@ -34,7 +34,7 @@ fn expectations() -> BTreeMap<&'static str, &'static str> {
         ("platform-api/root.json", "404"),
         ("cohort-worker/batch-with-poison.json", "failures: msg-poison,msg-future-version"),
         ("export-worker/batch-with-poison.json", "failures: msg-export,msg-poison"),
-        ("scheduled-tasks/maintenance-broadcast.json", "skipped"),
+        ("scheduled-tasks/maintenance-broadcast.json", "done"),
         ("scheduled-tasks/expiring-accesses-alerts.json", "skipped"),
         ("scheduled-tasks/stuck-jobs-sweeper.json", "done"),
         ("scheduled-tasks/perimeters-sync.json", "skipped"),
@@ -101,7 +101,7 @@ async fn every_sample_event_runs_through_its_lambda_handler() {
                     }
                     "ws-api" => {
                         let event: ApiGatewayWebsocketProxyRequest = serde_json::from_str(&payload).unwrap();
-                        ws_api::function_handler(event).await.status_code.to_string()
+                        ws_api::function_handler(&app.state, event).await.status_code.to_string()
                     }
                     other => panic!("events/{other}: no such function"),
                 }

@@ -89,6 +89,8 @@ pub struct Settings {
     /// `REPORTING_PERIMETER_TYPES`: the perimeter levels a feasibility report descends into.
     pub reporting_perimeter_types: Vec<String>,
     pub fhir: FhirSettings,
+    /// `WS_MANAGEMENT_ENDPOINT`: the API Gateway Management API of the WebSocket API (unset: no pushes).
+    pub ws_management_endpoint: Option<String>,
 }
 
 /// The FHIR server and the perimeter types of the FHIR perimeter sync (spec §10.1). Read on its own
@@ -233,6 +235,7 @@ impl Settings {
             exports_bucket: get("EXPORTS_BUCKET"),
             reporting_perimeter_types: list("REPORTING_PERIMETER_TYPES", ""),
             fhir: FhirSettings::from_lookup(&lookup)?,
+            ws_management_endpoint: get("WS_MANAGEMENT_ENDPOINT").map(|u| u.trim_end_matches('/').to_owned()),
         })
     }
 }

@@ -19,6 +19,7 @@ pub mod jobs;
 pub mod mail;
 pub mod notify;
 pub mod perimeter_sync;
+pub mod push;
 pub mod refresh;
 pub mod seed;
 pub mod store;

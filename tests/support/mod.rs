@@ -64,6 +64,7 @@ pub async fn tasks(app: &TestApp, expiry_alerts: Option<c360::access_alerts::Exp
         http: c360::aws::http_client(std::time::Duration::from_secs(10)),
         jobs: app.state.jobs.clone(),
         stuck_job_deadlines: c360::sweeper::Deadlines::parse(c360::sweeper::DEFAULT_DEADLINES).expect("valid"),
+        notifier: app.state.notifier.clone(),
     }
 }
 

@@ -146,6 +146,7 @@ async fn patch(
                 .job_status(Kind::DatedMeasure, measure.uuid, JobStatus::Failed)?
                 .set("request_job_fail_msg", &message)?;
             let failed = apply(&state, &measure, changes).await?;
+            state.notifier.count_status(&failed).await;
             c360::refresh::record_refresh(&state.store, &state.mailer, &state.settings, &failed, now).await?;
             return Err(AppError::InvalidString(message));
         }
@@ -171,6 +172,7 @@ async fn patch(
         _ => {}
     }
     let updated = apply(&state, &measure, changes).await?;
+    state.notifier.count_status(&updated).await;
     c360::refresh::record_refresh(&state.store, &state.mailer, &state.settings, &updated, now).await?;
     Ok(Json(views::dated_measure(&state.settings, &updated, now)))
 }

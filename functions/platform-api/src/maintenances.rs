@@ -133,8 +133,7 @@ async fn patch(
     Ok(Json(phase.to_json(time::now())))
 }
 
-/// Soft delete. (Broadcasting `active: false` to connected clients when the phase was in progress
-/// arrives with the WebSocket push of the cohort-jobs issue.)
+/// Soft delete; connected clients learn first that a phase in progress is over (`active: false`).
 async fn delete(
     State(state): State<AppState>,
     principal: Arc<Principal>,
@@ -143,6 +142,9 @@ async fn delete(
     principal.ensure(can_manage)?;
     let mut phase = state.store.maintenance(parse_id(&id)?).await?.ok_or(AppError::NotFound("MaintenancePhase"))?;
     let now = time::now();
+    if phase.is_active_at(now) {
+        state.notifier.to_everyone(&c360::push::maintenance_event(phase.websocket_info(false))).await;
+    }
     phase.delete_datetime = Some(now);
     phase.update_datetime = now;
     state.store.put_maintenance(&phase, Condition::MustExist).await?;

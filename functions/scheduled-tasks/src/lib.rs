@@ -9,6 +9,7 @@ use c360::{
     domain::time,
     jobs::JobQueue,
     mail::SesMailer,
+    push::Notifier,
     store::DynamoStore,
     sweeper::{Deadlines, DEFAULT_DEADLINES},
 };
@@ -45,6 +46,8 @@ pub struct Tasks {
     pub jobs: JobQueue,
     /// `STUCK_JOB_DEADLINES`: how long a job may stay in each status.
     pub stuck_job_deadlines: Deadlines,
+    /// Pushes to WebSocket clients (`WS_MANAGEMENT_ENDPOINT`): the maintenance broadcasts.
+    pub notifier: Notifier,
 }
 
 fn env(name: &str, default: &str) -> String {
@@ -83,8 +86,11 @@ impl Tasks {
             return Err(ConfigError::Missing("FHIR_URL"));
         }
         let timeout = number("HTTP_CLIENT_TIMEOUT_SECONDS", 60, "seconds")?.max(1) as u64;
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
+        let ws_endpoint = std::env::var("WS_MANAGEMENT_ENDPOINT").ok().filter(|s| !s.is_empty());
         Ok(Self {
-            store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table),
+            notifier: Notifier::new(&sdk, ws_endpoint.as_deref(), store.clone()),
+            store,
             s3: c360::aws::s3_client(&sdk),
             mailer: SesMailer::new(
                 aws_sdk_sesv2::Client::new(&sdk),
@@ -169,6 +175,14 @@ pub async fn function_handler(tasks: &Tasks, input: Value) -> Result<Value, Task
             let run = c360::refresh::run_due_schedules(&tasks.store, &tasks.jobs, time::now()).await.map_err(failed)?;
             tracing::info!(?run, "refresh schedules");
             Ok(json!({"task": task, "status": "done", "run": run}))
+        }
+        "maintenance_broadcast" => {
+            let (events, delivered) =
+                tasks.notifier.broadcast_maintenances(time::now()).await.map_err(|e| failed(e.into()))?;
+            if events > 0 {
+                tracing::info!(events, delivered, "maintenance events broadcast");
+            }
+            Ok(json!({"task": task, "status": "done", "events": events, "delivered": delivered}))
         }
         "count_users_on_perimeters" => {
             let changed =

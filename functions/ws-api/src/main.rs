@@ -4,8 +4,10 @@ use lambda_runtime::{service_fn, LambdaEvent};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     c360::telemetry::init();
-    lambda_runtime::run(service_fn(|event: LambdaEvent<_>| async move {
-        Ok::<_, lambda_runtime::Error>(ws_api::function_handler(event.payload).await)
+    let state = c360::http::AppState::from_env().await?;
+    let state = &state;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| async move {
+        Ok::<_, lambda_runtime::Error>(ws_api::function_handler(state, event.payload).await)
     }))
     .await
 }

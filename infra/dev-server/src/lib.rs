@@ -1,6 +1,8 @@
 //! The local stand-in for API Gateway: one axum app mounting every HTTP function's routes, as
-//! API Gateway maps route groups to functions, at `/` and under the front ends' `/api/back` prefix.
+//! API Gateway maps route groups to functions, at `/` and under the front ends' `/api/back` prefix,
+//! and the WebSocket API with its Management API ([`ws`]).
 pub mod triggers;
+pub mod ws;
 
 use axum::Router;
 use c360::http::{api::combine, serve::finish, AppState, FunctionApi, RouteSpec};
@@ -16,5 +18,6 @@ pub fn all_routes(state: &AppState) -> (Router, Vec<RouteSpec>) {
 
 pub fn app(state: &AppState) -> Router {
     let api = finish(all_routes(state).0, state);
-    Router::new().nest("/api/back", api.clone()).merge(api)
+    // The WebSocket routes stay outside `finish`: the maintenance gate must not stop the broadcasts.
+    ws::routes(state).nest("/api/back", api.clone()).merge(api)
 }

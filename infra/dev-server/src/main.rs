@@ -67,6 +67,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         tokio::spawn(dev_server::triggers::poll_cohort_jobs(worker, sqs, queue_url));
         tokio::spawn(dev_server::triggers::run_refresh_schedules(state.store.clone(), state.jobs.clone()));
     }
+    tokio::spawn(dev_server::triggers::broadcast_maintenances(state.notifier.clone()));
     tracing::info!(startup_ms = started.elapsed().as_millis() as u64, "dev server ready");
     serve::run(dev_server::app(&state)).await
 }

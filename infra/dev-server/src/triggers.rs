@@ -1,7 +1,7 @@
 //! What AWS triggers in production, played locally: the SQS event source of the cohort worker (long
 //! polling of the same queue; a message is deleted once handled, else it comes back after the
-//! visibility timeout and ends in the DLQ, as with Lambda) and the EventBridge schedule of the
-//! refresh task.
+//! visibility timeout and ends in the DLQ, as with Lambda) and the EventBridge schedules of the
+//! refresh task and of the maintenance broadcasts.
 use std::time::Duration;
 
 use c360::{domain::time, jobs::JobQueue, refresh::run_due_schedules};
@@ -43,6 +43,17 @@ pub async fn run_refresh_schedules(store: c360::store::DynamoStore, jobs: JobQue
             Ok(run) if run.due > 0 => tracing::info!(?run, "refresh schedules"),
             Ok(_) => {}
             Err(err) => tracing::warn!(error = %err, "refresh schedules failed"),
+        }
+    }
+}
+
+/// The `maintenance_broadcast` task once a minute, as its EventBridge schedule.
+pub async fn broadcast_maintenances(notifier: c360::push::Notifier) {
+    let mut every = tokio::time::interval(c360::push::MAINTENANCE_BROADCAST_PERIOD.unsigned_abs());
+    loop {
+        every.tick().await;
+        if let Err(err) = notifier.broadcast_maintenances(time::now()).await {
+            tracing::warn!(error = %err, "maintenance broadcast failed");
         }
     }
 }

@@ -180,6 +180,26 @@ pub fn validate(body: &Map<String, Value>, existing: Option<&MaintenancePhase>) 
     Ok(PhaseFields { subject, message, kind, start_datetime, end_datetime, is_data_saved_message_hidden: hidden })
 }
 
+/// The `info` objects the minute broadcaster sends at `now` (spec §10.1 `maintenance_notifier_checker`),
+/// the previous run having been `period` ago: every phase in progress (`active: true`, re-sent each run),
+/// and `active: false` for a phase that ended since the previous run unless another one is in progress.
+/// A phase starting between two runs is announced by the first run after its start.
+pub fn due_broadcasts(phases: &[MaintenancePhase], now: DateTime, period: ::time::Duration) -> Vec<Value> {
+    let in_progress = phases.iter().any(|p| p.is_active_at(now));
+    phases
+        .iter()
+        .filter(|p| p.delete_datetime.is_none())
+        .filter_map(|p| {
+            if p.is_active_at(now) {
+                Some(p.websocket_info(true))
+            } else {
+                let ended_since_last_run = now - period < p.end_datetime && p.end_datetime <= now;
+                (ended_since_last_run && !in_progress).then(|| p.websocket_info(false))
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,5 +257,21 @@ mod tests {
             p.unavailable_notice()["message"],
             "The server is unavailable for maintenance up to 01/01/2030, 10:00:00 for the following reason: upgrade"
         );
+    }
+
+    #[test]
+    fn broadcasts_phases_in_progress_and_ends_unless_another_phase_runs() {
+        let now = time::now();
+        let (m, h) = (Duration::minutes(1), Duration::hours(1));
+        let running = phase(1, now - h, now + h);
+        let just_ended = phase(2, now - h, now - Duration::seconds(20));
+        let ended_long_ago = phase(3, now - 2 * h, now - h);
+        let upcoming = phase(4, now + Duration::seconds(30), now + h);
+        let infos = due_broadcasts(&[running.clone(), just_ended.clone(), ended_long_ago, upcoming], now, m);
+        assert_eq!(infos, [running.websocket_info(true)]);
+        assert_eq!(due_broadcasts(std::slice::from_ref(&just_ended), now, m), [just_ended.websocket_info(false)]);
+        let mut deleted = running;
+        deleted.delete_datetime = Some(now);
+        assert!(due_broadcasts(&[deleted], now, m).is_empty());
     }
 }

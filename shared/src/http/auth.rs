@@ -150,6 +150,18 @@ pub async fn authenticate(state: &AppState, parts: &Parts) -> Result<Caller, App
         })));
     }
     let Some(method) = auth_method(parts) else { return Ok(Caller::Anonymous) };
+    let impersonated = parts.headers.get("x-impersonate").and_then(|v| v.to_str().ok());
+    authenticate_user_token(state, token, method, impersonated).await
+}
+
+/// A user's bearer token checked with `method` (JWT or OIDC), then `X-Impersonate` (spec §2.6 steps
+/// 3–4, §2.7): the HTTP edge and the WebSocket handshake share it. Applicative keys are not users.
+pub async fn authenticate_user_token(
+    state: &AppState,
+    token: &str,
+    method: AuthMethod,
+    impersonated: Option<&str>,
+) -> Result<Caller, AppError> {
     let username = match method {
         AuthMethod::Jwt => state.tokens.verify(token, TokenType::Access).ok().map(|c| c.username),
         AuthMethod::Oidc => match &state.oidc {
@@ -161,8 +173,7 @@ pub async fn authenticate(state: &AppState, parts: &Parts) -> Result<Caller, App
     let Some(bundle) = state.store.user_bundle(&username).await? else { return Ok(Caller::Anonymous) };
     let principal = principal_of(state, bundle, Some(method)).await?;
 
-    let impersonated = parts.headers.get("x-impersonate").and_then(|v| v.to_str().ok()).map(str::trim);
-    match impersonated {
+    match impersonated.map(str::trim) {
         None | Some("") => Ok(Caller::User(Arc::new(principal))),
         Some(_) if !principal.is_full_admin() => Err(AppError::PermissionDenied(IMPERSONATION_DENIED.into())),
         Some(target) if target == principal.username => Ok(Caller::User(Arc::new(principal))),

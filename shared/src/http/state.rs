@@ -18,6 +18,7 @@ use crate::{
     error::{AppError, AppResult},
     jobs::JobQueue,
     mail::SesMailer,
+    push::Notifier,
     store::{DynamoStore, StoreResult},
 };
 
@@ -115,6 +116,8 @@ pub struct Inner {
     pub jobs: JobQueue,
     pub mailer: SesMailer,
     pub s3: aws_sdk_s3::Client,
+    /// Pushes to WebSocket clients (spec §10.3).
+    pub notifier: Notifier,
     roles: TtlCache<HashMap<i64, Role>>,
     maintenances: TtlCache<Vec<MaintenancePhase>>,
     tree: TtlCache<VersionedTree>,
@@ -161,8 +164,11 @@ impl AppState {
             .map(|url| IdentityClient::new(url, settings.identity_server_auth_token.clone(), http.clone()));
         let user_rules = UserRules::new(&settings.email_regex, &settings.username_regex)
             .map_err(|e| InitError::Invalid(format!("EMAIL_REGEX or USERNAME_REGEX is not a valid regex: {e}")))?;
+        let store = DynamoStore::new(dynamodb, settings.table_name.clone());
+        let notifier = Notifier::new(sdk, settings.ws_management_endpoint.as_deref(), store.clone());
         Ok(Self(Arc::new(Inner {
-            store: DynamoStore::new(dynamodb, settings.table_name.clone()),
+            store,
+            notifier,
             api_keys: ApiKeys::from_settings(&settings),
             tokens,
             oidc,

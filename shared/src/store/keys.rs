@@ -26,6 +26,7 @@
 //! | saved filter name guard | `FILTERNAME#<owner>#<resource>#<name>` | `#FILTERNAME` | | |
 //! | snapshots by perimeter cohort id | `RQS_PERIMETER#<cohort id>` | `<owner>#<snapshot uuid>` | | |
 //! | one schedule per snapshot guard | `SCHEDULE_OF#<snapshot uuid>` | `#SCHEDULE_OF` | | |
+//! | WebSocket connection (TTL) | `WSCONN#<connection id>` | `#WSCONN` | `WSUSER#<username>` / `<connection id>` | `WSCONNS` / `<connection id>` |
 //!
 //! Numeric ids are zero-padded so that sort keys order like numbers.
 
@@ -251,6 +252,28 @@ pub fn snapshot_perimeter(cohort_id: &str, owner: &str, snapshot: Uuid) -> Key {
 /// At most one alive refresh schedule per snapshot (spec §5.9).
 pub fn schedule_guard(snapshot: Uuid) -> Key {
     key(format!("SCHEDULE_OF#{snapshot}"), "#SCHEDULE_OF")
+}
+
+/// A live WebSocket connection, found by id on `$disconnect` and after a 410 Gone.
+pub fn ws_connection(connection_id: &str) -> Key {
+    key(format!("WSCONN#{connection_id}"), "#WSCONN")
+}
+
+pub fn ws_user_partition(username: &str) -> String {
+    format!("WSUSER#{username}")
+}
+
+/// The connections of one user: a `job_status` push is one Query of `gsi1`.
+pub fn ws_connection_of_user(username: &str, connection_id: &str) -> Key {
+    key(ws_user_partition(username), connection_id)
+}
+
+pub const WS_CONNECTIONS_PK: &str = "WSCONNS";
+
+/// Every live connection, for the maintenance broadcasts (one `gsi2` partition: bounded by the number
+/// of open browser tabs, a few hundred to a few thousand).
+pub fn ws_connection_listing(connection_id: &str) -> Key {
+    key(WS_CONNECTIONS_PK, connection_id)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ pub mod keys;
 mod platform;
 pub mod tokens;
 pub mod users;
+pub mod ws;
 
 use std::collections::HashMap;
 
