@@ -241,3 +241,24 @@ async fn the_sweeper_fails_jobs_stuck_past_their_deadline_and_spares_the_others(
     assert_eq!(s.call(Method::GET, &recent_path, None).await.1["request_job_status"], "new");
     assert_eq!(s.call(Method::GET, &other_path, None).await.1["request_job_status"], "failed");
 }
+
+#[tokio::test]
+async fn a_virtual_cohort_job_gives_the_perimeter_its_cohort_through_the_callback() {
+    let s = stack(20_000).await;
+    s.worker.handle(r#"{"version": 1, "kind": "virtual_cohort", "perimeter_id": 2}"#).await.unwrap();
+    let submitted = &s.executor.jobs()[0];
+    assert_eq!(submitted.callback_path.as_deref(), Some("/fhir-perimeters/2/"));
+    assert_eq!(submitted.owner, "admin");
+    assert!(
+        submitted.body.contains("service-provider=2,10,11,13,14")
+            || submitted.syntax.to_string().contains("service-provider=2,"),
+        "the perimeter and its descendants: {}",
+        submitted.body
+    );
+    let perimeter = s.until("/accesses/perimeters/2/", |p| p["cohort_id"] != "2").await;
+    assert!(perimeter["cohort_id"].as_str().unwrap().chars().all(|c| c.is_ascii_digit()), "{perimeter}");
+    assert!(perimeter["cohort_size"].as_str().is_some(), "{perimeter}");
+    // A perimeter gone since the sync needs nothing.
+    s.worker.handle(r#"{"version": 1, "kind": "virtual_cohort", "perimeter_id": 424242}"#).await.unwrap();
+    assert_eq!(s.executor.jobs().len(), 1);
+}

@@ -84,9 +84,9 @@ async fn first_sync_creates_the_tree_across_pages_and_a_second_changes_nothing()
     assert_eq!(fhir.server.searches(), 4, "every next link is followed");
     assert_eq!((first.organizations, first.tree.added, first.tree.removed), (16, 16, 0), "{first:?}");
     assert_eq!(first.virtual_cohorts_needed.len(), 16, "new perimeters need a virtual cohort");
-    assert!(!first.virtual_cohorts_launched);
+    assert_eq!(first.virtual_cohorts_queued, 0, "the sync alone queues nothing");
     let as_json = serde_json::to_value(&first).unwrap();
-    assert_eq!((as_json["added"].as_i64(), &as_json["virtual_cohorts_launched"]), (Some(16), &json!(false)));
+    assert_eq!((as_json["added"].as_i64(), &as_json["virtual_cohorts_queued"]), (Some(16), &json!(0)));
 
     let p13 = perimeter(&store, 13).await.unwrap();
     assert_eq!(p13.full_path.as_deref(), Some("APHP/P2/P10/P13"));
@@ -184,6 +184,10 @@ async fn the_scheduled_task_syncs_from_fhir_once_enabled() {
     let out = scheduled_tasks::function_handler(&tasks, json!({"task": "fhir_perimeters_sync"})).await.unwrap();
     assert_eq!((&out["status"], &out["report"]["organizations"]), (&json!("done"), &json!(16)), "{out}");
     assert_eq!(out["report"]["removed"], 0);
-    assert_eq!(out["report"]["virtual_cohorts_launched"], false);
+    let needed = out["report"]["virtual_cohorts_needed"].as_array().unwrap().len();
+    assert_eq!(out["report"]["virtual_cohorts_queued"], needed, "one creation job per perimeter needing one");
+    let queued = app.queued_jobs().await;
+    assert_eq!(queued.len(), needed);
+    assert!(queued.iter().all(|j| j["kind"] == "virtual_cohort"), "{queued:?}");
     assert_eq!(fhir.server.searches(), 3);
 }

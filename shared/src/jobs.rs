@@ -18,6 +18,8 @@ pub enum CohortJob {
     Create { owner: String, cohort: Uuid },
     /// Count by perimeter for a feasibility report (mode `count_with_details`).
     Feasibility { owner: String, study: Uuid },
+    /// The virtual cohort of a perimeter after a FHIR perimeter sync (mode `create`, spec §6.4).
+    VirtualCohort { perimeter_id: i64 },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -19,6 +19,7 @@ use crate::{
     },
     error::{AppError, AppResult},
     fhir::FhirClient,
+    jobs::{CohortJob, JobQueue},
     store::{Condition, DynamoStore, StoreError},
 };
 
@@ -46,9 +47,20 @@ pub struct FhirSyncReport {
     /// Perimeters that need a virtual cohort (§6.4): those without `cohort_id` (new ones included;
     /// listed by every sync until a callback sets one) and those whose descendants this sync changed.
     pub virtual_cohorts_needed: Vec<i64>,
-    /// Always false for now: the QueryExecutor jobs that create them arrive with the cohort-jobs
-    /// issue, whose callback (`PATCH /fhir-perimeters/{id}/`, [`set_virtual_cohort`]) fills `cohort_id`.
-    pub virtual_cohorts_launched: bool,
+    /// Creation jobs queued for them ([`queue_virtual_cohorts`]); their QueryExecutor callback
+    /// (`PATCH /fhir-perimeters/{id}/`, [`set_virtual_cohort`]) fills `cohort_id`.
+    pub virtual_cohorts_queued: usize,
+}
+
+/// Queues the creation of the virtual cohorts a FHIR sync found missing or outdated.
+pub async fn queue_virtual_cohorts(jobs: &JobQueue, report: &mut FhirSyncReport) -> AppResult<()> {
+    for &perimeter_id in &report.virtual_cohorts_needed {
+        jobs.send(CohortJob::VirtualCohort { perimeter_id })
+            .await
+            .map_err(|e| AppError::internal(format!("virtual cohort job not queued: {e}")))?;
+        report.virtual_cohorts_queued += 1;
+    }
+    Ok(())
 }
 
 pub async fn apply_document(store: &DynamoStore, document: &str, now: DateTime) -> AppResult<SyncReport> {
@@ -73,17 +85,11 @@ pub async fn sync_fhir(
     let incoming = build_tree(&organizations, &current, &settings.perimeter_types)
         .map_err(|e| AppError::Internal(format!("FHIR Organizations: {e}")))?;
     let needed = virtual_cohorts_needed(&stored_tree(current.clone())?, &new_tree(incoming.clone())?);
-    if !needed.is_empty() {
-        tracing::warn!(
-            count = needed.len(),
-            "perimeters need a virtual cohort; QueryExecutor jobs are not launched yet"
-        );
-    }
     Ok(FhirSyncReport {
         tree: apply(store, current, incoming, now).await?,
         organizations: organizations.len(),
         virtual_cohorts_needed: needed,
-        virtual_cohorts_launched: false,
+        virtual_cohorts_queued: 0,
     })
 }
 

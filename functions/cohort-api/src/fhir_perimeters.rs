@@ -11,7 +11,7 @@ use c360::{
     domain::time,
     error::{AppError, AppResult},
     http::{Api, AppState, Body, Exposure, MethodPolicy, Principal, RouteSpec},
-    perimeter_sync::{set_virtual_cohort, sync_fhir},
+    perimeter_sync::{queue_virtual_cohorts, set_virtual_cohort, sync_fhir},
 };
 use serde_json::{json, Value};
 
@@ -44,7 +44,8 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
 
 async fn sync(State(state): State<AppState>, principal: Arc<Principal>) -> AppResult<Json<Value>> {
     principal.ensure(allowed)?;
-    let report = sync_fhir(&state.store, &state.settings.fhir, &state.http, time::now()).await?;
+    let mut report = sync_fhir(&state.store, &state.settings.fhir, &state.http, time::now()).await?;
+    queue_virtual_cohorts(&state.jobs, &mut report).await?;
     state.invalidate_perimeter_tree();
     tracing::info!(?report, "FHIR perimeter sync");
     Ok(Json(Value::Null))

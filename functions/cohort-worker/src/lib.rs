@@ -11,8 +11,9 @@ use c360::{
     config::{ConfigError, Settings},
     domain::{
         cohort::{CohortResult, DatedMeasure, FeasibilityStudy, JobStatus, Kind, Workspace},
-        query_executor::{sample_query, Job, JobKind},
+        query_executor::{sample_query, virtual_cohort_query, Job, JobKind, VIRTUAL_COHORT_OWNER},
         time,
+        tree::PerimeterTree,
     },
     executor::{Executor, ExecutorError},
     jobs::{CohortJob, JobMessage, JOB_MESSAGE_VERSION},
@@ -86,6 +87,7 @@ impl Worker {
             CohortJob::CountAll { owner, dated_measure } => self.count(&owner, dated_measure, None, true).await,
             CohortJob::Create { owner, cohort } => self.create(&owner, cohort).await,
             CohortJob::Feasibility { owner, study } => self.feasibility(&owner, study).await,
+            CohortJob::VirtualCohort { perimeter_id } => self.virtual_cohort(perimeter_id).await,
         }
     }
 
@@ -275,6 +277,26 @@ impl Worker {
             .map_err(|e| e.to_string()),
         };
         self.submit::<FeasibilityStudy>(owner, uuid, job, JobStatus::Pending).await
+    }
+
+    /// A perimeter's virtual cohort (spec §6.4): its encounters and its descendants'. There is no job
+    /// record; a failed submission is retried by the queue (then parked in the DLQ), and the next
+    /// sync lists the perimeter again while it has no cohort id.
+    async fn virtual_cohort(&self, perimeter_id: i64) -> Result<(), MessageError> {
+        let perimeters = self.store.perimeters().await.map_err(storage)?;
+        let tree = PerimeterTree::new(perimeters).map_err(|e| MessageError(format!("the stored tree: {e}")))?;
+        if !tree.contains(perimeter_id) {
+            return Ok(()); // removed since the sync
+        }
+        let descendants: Vec<i64> = tree.descendants(perimeter_id).map(|p| p.id).collect();
+        let query = virtual_cohort_query(perimeter_id, &descendants);
+        let job = Job::new(JobKind::VirtualCohort { perimeter_id }, VIRTUAL_COHORT_OWNER, &query)
+            .map_err(|e| MessageError(format!("virtual cohort query: {e}")))?;
+        let executor =
+            self.executor.as_ref().ok_or_else(|| MessageError("QUERY_EXECUTOR_URL is not configured".into()))?;
+        let answer = executor.submit(&job).await.map_err(|e| MessageError(e.to_string()))?;
+        tracing::info!(perimeter_id, job_id = ?answer.job_id, "virtual cohort submitted");
+        Ok(())
     }
 
     /// The cohort id of the root perimeter (level 1, no parent): global counts and studies run on it.

@@ -147,9 +147,10 @@ pub async fn function_handler(tasks: &Tasks, input: Value) -> Result<Value, Task
                     json!({"task": task, "status": "skipped", "reason": "ENABLE_FHIR_PERIMETERS_SYNC is not true"}),
                 );
             }
-            let report = c360::perimeter_sync::sync_fhir(&tasks.store, &tasks.fhir, &tasks.http, time::now())
+            let mut report = c360::perimeter_sync::sync_fhir(&tasks.store, &tasks.fhir, &tasks.http, time::now())
                 .await
                 .map_err(failed)?;
+            c360::perimeter_sync::queue_virtual_cohorts(&tasks.jobs, &mut report).await.map_err(failed)?;
             tracing::info!(?report, "perimeter tree synchronised from FHIR");
             Ok(json!({"task": task, "status": "done", "report": report}))
         }
