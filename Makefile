@@ -89,6 +89,10 @@ bench-accesses: ## accesses load run on dynalite: large tree, 2,000 users, 10,00
 bench-cohort: ## cohort workspace load run on dynalite: 150 owners, 5,000 requests, 20,000 snapshots -> docs/benchmarks.md
 	@infra/scripts/bench-cohort.sh
 
+.PHONY: bench-jobs
+bench-jobs: ## cohort job latency (POST -> QueryExecutor, callback -> WebSocket) and worker throughput -> docs/benchmarks.md
+	@infra/scripts/bench-jobs.sh
+
 clean-dev: ## stop our emulator and dynalite and delete .dev/ (generated env, logs, pidfiles); keeps .tools/ and target/
 	-@infra/scripts/emulator.sh stop
 	-@infra/scripts/dynalite.sh stop

@@ -1,0 +1,294 @@
+//! `bench-jobs [JOBS]` (infra/scripts/bench-jobs.sh): cohort job latency and worker throughput through the
+//! in-process stack of the integration tests (tests/cohort_worker.rs): the app served on a local port, SQS and
+//! DynamoDB in the emulator, the dev server's SQS poller running `cohort_worker::Worker`, the fake QueryExecutor
+//! over HTTP calling the API back, a WebSocket client on `/ws/`. Every timestamp is an `Instant` taken here:
+//! * the fake's `POST /jobs` and the API's callback `PATCH` are timed by a middleware wrapped around their
+//!   routers (arrival, and for the PATCH the moment its response is ready: the count is stored `finished`);
+//! * the `201` of `POST /cohort/dated-measures/` and the `job_status` frame when this program receives them.
+//!
+//! Phase 1 runs JOBS counts one after another (each finishes before the next is posted). Phase 2 queues JOBS
+//! counts (one request each, so no count cancels another), drains the queue, then times `Worker::handle` on
+//! each message in turn against a fake QueryExecutor with callbacks off.
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use aws_sdk_dynamodb::types::{BillingMode, GlobalSecondaryIndex, Projection};
+use axum::{
+    extract::{Request, State},
+    middleware::{from_fn_with_state, Next},
+    response::Response,
+};
+use c360::{
+    config::test_settings,
+    executor::Executor,
+    http::AppState,
+    seed::{seed_perimeters, seed_roles},
+};
+use cohort_worker::Worker;
+use fakes::query_executor::{Config, QueryExecutor};
+use futures_util::{SinkExt, StreamExt};
+use http::{Method, StatusCode};
+use integration_tests::TestApp;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+const QUERY: &str = r#"{"version": "v1.6.1", "_type": "request", "sourcePopulation": {"caresiteCohortList": ["9999"]},
+ "request": {"_type": "andGroup", "_id": 0, "isInclusive": true, "criteria": [{"_type": "basicResource", "_id": 1,
+ "isInclusive": true, "resourceType": "Patient", "filterFhir": "gender=female"}]}}"#;
+const QE_DELAY: Duration = Duration::from_millis(20);
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Instants recorded by the middlewares.
+#[derive(Default)]
+struct Marks {
+    /// Arrival of each `POST /jobs` at the fake QueryExecutor.
+    submissions: Mutex<Vec<Instant>>,
+    /// Callback `PATCH` by path: arrival at the API, and response ready once answered.
+    patches: Mutex<HashMap<String, (Instant, Option<Instant>)>>,
+}
+
+async fn mark_submission(State(marks): State<Arc<Marks>>, request: Request, next: Next) -> Response {
+    let arrived = Instant::now();
+    let is_submission = request.method() == Method::POST && request.uri().path() == "/jobs";
+    let response = next.run(request).await;
+    if is_submission {
+        marks.submissions.lock().expect("marks").push(arrived);
+    }
+    response
+}
+
+async fn mark_patch(State(marks): State<Arc<Marks>>, request: Request, next: Next) -> Response {
+    let path = (request.method() == Method::PATCH).then(|| request.uri().path().to_owned());
+    if let Some(path) = &path {
+        marks.patches.lock().expect("marks").insert(path.clone(), (Instant::now(), None));
+    }
+    let response = next.run(request).await;
+    if let Some(path) = path {
+        let answered = Instant::now();
+        marks.patches.lock().expect("marks").entry(path).and_modify(|(_, done)| *done = Some(answered));
+    }
+    response
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn frame(socket: &mut Socket) -> Value {
+    let next = tokio::time::timeout(WAIT, socket.next()).await.expect("a WebSocket frame in time");
+    match next.expect("socket open").expect("valid frame") {
+        Message::Text(text) => serde_json::from_str(text.as_str()).expect("JSON frame"),
+        other => panic!("a text frame, got {other:?}"),
+    }
+}
+
+async fn created(app: &TestApp, token: &str, path: &str, body: Value) -> (Value, Instant) {
+    let (status, value) = app.call(Method::POST, path).token(token).json(body).send().await;
+    let answered = Instant::now();
+    assert_eq!(status, StatusCode::CREATED, "{path}: {value}");
+    (value, answered)
+}
+
+/// A folder, a request and a snapshot of [`QUERY`]; returns the snapshot's uuid.
+async fn snapshot(app: &TestApp, token: &str, folder: &Value) -> Value {
+    let (request, _) = created(app, token, "/cohort/requests/", json!({"name": "R", "parent_folder": folder})).await;
+    let body = json!({"request_id": request["uuid"], "serialized_query": QUERY});
+    created(app, token, "/cohort/request-query-snapshots/", body).await.0["uuid"].clone()
+}
+
+/// `TestApp::with_settings`, except that with `AWS_ENDPOINT_URL_DYNAMODB` set (infra/scripts/bench-dynamodb.sh:
+/// dynalite) the table lives there, cloned from the emulator's reference table; SQS and S3 stay on the emulator.
+async fn test_app(extra: &[(&str, &str)]) -> TestApp {
+    if std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_err() {
+        return TestApp::with_settings(extra).await;
+    }
+    let reference = std::env::var("C360_REFERENCE_TABLE").unwrap_or_else(|_| "c360-local-AppTable".into());
+    let described = integration_tests::dynamodb().await.describe_table().table_name(&reference).send().await;
+    let source = described.expect("the emulator's reference table").table.expect("a table");
+    // No endpoint pinned: the DynamoDB client reads AWS_ENDPOINT_URL_DYNAMODB, the others AWS_ENDPOINT_URL.
+    let sdk = c360::aws::sdk_config().await;
+    let table = format!("t-{}", uuid::Uuid::new_v4().simple());
+    let indexes: Vec<GlobalSecondaryIndex> = source
+        .global_secondary_indexes()
+        .iter()
+        .map(|gsi| {
+            GlobalSecondaryIndex::builder()
+                .index_name(gsi.index_name().unwrap_or_default())
+                .set_key_schema(Some(gsi.key_schema().to_vec()))
+                .projection(gsi.projection().cloned().unwrap_or_else(|| Projection::builder().build()))
+                .build()
+                .expect("index of the reference table")
+        })
+        .collect();
+    aws_sdk_dynamodb::Client::new(&sdk)
+        .create_table()
+        .table_name(&table)
+        .set_attribute_definitions(Some(source.attribute_definitions().to_vec()))
+        .set_key_schema(Some(source.key_schema().to_vec()))
+        .set_global_secondary_indexes((!indexes.is_empty()).then_some(indexes))
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .expect("create the bench table in dynalite");
+    let (queue, bucket) = (integration_tests::fresh_queue().await, integration_tests::fresh_bucket().await);
+    let mut settings: Vec<(&str, &str)> = vec![("COHORT_JOBS_QUEUE_URL", &queue), ("EXPORTS_BUCKET", &bucket)];
+    settings.extend_from_slice(extra);
+    let state = AppState::new(test_settings(&table, &settings), &sdk).expect("valid bench state");
+    seed_roles(&state.store, c360::domain::time::now()).await.expect("seed roles");
+    seed_perimeters(&state.store, integration_tests::DEMO_TREE).await.expect("seed perimeters");
+    let app = TestApp { router: dev_server::app(&state), state };
+    app.account(integration_tests::ADMIN, Some(1)).await;
+    app
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// (p50, p99, max) by nearest rank.
+fn percentiles(values: &mut [f64]) -> (f64, f64, f64) {
+    values.sort_by(f64::total_cmp);
+    let rank = |p: f64| values[((p * values.len() as f64).ceil() as usize).clamp(1, values.len()) - 1];
+    (rank(0.50), rank(0.99), values[values.len() - 1])
+}
+
+fn row(name: &str, values: &mut [f64]) -> String {
+    let (p50, p99, max) = percentiles(values);
+    format!("| {name} | {} | {p50:.1} | {p99:.1} | {max:.1} |", values.len())
+}
+
+async fn fake_executor(callback_url: String, callbacks: bool, marks: &Arc<Marks>) -> (Arc<QueryExecutor>, String) {
+    let executor = Arc::new(QueryExecutor::new(Config {
+        callback_url,
+        query_executor_token: "test-qe-token".into(),
+        solr_etl_token: "test-etl-token".into(),
+        delay: QE_DELAY,
+        callbacks,
+        cohort_size_limit: 20_000,
+    }));
+    let router =
+        fakes::query_executor::router(executor.clone()).layer(from_fn_with_state(marks.clone(), mark_submission));
+    let (url, _) = fakes::spawn(router, 0).await.expect("serve the fake QueryExecutor");
+    (executor, url)
+}
+
+fn worker(app: &TestApp, qe_url: String) -> Worker {
+    Worker {
+        store: app.state.store.clone(),
+        executor: Some(Executor::new(c360::aws::http_client(Duration::from_secs(5)), qe_url)),
+        cohort_size_limit: 20_000,
+    }
+}
+
+async fn latency(jobs: usize) -> Vec<String> {
+    let marks = Arc::new(Marks::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let app = test_app(&[("WS_MANAGEMENT_ENDPOINT", &format!("http://{address}/ws-management"))]).await;
+    let served = app.router.clone().layer(from_fn_with_state(marks.clone(), mark_patch));
+    tokio::spawn(async move { axum::serve(listener, served).await });
+    let (executor, qe_url) = fake_executor(format!("http://{address}"), true, &marks).await;
+    let queue = app.state.settings.cohort_jobs_queue_url.clone().expect("test apps have a queue");
+    // The dev server's SQS trigger (long polling, 10 messages, delete once handled).
+    tokio::spawn(dev_server::triggers::poll_cohort_jobs(worker(&app, qe_url), integration_tests::sqs().await, queue));
+
+    app.account("alice", None).await;
+    let (token, _) = app.login("alice").await;
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/ws/")).await.expect("connect");
+    socket.send(Message::text(json!({"token": token, "auth_method": "JWT"}).to_string())).await.expect("handshake");
+    assert_eq!(frame(&mut socket).await["status"], "accepted");
+
+    let (folder, _) = created(&app, &token, "/cohort/folders/", json!({"name": "Bench"})).await;
+    let snapshot = snapshot(&app, &token, &folder["uuid"]).await;
+    let (mut to_qe, mut from_sent, mut patch, mut to_ws, mut post) = (vec![], vec![], vec![], vec![], vec![]);
+    for i in 0..jobs {
+        let sent = Instant::now();
+        let body = json!({"request_query_snapshot_id": snapshot});
+        let (count, answered) = created(&app, &token, "/cohort/dated-measures/", body).await;
+        let uuid = count["uuid"].as_str().expect("uuid").to_owned();
+        let deadline = Instant::now() + WAIT;
+        let received = loop {
+            if let Some(at) = marks.submissions.lock().expect("marks").get(i) {
+                break *at;
+            }
+            assert!(Instant::now() < deadline, "job {i} never reached the fake QueryExecutor");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
+        let pushed = loop {
+            let event = frame(&mut socket).await;
+            if event["type"] == "job_status" && event["uuid"] == uuid.as_str() && event["status"] == "finished" {
+                break Instant::now();
+            }
+        };
+        let path = format!("/cohort/dated-measures/{uuid}/");
+        let (arrived, stored) = loop {
+            if let Some((arrived, Some(stored))) = marks.patches.lock().expect("marks").get(&path) {
+                break (*arrived, *stored);
+            }
+            assert!(Instant::now() < deadline, "the callback of job {i} was never answered");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
+        let (_, done) = app.call(Method::GET, &path).token(&token).send().await;
+        assert_eq!(done["request_job_status"], "finished", "{done}");
+        post.push(ms(answered - sent));
+        // Signed: the message is queued before the 201 is written, a fast worker may beat the client.
+        to_qe.push(if received >= answered { ms(received - answered) } else { -ms(answered - received) });
+        from_sent.push(ms(received - sent));
+        patch.push(ms(stored - arrived));
+        to_ws.push(ms(pushed - arrived));
+    }
+    assert_eq!(executor.jobs().len(), jobs, "one submission per job");
+    vec![
+        row("`POST /cohort/dated-measures/` sent → 201 received", &mut post),
+        row("201 received → fake QueryExecutor receives the job", &mut to_qe),
+        row("POST sent → fake QueryExecutor receives the job", &mut from_sent),
+        row("callback PATCH arrives → answered (count stored `finished`)", &mut patch),
+        row("callback PATCH arrives → `job_status` frame received on `/ws/`", &mut to_ws),
+    ]
+}
+
+async fn throughput(jobs: usize) -> Vec<String> {
+    let marks = Arc::new(Marks::default());
+    let app = test_app(&[]).await;
+    let (executor, qe_url) = fake_executor("http://127.0.0.1:9".into(), false, &marks).await;
+    let worker = worker(&app, qe_url);
+    app.account("alice", None).await;
+    let (token, _) = app.login("alice").await;
+    let (folder, _) = created(&app, &token, "/cohort/folders/", json!({"name": "Bench"})).await;
+    for _ in 0..jobs {
+        let snapshot = snapshot(&app, &token, &folder["uuid"]).await;
+        created(&app, &token, "/cohort/dated-measures/", json!({"request_query_snapshot_id": snapshot})).await;
+    }
+    let messages: Vec<String> = app.queued_jobs().await.iter().map(Value::to_string).collect();
+    assert_eq!(messages.len(), jobs, "one message per count");
+    let mut each = Vec::with_capacity(jobs);
+    let started = Instant::now();
+    for message in &messages {
+        let at = Instant::now();
+        worker.handle(message).await.expect("the worker handles its messages");
+        each.push(ms(at.elapsed()));
+    }
+    let elapsed = started.elapsed();
+    assert_eq!(executor.jobs().len(), jobs, "one submission per job");
+    let rate = jobs as f64 / elapsed.as_secs_f64();
+    vec![
+        row("`Worker::handle` of one count message (callbacks off)", &mut each),
+        format!(
+            "\nWorker throughput: {jobs} messages in {:.2} s = **{rate:.1} jobs/s** (one worker, sequential)",
+            elapsed.as_secs_f64()
+        ),
+    ]
+}
+
+#[tokio::main]
+async fn main() {
+    let jobs = std::env::args().nth(1).map_or(200, |v| v.parse().expect("usage: bench-jobs [JOBS]"));
+    let started = Instant::now();
+    let mut lines =
+        vec!["| measure | jobs | p50 ms | p99 ms | max ms |".to_owned(), "|---|---|---|---|---|".to_owned()];
+    lines.extend(latency(jobs).await);
+    lines.extend(throughput(jobs).await);
+    println!("{}", lines.join("\n"));
+    eprintln!("[bench-jobs] {jobs} jobs per phase in {:.1} s", started.elapsed().as_secs_f64());
+}
