@@ -273,24 +273,15 @@ async fn create(
     let mut writes: Vec<Write> =
         measures.iter().map(|m| put_object(m, Condition::MustNotExist)).collect::<Result<_, _>>()?;
     writes.push(put_object(&cohort, Condition::MustNotExist)?);
-    state.store.transact(writes).await?;
     let mut jobs: Vec<CohortJob> = measures
         .iter()
         .filter(|m| m.mode == MeasureMode::Global)
         .map(|m| CohortJob::CountAll { owner: owner.to_owned(), dated_measure: m.uuid })
         .collect();
     jobs.push(CohortJob::Create { owner: owner.to_owned(), cohort: cohort.uuid });
-    for job in jobs {
-        if let Err(err) = queue(&state, job).await {
-            // Nothing would ever build it: remove what was created.
-            let mut keys = vec![keys::workspace_object(Kind::Cohort, owner, cohort.uuid)];
-            keys.extend(measures.iter().map(|m| keys::workspace_object(Kind::DatedMeasure, owner, m.uuid)));
-            for key in keys {
-                state.store.delete(&key, Condition::None).await.ok();
-            }
-            return Err(err);
-        }
-    }
+    let mut created = vec![keys::workspace_object(Kind::Cohort, owner, cohort.uuid)];
+    created.extend(measures.iter().map(|m| keys::workspace_object(Kind::DatedMeasure, owner, m.uuid)));
+    create_and_queue(&state, writes, created, jobs).await?;
     let mut rendered = ws;
     rendered.measures.extend(measures);
     Ok((StatusCode::CREATED, Json(views::cohort(&state.settings, &rendered, &cohort, false))))

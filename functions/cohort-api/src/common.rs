@@ -11,10 +11,10 @@ use c360::{
     },
     error::{AppError, AppResult},
     http::{fields::Fields, listing::ListQuery, AppState, Principal},
-    jobs::{CohortJob, QueueError},
+    jobs::CohortJob,
     store::{
         cohort::{Changes, WorkspaceObject},
-        StoreError,
+        Condition, Key, StoreError, Write,
     },
 };
 use serde_json::{Map, Value};
@@ -98,9 +98,29 @@ pub async fn delete_owned(state: &AppState, owner: &str, kind: Kind, uuids: &[Uu
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Queues a job; an unqueued job is an internal error (the caller removes what it created).
-pub async fn queue(state: &AppState, job: CohortJob) -> Result<(), AppError> {
-    state.jobs.send(job).await.map_err(|e: QueueError| AppError::internal(format!("cohort job not queued: {e}")))
+/// Writes new job objects and queues their jobs. A job that cannot be queued would never run: what
+/// was written is removed again and the request fails (spec §5.6).
+pub async fn create_and_queue(
+    state: &AppState,
+    writes: Vec<Write>,
+    created: Vec<Key>,
+    jobs: Vec<CohortJob>,
+) -> AppResult<()> {
+    state.store.transact(writes).await?;
+    for job in jobs {
+        if let Err(err) = state.jobs.send(job).await {
+            for key in &created {
+                state.store.delete(key, Condition::None).await.ok();
+            }
+            return Err(AppError::internal(format!("cohort job not queued: {err}")));
+        }
+    }
+    Ok(())
+}
+
+/// One of the caller's alive objects, or 404 naming its model.
+pub async fn owned<T: WorkspaceObject>(state: &AppState, owner: &str, uuid: Uuid) -> AppResult<T> {
+    state.store.workspace_object::<T>(owner, uuid).await?.ok_or(AppError::NotFound(T::KIND.model()))
 }
 
 /// The caller's username: the owner of everything they create and see.

@@ -148,8 +148,7 @@ async fn retrieve(
     Path(uuid): Path<String>,
 ) -> AppResult<Json<Value>> {
     let uuid = path_uuid(&uuid, Kind::Filter)?;
-    let filter: FhirFilter =
-        state.store.workspace_object(owner(&principal), uuid).await?.ok_or(AppError::NotFound(Kind::Filter.model()))?;
+    let filter: FhirFilter = owned(&state, owner(&principal), uuid).await?;
     Ok(Json(views::filter(&filter, &names(&principal))))
 }
 
@@ -161,8 +160,7 @@ async fn patch(
 ) -> AppResult<Json<Value>> {
     let uuid = path_uuid(&uuid, Kind::Filter)?;
     let owner = owner(&principal);
-    let current: FhirFilter =
-        state.store.workspace_object(owner, uuid).await?.ok_or(AppError::NotFound(Kind::Filter.model()))?;
+    let current: FhirFilter = owned(&state, owner, uuid).await?;
     apply_id_aliases(&mut body, &["owner"]);
     let mut fields = Fields::new(&body);
     check_owner(&mut fields, owner);
@@ -218,8 +216,7 @@ async fn patch(
         Err(StoreError::TransactionConflict(_)) => return Err(AppError::NotFound(Kind::Filter.model())),
         Err(other) => return Err(other.into()),
     }
-    let stored: FhirFilter =
-        state.store.workspace_object(owner, uuid).await?.ok_or(AppError::NotFound(Kind::Filter.model()))?;
+    let stored: FhirFilter = owned(&state, owner, uuid).await?;
     Ok(Json(views::filter(&stored, &names(&principal))))
 }
 

@@ -106,14 +106,9 @@ async fn create(
         job: Job::new(),
         stamps: Stamps::new(time::now()),
     };
-    state.store.transact(vec![put_object(&measure, Condition::MustNotExist)?]).await?;
     let job = CohortJob::Count { owner: owner.to_owned(), dated_measure: measure.uuid, stage_details };
-    if let Err(err) = queue(&state, job).await {
-        // The count would never run: it must not stay behind as "new".
-        let key = keys::workspace_object(Kind::DatedMeasure, owner, measure.uuid);
-        state.store.delete(&key, Condition::None).await.ok();
-        return Err(err);
-    }
+    let key = keys::workspace_object(Kind::DatedMeasure, owner, measure.uuid);
+    create_and_queue(&state, vec![put_object(&measure, Condition::MustNotExist)?], vec![key], vec![job]).await?;
     Ok((StatusCode::CREATED, Json(views::dated_measure(&state.settings, &measure, time::now()))))
 }
 

@@ -162,11 +162,7 @@ async fn retrieve(
     Path(uuid): Path<String>,
 ) -> AppResult<Json<Value>> {
     let uuid = path_uuid(&uuid, Kind::Schedule)?;
-    let schedule: RefreshSchedule = state
-        .store
-        .workspace_object(owner(&principal), uuid)
-        .await?
-        .ok_or(AppError::NotFound(Kind::Schedule.model()))?;
+    let schedule: RefreshSchedule = owned(&state, owner(&principal), uuid).await?;
     Ok(Json(views::schedule(&schedule)))
 }
 
@@ -178,8 +174,7 @@ async fn patch(
 ) -> AppResult<Json<Value>> {
     let uuid = path_uuid(&uuid, Kind::Schedule)?;
     let owner = owner(&principal);
-    let current: RefreshSchedule =
-        state.store.workspace_object(owner, uuid).await?.ok_or(AppError::NotFound(Kind::Schedule.model()))?;
+    let current: RefreshSchedule = owned(&state, owner, uuid).await?;
     apply_id_aliases(&mut body, &["owner"]);
     let mut fields = Fields::new(&body);
     check_owner(&mut fields, owner);

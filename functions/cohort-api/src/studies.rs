@@ -109,12 +109,9 @@ async fn create(
         job: Job::new(),
         stamps: Stamps::new(time::now()),
     };
-    state.store.transact(vec![put_object(&study, Condition::MustNotExist)?]).await?;
-    if let Err(err) = queue(&state, CohortJob::Feasibility { owner: owner.to_owned(), study: study.uuid }).await {
-        let key = keys::workspace_object(Kind::Study, owner, study.uuid);
-        state.store.delete(&key, Condition::None).await.ok();
-        return Err(err);
-    }
+    let job = CohortJob::Feasibility { owner: owner.to_owned(), study: study.uuid };
+    let key = keys::workspace_object(Kind::Study, owner, study.uuid);
+    create_and_queue(&state, vec![put_object(&study, Condition::MustNotExist)?], vec![key], vec![job]).await?;
     Ok((StatusCode::CREATED, Json(views::study(&study))))
 }
 
