@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use http::{Method, StatusCode};
+use integration_tests::cohort::{app_with_alice, delete, get, patch, post};
 use integration_tests::{TestApp, ADMIN};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -18,30 +19,6 @@ fn not_found(detail: &str) -> (StatusCode, Value) {
 
 fn invalid_pk(field: &str, pk: &str) -> (StatusCode, Value) {
     (StatusCode::BAD_REQUEST, json!({ field: [format!("Invalid pk \"{pk}\" - object does not exist.")] }))
-}
-
-/// A fresh app with a cohort user `alice` (no access at all: the cohort app needs none), logged in.
-async fn app_with_alice() -> (TestApp, String) {
-    let app = TestApp::new().await;
-    app.account("alice", None).await;
-    let (alice, _) = app.login("alice").await;
-    (app, alice)
-}
-
-async fn post(app: &TestApp, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
-    app.call(Method::POST, path).token(token).json(body).send().await
-}
-
-async fn patch(app: &TestApp, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
-    app.call(Method::PATCH, path).token(token).json(body).send().await
-}
-
-async fn get(app: &TestApp, token: &str, path: &str) -> (StatusCode, Value) {
-    app.call(Method::GET, path).token(token).send().await
-}
-
-async fn delete(app: &TestApp, token: &str, path: &str) -> (StatusCode, Value) {
-    app.call(Method::DELETE, path).token(token).send().await
 }
 
 /// Creates a folder and returns its body.

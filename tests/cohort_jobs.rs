@@ -3,6 +3,7 @@
 //! worker, QueryExecutor / Solr ETL callbacks, samples, cohort lists, the public active-jobs counter,
 //! rights on cohorts and the soft-delete cascade from a request.
 use http::{Method, StatusCode};
+use integration_tests::cohort::{app_with_alice, delete, get, keys, names, patch, post, uuid_of};
 use integration_tests::TestApp;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -34,22 +35,6 @@ fn not_allowed(method: &str) -> (StatusCode, Value) {
     (StatusCode::METHOD_NOT_ALLOWED, json!({ "detail": format!("Method \"{method}\" not allowed.") }))
 }
 
-async fn post(app: &TestApp, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
-    app.call(Method::POST, path).token(token).json(body).send().await
-}
-
-async fn patch(app: &TestApp, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
-    app.call(Method::PATCH, path).token(token).json(body).send().await
-}
-
-async fn get(app: &TestApp, token: &str, path: &str) -> (StatusCode, Value) {
-    app.call(Method::GET, path).token(token).send().await
-}
-
-async fn delete(app: &TestApp, token: &str, path: &str) -> (StatusCode, Value) {
-    app.call(Method::DELETE, path).token(token).send().await
-}
-
 /// A call as an applicative actor (API key, no `authorizationMethod`).
 async fn as_app(app: &TestApp, key: &str, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
     let call = app.call(method, path).header("authorization", key);
@@ -65,26 +50,6 @@ async fn active_jobs(app: &TestApp) -> i64 {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(keys(&body), ["jobs_count"], "{body}");
     body["jobs_count"].as_i64().unwrap_or_else(|| panic!("jobs_count is an integer: {body}"))
-}
-
-fn keys(object: &Value) -> Vec<&str> {
-    let mut keys: Vec<&str> =
-        object.as_object().unwrap_or_else(|| panic!("an object: {object}")).keys().map(String::as_str).collect();
-    keys.sort_unstable();
-    keys
-}
-
-fn uuid_of(value: &Value) -> String {
-    value["uuid"].as_str().unwrap_or_else(|| panic!("a uuid in {value}")).to_owned()
-}
-
-fn names(list: &Value) -> Vec<String> {
-    list["results"]
-        .as_array()
-        .unwrap_or_else(|| panic!("an envelope: {list}"))
-        .iter()
-        .map(|o| o["name"].as_str().unwrap_or("<null>").to_owned())
-        .collect()
 }
 
 fn uuids(list: &Value) -> Vec<String> {
@@ -267,13 +232,6 @@ const ANNOTATED_COHORT_KEYS: [&str; 20] = [
     "sampling_ratio",
     "uuid",
 ];
-
-async fn app_with_alice() -> (TestApp, String) {
-    let app = TestApp::new().await;
-    app.account("alice", None).await;
-    let (alice, _) = app.login("alice").await;
-    (app, alice)
-}
 
 async fn app_with_alice_and_bob() -> (TestApp, String, String) {
     let (app, alice) = app_with_alice().await;

@@ -12,6 +12,7 @@ use c360::{
     store::cohort::Changes,
 };
 use http::{Method, StatusCode};
+use integration_tests::cohort::{app_with_alice, delete, get, keys, names, patch, post, uuid_of};
 use integration_tests::{TestApp, ADMIN};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -81,22 +82,6 @@ fn not_allowed(method: &str) -> (StatusCode, Value) {
     (StatusCode::METHOD_NOT_ALLOWED, json!({ "detail": format!("Method \"{method}\" not allowed.") }))
 }
 
-async fn post(app: &TestApp, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
-    app.call(Method::POST, path).token(token).json(body).send().await
-}
-
-async fn patch(app: &TestApp, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
-    app.call(Method::PATCH, path).token(token).json(body).send().await
-}
-
-async fn get(app: &TestApp, token: &str, path: &str) -> (StatusCode, Value) {
-    app.call(Method::GET, path).token(token).send().await
-}
-
-async fn delete(app: &TestApp, token: &str, path: &str) -> (StatusCode, Value) {
-    app.call(Method::DELETE, path).token(token).send().await
-}
-
 /// A DELETE with a JSON body, as C360 sends `delete_multiple/`.
 async fn delete_with(app: &TestApp, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
     app.call(Method::DELETE, path).token(token).json(body).send().await
@@ -111,40 +96,12 @@ async fn as_app(app: &TestApp, key: &str, method: Method, path: &str, body: Opti
     }
 }
 
-/// A fresh app with a cohort user `alice` (no access at all: the cohort app needs none), logged in.
-async fn app_with_alice() -> (TestApp, String) {
-    let app = TestApp::new().await;
-    app.account("alice", None).await;
-    let (alice, _) = app.login("alice").await;
-    (app, alice)
-}
-
 /// As [`app_with_alice`], with a second cohort user `bob`.
 async fn app_with_alice_and_bob() -> (TestApp, String, String) {
     let (app, alice) = app_with_alice().await;
     app.account("bob", None).await;
     let (bob, _) = app.login("bob").await;
     (app, alice, bob)
-}
-
-fn keys(object: &Value) -> Vec<&str> {
-    let mut keys: Vec<&str> =
-        object.as_object().unwrap_or_else(|| panic!("an object: {object}")).keys().map(String::as_str).collect();
-    keys.sort_unstable();
-    keys
-}
-
-fn uuid_of(value: &Value) -> String {
-    value["uuid"].as_str().unwrap_or_else(|| panic!("a uuid in {value}")).to_owned()
-}
-
-fn names(list: &Value) -> Vec<String> {
-    list["results"]
-        .as_array()
-        .unwrap_or_else(|| panic!("an envelope: {list}"))
-        .iter()
-        .map(|o| o["name"].as_str().unwrap_or("<null>").to_owned())
-        .collect()
 }
 
 fn uuids(list: &Value) -> Vec<String> {
