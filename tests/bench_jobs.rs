@@ -23,7 +23,6 @@ use axum::{
 };
 use c360::{
     config::test_settings,
-    executor::Executor,
     http::AppState,
     seed::{seed_perimeters, seed_roles},
 };
@@ -137,7 +136,7 @@ async fn test_app(extra: &[(&str, &str)]) -> TestApp {
     let state = AppState::new(test_settings(&table, &settings), &sdk).expect("valid bench state");
     seed_roles(&state.store, c360::domain::time::now()).await.expect("seed roles");
     seed_perimeters(&state.store, integration_tests::DEMO_TREE).await.expect("seed perimeters");
-    let app = TestApp { router: dev_server::app(&state), state };
+    let app = TestApp { router: dev_server::app(&state), state, outbox: integration_tests::Outbox::default() };
     app.account(integration_tests::ADMIN, Some(1)).await;
     app
 }
@@ -174,11 +173,7 @@ async fn fake_executor(callback_url: String, callbacks: bool, marks: &Arc<Marks>
 }
 
 fn worker(app: &TestApp, qe_url: String) -> Worker {
-    Worker {
-        store: app.state.store.clone(),
-        executor: Some(Executor::new(c360::aws::http_client(Duration::from_secs(5)), qe_url)),
-        cohort_size_limit: 20_000,
-    }
+    app.worker(Some(&qe_url), 20_000)
 }
 
 async fn latency(jobs: usize) -> Vec<String> {

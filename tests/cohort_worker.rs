@@ -4,7 +4,7 @@
 //! executor, the ETL path of large cohorts and the cancelling of earlier counts.
 use std::{sync::Arc, time::Duration};
 
-use c360::{executor::Executor, jobs::JobMessage};
+use c360::jobs::JobMessage;
 use cohort_worker::Worker;
 use fakes::query_executor::{Config, JobState, QueryExecutor};
 use http::{Method, StatusCode};
@@ -35,11 +35,7 @@ async fn stack(cohort_size_limit: i64) -> Stack {
         cohort_size_limit: cohort_size_limit as u64,
     }));
     let (qe_url, _) = fakes::spawn(fakes::query_executor::router(executor.clone()), 0).await.unwrap();
-    let worker = Worker {
-        store: app.state.store.clone(),
-        executor: Some(Executor::new(c360::aws::http_client(Duration::from_secs(5)), qe_url)),
-        cohort_size_limit,
-    };
+    let worker = app.worker(Some(&qe_url), cohort_size_limit);
     app.account("alice", None).await;
     let (token, _) = app.login("alice").await;
     Stack { app, token, executor, worker }
@@ -134,11 +130,7 @@ async fn a_new_count_cancels_the_running_one_of_the_same_request() {
     });
     let slow = Arc::new(slow);
     let (slow_url, _) = fakes::spawn(fakes::query_executor::router(slow.clone()), 0).await.unwrap();
-    let worker = Worker {
-        store: s.app.state.store.clone(),
-        executor: Some(Executor::new(c360::aws::http_client(Duration::from_secs(5)), slow_url)),
-        cohort_size_limit: 20_000,
-    };
+    let worker = s.app.worker(Some(&slow_url), 20_000);
     let (_, snapshot) = s.snapshot(QUERY).await;
     let first = s.created("/cohort/dated-measures/", json!({"request_query_snapshot_id": snapshot})).await;
     let second = s.created("/cohort/dated-measures/", json!({"request_query_snapshot_id": snapshot})).await;
@@ -156,11 +148,7 @@ async fn a_new_count_cancels_the_running_one_of_the_same_request() {
 #[tokio::test]
 async fn an_unreachable_executor_fails_the_job_with_its_reason_and_the_message_is_done() {
     let s = stack(20_000).await;
-    let worker = Worker {
-        store: s.app.state.store.clone(),
-        executor: Some(Executor::new(c360::aws::http_client(Duration::from_secs(2)), "http://127.0.0.1:9")),
-        cohort_size_limit: 20_000,
-    };
+    let worker = s.app.worker(Some("http://127.0.0.1:9"), 20_000);
     let (_, snapshot) = s.snapshot(QUERY).await;
     let count = s.created("/cohort/dated-measures/", json!({"request_query_snapshot_id": snapshot})).await;
     for job in s.app.queued_jobs().await {

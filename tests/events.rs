@@ -81,11 +81,7 @@ async fn every_sample_event_runs_through_its_lambda_handler() {
                 match name.as_str() {
                     "cohort-worker" => {
                         // A count that no longer exists is done with; malformed or future messages fail.
-                        let worker = cohort_worker::Worker {
-                            store: app.state.store.clone(),
-                            executor: None,
-                            cohort_size_limit: 20_000,
-                        };
+                        let worker = app.worker(None, 20_000);
                         let event = serde_json::from_str::<SqsEvent>(&payload).unwrap();
                         failures(&cohort_worker::function_handler(&worker, event).await)
                     }

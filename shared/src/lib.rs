@@ -15,6 +15,7 @@ pub mod error;
 pub mod executor;
 pub mod fhir;
 pub mod http;
+pub mod job_news;
 pub mod jobs;
 pub mod mail;
 pub mod notify;

@@ -1,7 +1,12 @@
 //! E-mails (spec §10.2): text + HTML bodies rendered from templates kept in the repository, sent
 //! through SES. Sending sits behind [`Mailer`] so the content is testable without a mail server;
-//! delivery errors are logged by the callers, never surfaced to users.
+//! delivery errors are logged by the callers, never surfaced to users. Every HTML body shows the
+//! Cohort360 logo, sent inline with each message (Content-ID `<logo_cohort360.png>`, as the original).
 use std::collections::BTreeMap;
+
+/// The logo the HTML templates show as `cid:logo_cohort360.png`.
+pub const LOGO: &[u8] = include_bytes!("../assets/logo_cohort360.png");
+pub const LOGO_CONTENT_ID: &str = "logo_cohort360.png";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Email {
@@ -17,6 +22,34 @@ pub struct MailError(pub String);
 
 pub trait Mailer {
     fn send(&self, email: &Email) -> impl std::future::Future<Output = Result<(), MailError>> + Send;
+}
+
+/// Any mailer behind one cloneable type: SES in the functions, a recording one in tests.
+#[derive(Clone)]
+pub struct SharedMailer(std::sync::Arc<dyn ErasedMailer>);
+
+type MailFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), MailError>> + Send + 'a>>;
+
+trait ErasedMailer: Send + Sync {
+    fn send_boxed<'a>(&'a self, email: &'a Email) -> MailFuture<'a>;
+}
+
+impl<M: Mailer + Send + Sync> ErasedMailer for M {
+    fn send_boxed<'a>(&'a self, email: &'a Email) -> MailFuture<'a> {
+        Box::pin(self.send(email))
+    }
+}
+
+impl SharedMailer {
+    pub fn new(mailer: impl Mailer + Send + Sync + 'static) -> Self {
+        Self(std::sync::Arc::new(mailer))
+    }
+}
+
+impl Mailer for SharedMailer {
+    async fn send(&self, email: &Email) -> Result<(), MailError> {
+        self.0.send_boxed(email).await
+    }
 }
 
 /// The templates, by name: `(text, html)`, from `shared/templates/<name>.{txt,html}`.
@@ -37,6 +70,7 @@ pub fn template(name: &str) -> Option<(&'static str, &'static str)> {
         "count_request_refreshed",
         "feasibility_report_error",
         "feasibility_report_ready",
+        "feasibility_report_requested",
         "large_cohort_finished",
         "shared_request",
     ]
@@ -70,20 +104,39 @@ impl SesMailer {
     }
 }
 
+/// The SES message of an e-mail: both bodies, and the logo inline when the HTML shows it.
+fn ses_message(email: &Email) -> Result<aws_sdk_sesv2::types::Message, MailError> {
+    use aws_sdk_sesv2::types::{
+        Attachment, AttachmentContentDisposition, AttachmentContentTransferEncoding, Body, Content, Message,
+    };
+    let failed = |e: aws_sdk_sesv2::error::BuildError| MailError(e.to_string());
+    let content = |data: &str| Content::builder().data(data).charset("UTF-8").build().map_err(failed);
+    let mut message = Message::builder()
+        .subject(content(&email.subject)?)
+        .body(Body::builder().text(content(&email.text)?).html(content(&email.html)?).build());
+    if email.html.contains(&format!("cid:{LOGO_CONTENT_ID}")) {
+        let logo = Attachment::builder()
+            .raw_content(aws_sdk_sesv2::primitives::Blob::new(LOGO))
+            .file_name(LOGO_CONTENT_ID)
+            .content_type("image/png")
+            .content_id(LOGO_CONTENT_ID)
+            .content_disposition(AttachmentContentDisposition::Inline)
+            .content_transfer_encoding(AttachmentContentTransferEncoding::Base64)
+            .build()
+            .map_err(failed)?;
+        message = message.attachments(logo);
+    }
+    Ok(message.build())
+}
+
 impl Mailer for SesMailer {
     async fn send(&self, email: &Email) -> Result<(), MailError> {
-        use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
-        let content =
-            |data: &str| Content::builder().data(data).charset("UTF-8").build().map_err(|e| MailError(e.to_string()));
-        let message = Message::builder()
-            .subject(content(&email.subject)?)
-            .body(Body::builder().text(content(&email.text)?).html(content(&email.html)?).build())
-            .build();
+        use aws_sdk_sesv2::types::{Destination, EmailContent};
         self.client
             .send_email()
             .from_email_address(&self.from)
             .destination(Destination::builder().to_addresses(&email.to).build())
-            .content(EmailContent::builder().simple(message).build())
+            .content(EmailContent::builder().simple(ses_message(email)?).build())
             .send()
             .await
             .map_err(|e| MailError(format!("{:?}", e.as_service_error().map(|s| s.to_string()))))?;
@@ -93,6 +146,8 @@ impl Mailer for SesMailer {
 
 #[cfg(test)]
 mod tests {
+    use aws_sdk_sesv2::types::AttachmentContentDisposition;
+
     use super::*;
 
     #[test]
@@ -108,5 +163,29 @@ mod tests {
         assert!(email.html.contains("Bonjour Zoë &lt;D&#39;Arc&gt;,"));
         assert!(email.html.contains(r#"href="https://portail/managers""#));
         assert!(!email.text.contains('{') && !email.html.contains("{recipient_name}"));
+    }
+
+    #[test]
+    fn every_email_template_shows_the_logo_sent_inline() {
+        let names = [
+            "access_expiry_alert",
+            "count_request_refreshed",
+            "feasibility_report_error",
+            "feasibility_report_ready",
+            "feasibility_report_requested",
+            "large_cohort_finished",
+            "shared_request",
+        ];
+        for name in names {
+            let email = render(name, "z@x.fr", "s", &BTreeMap::new()).unwrap();
+            let message = ses_message(&email).unwrap();
+            let [logo] = message.attachments() else { panic!("{name}: one inline logo") };
+            assert_eq!(logo.content_id(), Some(LOGO_CONTENT_ID), "{name}");
+            assert_eq!(logo.content_disposition(), Some(&AttachmentContentDisposition::Inline));
+            assert_eq!((logo.content_type(), logo.raw_content().as_ref()), (Some("image/png"), LOGO));
+        }
+        assert!(LOGO.starts_with(b"\x89PNG\r\n\x1a\n"));
+        let plain = Email { to: "z@x.fr".into(), subject: "s".into(), text: "t".into(), html: "<p>h</p>".into() };
+        assert!(ses_message(&plain).unwrap().attachments().is_empty(), "no logo shown, none attached");
     }
 }

@@ -62,26 +62,32 @@ pub fn large_cohort_ready(settings: &Settings, owner: &User, cohort_name: &str, 
     render("large_cohort_finished", to, "Votre cohorte est prête", &context)
 }
 
-/// "feasibility_report_ready" (with the download link) or "feasibility_report_error" (spec §5.8).
-pub fn feasibility_report(
-    settings: &Settings,
-    owner: &User,
-    request_name: &str,
-    ready: Option<uuid::Uuid>,
-) -> Option<Email> {
+/// What a feasibility study's owner is told (spec §5.8).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ReportNews {
+    /// The study was launched: "feasibility_report_requested".
+    Requested,
+    /// The report is stored: "feasibility_report_ready", with the download link.
+    Ready(uuid::Uuid),
+    /// The launch or the count failed: "feasibility_report_error".
+    Failed,
+}
+
+pub fn feasibility_report(settings: &Settings, owner: &User, request_name: &str, news: ReportNews) -> Option<Email> {
     let to = owner.email.as_deref()?;
     let mut context = BTreeMap::from([
         ("recipient_name", owner.full_name()),
         ("request_name", request_name.to_owned()),
         ("contact_email_address", settings.email_support_contact.clone()),
     ]);
-    match ready {
-        Some(study) => {
+    match news {
+        ReportNews::Requested => render("feasibility_report_requested", to, "Votre demande de rapport", &context),
+        ReportNews::Ready(study) => {
             let url = format!("{}/download/feasibility-studies/{study}/", settings.frontend_url.trim_end_matches('/'));
             context.insert("download_url", url);
             render("feasibility_report_ready", to, "Votre rapport est prêt", &context)
         }
-        None => render("feasibility_report_error", to, "Votre demande de rapport a échoué", &context),
+        ReportNews::Failed => render("feasibility_report_error", to, "Votre demande de rapport a échoué", &context),
     }
 }
 
@@ -136,5 +142,23 @@ mod tests {
         assert!(email.text.contains("« Mes requêtes reçues »"));
         assert!(email.html.contains("Diabète &lt;2&gt;"), "HTML is escaped: {}", email.html);
         assert!(email.html.contains("https://c360.example.org/researches/requests"));
+    }
+
+    #[test]
+    fn feasibility_emails_follow_the_study() {
+        let settings = test_settings("t", &[("FRONTEND_URL", "https://c360.example.org")]);
+        let owner = user("u1", "Ada", "Lovelace");
+        let study = uuid::Uuid::nil();
+        let requested = feasibility_report(&settings, &owner, "Diabète", ReportNews::Requested).unwrap();
+        assert_eq!(requested.subject, "Votre demande de rapport");
+        assert!(requested.text.contains("« Diabète » a bien été prise en compte"));
+        let ready = feasibility_report(&settings, &owner, "Diabète", ReportNews::Ready(study)).unwrap();
+        assert_eq!(ready.subject, "Votre rapport est prêt");
+        assert!(ready.text.contains(&format!("https://c360.example.org/download/feasibility-studies/{study}/")));
+        let failed = feasibility_report(&settings, &owner, "Diabète", ReportNews::Failed).unwrap();
+        assert_eq!(
+            (failed.to.as_str(), failed.subject.as_str()),
+            ("u1@example.org", "Votre demande de rapport a échoué")
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! sat in the same non-final status past that status's deadline (an executor that never called
 //! back, a lost message) ends as `failed` with a message saying why. The update is conditional on
 //! the status and the modification time it was judged on, so a job that moved meanwhile is never
-//! touched.
+//! touched. The owner hears of it as of any failure (WebSocket event, refresh record, e-mail).
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -13,9 +13,11 @@ use crate::{
         time::{self, DateTime},
     },
     error::{AppError, AppResult},
+    job_news::{AsMoved, JobNews},
+    mail::Mailer,
     store::{
         cohort::{Changes, WorkspaceObject},
-        DynamoStore, StoreError,
+        StoreError,
     },
 };
 
@@ -58,7 +60,7 @@ fn parse_duration(text: &str) -> Result<::time::Duration, String> {
 }
 
 /// The job columns and stamps of the three job kinds.
-trait JobObject: WorkspaceObject {
+trait JobObject: WorkspaceObject + AsMoved {
     fn job(&self) -> &Job;
     fn stamps(&self) -> &Stamps;
 }
@@ -83,16 +85,21 @@ pub struct SweepReport {
     pub failed: usize,
 }
 
-pub async fn sweep(store: &DynamoStore, deadlines: &Deadlines, now: DateTime) -> AppResult<SweepReport> {
+pub async fn sweep<M: Mailer + Sync>(
+    news: &JobNews<'_, M>,
+    deadlines: &Deadlines,
+    now: DateTime,
+) -> AppResult<SweepReport> {
+    let store = news.store;
     let mut report = SweepReport::default();
-    sweep_kind(store, store.open_jobs::<DatedMeasure>().await?, deadlines, now, &mut report).await?;
-    sweep_kind(store, store.open_jobs::<CohortResult>().await?, deadlines, now, &mut report).await?;
-    sweep_kind(store, store.open_jobs::<FeasibilityStudy>().await?, deadlines, now, &mut report).await?;
+    sweep_kind(news, store.open_jobs::<DatedMeasure>().await?, deadlines, now, &mut report).await?;
+    sweep_kind(news, store.open_jobs::<CohortResult>().await?, deadlines, now, &mut report).await?;
+    sweep_kind(news, store.open_jobs::<FeasibilityStudy>().await?, deadlines, now, &mut report).await?;
     Ok(report)
 }
 
-async fn sweep_kind<T: JobObject>(
-    store: &DynamoStore,
+async fn sweep_kind<T: JobObject, M: Mailer + Sync>(
+    news: &JobNews<'_, M>,
     open: Vec<T>,
     deadlines: &Deadlines,
     now: DateTime,
@@ -112,10 +119,11 @@ async fn sweep_kind<T: JobObject>(
         let mut changes = Changes::modified(now);
         changes.job_status(T::KIND, object.uuid(), JobStatus::Failed)?.set("request_job_fail_msg", &message)?;
         changes.while_status(&[status]).while_equal("modified_at", &time::iso(since));
-        match store.update_object::<T>(object.owner(), object.uuid(), changes).await {
-            Ok(_) => {
+        match news.store.update_object::<T>(object.owner(), object.uuid(), changes).await {
+            Ok(failed) => {
                 report.failed += 1;
                 tracing::warn!(job = %object.uuid(), kind = ?T::KIND, status = status.as_str(), "stuck job failed");
+                news.failed(failed.moved(), now).await?;
             }
             Err(StoreError::ConditionFailed) => {} // it moved on: not stuck
             Err(other) => return Err(AppError::from(other)),

@@ -67,6 +67,7 @@ pub async fn tasks(app: &TestApp, expiry_alerts: Option<c360::access_alerts::Exp
         jobs: app.state.jobs.clone(),
         stuck_job_deadlines: c360::sweeper::Deadlines::parse(c360::sweeper::DEFAULT_DEADLINES).expect("valid"),
         notifier: app.state.notifier.clone(),
+        settings: app.state.settings.clone(),
     }
 }
 
@@ -139,6 +140,8 @@ pub async fn fresh_table() -> String {
 pub struct TestApp {
     pub state: AppState,
     pub router: Router,
+    /// Every e-mail the app and its workers sent.
+    pub outbox: Outbox,
 }
 
 pub const ADMIN: &str = "admin";
@@ -148,6 +151,22 @@ impl TestApp {
     /// A fresh table with the demo roles and tree, and a full admin `admin`.
     pub async fn new() -> Self {
         Self::with_settings(&[]).await
+    }
+
+    /// A cohort worker on the app's table, e-mails and WebSocket endpoint, submitting to
+    /// `query_executor_url` with `COHORT_SIZE_LIMIT` = `cohort_size_limit`.
+    pub fn worker(&self, query_executor_url: Option<&str>, cohort_size_limit: i64) -> cohort_worker::Worker {
+        let mut settings = self.state.settings.clone();
+        settings.query_executor_url = query_executor_url.map(str::to_owned);
+        settings.cohort_size_limit = cohort_size_limit;
+        let http = c360::aws::http_client(std::time::Duration::from_secs(5));
+        cohort_worker::Worker {
+            store: self.state.store.clone(),
+            executor: query_executor_url.map(|url| c360::executor::Executor::new(http, url)),
+            notifier: self.state.notifier.clone(),
+            mailer: c360::mail::SharedMailer::new(self.outbox.clone()),
+            settings,
+        }
     }
 
     /// Every job message queued so far (received and deleted, so each is returned once).
@@ -189,11 +208,13 @@ impl TestApp {
         settings.extend_from_slice(extra);
         dynamodb().await;
         let sdk = SDK_CONFIG.get().expect("loaded by dynamodb()");
-        let state = AppState::new(test_settings(&table, &settings), sdk).expect("valid test state");
+        let outbox = Outbox::default();
+        let mailer = c360::mail::SharedMailer::new(outbox.clone());
+        let state = AppState::with_mailer(test_settings(&table, &settings), sdk, mailer).expect("valid test state");
         let now = c360::domain::time::now();
         seed_roles(&state.store, now).await.expect("seed roles");
         seed_perimeters(&state.store, DEMO_TREE).await.expect("seed perimeters");
-        let app = Self { router: dev_server::app(&state), state };
+        let app = Self { router: dev_server::app(&state), state, outbox };
         app.account(ADMIN, Some(1)).await;
         app
     }
@@ -305,5 +326,28 @@ impl std::io::Write for LogCapture {
 impl LogCapture {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().expect("log buffer")).into_owned()
+    }
+}
+
+/// A mailer that keeps what it is asked to send, for tests that read the e-mails (moto's SES has
+/// no API to read sent mail back).
+#[derive(Clone, Default)]
+pub struct Outbox(Arc<std::sync::Mutex<Vec<c360::mail::Email>>>);
+
+impl Outbox {
+    /// The subjects sent so far to `to`, in order.
+    pub fn subjects_to(&self, to: &str) -> Vec<String> {
+        self.0.lock().expect("outbox lock").iter().filter(|e| e.to == to).map(|e| e.subject.clone()).collect()
+    }
+
+    pub fn emails(&self) -> Vec<c360::mail::Email> {
+        self.0.lock().expect("outbox lock").clone()
+    }
+}
+
+impl c360::mail::Mailer for Outbox {
+    async fn send(&self, email: &c360::mail::Email) -> Result<(), c360::mail::MailError> {
+        self.0.lock().expect("outbox lock").push(email.clone());
+        Ok(())
     }
 }

@@ -332,7 +332,7 @@ async fn patch(
                     .job_status(Kind::Cohort, cohort.uuid, JobStatus::Failed)?
                     .set("request_job_fail_msg", &message)?;
                 let (failed, _) = apply(&state, &cohort, changes).await?;
-                announce(&state, &ws, &failed).await?;
+                state.job_news().cohort(&failed).await?;
                 return Err(AppError::InvalidString(message));
             }
             Ok(status) => {
@@ -376,20 +376,8 @@ async fn patch(
             Err(other) => return Err(other.into()),
         }
     }
-    announce(&state, &ws, &updated).await?;
+    state.job_news().cohort(&updated).await?;
     Ok(Json(views::cohort(&state.settings, &ws, &updated, false)))
-}
-
-/// The cohort's `job_status` to its owner, with the stored size: its count may have been written
-/// after `ws` was read, so it is read again.
-async fn announce(state: &AppState, ws: &Workspace, cohort: &CohortResult) -> AppResult<()> {
-    let size = match cohort.dated_measure {
-        Some(m) => state.store.workspace_object::<DatedMeasure>(&cohort.owner, m).await?.and_then(|m| m.measure),
-        None => None,
-    };
-    let global = cohort.dated_measure_global.and_then(|m| ws.measure(m));
-    state.notifier.cohort_status(cohort, size, global).await;
-    Ok(())
 }
 
 /// `group.id` arrives as a string or a number; it is stored as text.

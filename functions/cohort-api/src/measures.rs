@@ -141,8 +141,7 @@ async fn patch(
                 .job_status(Kind::DatedMeasure, measure.uuid, JobStatus::Failed)?
                 .set("request_job_fail_msg", &message)?;
             let failed = apply(&state, &measure, changes).await?;
-            state.notifier.count_status(&failed).await;
-            c360::refresh::record_refresh(&state.store, &state.mailer, &state.settings, &failed, now).await?;
+            state.job_news().count(&failed, now).await?;
             return Err(AppError::InvalidString(message));
         }
     };
@@ -167,8 +166,7 @@ async fn patch(
         _ => {}
     }
     let updated = apply(&state, &measure, changes).await?;
-    state.notifier.count_status(&updated).await;
-    c360::refresh::record_refresh(&state.store, &state.mailer, &state.settings, &updated, now).await?;
+    state.job_news().count(&updated, now).await?;
     Ok(Json(views::dated_measure(&state.settings, &updated, now)))
 }
 

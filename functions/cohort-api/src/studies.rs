@@ -10,7 +10,7 @@ use axum::{
 };
 use c360::{
     domain::{
-        cohort::{FeasibilityStudy, Job, JobStatus, Kind, ReportFiles, Request, Snapshot, Stamps, STUDY_DISPLAY_FLAGS},
+        cohort::{FeasibilityStudy, Job, JobStatus, Kind, ReportFiles, Stamps, STUDY_DISPLAY_FLAGS},
         feasibility, time,
     },
     error::{AppError, AppResult},
@@ -19,8 +19,9 @@ use c360::{
         listing::{sort_by, ListQuery, SortValue},
         Api, AppState, Body, Exposure, MethodPolicy, Principal, RouteSpec,
     },
+    job_news::studied_request,
     jobs::CohortJob,
-    notify,
+    notify::ReportNews,
     store::{
         cohort::{put_object, Changes},
         keys, Condition, StoreError,
@@ -138,7 +139,7 @@ async fn patch(
     let status = match callback_status(&body) {
         Ok(status) => status,
         Err(message) => {
-            tell_owner(&state, &study, false).await?;
+            state.job_news().study(&study, ReportNews::Failed).await?;
             return Err(AppError::InvalidString(message));
         }
     };
@@ -151,7 +152,7 @@ async fn patch(
     changes.job_status(Kind::Study, study.uuid, status)?;
     if status == JobStatus::Finished {
         let Some(extra) = body.get("extra").and_then(Value::as_object).filter(|extra| !extra.is_empty()) else {
-            tell_owner(&state, &study, false).await?;
+            state.job_news().study(&study, ReportNews::Failed).await?;
             return Err(AppError::InvalidString("Bad Request: Payload missing `extra` key".into()));
         };
         let files = save_report(&state, &study, extra)
@@ -162,8 +163,8 @@ async fn patch(
     let updated = match state.store.update_object::<FeasibilityStudy>(&study.owner, study.uuid, changes).await {
         Ok(updated) => {
             match status {
-                JobStatus::Finished => tell_owner(&state, &updated, true).await?,
-                JobStatus::Failed => tell_owner(&state, &updated, false).await?,
+                JobStatus::Finished => state.job_news().study(&updated, ReportNews::Ready(updated.uuid)).await?,
+                JobStatus::Failed => state.job_news().study(&updated, ReportNews::Failed).await?,
                 _ => {}
             }
             updated
@@ -177,14 +178,6 @@ async fn patch(
     Ok(Json(views::study(&updated)))
 }
 
-/// The request a study counts: its name, the snapshot's version and the request's uuid.
-async fn studied_request(state: &AppState, study: &FeasibilityStudy) -> AppResult<(String, i64, Uuid)> {
-    let snapshot = state.store.workspace_object::<Snapshot>(&study.owner, study.request_query_snapshot).await?;
-    let snapshot = snapshot.ok_or(AppError::NotFound(Kind::Snapshot.model()))?;
-    let request = state.store.workspace_object::<Request>(&study.owner, snapshot.request).await?;
-    Ok((request.map(|r| r.name).unwrap_or_default(), snapshot.version, snapshot.request))
-}
-
 /// Buckets the counts over the tree (spec §5.8) and stores the zipped HTML page and JSON document.
 async fn save_report(
     state: &AppState,
@@ -193,15 +186,19 @@ async fn save_report(
 ) -> Result<ReportFiles, String> {
     let bucket = state.settings.exports_bucket.clone().ok_or("EXPORTS_BUCKET is not configured")?;
     let tree = state.perimeter_tree().await.map_err(|e| e.to_string())?;
-    let (name, version, request) = studied_request(state, study).await.map_err(|e| e.to_string())?;
+    let (request, snapshot) = studied_request(&state.store, study)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the studied request or snapshot is gone")?;
+    let name = request.name;
     let (json, html) = feasibility::report(&tree, extra, &state.settings.reporting_perimeter_types);
     let file_name = feasibility::file_name(study.stamps.created_at, &name);
     let frontend = state.settings.frontend_url.trim_end_matches('/');
     let page = feasibility::page(
         &name,
-        version,
+        snapshot.version,
         &time::french_datetime(study.stamps.created_at),
-        &format!("{frontend}/cohort/new/{request}"),
+        &format!("{frontend}/cohort/new/{}", request.uuid),
         &html,
     );
     let json = serde_json::to_vec(&json).map_err(|e| e.to_string())?;
@@ -227,15 +224,6 @@ async fn save_report(
             .map_err(|e| format!("{:?}", e.as_service_error().map(|s| s.to_string())))?;
     }
     Ok(files)
-}
-
-/// "report ready" (with the download link) or "report failed" to the study's owner.
-async fn tell_owner(state: &AppState, study: &FeasibilityStudy, ready: bool) -> AppResult<()> {
-    let Some(owner) = state.store.user(&study.owner).await? else { return Ok(()) };
-    let (name, _, _) = studied_request(state, study).await.unwrap_or_default();
-    let email = notify::feasibility_report(&state.settings, &owner, &name, ready.then_some(study.uuid));
-    notify::deliver(&state.mailer, email, "feasibility_report").await;
-    Ok(())
 }
 
 /// The zipped HTML report once the counts came back; before that 404 "Report not found" (spec §5.8).

@@ -6,6 +6,8 @@
 //! stops), and the launch bookkeeping only applies while the job is still where the launch left it —
 //! a callback that arrives first (`finished`) is never overwritten. QueryExecutor failures end the
 //! job as `failed` with the reason (the message is not retried); storage failures are retried.
+//! A job the worker fails is told to its owner as a callback's failure is (`JobNews`); a launched
+//! feasibility study e-mails "report requested".
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use c360::{
     config::{ConfigError, Settings},
@@ -16,7 +18,11 @@ use c360::{
         tree::PerimeterTree,
     },
     executor::{Executor, ExecutorError},
+    job_news::{AsMoved, JobNews},
     jobs::{CohortJob, JobMessage, JOB_MESSAGE_VERSION},
+    mail::{SesMailer, SharedMailer},
+    notify::ReportNews,
+    push::Notifier,
     store::{
         cohort::{Changes, WorkspaceObject},
         DynamoStore, StoreError,
@@ -29,22 +35,44 @@ pub struct Worker {
     pub store: DynamoStore,
     /// `None` when `QUERY_EXECUTOR_URL` is not set: every job fails with that reason.
     pub executor: Option<Executor>,
-    /// `COHORT_SIZE_LIMIT`: larger cohorts are built by the Solr ETL (`long_pending`).
-    pub cohort_size_limit: i64,
+    pub notifier: Notifier,
+    pub mailer: SharedMailer,
+    /// `COHORT_SIZE_LIMIT` (larger cohorts are built by the Solr ETL), and what the e-mails link to.
+    pub settings: Settings,
 }
 
 impl Worker {
-    /// `TABLE_NAME`, `QUERY_EXECUTOR_URL`, `COHORT_SIZE_LIMIT`, `HTTP_CLIENT_TIMEOUT_SECONDS`.
+    /// `TABLE_NAME`, `QUERY_EXECUTOR_URL`, `COHORT_SIZE_LIMIT`, `HTTP_CLIENT_TIMEOUT_SECONDS`,
+    /// `WS_MANAGEMENT_ENDPOINT`, `DEFAULT_FROM_EMAIL`.
     pub async fn from_env() -> Result<Self, ConfigError> {
-        let settings = Settings::from_env()?;
-        let sdk = c360::aws::sdk_config().await;
-        let http = c360::aws::http_client(settings.http_timeout);
-        Ok(Self {
-            store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), settings.table_name.clone()),
-            executor: settings.query_executor_url.clone().map(|url| Executor::new(http, url)),
-            cohort_size_limit: settings.cohort_size_limit,
-        })
+        Ok(Self::new(Settings::from_env()?, &c360::aws::sdk_config().await))
     }
+
+    /// The worker over the AWS services `sdk` points at, e-mailing through SES.
+    pub fn new(settings: Settings, sdk: &aws_config::SdkConfig) -> Self {
+        let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(sdk), settings.default_from_email.clone());
+        let http = c360::aws::http_client(settings.http_timeout);
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), settings.table_name.clone());
+        Self {
+            executor: settings.query_executor_url.clone().map(|url| Executor::new(http, url)),
+            notifier: Notifier::new(sdk, settings.ws_management_endpoint.as_deref(), store.clone()),
+            mailer: SharedMailer::new(mailer),
+            store,
+            settings,
+        }
+    }
+
+    fn news(&self) -> JobNews<'_, SharedMailer> {
+        JobNews { store: &self.store, notifier: &self.notifier, mailer: &self.mailer, settings: &self.settings }
+    }
+}
+
+/// What became of a launch.
+enum Launch<T> {
+    /// QueryExecutor took the job (or refused it: the job is then `failed`); this is the job as recorded.
+    Recorded(T),
+    /// The job had moved on (an early callback) or could not be launched.
+    NotRecorded,
 }
 
 pub async fn function_handler(worker: &Worker, event: SqsEvent) -> SqsBatchResponse {
@@ -98,23 +126,40 @@ impl Worker {
         applied(self.store.update_object::<T>(owner, uuid, changes).await)
     }
 
-    /// Ends a job that could not be launched (unless it ended meanwhile).
-    async fn fail<T: WorkspaceObject>(&self, owner: &str, uuid: Uuid, reason: &str) -> Result<(), MessageError> {
+    /// Ends a job that could not be launched (unless it ended meanwhile) and tells its owner.
+    async fn fail<T: WorkspaceObject + AsMoved>(
+        &self,
+        owner: &str,
+        uuid: Uuid,
+        reason: &str,
+    ) -> Result<Launch<T>, MessageError> {
         tracing::warn!(job = %uuid, kind = ?T::KIND, reason, "cohort job failed at launch");
         let mut changes = status::<T>(uuid, JobStatus::Failed)?;
         changes.set("request_job_fail_msg", &reason).map_err(storage)?;
         changes.while_status(&JobStatus::not_final());
-        applied(self.store.update_object::<T>(owner, uuid, changes).await).map(|_| ())
+        match self.store.update_object::<T>(owner, uuid, changes).await {
+            Ok(failed) => self.tell_failure(&failed).await,
+            Err(StoreError::ConditionFailed) => {}
+            Err(other) => return Err(storage(other)),
+        }
+        Ok(Launch::NotRecorded)
+    }
+
+    /// The owner hears of a failure the worker wrote (a launch is never retried for telling).
+    async fn tell_failure<T: AsMoved>(&self, job: &T) {
+        if let Err(err) = self.news().failed(job.moved(), time::now()).await {
+            tracing::warn!(error = %err, "the owner of a failed job was not told");
+        }
     }
 
     /// Submits a job and records QE's answer while the job is still in `launched_as`.
-    async fn submit<T: WorkspaceObject>(
+    async fn submit<T: WorkspaceObject + AsMoved>(
         &self,
         owner: &str,
         uuid: Uuid,
         job: Result<Job, String>,
         launched_as: JobStatus,
-    ) -> Result<(), MessageError> {
+    ) -> Result<Launch<T>, MessageError> {
         let Some(executor) = &self.executor else {
             return self.fail::<T>(owner, uuid, "QUERY_EXECUTOR_URL is not configured").await;
         };
@@ -134,10 +179,19 @@ impl Worker {
             changes.set("request_job_fail_msg", &answer.message.unwrap_or_default()).map_err(storage)?;
         }
         changes.while_status(&[launched_as]);
-        if !applied(self.store.update_object::<T>(owner, uuid, changes).await)? {
-            tracing::info!(job = %uuid, "the job moved on before its launch was recorded (early callback)");
+        match self.store.update_object::<T>(owner, uuid, changes).await {
+            Ok(recorded) => {
+                if next == JobStatus::Failed {
+                    self.tell_failure(&recorded).await;
+                }
+                Ok(Launch::Recorded(recorded))
+            }
+            Err(StoreError::ConditionFailed) => {
+                tracing::info!(job = %uuid, "the job moved on before its launch was recorded (early callback)");
+                Ok(Launch::NotRecorded)
+            }
+            Err(other) => Err(storage(other)),
         }
-        Ok(())
     }
 
     async fn count(
@@ -172,7 +226,7 @@ impl Worker {
                     .map_err(|e| e.to_string())
             }
         };
-        self.submit::<DatedMeasure>(owner, uuid, job, JobStatus::Pending).await
+        self.submit::<DatedMeasure>(owner, uuid, job, JobStatus::Pending).await.map(|_| ())
     }
 
     /// Spec §5.6 step 1: a new count of a request stops the earlier ones still running, unless a
@@ -243,7 +297,7 @@ impl Worker {
                 (text.map(|t| t.serialized_query).ok_or("the snapshot's query is gone".to_owned()), expected)
             }
         };
-        let launched_as = if expected.is_some_and(|size| size >= self.cohort_size_limit) {
+        let launched_as = if expected.is_some_and(|size| size >= self.settings.cohort_size_limit) {
             JobStatus::LongPending
         } else {
             JobStatus::Pending
@@ -255,7 +309,7 @@ impl Worker {
             Job::new(JobKind::Create { cohort: uuid, sampling_ratio: cohort.sampling_ratio }, owner, &q)
                 .map_err(|e| e.to_string())
         });
-        self.submit::<CohortResult>(owner, uuid, job, launched_as).await
+        self.submit::<CohortResult>(owner, uuid, job, launched_as).await.map(|_| ())
     }
 
     async fn feasibility(&self, owner: &str, uuid: Uuid) -> Result<(), MessageError> {
@@ -276,7 +330,15 @@ impl Worker {
             )
             .map_err(|e| e.to_string()),
         };
-        self.submit::<FeasibilityStudy>(owner, uuid, job, JobStatus::Pending).await
+        // Spec §5.8: "report requested" once QueryExecutor took the study (a failure says "failed").
+        if let Launch::Recorded(study) = self.submit::<FeasibilityStudy>(owner, uuid, job, JobStatus::Pending).await? {
+            if study.job.request_job_status != JobStatus::Failed {
+                if let Err(err) = self.news().study(&study, ReportNews::Requested).await {
+                    tracing::warn!(error = %err, "the \"report requested\" e-mail was not sent");
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A perimeter's virtual cohort (spec §6.4): its encounters and its descendants'. There is no job

@@ -5,8 +5,9 @@ use serde_json::{json, Value};
 
 use c360::{
     access_alerts::ExpiryAlerts,
-    config::{ConfigError, FhirSettings},
+    config::{ConfigError, FhirSettings, Settings},
     domain::time,
+    job_news::JobNews,
     jobs::JobQueue,
     mail::SesMailer,
     push::Notifier,
@@ -46,8 +47,11 @@ pub struct Tasks {
     pub jobs: JobQueue,
     /// `STUCK_JOB_DEADLINES`: how long a job may stay in each status.
     pub stuck_job_deadlines: Deadlines,
-    /// Pushes to WebSocket clients (`WS_MANAGEMENT_ENDPOINT`): the maintenance broadcasts.
+    /// Pushes to WebSocket clients (`WS_MANAGEMENT_ENDPOINT`): the maintenance broadcasts and the
+    /// swept jobs' events.
     pub notifier: Notifier,
+    /// What the e-mails about swept jobs link to (`FRONTEND_URL`, `EMAIL_SUPPORT_CONTACT`).
+    pub settings: Settings,
 }
 
 fn env(name: &str, default: &str) -> String {
@@ -89,6 +93,7 @@ impl Tasks {
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
         let ws_endpoint = std::env::var("WS_MANAGEMENT_ENDPOINT").ok().filter(|s| !s.is_empty());
         Ok(Self {
+            settings: Settings::from_env()?,
             notifier: Notifier::new(&sdk, ws_endpoint.as_deref(), store.clone()),
             store,
             s3: c360::aws::s3_client(&sdk),
@@ -167,8 +172,13 @@ pub async fn function_handler(tasks: &Tasks, input: Value) -> Result<Value, Task
             Ok(json!({"task": task, "status": "done", "emails_sent": sent}))
         }
         "stuck_jobs_sweeper" => {
-            let report =
-                c360::sweeper::sweep(&tasks.store, &tasks.stuck_job_deadlines, time::now()).await.map_err(failed)?;
+            let news = JobNews {
+                store: &tasks.store,
+                notifier: &tasks.notifier,
+                mailer: &tasks.mailer,
+                settings: &tasks.settings,
+            };
+            let report = c360::sweeper::sweep(&news, &tasks.stuck_job_deadlines, time::now()).await.map_err(failed)?;
             tracing::info!(?report, "stuck jobs swept");
             Ok(json!({"task": task, "status": "done", "report": report}))
         }

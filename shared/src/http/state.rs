@@ -17,7 +17,7 @@ use crate::{
     },
     error::{AppError, AppResult},
     jobs::JobQueue,
-    mail::SesMailer,
+    mail::{SesMailer, SharedMailer},
     push::Notifier,
     store::{DynamoStore, StoreResult},
 };
@@ -114,7 +114,7 @@ pub struct Inner {
     pub user_rules: UserRules,
     pub http: reqwest::Client,
     pub jobs: JobQueue,
-    pub mailer: SesMailer,
+    pub mailer: SharedMailer,
     pub s3: aws_sdk_s3::Client,
     /// Pushes to WebSocket clients (spec §10.3).
     pub notifier: Notifier,
@@ -152,9 +152,18 @@ impl AppState {
 
     /// The state over the AWS services `sdk` points at (the emulator in tests and dev).
     pub fn new(settings: Settings, sdk: &aws_config::SdkConfig) -> Result<Self, InitError> {
+        let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(sdk), settings.default_from_email.clone());
+        Self::with_mailer(settings, sdk, SharedMailer::new(mailer))
+    }
+
+    /// The same, sending its e-mails through `mailer`.
+    pub fn with_mailer(
+        settings: Settings,
+        sdk: &aws_config::SdkConfig,
+        mailer: SharedMailer,
+    ) -> Result<Self, InitError> {
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
         let jobs = JobQueue::new(aws_sdk_sqs::Client::new(sdk), settings.cohort_jobs_queue_url.clone());
-        let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(sdk), settings.default_from_email.clone());
         let http = crate::aws::http_client(settings.http_timeout);
         let tokens = TokenService::new(&settings).map_err(InitError::Invalid)?;
         let oidc = settings.enable_oidc_auth.then(|| OidcService::new(&settings, http.clone()));
@@ -184,6 +193,16 @@ impl AppState {
             tree: TtlCache::new(TREE_CHECK_INTERVAL),
             accesses: TtlCache::new(ACCESSES_CHECK_INTERVAL),
         })))
+    }
+
+    /// Who to tell when a job's status changes.
+    pub fn job_news(&self) -> crate::job_news::JobNews<'_, SharedMailer> {
+        crate::job_news::JobNews {
+            store: &self.store,
+            notifier: &self.notifier,
+            mailer: &self.mailer,
+            settings: &self.settings,
+        }
     }
 
     /// All roles (deleted ones included) by id, from the container cache.
