@@ -24,7 +24,11 @@ struct Stack {
 }
 
 async fn stack(cohort_size_limit: i64) -> Stack {
-    let app = TestApp::new().await;
+    stack_with(cohort_size_limit, &[]).await
+}
+
+async fn stack_with(cohort_size_limit: i64, settings: &[(&str, &str)]) -> Stack {
+    let app = TestApp::with_settings(settings).await;
     let (api_url, _) = fakes::spawn(dev_server::app(&app.state), 0).await.unwrap();
     let executor = Arc::new(QueryExecutor::new(Config {
         callback_url: api_url,
@@ -42,6 +46,20 @@ async fn stack(cohort_size_limit: i64) -> Stack {
 }
 
 impl Stack {
+    /// A count of `snapshot` POSTed with a trace id, as the Cohort360 app sends it.
+    async fn count_traced(&self, snapshot: &str, trace_id: &str) -> String {
+        let (status, count) = self
+            .app
+            .call(Method::POST, "/cohort/dated-measures/")
+            .token(&self.token)
+            .header("X-Trace-Id", trace_id)
+            .json(json!({"request_query_snapshot_id": snapshot}))
+            .send()
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{count}");
+        count["uuid"].as_str().unwrap().to_owned()
+    }
+
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
         let call = self.app.call(method, path).token(&self.token);
         match body {
@@ -249,4 +267,100 @@ async fn a_virtual_cohort_job_gives_the_perimeter_its_cohort_through_the_callbac
     // A perimeter gone since the sync needs nothing.
     s.worker.handle(r#"{"version": 1, "kind": "virtual_cohort", "perimeter_id": 424242}"#).await.unwrap();
     assert_eq!(s.executor.jobs().len(), 1);
+}
+
+const SOLR_QUERY: &str = r#"{"_type": "request", "sourcePopulation": {"caresiteCohortList": ["9999"]},
+ "request": {"_type": "andGroup", "_id": 0, "isInclusive": true, "criteria": [
+   {"_type": "basicResource", "_id": 1, "isInclusive": true, "resourceType": "IPPList",
+    "filterFhir": "identifier.value=8000001,8000002&gender=female"},
+   {"_type": "orGroup", "_id": -1, "isInclusive": true, "criteria": [
+     {"_type": "basicResource", "_id": 2, "isInclusive": true, "resourceType": "Condition",
+      "filterFhir": "code=https%3A%2F%2Fsmt.esante.gouv.fr%2Fterminologie-cim-10%2F%7CE11&subject.active=true"}]}]}}"#;
+
+/// A fake FHIR server with its `$query` operation, and a stack whose API and worker use it.
+async fn solr_stack(extra: &[(&str, &str)]) -> (Stack, Arc<fakes::fhir::FhirServer>) {
+    let fhir = Arc::new(fakes::fhir::FhirServer::new("", 100, vec![]));
+    let (fhir_url, _) = fakes::spawn(fakes::fhir::router("/fhir", fhir.clone()), 0).await.unwrap();
+    let fhir_url = format!("{fhir_url}/fhir");
+    let mut settings = vec![("USE_SOLR", "true"), ("FHIR_URL", fhir_url.as_str()), ("FHIR_ACCESS_TOKEN", "svc-token")];
+    settings.extend_from_slice(extra);
+    (stack_with(20_000, &settings).await, fhir)
+}
+
+/// Spec §6.3: with USE_SOLR, each basicResource gets the `fq` FHIR `$query` gives, asked with the
+/// requester's headers; an IPP list is asked as Patients and its identifiers go to Solr directly.
+#[tokio::test]
+async fn with_solr_each_criterion_gets_its_fq_from_fhir_asked_with_the_requesters_headers() {
+    let (s, fhir) = solr_stack(&[]).await;
+    let (_, snapshot) = s.snapshot(SOLR_QUERY).await;
+    let count = s.count_traced(&snapshot, "trace-solr-1").await;
+    s.run_worker().await;
+    let queries = fhir.queries();
+    let asked: Vec<(&str, bool)> = queries.iter().map(|q| (q.resource.as_str(), q.operation)).collect();
+    assert_eq!(asked, [("Patient", true), ("Condition", true)], "no plain search without TEST_FHIR_QUERIES");
+    for query in &queries {
+        assert_eq!(query.authorization.as_deref(), Some(format!("Bearer {}", s.token).as_str()));
+        assert_eq!(query.authorization_method.as_deref(), Some("JWT"));
+        assert_eq!(query.trace_id.as_deref(), Some("trace-solr-1"));
+    }
+    let pairs = |q: &fakes::fhir::SolrQuery| q.params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>();
+    assert_eq!(pairs(&queries[0]), ["gender=female"], "identifiers are not asked to FHIR");
+    assert_eq!(
+        pairs(&queries[1]),
+        ["code=https://smt.esante.gouv.fr/terminologie-cim-10/|E11", "subject.active=true"],
+        "values are sent decoded once, as the original's requests params"
+    );
+
+    let submitted = &s.executor.jobs()[0];
+    let syntax: Value = serde_json::from_str(&submitted.syntax).unwrap();
+    let ipp = &syntax["request"]["criteria"][0];
+    assert_eq!(ipp["filterSolr"], "fq=gender:(female)&fq=identifier.value:(8000001 8000002)");
+    assert_eq!(ipp["filterFhir"], "identifier.value=8000001,8000002&gender=female", "filterFhir is unchanged");
+    let condition = &syntax["request"]["criteria"][1]["criteria"][0];
+    assert_eq!(
+        condition["filterSolr"],
+        "fq=code:(https://smt.esante.gouv.fr/terminologie-cim-10/|E11)&fq=subject.active:(true)"
+    );
+    s.until(&format!("/cohort/dated-measures/{count}/"), status_is("finished")).await;
+}
+
+/// Jobs nobody requested over HTTP (scheduled re-counts) ask FHIR with the service token.
+#[tokio::test]
+async fn with_solr_a_job_without_requester_uses_the_service_token() {
+    let (s, fhir) = solr_stack(&[]).await;
+    let (_, snapshot) = s.snapshot(SOLR_QUERY).await;
+    s.count_traced(&snapshot, "t").await;
+    for mut job in s.app.queued_jobs().await {
+        assert!(job["fhir_auth"]["authorization"].as_str().is_some_and(|a| a.starts_with("Bearer ")));
+        job.as_object_mut().unwrap().remove("fhir_auth");
+        s.worker.handle(&job.to_string()).await.unwrap();
+    }
+    let queries = fhir.queries();
+    assert_eq!(queries.len(), 2);
+    assert!(queries.iter().all(|q| q.authorization.as_deref() == Some("Bearer svc-token") && q.trace_id.is_none()));
+}
+
+/// TEST_FHIR_QUERIES tries each filter on the search itself first: a parameter FHIR refuses fails
+/// the count with the reason, and QueryExecutor never sees it.
+#[tokio::test]
+async fn with_solr_a_filter_fhir_refuses_fails_the_count_with_the_reason() {
+    let (s, fhir) = solr_stack(&[("TEST_FHIR_QUERIES", "true")]).await;
+    let query = SOLR_QUERY.replace("subject.active=true", "no-such-param=1");
+    let (_, snapshot) = s.snapshot(&query).await;
+    let count = s.count_traced(&snapshot, "t").await;
+    s.run_worker().await;
+    let (_, failed) = s.call(Method::GET, &format!("/cohort/dated-measures/{count}/"), None).await;
+    assert_eq!(failed["request_job_status"], "failed");
+    assert_eq!(
+        failed["request_job_fail_msg"],
+        "Solr formatting of criterion 2 (Condition): FHIR server answered 400",
+        "{failed}"
+    );
+    let asked: Vec<(String, bool)> = fhir.queries().into_iter().map(|q| (q.resource, q.operation)).collect();
+    assert_eq!(
+        asked,
+        [("Patient".into(), false), ("Patient".into(), true), ("Condition".into(), false)],
+        "searched first, then asked"
+    );
+    assert!(s.executor.jobs().is_empty());
 }

@@ -89,6 +89,10 @@ pub struct Settings {
     /// `REPORTING_PERIMETER_TYPES`: the perimeter levels a feasibility report descends into.
     pub reporting_perimeter_types: Vec<String>,
     pub fhir: FhirSettings,
+    /// `USE_SOLR`: criteria get their `filterSolr` from the FHIR server's `$query` (spec §6.3).
+    pub use_solr: bool,
+    /// `TEST_FHIR_QUERIES`: each filter is first tried on the FHIR search itself (`_count=0`).
+    pub test_fhir_queries: bool,
     /// `WS_MANAGEMENT_ENDPOINT`: the API Gateway Management API of the WebSocket API (unset: no pushes).
     pub ws_management_endpoint: Option<String>,
 }
@@ -158,6 +162,11 @@ impl Settings {
 
         // The original turns literal "\n" sequences into newlines so PEM keys fit in one env line.
         let jwt_signing_key = required("JWT_SIGNING_KEY")?.replace("\\n", "\n");
+        let fhir = FhirSettings::from_lookup(&lookup)?;
+        let use_solr = flag("USE_SOLR");
+        if use_solr && fhir.url.is_none() {
+            return Err(ConfigError::Invalid { name: "USE_SOLR".into(), reason: "FHIR_URL is not set".into() });
+        }
         let jwt_algorithm = or("JWT_ALGORITHM", "HS256").to_uppercase();
         let jwt_algorithms: Vec<String> =
             list("JWT_ALGORITHMS", "HS256").into_iter().map(|a| a.to_uppercase()).collect();
@@ -234,7 +243,9 @@ impl Settings {
             email_support_contact: or("EMAIL_SUPPORT_CONTACT", ""),
             exports_bucket: get("EXPORTS_BUCKET"),
             reporting_perimeter_types: list("REPORTING_PERIMETER_TYPES", ""),
-            fhir: FhirSettings::from_lookup(&lookup)?,
+            fhir,
+            use_solr,
+            test_fhir_queries: flag("TEST_FHIR_QUERIES"),
             ws_management_endpoint: get("WS_MANAGEMENT_ENDPOINT").map(|u| u.trim_end_matches('/').to_owned()),
         })
     }

@@ -1,11 +1,19 @@
-//! The FHIR server (`FHIR_URL`), as the FHIR perimeter sync reads it: the active `Organization`s,
-//! page after page (`Bundle.link[relation=next]`), with `FHIR_ACCESS_TOKEN` as a bearer token.
+//! The FHIR server (`FHIR_URL`): the active `Organization`s the FHIR perimeter sync reads, page after
+//! page (`Bundle.link[relation=next]`), with `FHIR_ACCESS_TOKEN` as a bearer token; and the `$query`
+//! operation that translates a criterion's filter for Solr (spec §6.3).
 use std::collections::HashSet;
 
 use reqwest::Url;
 use serde::Deserialize;
 
-use crate::{config::Secret, domain::fhir_tree::Organization};
+use crate::{
+    config::Secret,
+    domain::{
+        fhir_tree::Organization,
+        solr::{self, Lookup},
+    },
+    jobs::ForwardedAuth,
+};
 
 /// Organizations asked per page; servers may serve fewer (HAPI caps `_count`), the links say.
 const PAGE_SIZE: u32 = 1000;
@@ -92,6 +100,50 @@ impl FhirClient {
         Ok(Self { base, token, http })
     }
 
+    /// The Solr `fq` of one criterion: `GET <resource>/$query?<params>` with the requester's headers
+    /// (`None`: the service token, for jobs nobody requested, such as scheduled re-counts). With
+    /// `test_first` (`TEST_FHIR_QUERIES`), the search itself is tried first with `_count=0`, since
+    /// `$query` does not check the parameters.
+    pub async fn solr_fq(
+        &self,
+        lookup: &Lookup,
+        auth: Option<&ForwardedAuth>,
+        test_first: bool,
+    ) -> Result<String, FhirError> {
+        let resource = lookup.resource.as_str();
+        if test_first {
+            let mut url = self.base.join(resource).map_err(|_| FhirError::BadUrl)?;
+            url.query_pairs_mut().extend_pairs(&lookup.params).append_pair("_count", "0");
+            self.get(url, auth).await?;
+        }
+        let mut url = self.base.join(&format!("{resource}/$query")).map_err(|_| FhirError::BadUrl)?;
+        url.query_pairs_mut().extend_pairs(&lookup.params);
+        let body = self.get(url, auth).await?;
+        solr::parameters_fq(&body).map_err(|e| FhirError::Body(e.to_string()))
+    }
+
+    async fn get(&self, url: Url, auth: Option<&ForwardedAuth>) -> Result<bytes::Bytes, FhirError> {
+        let mut request = self.http.get(url).header("accept", "application/fhir+json");
+        match auth {
+            Some(auth) => {
+                request = request.header("authorization", &auth.authorization);
+                if let Some(method) = &auth.authorization_method {
+                    request = request.header("authorizationMethod", method);
+                }
+                if let Some(trace_id) = &auth.trace_id {
+                    request = request.header("x-trace-id", trace_id);
+                }
+            }
+            None if !self.token.is_empty() => request = request.bearer_auth(self.token.expose()),
+            None => {}
+        }
+        let response = request.send().await.map_err(unreachable)?;
+        if !response.status().is_success() {
+            return Err(FhirError::Status(response.status().as_u16()));
+        }
+        response.bytes().await.map_err(unreachable)
+    }
+
     /// Every active Organization, following the bundles' `next` links.
     pub async fn active_organizations(&self) -> Result<Vec<Organization>, FhirError> {
         let mut url =
@@ -102,15 +154,7 @@ impl FhirClient {
             if url.origin() != self.base.origin() || !seen.insert(url.to_string()) {
                 return Err(FhirError::BadLink);
             }
-            let mut request = self.http.get(url.clone()).header("accept", "application/fhir+json");
-            if !self.token.is_empty() {
-                request = request.bearer_auth(self.token.expose());
-            }
-            let response = request.send().await.map_err(unreachable)?;
-            if !response.status().is_success() {
-                return Err(FhirError::Status(response.status().as_u16()));
-            }
-            let bytes = response.bytes().await.map_err(unreachable)?;
+            let bytes = self.get(url.clone(), None).await?;
             let bundle: Bundle = serde_json::from_slice(&bytes).map_err(|e| FhirError::Body(e.to_string()))?;
             organizations.extend(
                 bundle

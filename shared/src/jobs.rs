@@ -1,6 +1,8 @@
 //! Cohort job messages (the cohort jobs queue's contract between the API and the worker) and the
 //! queue they go through. Messages carry ids only: the worker reads the current state, so a
-//! redelivered or late message acts on what is stored, never on a stale copy.
+//! redelivered or late message acts on what is stored, never on a stale copy. The one exception is
+//! the caller's credentials, which the FHIR `$query` calls of the Solr formatting forward (spec
+//! §6.3): they travel only when `USE_SOLR` is on.
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -27,11 +29,35 @@ pub struct JobMessage {
     pub version: u32,
     #[serde(flatten)]
     pub job: CohortJob,
+    /// The requester's credentials for FHIR `$query` (only with `USE_SOLR`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fhir_auth: Option<ForwardedAuth>,
 }
 
 impl JobMessage {
     pub fn new(job: CohortJob) -> Self {
-        Self { version: JOB_MESSAGE_VERSION, job }
+        Self { version: JOB_MESSAGE_VERSION, job, fhir_auth: None }
+    }
+}
+
+/// The request headers FHIR `$query` calls forward: `Authorization`, `authorizationMethod` and
+/// `X-Trace-Id`. Never printed: `Debug` hides the credentials.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ForwardedAuth {
+    pub authorization: String,
+    #[serde(default)]
+    pub authorization_method: Option<String>,
+    #[serde(default)]
+    pub trace_id: Option<String>,
+}
+
+impl std::fmt::Debug for ForwardedAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ForwardedAuth")
+            .field("authorization", &"********")
+            .field("authorization_method", &self.authorization_method)
+            .field("trace_id", &self.trace_id)
+            .finish()
     }
 }
 
@@ -56,8 +82,12 @@ impl JobQueue {
     }
 
     pub async fn send(&self, job: CohortJob) -> Result<(), QueueError> {
+        self.send_message(&JobMessage::new(job)).await
+    }
+
+    pub async fn send_message(&self, message: &JobMessage) -> Result<(), QueueError> {
         let url = self.url.as_deref().ok_or(QueueError::NotConfigured)?;
-        let body = serde_json::to_string(&JobMessage::new(job)).map_err(|e| QueueError::Sqs(e.to_string()))?;
+        let body = serde_json::to_string(message).map_err(|e| QueueError::Sqs(e.to_string()))?;
         self.client.send_message().queue_url(url).message_body(body).send().await.map_err(|e| {
             QueueError::Sqs(match e.as_service_error() {
                 Some(service) => format!("{service:?}"),
@@ -80,6 +110,21 @@ mod tests {
         assert_eq!(json["version"], 1);
         assert_eq!(json["kind"], "count");
         assert_eq!(json["dated_measure"], uuid.to_string());
-        assert_eq!(serde_json::from_value::<JobMessage>(json).unwrap(), message);
+        assert_eq!(serde_json::from_value::<JobMessage>(json.clone()).unwrap(), message);
+        assert!(json.get("fhir_auth").is_none(), "no credentials unless the Solr formatting needs them");
+    }
+
+    #[test]
+    fn forwarded_credentials_travel_but_never_print() {
+        let auth = ForwardedAuth {
+            authorization: "Bearer secret-token".into(),
+            authorization_method: Some("OIDC".into()),
+            trace_id: Some("t-1".into()),
+        };
+        let message =
+            JobMessage { fhir_auth: Some(auth), ..JobMessage::new(CohortJob::VirtualCohort { perimeter_id: 1 }) };
+        let text = serde_json::to_string(&message).unwrap();
+        assert_eq!(serde_json::from_str::<JobMessage>(&text).unwrap(), message);
+        assert!(!format!("{message:?}").contains("secret-token"));
     }
 }

@@ -162,6 +162,7 @@ impl TestApp {
         let http = c360::aws::http_client(std::time::Duration::from_secs(5));
         cohort_worker::Worker {
             store: self.state.store.clone(),
+            fhir: cohort_worker::solr_client(&settings, http.clone()).expect("a valid FHIR_URL"),
             executor: query_executor_url.map(|url| c360::executor::Executor::new(http, url)),
             notifier: self.state.notifier.clone(),
             mailer: c360::mail::SharedMailer::new(self.outbox.clone()),

@@ -4,7 +4,7 @@ use std::{collections::HashSet, sync::Arc};
 
 use axum::{
     extract::{Path, State},
-    http::{Method, StatusCode},
+    http::{HeaderMap, Method, StatusCode},
     Json, Router,
 };
 use c360::{
@@ -200,6 +200,7 @@ fn new_measure(owner: &str, snapshot: Uuid, request: Uuid, mode: MeasureMode, no
 async fn create(
     State(state): State<AppState>,
     principal: Arc<Principal>,
+    headers: HeaderMap,
     Body(mut body): Body,
 ) -> AppResult<(StatusCode, Json<Value>)> {
     refuse_applicative(&principal)?;
@@ -281,7 +282,7 @@ async fn create(
     jobs.push(CohortJob::Create { owner: owner.to_owned(), cohort: cohort.uuid });
     let mut created = vec![keys::workspace_object(Kind::Cohort, owner, cohort.uuid)];
     created.extend(measures.iter().map(|m| keys::workspace_object(Kind::DatedMeasure, owner, m.uuid)));
-    create_and_queue(&state, writes, created, jobs).await?;
+    create_and_queue(&state, &headers, writes, created, jobs).await?;
     let mut rendered = ws;
     rendered.measures.extend(measures);
     Ok((StatusCode::CREATED, Json(views::cohort(&state.settings, &rendered, &cohort, false))))

@@ -2,7 +2,7 @@
 //! caller's workspace, the `_id` aliases, the owner rule, uuids in paths and soft deletes.
 use std::sync::Arc;
 
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use c360::{
     auth::AppActor,
     domain::{
@@ -11,11 +11,12 @@ use c360::{
     },
     error::{AppError, AppResult},
     http::{fields::Fields, listing::ListQuery, AppState, Principal},
-    jobs::CohortJob,
+    jobs::{CohortJob, ForwardedAuth, JobMessage},
     store::{
         cohort::{Changes, WorkspaceObject},
         Condition, Key, StoreError, Write,
     },
+    Settings,
 };
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -102,13 +103,16 @@ pub async fn delete_owned(state: &AppState, owner: &str, kind: Kind, uuids: &[Uu
 /// was written is removed again and the request fails (spec §5.6).
 pub async fn create_and_queue(
     state: &AppState,
+    headers: &HeaderMap,
     writes: Vec<Write>,
     created: Vec<Key>,
     jobs: Vec<CohortJob>,
 ) -> AppResult<()> {
     state.store.transact(writes).await?;
+    let fhir_auth = fhir_auth(&state.settings, headers);
     for job in jobs {
-        if let Err(err) = state.jobs.send(job).await {
+        let message = JobMessage { fhir_auth: fhir_auth.clone(), ..JobMessage::new(job) };
+        if let Err(err) = state.jobs.send_message(&message).await {
             for key in &created {
                 state.store.delete(key, Condition::None).await.ok();
             }
@@ -116,6 +120,18 @@ pub async fn create_and_queue(
         }
     }
     Ok(())
+}
+
+/// The caller's credentials for the worker's FHIR `$query` calls (spec §6.3): only when `USE_SOLR`
+/// needs them, so no job message carries a token otherwise.
+fn fhir_auth(settings: &Settings, headers: &HeaderMap) -> Option<ForwardedAuth> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let authorization = header("authorization").filter(|_| settings.use_solr)?;
+    Some(ForwardedAuth {
+        authorization,
+        authorization_method: header("authorizationmethod"),
+        trace_id: header("x-trace-id"),
+    })
 }
 
 /// One of the caller's alive objects, or 404 naming its model.

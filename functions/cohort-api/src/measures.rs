@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::{
     extract::{Path, State},
-    http::{Method, StatusCode},
+    http::{HeaderMap, Method, StatusCode},
     Json, Router,
 };
 use c360::{
@@ -76,6 +76,7 @@ async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: L
 async fn create(
     State(state): State<AppState>,
     principal: Arc<Principal>,
+    headers: HeaderMap,
     Body(mut body): Body,
 ) -> AppResult<(StatusCode, Json<Value>)> {
     refuse_applicative(&principal)?;
@@ -108,7 +109,8 @@ async fn create(
     };
     let job = CohortJob::Count { owner: owner.to_owned(), dated_measure: measure.uuid, stage_details };
     let key = keys::workspace_object(Kind::DatedMeasure, owner, measure.uuid);
-    create_and_queue(&state, vec![put_object(&measure, Condition::MustNotExist)?], vec![key], vec![job]).await?;
+    create_and_queue(&state, &headers, vec![put_object(&measure, Condition::MustNotExist)?], vec![key], vec![job])
+        .await?;
     Ok((StatusCode::CREATED, Json(views::dated_measure(&state.settings, &measure, time::now()))))
 }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::{
     extract::{Path, State},
-    http::{header, Method, StatusCode},
+    http::{header, HeaderMap, Method, StatusCode},
     response::{IntoResponse, Response},
     Json, Router,
 };
@@ -83,6 +83,7 @@ async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: L
 async fn create(
     State(state): State<AppState>,
     principal: Arc<Principal>,
+    headers: HeaderMap,
     Body(mut body): Body,
 ) -> AppResult<(StatusCode, Json<Value>)> {
     refuse_applicative(&principal)?;
@@ -112,7 +113,8 @@ async fn create(
     };
     let job = CohortJob::Feasibility { owner: owner.to_owned(), study: study.uuid };
     let key = keys::workspace_object(Kind::Study, owner, study.uuid);
-    create_and_queue(&state, vec![put_object(&study, Condition::MustNotExist)?], vec![key], vec![job]).await?;
+    create_and_queue(&state, &headers, vec![put_object(&study, Condition::MustNotExist)?], vec![key], vec![job])
+        .await?;
     Ok((StatusCode::CREATED, Json(views::study(&study))))
 }
 

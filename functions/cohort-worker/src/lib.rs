@@ -14,12 +14,13 @@ use c360::{
     domain::{
         cohort::{CohortResult, DatedMeasure, FeasibilityStudy, JobStatus, Kind, Workspace},
         query_executor::{sample_query, virtual_cohort_query, Job, JobKind, VIRTUAL_COHORT_OWNER},
-        time,
+        solr, time,
         tree::PerimeterTree,
     },
     executor::{Executor, ExecutorError},
+    fhir::FhirClient,
     job_news::{AsMoved, JobNews},
-    jobs::{CohortJob, JobMessage, JOB_MESSAGE_VERSION},
+    jobs::{CohortJob, ForwardedAuth, JobMessage, JOB_MESSAGE_VERSION},
     mail::{SesMailer, SharedMailer},
     notify::ReportNews,
     push::Notifier,
@@ -35,6 +36,8 @@ pub struct Worker {
     pub store: DynamoStore,
     /// `None` when `QUERY_EXECUTOR_URL` is not set: every job fails with that reason.
     pub executor: Option<Executor>,
+    /// Set when `USE_SOLR` is on: criteria get their `filterSolr` from FHIR `$query` (spec §6.3).
+    pub fhir: Option<FhirClient>,
     pub notifier: Notifier,
     pub mailer: SharedMailer,
     /// `COHORT_SIZE_LIMIT` (larger cohorts are built by the Solr ETL), and what the e-mails link to.
@@ -45,26 +48,35 @@ impl Worker {
     /// `TABLE_NAME`, `QUERY_EXECUTOR_URL`, `COHORT_SIZE_LIMIT`, `HTTP_CLIENT_TIMEOUT_SECONDS`,
     /// `WS_MANAGEMENT_ENDPOINT`, `DEFAULT_FROM_EMAIL`.
     pub async fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self::new(Settings::from_env()?, &c360::aws::sdk_config().await))
+        Self::new(Settings::from_env()?, &c360::aws::sdk_config().await)
     }
 
     /// The worker over the AWS services `sdk` points at, e-mailing through SES.
-    pub fn new(settings: Settings, sdk: &aws_config::SdkConfig) -> Self {
+    pub fn new(settings: Settings, sdk: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
         let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(sdk), settings.default_from_email.clone());
         let http = c360::aws::http_client(settings.http_timeout);
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), settings.table_name.clone());
-        Self {
+        Ok(Self {
+            fhir: solr_client(&settings, http.clone())?,
             executor: settings.query_executor_url.clone().map(|url| Executor::new(http, url)),
             notifier: Notifier::new(sdk, settings.ws_management_endpoint.as_deref(), store.clone()),
             mailer: SharedMailer::new(mailer),
             store,
             settings,
-        }
+        })
     }
 
     fn news(&self) -> JobNews<'_, SharedMailer> {
         JobNews { store: &self.store, notifier: &self.notifier, mailer: &self.mailer, settings: &self.settings }
     }
+}
+
+/// The FHIR client of the Solr formatting, when `USE_SOLR` asks for it.
+pub fn solr_client(settings: &Settings, http: reqwest::Client) -> Result<Option<FhirClient>, ConfigError> {
+    let Some(url) = settings.fhir.url.as_deref().filter(|_| settings.use_solr) else { return Ok(None) };
+    let client = FhirClient::new(url, settings.fhir.access_token.clone(), http)
+        .map_err(|e| ConfigError::Invalid { name: "FHIR_URL".into(), reason: e.to_string() })?;
+    Ok(Some(client))
 }
 
 /// What became of a launch.
@@ -108,13 +120,14 @@ impl Worker {
         }
         let message: JobMessage =
             serde_json::from_str(body).map_err(|e| MessageError(format!("malformed cohort job message: {e}")))?;
+        let auth = message.fhir_auth.as_ref();
         match message.job {
             CohortJob::Count { owner, dated_measure, stage_details } => {
-                self.count(&owner, dated_measure, stage_details.as_deref(), false).await
+                self.count(&owner, dated_measure, stage_details.as_deref(), false, auth).await
             }
-            CohortJob::CountAll { owner, dated_measure } => self.count(&owner, dated_measure, None, true).await,
-            CohortJob::Create { owner, cohort } => self.create(&owner, cohort).await,
-            CohortJob::Feasibility { owner, study } => self.feasibility(&owner, study).await,
+            CohortJob::CountAll { owner, dated_measure } => self.count(&owner, dated_measure, None, true, auth).await,
+            CohortJob::Create { owner, cohort } => self.create(&owner, cohort, auth).await,
+            CohortJob::Feasibility { owner, study } => self.feasibility(&owner, study, auth).await,
             CohortJob::VirtualCohort { perimeter_id } => self.virtual_cohort(perimeter_id).await,
         }
     }
@@ -159,9 +172,14 @@ impl Worker {
         uuid: Uuid,
         job: Result<Job, String>,
         launched_as: JobStatus,
+        auth: Option<&ForwardedAuth>,
     ) -> Result<Launch<T>, MessageError> {
         let Some(executor) = &self.executor else {
             return self.fail::<T>(owner, uuid, "QUERY_EXECUTOR_URL is not configured").await;
+        };
+        let job = match job {
+            Ok(job) => self.solr_formatted(job, auth).await,
+            Err(reason) => Err(reason),
         };
         let job = match job {
             Ok(job) => job,
@@ -194,12 +212,29 @@ impl Worker {
         }
     }
 
+    /// Spec §6.3: with `USE_SOLR`, every `basicResource` criterion gets the `filterSolr` FHIR
+    /// `$query` gives for its `filterFhir` (which stays as it is).
+    async fn solr_formatted(&self, mut job: Job, auth: Option<&ForwardedAuth>) -> Result<Job, String> {
+        let Some(fhir) = &self.fhir else { return Ok(job) };
+        for criterion in job.query.basic_resources_mut() {
+            let id = criterion.id.unwrap_or_default();
+            let lookup = solr::lookup(criterion).map_err(|e| format!("Solr formatting of criterion {id}: {e}"))?;
+            let fq = fhir
+                .solr_fq(&lookup, auth, self.settings.test_fhir_queries)
+                .await
+                .map_err(|e| format!("Solr formatting of criterion {id} ({}): {e}", lookup.resource.as_str()))?;
+            criterion.filter_solr = Some(solr::filter_solr(&fq, lookup.ipps.as_deref()));
+        }
+        Ok(job)
+    }
+
     async fn count(
         &self,
         owner: &str,
         uuid: Uuid,
         stage_details: Option<&str>,
         global: bool,
+        auth: Option<&ForwardedAuth>,
     ) -> Result<(), MessageError> {
         let Some(measure) = self.store.workspace_object::<DatedMeasure>(owner, uuid).await.map_err(storage)? else {
             return Ok(()); // deleted meanwhile
@@ -226,7 +261,7 @@ impl Worker {
                     .map_err(|e| e.to_string())
             }
         };
-        self.submit::<DatedMeasure>(owner, uuid, job, JobStatus::Pending).await.map(|_| ())
+        self.submit::<DatedMeasure>(owner, uuid, job, JobStatus::Pending, auth).await.map(|_| ())
     }
 
     /// Spec §5.6 step 1: a new count of a request stops the earlier ones still running, unless a
@@ -263,7 +298,7 @@ impl Worker {
         Ok(())
     }
 
-    async fn create(&self, owner: &str, uuid: Uuid) -> Result<(), MessageError> {
+    async fn create(&self, owner: &str, uuid: Uuid, auth: Option<&ForwardedAuth>) -> Result<(), MessageError> {
         let Some(cohort) = self.store.workspace_object::<CohortResult>(owner, uuid).await.map_err(storage)? else {
             return Ok(());
         };
@@ -309,10 +344,10 @@ impl Worker {
             Job::new(JobKind::Create { cohort: uuid, sampling_ratio: cohort.sampling_ratio }, owner, &q)
                 .map_err(|e| e.to_string())
         });
-        self.submit::<CohortResult>(owner, uuid, job, launched_as).await.map(|_| ())
+        self.submit::<CohortResult>(owner, uuid, job, launched_as, auth).await.map(|_| ())
     }
 
-    async fn feasibility(&self, owner: &str, uuid: Uuid) -> Result<(), MessageError> {
+    async fn feasibility(&self, owner: &str, uuid: Uuid, auth: Option<&ForwardedAuth>) -> Result<(), MessageError> {
         let Some(study) = self.store.workspace_object::<FeasibilityStudy>(owner, uuid).await.map_err(storage)? else {
             return Ok(());
         };
@@ -331,7 +366,9 @@ impl Worker {
             .map_err(|e| e.to_string()),
         };
         // Spec §5.8: "report requested" once QueryExecutor took the study (a failure says "failed").
-        if let Launch::Recorded(study) = self.submit::<FeasibilityStudy>(owner, uuid, job, JobStatus::Pending).await? {
+        if let Launch::Recorded(study) =
+            self.submit::<FeasibilityStudy>(owner, uuid, job, JobStatus::Pending, auth).await?
+        {
             if study.job.request_job_status != JobStatus::Failed {
                 if let Err(err) = self.news().study(&study, ReportNews::Requested).await {
                     tracing::warn!(error = %err, "the \"report requested\" e-mail was not sent");
@@ -354,6 +391,7 @@ impl Worker {
         let query = virtual_cohort_query(perimeter_id, &descendants);
         let job = Job::new(JobKind::VirtualCohort { perimeter_id }, VIRTUAL_COHORT_OWNER, &query)
             .map_err(|e| MessageError(format!("virtual cohort query: {e}")))?;
+        let job = self.solr_formatted(job, None).await.map_err(MessageError)?;
         let executor =
             self.executor.as_ref().ok_or_else(|| MessageError("QUERY_EXECUTOR_URL is not configured".into()))?;
         let answer = executor.submit(&job).await.map_err(|e| MessageError(e.to_string()))?;

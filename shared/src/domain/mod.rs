@@ -10,6 +10,7 @@ pub mod query_executor;
 pub mod release_note;
 pub mod request_log;
 pub mod rights;
+pub mod solr;
 pub mod time;
 pub mod tree;
 pub mod tree_sync;
