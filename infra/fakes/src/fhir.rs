@@ -140,6 +140,9 @@ pub fn router(path_prefix: &str, server: Arc<FhirServer>) -> Router {
         .with_state(server)
 }
 
+/// A refused call's status and OperationOutcome.
+type Refusal = (StatusCode, Json<Value>);
+
 /// Reads and records a `$query` or plain search call; `Err` is the answer when it is refused.
 fn received(
     server: &FhirServer,
@@ -147,12 +150,12 @@ fn received(
     operation: bool,
     headers: &HeaderMap,
     query: Option<&str>,
-) -> Result<Vec<(String, String)>, Response> {
+) -> Result<Vec<(String, String)>, Refusal> {
     if !RESOURCES.contains(&resource.as_str()) {
-        return Err((StatusCode::NOT_FOUND, Json(outcome("not-supported", "unknown resource type"))).into_response());
+        return Err((StatusCode::NOT_FOUND, Json(outcome("not-supported", "unknown resource type"))));
     }
     let params: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or_default())
-        .map_err(|_| (StatusCode::BAD_REQUEST, Json(outcome("invalid", "unreadable query"))).into_response())?;
+        .map_err(|_| (StatusCode::BAD_REQUEST, Json(outcome("invalid", "unreadable query"))))?;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let authorization = header("authorization");
     server.queries.lock().expect("queries lock").push(SolrQuery {
@@ -165,7 +168,7 @@ fn received(
     });
     match authorization.as_deref().and_then(|a| a.strip_prefix("Bearer ")) {
         Some(token) if !token.trim().is_empty() => Ok(params),
-        _ => Err((StatusCode::UNAUTHORIZED, Json(outcome("login", "invalid or missing bearer token"))).into_response()),
+        _ => Err((StatusCode::UNAUTHORIZED, Json(outcome("login", "invalid or missing bearer token")))),
     }
 }
 
@@ -177,7 +180,7 @@ async fn solr_query(
 ) -> Response {
     let params = match received(&server, resource.clone(), true, &headers, query.as_deref()) {
         Ok(params) => params,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     let fq = if params.is_empty() {
         "fq=*:*".to_owned()
@@ -202,7 +205,7 @@ async fn resource_search(
 ) -> Response {
     let params = match received(&server, resource, false, &headers, query.as_deref()) {
         Ok(params) => params,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     let base = |name: &str| name.split(['.', ':']).next().unwrap_or_default().to_owned();
     if let Some((unknown, _)) = params.iter().find(|(k, _)| !KNOWN_SEARCH_PARAMETERS.contains(&base(k).as_str())) {
