@@ -352,8 +352,7 @@ async fn with_solr_a_filter_fhir_refuses_fails_the_count_with_the_reason() {
     let (_, failed) = s.call(Method::GET, &format!("/cohort/dated-measures/{count}/"), None).await;
     assert_eq!(failed["request_job_status"], "failed");
     assert_eq!(
-        failed["request_job_fail_msg"],
-        "Solr formatting of criterion 2 (Condition): FHIR server answered 400",
+        failed["request_job_fail_msg"], "Solr formatting of criterion 2 (Condition): FHIR server answered 400",
         "{failed}"
     );
     let asked: Vec<(String, bool)> = fhir.queries().into_iter().map(|q| (q.resource, q.operation)).collect();

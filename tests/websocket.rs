@@ -18,7 +18,10 @@ use axum::{
 };
 use futures_util::{SinkExt, StreamExt};
 use http::Method;
-use integration_tests::TestApp;
+use integration_tests::{
+    live::{handshake, read, served_app},
+    TestApp,
+};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 use ws_api::Handshake;
@@ -82,10 +85,6 @@ async fn app_with_stub() -> (TestApp, Stub) {
     tokio::spawn(async move { axum::serve(listener, router).await });
     let app = TestApp::with_settings(&[("WS_MANAGEMENT_ENDPOINT", &endpoint)]).await;
     (app, stub)
-}
-
-fn handshake(token: &str) -> String {
-    json!({"token": token, "auth_method": "JWT"}).to_string()
 }
 
 async fn connections_of(app: &TestApp, username: &str) -> Vec<String> {
@@ -298,12 +297,7 @@ async fn cohort_callbacks_announce_the_creation_with_its_size() {
 /// delivered through the dev server's own `/ws-management`, then the record goes with the socket.
 #[tokio::test]
 async fn the_dev_server_serves_websockets_end_to_end() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let endpoint = format!("http://{address}/ws-management");
-    let app = TestApp::with_settings(&[("WS_MANAGEMENT_ENDPOINT", &endpoint)]).await;
-    let router = app.router.clone();
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let (app, address) = served_app(&[]).await;
     app.account("alice", None).await;
     let (alice, _) = app.login("alice").await;
 
@@ -341,16 +335,6 @@ async fn the_dev_server_serves_websockets_end_to_end() {
     assert_eq!(read(&mut socket).await, json!({"type": "handshake", "status": "forbidden", "details": "Bad token"}));
     let closed = tokio::time::timeout(Duration::from_secs(10), socket.next()).await.expect("closed in time");
     assert!(matches!(closed, None | Some(Ok(Message::Close(_))) | Some(Err(_))), "{closed:?}");
-}
-
-type Client = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn read(socket: &mut Client) -> Value {
-    let frame = tokio::time::timeout(Duration::from_secs(10), socket.next()).await.expect("a frame in time");
-    match frame.expect("socket open").expect("valid frame") {
-        Message::Text(text) => serde_json::from_str(text.as_str()).unwrap(),
-        other => panic!("a text frame, got {other:?}"),
-    }
 }
 
 #[tokio::test]
