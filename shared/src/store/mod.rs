@@ -10,7 +10,7 @@ pub mod ws;
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::{
-    error::SdkError,
+    error::{ProvideErrorMetadata, SdkError},
     types::{AttributeValue, Delete, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update},
     Client,
 };
@@ -109,6 +109,17 @@ pub enum Write {
 pub struct DynamoStore {
     client: Client,
     table: String,
+}
+
+/// A single conditional write's outcome, as [`DynamoStore::transact`] reports it.
+fn single_write<O, E: ProvideErrorMetadata + std::fmt::Debug>(out: Result<O, SdkError<E>>) -> StoreResult<()> {
+    match out {
+        Ok(_) => Ok(()),
+        Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("ConditionalCheckFailedException") => {
+            Err(StoreError::TransactionConflict(vec![true]))
+        }
+        Err(e) => Err(sdk_error(e)),
+    }
 }
 
 fn sdk_error<E: std::fmt::Debug>(err: SdkError<E>) -> StoreError {
@@ -274,7 +285,12 @@ impl DynamoStore {
     }
 
     /// All-or-nothing writes (at most 100 items).
-    pub async fn transact(&self, writes: Vec<Write>) -> StoreResult<()> {
+    /// Applies `writes` all or none. A single write goes as a plain conditional write, which costs
+    /// DynamoDB half a transaction; its failed condition is reported as a transaction's would be.
+    pub async fn transact(&self, mut writes: Vec<Write>) -> StoreResult<()> {
+        if writes.len() == 1 {
+            return self.write_one(writes.pop().expect("one write")).await;
+        }
         let mut items = Vec::with_capacity(writes.len());
         for write in writes {
             let item = match write {
@@ -313,6 +329,47 @@ impl DynamoStore {
                 }
                 _ => Err(sdk_error(err)),
             },
+        }
+    }
+
+    async fn write_one(&self, write: Write) -> StoreResult<()> {
+        match write {
+            Write::Put(entry, condition) => {
+                let out = self
+                    .client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(entry.item))
+                    .set_condition_expression(condition.expression().map(str::to_owned))
+                    .send()
+                    .await;
+                single_write(out)
+            }
+            Write::Delete(key, condition) => {
+                let out = self
+                    .client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key_item(&key)))
+                    .set_condition_expression(condition.expression().map(str::to_owned))
+                    .send()
+                    .await;
+                single_write(out)
+            }
+            Write::Update(update) => {
+                let out = self
+                    .client
+                    .update_item()
+                    .table_name(update.table_name())
+                    .set_key(Some(update.key().clone()))
+                    .update_expression(update.update_expression())
+                    .set_condition_expression(update.condition_expression().map(str::to_owned))
+                    .set_expression_attribute_names(update.expression_attribute_names().cloned())
+                    .set_expression_attribute_values(update.expression_attribute_values().cloned())
+                    .send()
+                    .await;
+                single_write(out)
+            }
         }
     }
 
