@@ -8,7 +8,10 @@
 //!
 //! Phase 1 runs JOBS counts one after another (each finishes before the next is posted). Phase 2 queues JOBS
 //! counts (one request each, so no count cancels another), drains the queue, then times `Worker::handle` on
-//! each message in turn against a fake QueryExecutor with callbacks off.
+//! each message in turn against a fake QueryExecutor with callbacks off, then with WORKERS workers at once
+//! (the Lambda event source's `MaximumConcurrency`). Phase 3: USERS users at once, each with its own
+//! WebSocket, post JOBS counts in all (each user waits for its count on screen before the next), through
+//! WORKERS SQS pollers: the time from POST to the `finished` frame, and jobs completed per second.
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -38,6 +41,10 @@ const QUERY: &str = r#"{"version": "v1.6.1", "_type": "request", "sourcePopulati
  "request": {"_type": "andGroup", "_id": 0, "isInclusive": true, "criteria": [{"_type": "basicResource", "_id": 1,
  "isInclusive": true, "resourceType": "Patient", "filterFhir": "gender=female"}]}}"#;
 const QE_DELAY: Duration = Duration::from_millis(20);
+/// Concurrent workers: the cohort worker's `MaximumConcurrency` in template.yaml.
+const WORKERS: usize = 5;
+/// Users counting at the same time in phase 3.
+const USERS: usize = 10;
 const WAIT: Duration = Duration::from_secs(30);
 
 /// Instants recorded by the middlewares.
@@ -247,7 +254,7 @@ async fn throughput(jobs: usize) -> Vec<String> {
     let marks = Arc::new(Marks::default());
     let app = test_app(&[]).await;
     let (executor, qe_url) = fake_executor("http://127.0.0.1:9".into(), false, &marks).await;
-    let worker = worker(&app, qe_url);
+    let worker = worker(&app, qe_url.clone());
     app.account("alice", None).await;
     let (token, _) = app.login("alice").await;
     let (folder, _) = created(&app, &token, "/cohort/folders/", json!({"name": "Bench"})).await;
@@ -267,11 +274,113 @@ async fn throughput(jobs: usize) -> Vec<String> {
     let elapsed = started.elapsed();
     assert_eq!(executor.jobs().len(), jobs, "one submission per job");
     let rate = jobs as f64 / elapsed.as_secs_f64();
+    let concurrent = concurrent_throughput(&app, &token, &folder, (&executor, &qe_url), jobs).await;
     vec![
         row("`Worker::handle` of one count message (callbacks off)", &mut each),
         format!(
-            "\nWorker throughput: {jobs} messages in {:.2} s = **{rate:.1} jobs/s** (one worker, sequential)",
+            "\nWorker throughput: {jobs} messages in {:.2} s = **{rate:.1} jobs/s** (one worker, sequential); \
+             {WORKERS} workers at once: **{concurrent:.1} jobs/s**",
             elapsed.as_secs_f64()
+        ),
+    ]
+}
+
+/// `jobs` more count messages handled by WORKERS workers at once (each takes the next message).
+async fn concurrent_throughput(
+    app: &TestApp,
+    token: &str,
+    folder: &Value,
+    (executor, qe_url): (&QueryExecutor, &str),
+    jobs: usize,
+) -> f64 {
+    let before = executor.jobs().len();
+    for _ in 0..jobs {
+        let snapshot = snapshot(app, token, &folder["uuid"]).await;
+        created(app, token, "/cohort/dated-measures/", json!({"request_query_snapshot_id": snapshot})).await;
+    }
+    let messages: Vec<String> = app.queued_jobs().await.iter().map(Value::to_string).collect();
+    let pending = Arc::new(Mutex::new(messages));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..WORKERS {
+        let (worker, pending) = (worker(app, qe_url.to_owned()), pending.clone());
+        tasks.spawn(async move {
+            loop {
+                let Some(message) = pending.lock().expect("pending").pop() else { break };
+                worker.handle(&message).await.expect("the worker handles its messages");
+            }
+        });
+    }
+    tasks.join_all().await;
+    let elapsed = started.elapsed();
+    assert_eq!(executor.jobs().len(), before + jobs, "one submission per job");
+    jobs as f64 / elapsed.as_secs_f64()
+}
+
+/// USERS users counting at once: POST → `finished` frame on each user's socket, and completed jobs/s.
+async fn concurrent_users(jobs: usize) -> Vec<String> {
+    let marks = Arc::new(Marks::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let app = Arc::new(test_app(&[("WS_MANAGEMENT_ENDPOINT", &format!("http://{address}/ws-management"))]).await);
+    let served = app.router.clone();
+    tokio::spawn(async move { axum::serve(listener, served).await });
+    let (executor, qe_url) = fake_executor(format!("http://{address}"), true, &marks).await;
+    let queue = app.state.settings.cohort_jobs_queue_url.clone().expect("test apps have a queue");
+    for _ in 0..WORKERS {
+        let poller = dev_server::triggers::poll_cohort_jobs(
+            worker(&app, qe_url.clone()),
+            integration_tests::sqs().await,
+            queue.clone(),
+        );
+        tokio::spawn(poller);
+    }
+    let per_user = jobs.div_ceil(USERS);
+    let mut users = tokio::task::JoinSet::new();
+    let mut sessions = Vec::new();
+    for u in 0..USERS {
+        let username = format!("800{u:04}");
+        app.account(&username, None).await;
+        let (token, _) = app.login(&username).await;
+        let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/ws/")).await.expect("connect");
+        socket.send(Message::text(json!({"token": token, "auth_method": "JWT"}).to_string())).await.expect("send");
+        assert_eq!(frame(&mut socket).await["status"], "accepted");
+        let (folder, _) = created(&app, &token, "/cohort/folders/", json!({"name": "Bench"})).await;
+        let snapshot = snapshot(&app, &token, &folder["uuid"]).await;
+        sessions.push((token, socket, snapshot));
+    }
+    let started = Instant::now();
+    for (token, mut socket, snapshot) in sessions {
+        let app = app.clone();
+        users.spawn(async move {
+            let mut on_screen = Vec::with_capacity(per_user);
+            for _ in 0..per_user {
+                let sent = Instant::now();
+                let body = json!({"request_query_snapshot_id": snapshot["uuid"]});
+                let (count, _) = created(&app, &token, "/cohort/dated-measures/", body).await;
+                loop {
+                    let event = frame(&mut socket).await;
+                    if event["uuid"] == count["uuid"] && event["status"] == "finished" {
+                        break;
+                    }
+                }
+                on_screen.push(ms(sent.elapsed()));
+            }
+            on_screen
+        });
+    }
+    let mut on_screen: Vec<f64> = users.join_all().await.into_iter().flatten().collect();
+    let elapsed = started.elapsed();
+    let done = on_screen.len();
+    assert_eq!(executor.jobs().len(), done, "one submission per job");
+    vec![
+        row(&format!("{USERS} users at once: POST sent → `finished` frame on the user's socket"), &mut on_screen),
+        format!(
+            "\n{USERS} users at once, {WORKERS} SQS pollers: {done} counts in {:.2} s = **{:.1} counts/s** end to end \
+             (the fake QueryExecutor takes {} ms per job)",
+            elapsed.as_secs_f64(),
+            done as f64 / elapsed.as_secs_f64(),
+            QE_DELAY.as_millis()
         ),
     ]
 }
@@ -284,6 +393,7 @@ async fn main() {
         vec!["| measure | jobs | p50 ms | p99 ms | max ms |".to_owned(), "|---|---|---|---|---|".to_owned()];
     lines.extend(latency(jobs).await);
     lines.extend(throughput(jobs).await);
+    lines.extend(concurrent_users(jobs).await);
     println!("{}", lines.join("\n"));
     eprintln!("[bench-jobs] {jobs} jobs per phase in {:.1} s", started.elapsed().as_secs_f64());
 }
