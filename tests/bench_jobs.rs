@@ -250,7 +250,48 @@ async fn latency(jobs: usize) -> Vec<String> {
     ]
 }
 
-async fn throughput(jobs: usize) -> Vec<String> {
+/// CPU seconds a process has used (`/proc/<pid>/stat` utime + stime, at Linux's USER_HZ of 100).
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command's closing parenthesis start at field 3 (state): utime is 14, stime 15.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    Some((fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?) / 100.0)
+}
+
+/// CPU used per wall-clock second by this process and the emulators (pids from bench-jobs.sh) over a phase.
+struct CpuMeter {
+    started: Instant,
+    before: Vec<(&'static str, String, f64)>,
+}
+
+impl CpuMeter {
+    fn start() -> Self {
+        let mut processes = vec![("the bench process", "self".to_owned())];
+        for (name, var) in [("dynalite", "BENCH_DYNALITE_PID"), ("moto", "BENCH_MOTO_PID")] {
+            if let Some(pid) = std::env::var(var).ok().filter(|p| !p.is_empty()) {
+                processes.push((name, pid));
+            }
+        }
+        let before = processes.into_iter().filter_map(|(n, pid)| Some((n, pid.clone(), cpu_seconds(&pid)?))).collect();
+        Self { started: Instant::now(), before }
+    }
+
+    /// "CPU-seconds per second: the bench process 1.10, dynalite 0.97, moto 0.05".
+    fn report(&self) -> String {
+        let wall = self.started.elapsed().as_secs_f64();
+        let shares: Vec<String> = self
+            .before
+            .iter()
+            .filter_map(|(name, pid, before)| Some(format!("{name} {:.2}", (cpu_seconds(pid)? - before) / wall)))
+            .collect();
+        format!("CPU-seconds per second: {}", shares.join(", "))
+    }
+}
+
+/// Table rows, and the sentences printed under the table.
+type Figures = (Vec<String>, Vec<String>);
+
+async fn throughput(jobs: usize) -> Figures {
     let marks = Arc::new(Marks::default());
     let app = test_app(&[]).await;
     let (executor, qe_url) = fake_executor("http://127.0.0.1:9".into(), false, &marks).await;
@@ -265,6 +306,7 @@ async fn throughput(jobs: usize) -> Vec<String> {
     let messages: Vec<String> = app.queued_jobs().await.iter().map(Value::to_string).collect();
     assert_eq!(messages.len(), jobs, "one message per count");
     let mut each = Vec::with_capacity(jobs);
+    let cpu = CpuMeter::start();
     let started = Instant::now();
     for message in &messages {
         let at = Instant::now();
@@ -274,15 +316,15 @@ async fn throughput(jobs: usize) -> Vec<String> {
     let elapsed = started.elapsed();
     assert_eq!(executor.jobs().len(), jobs, "one submission per job");
     let rate = jobs as f64 / elapsed.as_secs_f64();
-    let concurrent = concurrent_throughput(&app, &token, &folder, (&executor, &qe_url), jobs).await;
-    vec![
-        row("`Worker::handle` of one count message (callbacks off)", &mut each),
-        format!(
-            "\nWorker throughput: {jobs} messages in {:.2} s = **{rate:.1} jobs/s** (one worker, sequential); \
-             {WORKERS} workers at once: **{concurrent:.1} jobs/s**",
-            elapsed.as_secs_f64()
-        ),
-    ]
+    let sequential_cpu = cpu.report();
+    let (concurrent, concurrent_cpu) = concurrent_throughput(&app, &token, &folder, (&executor, &qe_url), jobs).await;
+    let rows = vec![row("`Worker::handle` of one count message (callbacks off)", &mut each)];
+    let note = format!(
+        "Worker throughput: {jobs} messages in {:.2} s = **{rate:.1} jobs/s** (one worker, sequential; \
+         {sequential_cpu}); {WORKERS} workers at once: **{concurrent:.1} jobs/s** ({concurrent_cpu}).",
+        elapsed.as_secs_f64()
+    );
+    (rows, vec![note])
 }
 
 /// `jobs` more count messages handled by WORKERS workers at once (each takes the next message).
@@ -292,7 +334,7 @@ async fn concurrent_throughput(
     folder: &Value,
     (executor, qe_url): (&QueryExecutor, &str),
     jobs: usize,
-) -> f64 {
+) -> (f64, String) {
     let before = executor.jobs().len();
     for _ in 0..jobs {
         let snapshot = snapshot(app, token, &folder["uuid"]).await;
@@ -300,6 +342,7 @@ async fn concurrent_throughput(
     }
     let messages: Vec<String> = app.queued_jobs().await.iter().map(Value::to_string).collect();
     let pending = Arc::new(Mutex::new(messages));
+    let cpu = CpuMeter::start();
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..WORKERS {
@@ -314,11 +357,11 @@ async fn concurrent_throughput(
     tasks.join_all().await;
     let elapsed = started.elapsed();
     assert_eq!(executor.jobs().len(), before + jobs, "one submission per job");
-    jobs as f64 / elapsed.as_secs_f64()
+    (jobs as f64 / elapsed.as_secs_f64(), cpu.report())
 }
 
 /// USERS users counting at once: POST → `finished` frame on each user's socket, and completed jobs/s.
-async fn concurrent_users(jobs: usize) -> Vec<String> {
+async fn concurrent_users(jobs: usize) -> Figures {
     let marks = Arc::new(Marks::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
@@ -349,6 +392,7 @@ async fn concurrent_users(jobs: usize) -> Vec<String> {
         let snapshot = snapshot(&app, &token, &folder["uuid"]).await;
         sessions.push((token, socket, snapshot));
     }
+    let cpu = CpuMeter::start();
     let started = Instant::now();
     for (token, mut socket, snapshot) in sessions {
         let app = app.clone();
@@ -356,7 +400,7 @@ async fn concurrent_users(jobs: usize) -> Vec<String> {
             let mut on_screen = Vec::with_capacity(per_user);
             for _ in 0..per_user {
                 let sent = Instant::now();
-                let body = json!({"request_query_snapshot_id": snapshot["uuid"]});
+                let body = json!({"request_query_snapshot_id": snapshot});
                 let (count, _) = created(&app, &token, "/cohort/dated-measures/", body).await;
                 loop {
                     let event = frame(&mut socket).await;
@@ -373,16 +417,19 @@ async fn concurrent_users(jobs: usize) -> Vec<String> {
     let elapsed = started.elapsed();
     let done = on_screen.len();
     assert_eq!(executor.jobs().len(), done, "one submission per job");
-    vec![
-        row(&format!("{USERS} users at once: POST sent → `finished` frame on the user's socket"), &mut on_screen),
-        format!(
-            "\n{USERS} users at once, {WORKERS} SQS pollers: {done} counts in {:.2} s = **{:.1} counts/s** end to end \
-             (the fake QueryExecutor takes {} ms per job)",
-            elapsed.as_secs_f64(),
-            done as f64 / elapsed.as_secs_f64(),
-            QE_DELAY.as_millis()
-        ),
-    ]
+    let rows = vec![row(
+        &format!("{USERS} users at once, {WORKERS} SQS pollers: POST sent → `finished` frame on the user's socket"),
+        &mut on_screen,
+    )];
+    let note = format!(
+        "{USERS} users at once, {WORKERS} SQS pollers: {done} counts in {:.2} s = **{:.1} counts/s** end to end \
+         (the fake QueryExecutor takes {} ms per job; {}).",
+        elapsed.as_secs_f64(),
+        done as f64 / elapsed.as_secs_f64(),
+        QE_DELAY.as_millis(),
+        cpu.report()
+    );
+    (rows, vec![note])
 }
 
 #[tokio::main]
@@ -392,8 +439,11 @@ async fn main() {
     let mut lines =
         vec!["| measure | jobs | p50 ms | p99 ms | max ms |".to_owned(), "|---|---|---|---|---|".to_owned()];
     lines.extend(latency(jobs).await);
-    lines.extend(throughput(jobs).await);
-    lines.extend(concurrent_users(jobs).await);
-    println!("{}", lines.join("\n"));
+    let mut notes = Vec::new();
+    for (rows, sentences) in [throughput(jobs).await, concurrent_users(jobs).await] {
+        lines.extend(rows);
+        notes.extend(sentences);
+    }
+    println!("{}\n\n{}", lines.join("\n"), notes.join("\n\n"));
     eprintln!("[bench-jobs] {jobs} jobs per phase in {:.1} s", started.elapsed().as_secs_f64());
 }

@@ -37,6 +37,10 @@ source infra/scripts/bench-dynamodb.sh
 bench_dynamodb_start
 trap bench_dynamodb_stop EXIT
 MOTO="moto $("$VENV/bin/python" -c 'import moto; print(moto.__version__)') on $AWS_ENDPOINT_URL"
+# The bench reads the emulators' CPU time (/proc/<pid>/stat) around its concurrent phases.
+BENCH_DYNALITE_PID="$(bench_dynamodb_pid)"
+BENCH_MOTO_PID="$(cat "${C360_DEV_DIR:-$REPO/.dev}/emulator.pid" 2>/dev/null || true)"
+export BENCH_DYNALITE_PID BENCH_MOTO_PID
 before="$(uptime)"
 t0=$SECONDS
 table="$("$CARGO_TARGET_DIR/release/bench-jobs" "$JOBS")"
