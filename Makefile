@@ -89,6 +89,10 @@ bench-accesses: ## accesses load run on dynalite: large tree, 2,000 users, 10,00
 bench-cohort: ## cohort workspace load run on dynalite: 150 owners, 5,000 requests, 20,000 snapshots -> docs/benchmarks.md
 	@infra/scripts/bench-cohort.sh
 
+.PHONY: bench-coldstart
+bench-coldstart: ## Lambda binaries started against a local Runtime API stub: init and first invocation -> docs/benchmarks.md
+	@infra/scripts/bench-coldstart.sh
+
 .PHONY: bench-jobs
 bench-jobs: ## cohort job latency (POST -> QueryExecutor, callback -> WebSocket) and worker throughput -> docs/benchmarks.md
 	@infra/scripts/bench-jobs.sh

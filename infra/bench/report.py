@@ -15,9 +15,9 @@ import subprocess
 import sys
 from datetime import datetime, timezone
 
-runs_file, section_name, doc, *notes = sys.argv[1:]
-BEGIN, END = f"<!-- bench:{section_name}:begin -->", f"<!-- bench:{section_name}:end -->"
+from docs_section import write_section
 
+runs_file, section_name, doc, *notes = sys.argv[1:]
 
 def ms(value: str) -> str:
     number, unit = re.match(r"([\d.]+)(\w+)", value).groups()
@@ -63,7 +63,6 @@ for line in open(runs_file):
 cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
 cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
 section = "\n".join([
-    BEGIN,
     f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.machine()} ({cpu}, {cores} cores): release dev "
     f"server, {os.environ.get('BENCH_DYNAMODB_LABEL', 'moto')} as DynamoDB, wrk 2 threads, 127.0.0.1.",
     "",
@@ -74,11 +73,5 @@ section = "\n".join([
     *rows,
     "",
     *[f"- {note}" for note in notes],
-    END,
 ])
-content = open(doc).read() if os.path.exists(doc) else ""
-if BEGIN in content:
-    content = content[: content.index(BEGIN)] + section + content[content.index(END) + len(END):]
-else:
-    content = content.rstrip() + "\n\n" + section + "\n"
-open(doc, "w").write(content)
+write_section(doc, section_name, section)

@@ -52,25 +52,12 @@ echo "[bench-jobs] uptime before: $before; after: $after"
 [ -n "$DOCS" ] || exit 0
 rev="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 dirty=""; git diff --quiet HEAD 2>/dev/null || dirty=" plus the uncommitted changes of the working tree"
-section="$(mktemp)"
 {
-  echo "<!-- bench:jobs-$BENCH_DYNAMODB:begin -->"
   echo "Measured $(date -u '+%Y-%m-%d %H:%M') UTC on $(uname -m) ($(nproc) cores, shared with other builds): release \`bench-jobs\`, DynamoDB: $BENCH_DYNAMODB_LABEL; SQS: $MOTO; $JOBS jobs per phase, ${elapsed} s in all."
   echo
   echo "$table"
   echo
   echo "- \`uptime\` before: $before; after: $after."
   echo "- Built from $rev$dirty."
-  echo "<!-- bench:jobs-$BENCH_DYNAMODB:end -->"
-} > "$section"
-# Replace this script's own block if present, else append it at the end; nothing else in the file is touched.
-"$VENV/bin/python" - "$DOCS" "$section" "jobs-$BENCH_DYNAMODB" <<'PY'
-import re, sys
-docs, section, name = sys.argv[1], open(sys.argv[2]).read().rstrip("\n"), re.escape(sys.argv[3])
-text = open(docs).read()
-block = re.compile(rf"<!-- bench:{name}:begin -->.*?<!-- bench:{name}:end -->", re.S)
-text = block.sub(lambda _: section, text) if block.search(text) else text.rstrip("\n") + "\n\n" + section + "\n"
-open(docs, "w").write(text)
-PY
-rm -f "$section"
+} | "$VENV/bin/python" infra/bench/docs_section.py "$DOCS" "jobs-$BENCH_DYNAMODB"
 echo "[bench-jobs] wrote the jobs section of $DOCS"
