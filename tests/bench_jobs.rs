@@ -317,7 +317,7 @@ async fn throughput(jobs: usize) -> Figures {
     assert_eq!(executor.jobs().len(), jobs, "one submission per job");
     let rate = jobs as f64 / elapsed.as_secs_f64();
     let sequential_cpu = cpu.report();
-    let (concurrent, concurrent_cpu) = concurrent_throughput(&app, &token, &folder, (&executor, &qe_url), jobs).await;
+    let (concurrent, concurrent_cpu) = concurrent_throughput(&app, &folder, (&executor, &qe_url), jobs).await;
     let rows = vec![row("`Worker::handle` of one count message (callbacks off)", &mut each)];
     let note = format!(
         "Worker throughput: {jobs} messages in {:.2} s = **{rate:.1} jobs/s** (one worker, sequential; \
@@ -330,15 +330,16 @@ async fn throughput(jobs: usize) -> Figures {
 /// `jobs` more count messages handled by WORKERS workers at once (each takes the next message).
 async fn concurrent_throughput(
     app: &TestApp,
-    token: &str,
     folder: &Value,
     (executor, qe_url): (&QueryExecutor, &str),
     jobs: usize,
 ) -> (f64, String) {
     let before = executor.jobs().len();
+    // A fresh token: on moto the phase before can outlast an access token's 300 s.
+    let (token, _) = app.login("alice").await;
     for _ in 0..jobs {
-        let snapshot = snapshot(app, token, &folder["uuid"]).await;
-        created(app, token, "/cohort/dated-measures/", json!({"request_query_snapshot_id": snapshot})).await;
+        let snapshot = snapshot(app, &token, &folder["uuid"]).await;
+        created(app, &token, "/cohort/dated-measures/", json!({"request_query_snapshot_id": snapshot})).await;
     }
     let messages: Vec<String> = app.queued_jobs().await.iter().map(Value::to_string).collect();
     let pending = Arc::new(Mutex::new(messages));
