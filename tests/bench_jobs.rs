@@ -31,11 +31,12 @@ use c360::{
 };
 use cohort_worker::Worker;
 use fakes::query_executor::{Config, QueryExecutor};
-use futures_util::{SinkExt, StreamExt};
 use http::{Method, StatusCode};
-use integration_tests::TestApp;
+use integration_tests::{
+    live::{connect, read},
+    TestApp,
+};
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::Message;
 
 const QUERY: &str = r#"{"version": "v1.6.1", "_type": "request", "sourcePopulation": {"caresiteCohortList": ["9999"]},
  "request": {"_type": "andGroup", "_id": 0, "isInclusive": true, "criteria": [{"_type": "basicResource", "_id": 1,
@@ -77,16 +78,6 @@ async fn mark_patch(State(marks): State<Arc<Marks>>, request: Request, next: Nex
         marks.patches.lock().expect("marks").entry(path).and_modify(|(_, done)| *done = Some(answered));
     }
     response
-}
-
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn frame(socket: &mut Socket) -> Value {
-    let next = tokio::time::timeout(WAIT, socket.next()).await.expect("a WebSocket frame in time");
-    match next.expect("socket open").expect("valid frame") {
-        Message::Text(text) => serde_json::from_str(text.as_str()).expect("JSON frame"),
-        other => panic!("a text frame, got {other:?}"),
-    }
 }
 
 async fn created(app: &TestApp, token: &str, path: &str, body: Value) -> (Value, Instant) {
@@ -197,9 +188,7 @@ async fn latency(jobs: usize) -> Vec<String> {
 
     app.account("alice", None).await;
     let (token, _) = app.login("alice").await;
-    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/ws/")).await.expect("connect");
-    socket.send(Message::text(json!({"token": token, "auth_method": "JWT"}).to_string())).await.expect("handshake");
-    assert_eq!(frame(&mut socket).await["status"], "accepted");
+    let mut socket = connect(address, &token).await;
 
     let (folder, _) = created(&app, &token, "/cohort/folders/", json!({"name": "Bench"})).await;
     let snapshot = snapshot(&app, &token, &folder["uuid"]).await;
@@ -218,7 +207,7 @@ async fn latency(jobs: usize) -> Vec<String> {
             tokio::time::sleep(Duration::from_millis(1)).await;
         };
         let pushed = loop {
-            let event = frame(&mut socket).await;
+            let event = read(&mut socket).await;
             if event["type"] == "job_status" && event["uuid"] == uuid.as_str() && event["status"] == "finished" {
                 break Instant::now();
             }
@@ -299,12 +288,7 @@ async fn throughput(jobs: usize) -> Figures {
     app.account("alice", None).await;
     let (token, _) = app.login("alice").await;
     let (folder, _) = created(&app, &token, "/cohort/folders/", json!({"name": "Bench"})).await;
-    for _ in 0..jobs {
-        let snapshot = snapshot(&app, &token, &folder["uuid"]).await;
-        created(&app, &token, "/cohort/dated-measures/", json!({"request_query_snapshot_id": snapshot})).await;
-    }
-    let messages: Vec<String> = app.queued_jobs().await.iter().map(Value::to_string).collect();
-    assert_eq!(messages.len(), jobs, "one message per count");
+    let messages = queued_counts(&app, &token, &folder, jobs).await;
     let mut each = Vec::with_capacity(jobs);
     let cpu = CpuMeter::start();
     let started = Instant::now();
@@ -327,6 +311,18 @@ async fn throughput(jobs: usize) -> Figures {
     (rows, vec![note])
 }
 
+/// `jobs` counts posted in `folder`, one request each (so no count cancels another), and their job
+/// messages taken off the queue.
+async fn queued_counts(app: &TestApp, token: &str, folder: &Value, jobs: usize) -> Vec<String> {
+    for _ in 0..jobs {
+        let snapshot = snapshot(app, token, &folder["uuid"]).await;
+        created(app, token, "/cohort/dated-measures/", json!({"request_query_snapshot_id": snapshot})).await;
+    }
+    let messages: Vec<String> = app.queued_jobs().await.iter().map(Value::to_string).collect();
+    assert_eq!(messages.len(), jobs, "one message per count");
+    messages
+}
+
 /// `jobs` more count messages handled by WORKERS workers at once (each takes the next message).
 async fn concurrent_throughput(
     app: &TestApp,
@@ -337,11 +333,7 @@ async fn concurrent_throughput(
     let before = executor.jobs().len();
     // A fresh token: on moto the phase before can outlast an access token's 300 s.
     let (token, _) = app.login("alice").await;
-    for _ in 0..jobs {
-        let snapshot = snapshot(app, &token, &folder["uuid"]).await;
-        created(app, &token, "/cohort/dated-measures/", json!({"request_query_snapshot_id": snapshot})).await;
-    }
-    let messages: Vec<String> = app.queued_jobs().await.iter().map(Value::to_string).collect();
+    let messages = queued_counts(app, &token, folder, jobs).await;
     let pending = Arc::new(Mutex::new(messages));
     let cpu = CpuMeter::start();
     let started = Instant::now();
@@ -386,9 +378,7 @@ async fn concurrent_users(jobs: usize) -> Figures {
         let username = format!("800{u:04}");
         app.account(&username, None).await;
         let (token, _) = app.login(&username).await;
-        let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/ws/")).await.expect("connect");
-        socket.send(Message::text(json!({"token": token, "auth_method": "JWT"}).to_string())).await.expect("send");
-        assert_eq!(frame(&mut socket).await["status"], "accepted");
+        let socket = connect(address, &token).await;
         let (folder, _) = created(&app, &token, "/cohort/folders/", json!({"name": "Bench"})).await;
         let snapshot = snapshot(&app, &token, &folder["uuid"]).await;
         sessions.push((token, socket, snapshot));
@@ -404,7 +394,7 @@ async fn concurrent_users(jobs: usize) -> Figures {
                 let body = json!({"request_query_snapshot_id": snapshot});
                 let (count, _) = created(&app, &token, "/cohort/dated-measures/", body).await;
                 loop {
-                    let event = frame(&mut socket).await;
+                    let event = read(&mut socket).await;
                     if event["uuid"] == count["uuid"] && event["status"] == "finished" {
                         break;
                     }

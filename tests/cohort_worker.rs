@@ -69,9 +69,7 @@ impl Stack {
     }
 
     async fn created(&self, path: &str, body: Value) -> Value {
-        let (status, created) = self.call(Method::POST, path, Some(body)).await;
-        assert_eq!(status, StatusCode::CREATED, "{path}: {created}");
-        created
+        integration_tests::cohort::created(&self.app, &self.token, path, body).await
     }
 
     /// A request with one snapshot of `query`; returns (request, snapshot).
@@ -279,9 +277,7 @@ const SOLR_QUERY: &str = r#"{"_type": "request", "sourcePopulation": {"caresiteC
 
 /// A fake FHIR server with its `$query` operation, and a stack whose API and worker use it.
 async fn solr_stack(extra: &[(&str, &str)]) -> (Stack, Arc<fakes::fhir::FhirServer>) {
-    let fhir = Arc::new(fakes::fhir::FhirServer::new("", 100, vec![]));
-    let (fhir_url, _) = fakes::spawn(fakes::fhir::router("/fhir", fhir.clone()), 0).await.unwrap();
-    let fhir_url = format!("{fhir_url}/fhir");
+    let (fhir, fhir_url) = integration_tests::fake_fhir().await;
     let mut settings = vec![("USE_SOLR", "true"), ("FHIR_URL", fhir_url.as_str()), ("FHIR_ACCESS_TOKEN", "svc-token")];
     settings.extend_from_slice(extra);
     (stack_with(20_000, &settings).await, fhir)

@@ -8,26 +8,17 @@ use c360::{domain::time, sweeper::Deadlines};
 use fakes::query_executor::{Config, QueryExecutor};
 use http::{Method, StatusCode};
 use integration_tests::{
+    cohort::{created, uuid_of},
     live::{connect, events_until, served_app, Socket},
     TestApp,
 };
-use serde_json::{json, Value};
+use serde_json::json;
 
 const QUERY: &str = r#"{"_type": "request", "sourcePopulation": {"caresiteCohortList": ["9999"]},
  "request": {"_type": "andGroup", "_id": 0, "isInclusive": true, "criteria": [{"_type": "basicResource", "_id": 1,
  "isInclusive": true, "resourceType": "Patient", "filterFhir": "gender=female&active=true"}]}}"#;
 
 const ALICE_MAIL: &str = "alice@cohort360.test";
-
-async fn created(app: &TestApp, token: &str, path: &str, body: Value) -> Value {
-    let (status, created) = app.call(Method::POST, path).token(token).json(body).send().await;
-    assert_eq!(status, StatusCode::CREATED, "{path}: {created}");
-    created
-}
-
-fn uuid(value: &Value) -> String {
-    value["uuid"].as_str().expect("a uuid").to_owned()
-}
 
 /// A folder, a request and its first snapshot of `query`; returns the snapshot's uuid.
 async fn snapshot(app: &TestApp, token: &str, query: &str) -> String {
@@ -36,7 +27,7 @@ async fn snapshot(app: &TestApp, token: &str, query: &str) -> String {
         created(app, token, "/cohort/requests/", json!({"name": "Femmes actives", "parent_folder": folder["uuid"]}))
             .await;
     let body = json!({"request_id": request["uuid"], "serialized_query": query});
-    uuid(&created(app, token, "/cohort/request-query-snapshots/", body).await)
+    uuid_of(&created(app, token, "/cohort/request-query-snapshots/", body).await)
 }
 
 /// Polls the outbox until `subject` was sent to alice.
@@ -57,9 +48,7 @@ async fn mailed(app: &TestApp, subject: &str) -> Vec<String> {
 async fn the_cohort360_flow_runs_end_to_end_through_the_dev_server() {
     // With a limit of 1 every real count is large: the ETL builds the cohort.
     for (limit, large) in [(1_000_000, false), (1, true)] {
-        let fhir = Arc::new(fakes::fhir::FhirServer::new("", 100, vec![]));
-        let (fhir_url, _) = fakes::spawn(fakes::fhir::router("/fhir", fhir.clone()), 0).await.unwrap();
-        let fhir_url = format!("{fhir_url}/fhir");
+        let (_fhir, fhir_url) = integration_tests::fake_fhir().await;
         let (app, address) = served_app(&[("USE_SOLR", "true"), ("FHIR_URL", &fhir_url)]).await;
         let executor = Arc::new(QueryExecutor::new(Config {
             callback_url: format!("http://{address}"),
@@ -81,7 +70,7 @@ async fn the_cohort360_flow_runs_end_to_end_through_the_dev_server() {
         let mut socket: Socket = connect(address, &token).await;
 
         let snapshot = snapshot(&app, &token, QUERY).await;
-        let count = uuid(
+        let count = uuid_of(
             &created(&app, &token, "/cohort/dated-measures/", json!({"request_query_snapshot_id": snapshot})).await,
         );
         let events = events_until(&mut socket, &count, "finished").await;
@@ -93,7 +82,7 @@ async fn the_cohort360_flow_runs_end_to_end_through_the_dev_server() {
         assert_eq!(counted["extra_info"]["snapshot_id"], snapshot);
 
         let body = json!({"name": "Cohorte", "request_query_snapshot_id": snapshot, "dated_measure_id": count});
-        let cohort = uuid(&created(&app, &token, "/cohort/cohorts/", body).await);
+        let cohort = uuid_of(&created(&app, &token, "/cohort/cohorts/", body).await);
         let events = events_until(&mut socket, &cohort, "finished").await;
         let statuses: Vec<&str> = events.iter().map(|e| e["status"].as_str().unwrap()).collect();
         let built = events.last().unwrap();
@@ -114,7 +103,7 @@ async fn the_cohort360_flow_runs_end_to_end_through_the_dev_server() {
         let requested = subjects.iter().position(|s| s == "Votre demande de rapport").expect("report requested");
         assert!(requested < subjects.iter().position(|s| s == "Votre rapport est prêt").unwrap());
         let (status, _) = app
-            .call(Method::GET, &format!("/cohort/feasibility-studies/{}/download/", uuid(&study)))
+            .call(Method::GET, &format!("/cohort/feasibility-studies/{}/download/", uuid_of(&study)))
             .token(&token)
             .send()
             .await;
@@ -134,8 +123,9 @@ async fn failures_written_by_the_worker_or_the_sweeper_reach_the_owner() {
     let snapshot = snapshot(&app, &token, QUERY).await;
     let worker = app.worker(Some("http://127.0.0.1:9"), 20_000); // nothing listens there
 
-    let count =
-        uuid(&created(&app, &token, "/cohort/dated-measures/", json!({"request_query_snapshot_id": snapshot})).await);
+    let count = uuid_of(
+        &created(&app, &token, "/cohort/dated-measures/", json!({"request_query_snapshot_id": snapshot})).await,
+    );
     created(&app, &token, "/cohort/feasibility-studies/", json!({"request_query_snapshot_id": snapshot})).await;
     for job in app.queued_jobs().await {
         worker.handle(&job.to_string()).await.expect("a launch failure is recorded, not retried");
@@ -146,8 +136,9 @@ async fn failures_written_by_the_worker_or_the_sweeper_reach_the_owner() {
     assert_eq!(app.outbox.subjects_to(ALICE_MAIL), ["Votre demande de rapport a échoué"]);
 
     // A count whose message was lost stays `new`: the sweeper ends it past its deadline.
-    let stuck =
-        uuid(&created(&app, &token, "/cohort/dated-measures/", json!({"request_query_snapshot_id": snapshot})).await);
+    let stuck = uuid_of(
+        &created(&app, &token, "/cohort/dated-measures/", json!({"request_query_snapshot_id": snapshot})).await,
+    );
     app.queued_jobs().await;
     let deadlines = Deadlines::parse("new=30m").unwrap();
     let report = c360::sweeper::sweep(&app.state.job_news(), &deadlines, time::now() + ::time::Duration::hours(1))

@@ -88,11 +88,9 @@ impl<M: Mailer + Sync> JobNews<'_, M> {
 
     /// A feasibility study was launched, is ready or failed: its owner's e-mail.
     pub async fn study(&self, study: &FeasibilityStudy, news: ReportNews) -> StoreResult<()> {
-        let Some(owner) = self.store.user(&study.owner).await? else { return Ok(()) };
-        let name = match studied_request(self.store, study).await? {
-            Some((request, _)) => request.name,
-            None => String::new(),
-        };
+        let (owner, studied) = tokio::join!(self.store.user(&study.owner), studied_request(self.store, study));
+        let Some(owner) = owner? else { return Ok(()) };
+        let name = studied?.map(|(request, _)| request.name).unwrap_or_default();
         let email = notify::feasibility_report(self.settings, &owner, &name, news);
         notify::deliver(self.mailer, email, "feasibility_report").await;
         Ok(())

@@ -15,6 +15,13 @@ pub async fn post(app: &TestApp, token: &str, path: &str, body: Value) -> (Statu
     app.call(Method::POST, path).token(token).json(body).send().await
 }
 
+/// A POST that must answer 201; returns the created object.
+pub async fn created(app: &TestApp, token: &str, path: &str, body: Value) -> Value {
+    let (status, created) = post(app, token, path, body).await;
+    assert_eq!(status, StatusCode::CREATED, "{path}: {created}");
+    created
+}
+
 pub async fn patch(app: &TestApp, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
     app.call(Method::PATCH, path).token(token).json(body).send().await
 }

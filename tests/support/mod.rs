@@ -331,6 +331,14 @@ impl LogCapture {
     }
 }
 
+/// The fake FHIR server (any bearer token accepted by `$query`), served on a free port; returns it and
+/// its `FHIR_URL`.
+pub async fn fake_fhir() -> (Arc<fakes::fhir::FhirServer>, String) {
+    let fhir = Arc::new(fakes::fhir::FhirServer::new("", 100, vec![]));
+    let (url, _) = fakes::spawn(fakes::fhir::router("/fhir", fhir.clone()), 0).await.expect("serve the fake FHIR");
+    (fhir, format!("{url}/fhir"))
+}
+
 /// A mailer that keeps what it is asked to send, for tests that read the e-mails (moto's SES has
 /// no API to read sent mail back).
 #[derive(Clone, Default)]
