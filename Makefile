@@ -23,7 +23,7 @@ LAMBDA_CRATES := auth-api users-api accesses-api cohort-api exports-api platform
                  cohort-worker export-worker scheduled-tasks
 
 .PHONY: help dev test tools emulator emulator-stop emulator-status dynalite dynalite-stop dynalite-status \
-        bootstrap lint fmt clippy cfn-lint build-lambdas bench bench-accesses bench-cohort clean-dev
+        bootstrap lint fmt clippy cfn-lint build-lambdas bench bench-accesses bench-logs bench-cohort clean-dev
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -85,6 +85,9 @@ bench: ## foundation load run (infra/scripts/bench.sh), DynamoDB on dynalite (BE
 
 bench-accesses: ## accesses load run on dynalite: large tree, 2,000 users, 10,000 accesses -> docs/benchmarks.md
 	@infra/scripts/bench-accesses.sh
+
+bench-logs: ## /logs/ load run on dynalite: 100,000 request logs over 90 days, 200 users -> docs/benchmarks.md
+	@infra/scripts/bench-logs.sh
 
 bench-cohort: ## cohort workspace load run on dynalite: 150 owners, 5,000 requests, 20,000 snapshots -> docs/benchmarks.md
 	@infra/scripts/bench-cohort.sh

@@ -195,23 +195,22 @@ async fn legacy_sha256_password_is_accepted_once_and_upgraded_to_argon2() {
 }
 
 #[tokio::test]
-async fn the_identity_server_is_asked_before_the_local_password() {
+async fn users_without_a_local_password_log_in_through_the_identity_server() {
     let people = fakes::identity::parse_people("1000002:from-identity:Marie:CURIE:marie@x.fr");
     let (url, _server) = fakes::spawn(fakes::identity::router("identity-key", people), 0).await.unwrap();
     let app =
         TestApp::with_settings(&[("IDENTITY_SERVER_URL", &url), ("IDENTITY_SERVER_AUTH_TOKEN", "identity-key")]).await;
-    app.account("1000002", None).await;
-    let (status, _) = app
-        .call(Method::POST, "/auth/login/")
-        .json(json!({"username": "1000002", "password": "from-identity"}))
-        .send()
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    // The local password still works when the service says no.
-    app.login("1000002").await;
-    let (status, _) =
-        app.call(Method::POST, "/auth/login/").json(json!({"username": "1000002", "password": "neither"})).send().await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (admin, _) = app.login(ADMIN).await;
+    let marie = json!({"username": "1000002", "firstname": "Marie", "lastname": "CURIE", "email": "marie@x.fr"});
+    assert_eq!(app.call(Method::POST, "/users/").token(&admin).json(marie).send().await.0, StatusCode::CREATED);
+    for (password, expected) in [("from-identity", StatusCode::OK), ("neither", StatusCode::UNAUTHORIZED)] {
+        let (status, _) = app
+            .call(Method::POST, "/auth/login/")
+            .json(json!({"username": "1000002", "password": password}))
+            .send()
+            .await;
+        assert_eq!(status, expected, "{password}");
+    }
 }
 
 #[tokio::test]

@@ -57,6 +57,8 @@ unset AWS_SESSION_TOKEN AWS_PROFILE
 export AWS_REGION="${AWS_REGION:-us-east-1}"
 export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-$AWS_REGION}"
 export AWS_ENDPOINT_URL="${AWS_ENDPOINT_URL:-http://127.0.0.1:${EMULATOR_PORT:-4566}}"
+# The dev server's own address, for absolute pagination links.
+export PUBLIC_BASE_URL="${PUBLIC_BASE_URL:-http://127.0.0.1:${PORT:-8000}}"
 
 unset _c360_repo _c360_seen _c360_k
 unset -f _c360_load_env_file

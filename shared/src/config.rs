@@ -70,7 +70,15 @@ pub struct Settings {
     pub username_regex: String,
     pub email_regex: String,
     pub request_log_retention_days: i64,
+    /// Rows `/logs/` reads at most to count a filter its counters do not answer; past it the count is
+    /// an estimate (`X-Count-Estimated: true`).
+    pub request_log_count_budget: usize,
     pub frontend_url: String,
+    /// `FRONTEND_URLS`: the origins allowed by CORS (comma-separated, as in the original).
+    pub frontend_origins: Vec<String>,
+    /// `PUBLIC_BASE_URL`: where clients reach this API (pagination links); unset under Lambda, API
+    /// Gateway's stage URL is used. Never taken from a request header.
+    pub public_base_url: Option<String>,
     pub http_timeout: Duration,
     /// Where cohort jobs (counts, creations, studies) are queued; required to create them.
     pub cohort_jobs_queue_url: Option<String>,
@@ -139,6 +147,11 @@ impl FhirSettings {
 impl Settings {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| env::var(name).ok())
+    }
+
+    /// The users of the applicative actors (QueryExecutor, Solr ETL, rollout), configured or not.
+    pub fn is_applicative_user(&self, username: &str) -> bool {
+        [&self.query_executor_username, &self.solr_etl_username, &self.rollout_username].iter().any(|u| *u == username)
     }
 
     /// Reads settings through `lookup` so tests can build them without touching the process environment.
@@ -233,7 +246,24 @@ impl Settings {
             username_regex: or("USERNAME_REGEX", "[0-9]"),
             email_regex: or("EMAIL_REGEX", r"^[\w.+-]+@[\w-]+\.[\w]+$"),
             request_log_retention_days: number("REQUEST_LOG_RETENTION_DAYS", 90)?.clamp(1, 3650),
+            request_log_count_budget: number("REQUEST_LOG_COUNT_BUDGET", 5_000)?.clamp(1, 1_000_000) as usize,
             frontend_url: or("FRONTEND_URL", "http://localhost:3000"),
+            frontend_origins: list("FRONTEND_URLS", "http://localhost:3000")
+                .into_iter()
+                .map(|o| o.trim_end_matches('/').to_owned())
+                .collect(),
+            public_base_url: match get("PUBLIC_BASE_URL") {
+                Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+                    Some(url.trim_end_matches('/').to_owned())
+                }
+                Some(url) => {
+                    return Err(ConfigError::Invalid {
+                        name: "PUBLIC_BASE_URL".into(),
+                        reason: format!("{url:?} is not an http(s) URL"),
+                    })
+                }
+                None => None,
+            },
             http_timeout: Duration::from_secs(number("HTTP_CLIENT_TIMEOUT_SECONDS", 60)?.max(1) as u64),
             cohort_jobs_queue_url: get("COHORT_JOBS_QUEUE_URL"),
             cohort_size_limit: number("COHORT_SIZE_LIMIT", 20_000)?,

@@ -8,7 +8,7 @@ use crate::{
         perimeter::{parse_csv, Perimeter},
         rights::{Access, Profile, Right, RightSet, Role},
         time::{self as t, DateTime},
-        user::{User, Window},
+        user::{Credentials, User, Window},
     },
     error::{AppError, AppResult},
     store::{Condition, DynamoStore, StoreError},
@@ -131,6 +131,7 @@ pub async fn ensure_account(store: &DynamoStore, account: NewAccount<'_>, now: D
     if let Some(pw) = account.password {
         user.password = Some(password::hash(pw).map_err(AppError::Internal)?);
     }
+    user.credentials = Some(if account.password.is_some() { Credentials::Local } else { Credentials::External });
     user.directory.manual_profile = true;
     let profile = Profile::manual(store.next_id("profile").await?, account.username, now);
     let access = match &account.role {

@@ -202,6 +202,16 @@ impl TestApp {
         }
     }
 
+    /// An app over `settings` as they are: no table, queue or data is created (failure tests).
+    pub async fn unseeded(settings: c360::config::Settings) -> Self {
+        dynamodb().await;
+        let sdk = SDK_CONFIG.get().expect("loaded by dynamodb()");
+        let outbox = Outbox::default();
+        let state = AppState::with_mailer(settings, sdk, c360::mail::SharedMailer::new(outbox.clone()))
+            .expect("valid test state");
+        Self { router: dev_server::app(&state), state, outbox }
+    }
+
     pub async fn with_settings(extra: &[(&str, &str)]) -> Self {
         let table = fresh_table().await;
         let queue = fresh_queue().await;

@@ -14,7 +14,10 @@ use c360::{
         password::{self, Verdict},
         AuthMethod,
     },
-    domain::time,
+    domain::{
+        time,
+        user::{Credentials, User},
+    },
     error::{AppError, AppResult},
     http::{api::combine, Api, AppState, Body, Caller, Exposure, MethodPolicy, Principal, RouteSpec},
     store::StoreError,
@@ -79,25 +82,38 @@ async fn login_with_credentials(state: &AppState, body: &Map<String, Value>) -> 
     };
     let user = state.store.user(&username).await?;
 
-    // The external identity service is asked first; the local password is the fallback.
-    let mut vouched = false;
-    if let (Some(identity), Some(_)) = (&state.identity, &user) {
-        match identity.authenticate(&username, &password).await {
-            Ok(ok) => vouched = ok,
-            Err(err) => tracing::warn!(error = %err, "identity server check failed; trying the local password"),
-        }
-    }
     let mut upgraded_hash = None;
-    if !vouched {
-        let stored = user.as_ref().and_then(|u| u.password.clone());
-        match password::verify_off_runtime(stored, password.clone()).await.map_err(AppError::Internal)? {
-            Verdict::Valid { needs_upgrade: true } => {
-                upgraded_hash = Some(password::hash_off_runtime(password).await.map_err(AppError::Internal)?);
+    let valid = match user.as_ref().map(User::credentials) {
+        // The identity server holds these users' passwords (the original's authentication hook); a
+        // local hash on such a user is never accepted.
+        Some(Credentials::External) => match &state.identity {
+            Some(identity) => identity.authenticate(&username, &password).await.unwrap_or_else(|err| {
+                tracing::warn!(error = %err, "identity server check failed");
+                false
+            }),
+            None => {
+                // Same work as a wrong local password: the timing does not tell who is external.
+                password::verify_off_runtime(None, password).await.map_err(AppError::Internal)?;
+                false
             }
-            Verdict::Valid { needs_upgrade: false } => {}
-            // Same answer for an unknown user and a wrong password: no account enumeration.
-            Verdict::Invalid => return Err(AppError::LoginFailed(INVALID_CREDENTIALS.into())),
+        },
+        // Local users, and unknown usernames (checked against a dummy hash, same timing).
+        _ => {
+            let stored = user.as_ref().and_then(|u| u.password.clone());
+            match password::verify_off_runtime(stored, password.clone()).await.map_err(AppError::Internal)? {
+                Verdict::Valid { needs_upgrade } => {
+                    if needs_upgrade {
+                        upgraded_hash = Some(password::hash_off_runtime(password).await.map_err(AppError::Internal)?);
+                    }
+                    true
+                }
+                Verdict::Invalid => false,
+            }
         }
+    };
+    // Same answer for an unknown user and a wrong password: no account enumeration.
+    if !valid {
+        return Err(AppError::LoginFailed(INVALID_CREDENTIALS.into()));
     }
     let Some(mut user) = user else { return Err(AppError::LoginFailed(INVALID_CREDENTIALS.into())) };
 
@@ -168,8 +184,12 @@ async fn refresh(State(state): State<AppState>, principal: Arc<Principal>, Body(
         state.tokens.verify(refresh_token, TokenType::Refresh).map_err(|e| AppError::BadRequest(e.to_string()))?;
     let owner = principal.impersonator.as_deref().unwrap_or(&principal.username);
     let now = time::now().unix_timestamp();
-    let stored = state.store.refresh_token(&claims.jti).await?;
-    if claims.username != owner || !stored.is_some_and(|r| r.username == owner && r.exp > now) {
+    let (stored, owner_user) = match &principal.impersonator {
+        None => (state.store.refresh_token(&claims.jti).await?, principal.user.clone()),
+        Some(_) => tokio::try_join!(state.store.refresh_token(&claims.jti), state.store.user(owner))?,
+    };
+    let revoked = owner_user.is_none_or(|u| u.token_predates_credentials(claims.iat));
+    if revoked || claims.username != owner || !stored.is_some_and(|r| r.username == owner && r.exp > now) {
         return Err(AppError::BadRequest(INVALID_TOKEN.into()));
     }
     let pair = state.tokens.issue_pair(owner, now).map_err(AppError::Internal)?;

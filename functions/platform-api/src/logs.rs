@@ -1,21 +1,30 @@
 //! `/logs/` (spec §9.4): the request audit log, for full admins.
+//!
+//! A listing never reads the whole log: the store counts with its day counters where they answer
+//! the filter, reads a bounded number of rows where they do not (then the count is an estimate,
+//! flagged by `X-Count-Estimated: true`), and reads only the day(s) the requested page falls in
+//! (`docs/data-model.md`, "Request logs").
 use std::{collections::HashMap, sync::Arc};
 
 use axum::{
     extract::{Path, State},
-    http::Method,
+    http::{HeaderName, HeaderValue, Method},
+    response::{IntoResponse, Response},
     Json, Router,
 };
 use c360::{
     domain::{request_log::RequestLog, time, user::User},
     error::{AppError, AppResult},
     http::{
-        listing::{sort_by, ListQuery, SortValue},
+        listing::{matches_search, ListQuery, Page, PAGE_SIZE},
         Api, AppState, Exposure, MethodPolicy, Principal, RouteSpec,
     },
-    store::LogQuery,
+    store::{LogCondition, LogPredicate, LogScan},
 };
 use serde_json::Value;
+
+/// Set (to `true`) when the `count` of a page is extrapolated from part of the rows.
+pub const COUNT_ESTIMATED_HEADER: &str = "x-count-estimated";
 
 pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
     Api::new(state, "logs")
@@ -46,51 +55,104 @@ fn date_param(query: &ListQuery, name: &str) -> AppResult<Option<time::DateTime>
         .transpose()
 }
 
-async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: ListQuery) -> AppResult<Json<Value>> {
-    principal.ensure(Principal::is_full_admin)?;
+/// The filters of §9.4 as the store takes them; `None` when the filter matches nothing.
+fn scan_of(state: &AppState, query: &ListQuery) -> AppResult<Option<LogScan>> {
     let orders = query.ordering("ordering", &["requested_at"])?;
-    let after = date_param(&query, "requested_at_after")?;
+    let after = date_param(query, "requested_at_after")?;
     // A bare date as upper bound includes that whole day.
-    let before = date_param(&query, "requested_at_before")?.map(|b| {
+    let before = date_param(query, "requested_at_before")?.map(|b| {
         if query.get("requested_at_before").is_some_and(|r| r.len() == 10) {
             b + ::time::Duration::days(1) - ::time::Duration::microseconds(1)
         } else {
             b
         }
     });
-    let (min_ms, max_ms) = (int_param(&query, "response_ms_min")?, int_param(&query, "response_ms_max")?);
+    let (min_ms, max_ms) = (int_param(query, "response_ms_min")?, int_param(query, "response_ms_max")?);
     let statuses = query
         .list("status_code")
         .map(|codes| codes.iter().map(|c| c.parse::<u16>()).collect::<Result<Vec<_>, _>>())
         .transpose()
         .map_err(|_| AppError::field("status_code", "Enter a whole number."))?;
-    let methods: Option<Vec<String>> = query.list("method").map(|m| m.iter().map(|x| x.to_uppercase()).collect());
-    let exact = |value: Option<&str>, param: &str| query.get(param).is_none_or(|wanted| value == Some(wanted));
-    let icontains = |value: Option<&str>, param: &str| {
-        query.get(param).is_none_or(|wanted| value.is_some_and(|v| v.to_lowercase().contains(&wanted.to_lowercase())))
-    };
-    let now = time::now();
-    let mut logs: Vec<RequestLog> = state
-        .store
-        .request_logs(&LogQuery { after, before }, state.settings.request_log_retention_days, now)
-        .await?
-        .into_iter()
-        .filter(|l| after.is_none_or(|a| l.requested_at >= a) && before.is_none_or(|b| l.requested_at <= b))
-        .filter(|l| exact(l.user.as_deref(), "user") && exact(Some(&l.path), "path") && exact(Some(&l.view), "view"))
-        .filter(|l| exact(Some(&l.view_method), "view_method") && exact(l.host.as_deref(), "host"))
-        .filter(|l| exact(l.username_persistent.as_deref(), "username_persistent"))
-        .filter(|l| methods.as_ref().is_none_or(|m| m.contains(&l.method)))
-        .filter(|l| statuses.as_ref().is_none_or(|s| s.contains(&l.status_code)))
-        .filter(|l| min_ms.is_none_or(|m| l.response_ms >= m) && max_ms.is_none_or(|m| l.response_ms <= m))
-        .filter(|l| icontains(Some(&l.path), "path_contains") && icontains(l.data.as_deref(), "data"))
-        // Responses and errors are never stored (as in the original): those filters match nothing.
-        .filter(|_| query.get("response").is_none() && query.get("errors").is_none())
-        .collect();
-    if orders.is_empty() {
-        logs.sort_by_key(|l| std::cmp::Reverse(l.id));
+    // Responses and errors are never stored (as in the original): those filters match nothing.
+    if query.get("response").is_some() || query.get("errors").is_some() {
+        return Ok(None);
     }
-    sort_by(&mut logs, &orders, |l, _| SortValue::Int(l.id));
-    Ok(Json(query.page(with_user_details(&state, &logs).await?)?))
+    let mut conditions = Vec::new();
+    if let Some(methods) = query.list("method") {
+        conditions.push(LogCondition::Methods(methods.iter().map(|m| m.to_uppercase()).collect()));
+    }
+    if let Some(statuses) = statuses {
+        conditions.push(LogCondition::Statuses(statuses));
+    }
+    for attribute in ["path", "view", "view_method", "host", "username_persistent"] {
+        if let Some(value) = query.get(attribute) {
+            conditions.push(LogCondition::Equals(attribute, value.to_owned()));
+        }
+    }
+    conditions.extend(min_ms.map(LogCondition::ResponseMsAtLeast));
+    conditions.extend(max_ms.map(LogCondition::ResponseMsAtMost));
+    Ok(Some(LogScan {
+        user: query.get("user").map(str::to_owned),
+        after,
+        before,
+        conditions,
+        residual: residual_filter(query),
+        ascending: orders.first().is_some_and(|o| !o.descending),
+        retention_days: state.settings.request_log_retention_days,
+        now: time::now(),
+        count_budget: state.settings.request_log_count_budget,
+    }))
+}
+
+/// `path_contains`, `data` (icontains) and `search` (every term in the path, view, user or query
+/// string, case-insensitively): no index serves them, the rows read are checked.
+fn residual_filter(query: &ListQuery) -> Option<LogPredicate> {
+    let lower = |name: &str| query.get(name).map(str::to_lowercase);
+    let (path_contains, data) = (lower("path_contains"), lower("data"));
+    let terms = query.search_terms();
+    if path_contains.is_none() && data.is_none() && terms.is_empty() {
+        return None;
+    }
+    let contains = |value: Option<&str>, wanted: &Option<String>| {
+        wanted.as_ref().is_none_or(|w| value.is_some_and(|v| v.to_lowercase().contains(w)))
+    };
+    Some(Arc::new(move |l: &RequestLog| {
+        contains(Some(&l.path), &path_contains)
+            && contains(l.data.as_deref(), &data)
+            && matches_search(&terms, &[Some(&l.path), Some(&l.view), l.user.as_deref(), Some(&l.query_params)])
+    }))
+}
+
+/// The offset of the requested page (`page_of` has validated the parameter against `count`).
+fn page_offset(query: &ListQuery, count: usize) -> usize {
+    let page = match query.get("page") {
+        Some("last") => count.div_ceil(PAGE_SIZE).max(1),
+        Some(raw) => raw.parse::<usize>().unwrap_or(1),
+        None => 1,
+    };
+    (page - 1) * PAGE_SIZE
+}
+
+async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: ListQuery) -> AppResult<Response> {
+    principal.ensure(Principal::is_full_admin)?;
+    let Some(scan) = scan_of(&state, &query)? else {
+        return Ok(Json(query.page(Vec::new())?).into_response());
+    };
+    let mut listing = state.store.plan_request_logs(&scan).await?;
+    // The envelope's validation and links, over placeholders: only the page's rows are read.
+    let page = query.page_of(vec![(); listing.count])?;
+    let offset = page_offset(&query, listing.count);
+    let logs = state.store.request_logs_page(&scan, &mut listing, offset, page.results.len()).await?;
+    // An estimated count may promise more rows than exist: the page shows those that do.
+    let results = with_user_details(&state, &logs).await?;
+    let body = Page { count: page.count, next: page.next, previous: page.previous, results }.envelope(|v| v);
+    let mut response = Json(body).into_response();
+    if listing.estimated {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(COUNT_ESTIMATED_HEADER), HeaderValue::from_static("true"));
+    }
+    Ok(response)
 }
 
 async fn retrieve(
@@ -103,4 +165,22 @@ async fn retrieve(
     let log = state.store.request_log(id).await?.ok_or(AppError::NotFound("APIRequestLog"))?;
     let mut values = with_user_details(&state, std::slice::from_ref(&log)).await?;
     Ok(Json(values.pop().unwrap_or(Value::Null)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_offset_agrees_with_the_envelope() {
+        for count in [0, 1, 19, 20, 21, 45, 1000] {
+            for page in ["1", "2", "3", "last", "+2", "0003", "50"] {
+                let query = ListQuery::from_pairs(&[("page", page)], "http://h/logs/");
+                if let Ok(envelope) = query.page_of((0..count).collect::<Vec<usize>>()) {
+                    let expected = envelope.results.first().copied().unwrap_or(0);
+                    assert_eq!(page_offset(&query, count), expected, "count {count}, page {page}");
+                }
+            }
+        }
+    }
 }

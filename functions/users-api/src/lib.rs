@@ -9,15 +9,24 @@ use axum::{
 };
 use c360::{
     auth::password,
-    domain::{rights::Profile, time, user::User},
+    domain::{
+        access_rules::may_modify_user,
+        rights::{Profile, RightSet},
+        time,
+        user::{Credentials, User},
+    },
     error::{AppError, AppResult},
     http::{
         listing::{matches_search, sort_by, ListQuery, SortValue},
         Api, AppState, Body, Exposure, MethodPolicy, Principal, RouteSpec,
     },
-    store::users::UserWriteError,
+    store::{users::UserWriteError, UserBundle},
 };
 use serde_json::{json, Value};
+
+const APPLICATIVE_USER: &str = "Applicative users cannot be modified through the API.";
+const RIGHTS_BEYOND_CALLER: &str = "You cannot modify a user who holds rights you could not grant.";
+const PASSWORD_NOT_LOCAL: &str = "This user logs in through the identity server or OIDC: no password can be set here.";
 
 const ORDERING: [&str; 6] = ["firstname", "lastname", "username", "email", "created_by", "updated_by"];
 
@@ -126,6 +135,8 @@ async fn create_user(
     let new = state.user_rules.validate_new(&body)?;
     let now = time::now();
     let mut user = User::new(&new.username, &new.firstname, &new.lastname, Some(&new.email), now);
+    // A user created with a password logs in with it; one without is the identity server's.
+    user.credentials = Some(if new.password.is_some() { Credentials::Local } else { Credentials::External });
     user.password = hash_password(new.password).await?;
     user.created_by = Some(principal.username.clone());
     user.updated_by = Some(principal.username.clone());
@@ -136,6 +147,32 @@ async fn create_user(
     Ok((StatusCode::CREATED, Json(user.to_json(me.clone(), me))).into_response())
 }
 
+/// Who may change whom (docs/architecture.md): nobody changes an applicative user; a caller may
+/// change itself; otherwise only a user all of whose rights the caller could grant (§4.5).
+async fn ensure_may_modify(state: &AppState, principal: &Principal, target: &UserBundle) -> AppResult<()> {
+    if state.settings.is_applicative_user(&target.user.username) {
+        return Err(AppError::PermissionDenied(APPLICATIVE_USER.into()));
+    }
+    if principal.is_full_admin() || target.user.username == principal.username {
+        return Ok(());
+    }
+    let (roles, now) = (state.roles().await?, time::now());
+    let held: Vec<(RightSet, Option<i64>)> = target
+        .accesses
+        .iter()
+        .filter(|a| !a.has_ended_at(now))
+        .filter_map(|a| {
+            roles.get(&a.role_id).filter(|r| r.delete_datetime.is_none()).map(|r| (r.rights, a.perimeter_id))
+        })
+        .collect();
+    // The tree only matters when the target holds something.
+    if held.is_empty() || may_modify_user(&principal.grants, &held, &*state.perimeter_tree().await?) {
+        Ok(())
+    } else {
+        Err(AppError::PermissionDenied(RIGHTS_BEYOND_CALLER.into()))
+    }
+}
+
 async fn patch_user(
     State(state): State<AppState>,
     principal: Arc<Principal>,
@@ -143,8 +180,10 @@ async fn patch_user(
     Body(body): Body,
 ) -> AppResult<Json<Value>> {
     principal.ensure(Principal::can_manage_users)?;
-    let mut user = state.store.user(&username).await?.ok_or(AppError::NotFound("User"))?;
+    let target = state.store.user_bundle(&username).await?.ok_or(AppError::NotFound("User"))?;
+    ensure_may_modify(&state, &principal, &target).await?;
     let changes = state.user_rules.validate_changes(&body)?;
+    let mut user = target.user;
     let previous_email = user.email.clone();
     if let Some(v) = changes.firstname {
         user.firstname = Some(v);
@@ -155,12 +194,18 @@ async fn patch_user(
     if let Some(v) = changes.email {
         user.email = Some(v);
     }
-    // The original stores a patched password in clear text; we hash it like any other.
-    if let Some(hash) = hash_password(changes.password).await? {
-        user.password = Some(hash);
+    let now = time::now();
+    // The original stores a patched password in clear text; we hash it, and only for local users.
+    if let Some(password) = changes.password {
+        if user.credentials() != Credentials::Local {
+            return Err(AppError::field("password", PASSWORD_NOT_LOCAL));
+        }
+        user.password = hash_password(Some(password)).await?;
+        // Every token issued before now, refresh tokens included, stops working.
+        user.credentials_changed_at = Some(now);
     }
     user.updated_by = Some(principal.username.clone());
-    user.update_datetime = time::now();
+    user.update_datetime = now;
     state.store.update_user(&user, previous_email.as_deref()).await.map_err(write_error)?;
     let (created_by, updated_by) = state.creator_names(&user).await?;
     Ok(Json(user.to_json(created_by, updated_by)))

@@ -92,6 +92,14 @@ pub fn can_manage(grants: &[Grant], role: RightSet, perimeter: Option<i64>, tree
     (can_admin || !role.any(&NEEDS_ADMIN_MANAGEMENT)) && (can_data || !role.any(&NEEDS_DATA_MANAGEMENT))
 }
 
+/// Who may change whom (docs/architecture.md): the caller may change a user's identity or
+/// credentials only if it could grant every right that user holds or will hold, i.e. §4.5 holds
+/// for each of the target's accesses that has not ended (`(role rights, perimeter)`). Full admins
+/// may change anyone; a user holding no right may be changed by any user manager.
+pub fn may_modify_user(grants: &[Grant], target: &[(RightSet, Option<i64>)], tree: &PerimeterTree) -> bool {
+    is_full_admin(grants) || target.iter().all(|(rights, perimeter)| can_manage(grants, *rights, *perimeter, tree))
+}
+
 /// §4.7: the highest perimeters where the caller may manage accesses. A caller without any valid
 /// access gets none (the original answers the root: a quirk no client relies on).
 pub fn manageable_perimeters(grants: &[Grant], tree: &PerimeterTree) -> Vec<i64> {
@@ -512,6 +520,27 @@ mod tests {
 
     fn on(perimeter_id: i64, rights: RightSet) -> Grant {
         Grant { perimeter_id, rights }
+    }
+
+    #[test]
+    fn a_user_manager_may_only_change_users_whose_rights_it_could_grant() {
+        let tree = demo_tree();
+        let user_manager = [on(9999, set(&[Right::MANAGE_USERS]))];
+        // The reproduction of the security issue: a user manager and a full admin.
+        assert!(!may_modify_user(&user_manager, &[(full_admin(), Some(9999))], &tree));
+        assert!(may_modify_user(&user_manager, &[], &tree), "a user without rights");
+        assert!(!may_modify_user(&user_manager, &[(pseudo_reader(), Some(10))], &tree));
+        // A data manager of 2 (inferior levels) may change a reader below 2, not one on 0 nor a manager.
+        let data = [on(2, data_manager_inferior())];
+        assert!(may_modify_user(&data, &[(nominative_reader(), Some(13)), (pseudo_reader(), Some(10))], &tree));
+        assert!(!may_modify_user(&data, &[(nominative_reader(), Some(13)), (pseudo_reader(), Some(3))], &tree));
+        assert!(!may_modify_user(&data, &[(data_manager(), Some(13))], &tree));
+        assert!(!may_modify_user(&data, &[(pseudo_reader(), None)], &tree), "an access without perimeter");
+        // An admin manager grants data managers, never admin managers nor full admins.
+        let admin = [on(9999, admin_manager())];
+        assert!(may_modify_user(&admin, &[(data_manager(), Some(10))], &tree));
+        assert!(!may_modify_user(&admin, &[(admin_manager_same_level(), Some(10))], &tree));
+        assert!(may_modify_user(&[on(3, full_admin())], &[(full_admin(), Some(9999))], &tree));
     }
 
     /// §4.11 on the demo tree (9999 → 2 → 10 → 13, 14; 9999 → 0 → 3): a right must hold on every perimeter.

@@ -199,6 +199,11 @@ impl Access {
             && self.start_datetime.is_none_or(|s| s <= now)
             && self.end_datetime.is_none_or(|e| e > now)
     }
+
+    /// Deleted, or past its end: it grants nothing now nor later.
+    pub fn has_ended_at(&self, now: DateTime) -> bool {
+        self.delete_datetime.is_some() || self.end_datetime.is_some_and(|e| e <= now)
+    }
 }
 
 /// The valid accesses of active profiles as (perimeter, rights of the role) grants: the input of

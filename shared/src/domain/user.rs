@@ -34,6 +34,25 @@ pub struct User {
     /// (`manual_only`, `with_access`) need no read of other items.
     #[serde(default)]
     pub directory: Directory,
+    /// Who checks this user's password; absent on records written before the field existed (see
+    /// [`User::credentials`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<Credentials>,
+    /// Tokens issued before this instant are refused: set when the password is changed here.
+    #[serde(with = "time::iso_format::option", default, skip_serializing_if = "Option::is_none")]
+    pub credentials_changed_at: Option<DateTime>,
+}
+
+/// Where a user's identity is held, which decides what the login accepts and whether the API may
+/// set a password (docs/architecture.md, "Who may change whom").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Credentials {
+    /// A password hashed here: the seeded admin, users created with a password. Only that password
+    /// logs them in.
+    Local,
+    /// The identity server or an OIDC provider: no local password is ever accepted or set.
+    External,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -74,7 +93,20 @@ impl User {
             update_datetime: now,
             delete_datetime: None,
             directory: Directory::default(),
+            credentials: None,
+            credentials_changed_at: None,
         }
+    }
+
+    /// Where this user's identity is held. Records older than the field are local when they carry
+    /// a password hash (created with one, or the seeded admin), external otherwise.
+    pub fn credentials(&self) -> Credentials {
+        self.credentials.unwrap_or(if self.password.is_some() { Credentials::Local } else { Credentials::External })
+    }
+
+    /// Whether a token issued at `issued_at` (epoch seconds) predates the last password change.
+    pub fn token_predates_credentials(&self, issued_at: i64) -> bool {
+        self.credentials_changed_at.is_some_and(|changed| issued_at < changed.unix_timestamp())
     }
 
     /// The API form (spec §8); `created_by` / `updated_by` are display names, resolved by the caller.

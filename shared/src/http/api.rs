@@ -104,8 +104,9 @@ impl Api {
         H: Handler<T, AppState>,
         T: 'static,
     {
+        let authenticated = exposure != Exposure::Public;
         let layer = from_fn_with_state(self.state.clone(), move |state: State<AppState>, req: Request, next: Next| {
-            audit::record(state, view, req, next)
+            audit::record(state, view, authenticated, req, next)
         });
         let layered = handler.layer(layer);
         self.route(method, path, exposure, summary, layered)

@@ -1,6 +1,6 @@
 //! Per-request authentication (spec §2.6, §2.7), run lazily by the extractors: a handler that needs
 //! the caller pays one Query of the caller's partition; public handlers pay nothing.
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::{extract::FromRequestParts, http::request::Parts};
 
@@ -85,10 +85,6 @@ impl Caller {
     }
 }
 
-/// Set by the audit layer; the extractor fills it so the log knows who called.
-#[derive(Clone, Default)]
-pub struct CallerSlot(pub Arc<Mutex<Option<String>>>);
-
 /// The bearer token of a well-formed `Authorization: Bearer <token>` header.
 pub fn bearer_token(headers: &http::HeaderMap) -> Result<Option<&str>, AppError> {
     let Some(header) = headers.get(http::header::AUTHORIZATION) else { return Ok(None) };
@@ -162,15 +158,19 @@ pub async fn authenticate_user_token(
     method: AuthMethod,
     impersonated: Option<&str>,
 ) -> Result<Caller, AppError> {
-    let username = match method {
-        AuthMethod::Jwt => state.tokens.verify(token, TokenType::Access).ok().map(|c| c.username),
+    // Our own tokens carry their issue time: those issued before a password change are refused.
+    let verified = match method {
+        AuthMethod::Jwt => state.tokens.verify(token, TokenType::Access).ok().map(|c| (c.username, Some(c.iat))),
         AuthMethod::Oidc => match &state.oidc {
-            Some(oidc) => oidc.verify_access_token(token).await.ok(),
+            Some(oidc) => oidc.verify_access_token(token).await.ok().map(|username| (username, None)),
             None => None,
         },
     };
-    let Some(username) = username else { return Ok(Caller::Anonymous) };
+    let Some((username, issued_at)) = verified else { return Ok(Caller::Anonymous) };
     let Some(bundle) = state.store.user_bundle(&username).await? else { return Ok(Caller::Anonymous) };
+    if issued_at.is_some_and(|iat| bundle.user.token_predates_credentials(iat)) {
+        return Ok(Caller::Anonymous);
+    }
     let principal = principal_of(state, bundle, Some(method)).await?;
 
     match impersonated.map(str::trim) {
@@ -197,11 +197,6 @@ async fn cached_caller(parts: &mut Parts, state: &AppState) -> Result<Caller, Ap
         return Ok(caller.clone());
     }
     let caller = authenticate(state, parts).await?;
-    if let (Some(slot), Some(p)) = (parts.extensions.get::<CallerSlot>(), caller.principal()) {
-        if let Ok(mut name) = slot.0.lock() {
-            *name = Some(p.username.clone());
-        }
-    }
     parts.extensions.insert(caller.clone());
     Ok(caller)
 }

@@ -7,7 +7,6 @@ use axum::{
 };
 use serde_json::{Map, Value};
 
-use super::audit::BodySlot;
 use crate::error::AppError;
 
 /// The parsed body: an empty object when there is no body.
@@ -26,14 +25,7 @@ impl<S: Send + Sync> FromRequest<S> for Body {
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let slot = req.extensions().get::<BodySlot>().cloned();
-        let body = Self::parse(req, state).await?;
-        if let Some(slot) = slot {
-            if let Ok(mut saved) = slot.0.lock() {
-                *saved = Some(body.0.clone());
-            }
-        }
-        Ok(body)
+        Self::parse(req, state).await
     }
 }
 

@@ -6,8 +6,10 @@ use axum::{
     extract::{FromRequestParts, OriginalUri},
     http::request::Parts,
 };
+use lambda_http::request::RequestContext;
 use serde_json::{json, Value};
 
+use super::state::AppState;
 use crate::{
     domain::time::{self, DateTime},
     error::AppError,
@@ -23,19 +25,31 @@ pub struct ListQuery {
     base_url: String,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for ListQuery {
+impl FromRequestParts<AppState> for ListQuery {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let uri =
             OriginalUri::from_request_parts(parts, state).await.map(|u| u.0).unwrap_or_else(|_| parts.uri.clone());
-        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let scheme = header("x-forwarded-proto").unwrap_or_else(|| "http".into());
-        let host = header("x-forwarded-host").or_else(|| header("host")).unwrap_or_else(|| "localhost".into());
         // A malformed query string is treated as absent, as Django does.
         let pairs = uri.query().and_then(|q| serde_urlencoded::from_str(q).ok()).unwrap_or_default();
-        Ok(Self { pairs, base_url: format!("{scheme}://{host}{}", uri.path()) })
+        Ok(Self { pairs, base_url: format!("{}{}", public_base_url(parts, state), uri.path()) })
     }
+}
+
+/// Where clients reach the API, for absolute links: `PUBLIC_BASE_URL`, else the API Gateway stage
+/// this request came through, else `http://localhost`. Never a client-supplied header
+/// (`Host`, `X-Forwarded-*`): a link must not point anywhere a request chose.
+fn public_base_url(parts: &Parts, state: &AppState) -> String {
+    if let Some(url) = &state.settings.public_base_url {
+        return url.clone();
+    }
+    if let Some(RequestContext::ApiGatewayV1(ctx)) = parts.extensions.get::<RequestContext>() {
+        if let (Some(domain), Some(stage)) = (&ctx.domain_name, &ctx.stage) {
+            return format!("https://{domain}/{stage}");
+        }
+    }
+    "http://localhost".to_owned()
 }
 
 /// One page of rows and its links, before rendering.
@@ -188,13 +202,17 @@ impl ListQuery {
     }
 
     /// The `(limit, offset)` of LIMIT style: negative = everything (capped), 0 or garbage = 20.
+    /// Values beyond any integer type saturate instead of overflowing (a huge offset is an empty page).
     pub fn limit_offset(&self) -> (usize, usize) {
-        let limit = match self.get("limit").and_then(|l| l.parse::<i64>().ok()) {
+        let limit = match self.get("limit").and_then(whole_number) {
             Some(l) if l < 0 => MAX_LIMIT,
-            Some(l) if l > 0 => (l as usize).min(MAX_LIMIT),
+            Some(l) if l > 0 => usize::try_from(l).unwrap_or(usize::MAX).min(MAX_LIMIT),
             _ => PAGE_SIZE,
         };
-        let offset = self.get("offset").and_then(|o| o.parse::<usize>().ok()).unwrap_or(0);
+        let offset = match self.get("offset").and_then(whole_number) {
+            Some(o) if o > 0 => usize::try_from(o).unwrap_or(usize::MAX),
+            _ => 0,
+        };
         (limit, offset)
     }
 
@@ -208,8 +226,10 @@ impl ListQuery {
         let count = items.len();
         let (limit, offset) = self.limit_offset();
         let results: Vec<T> = items.into_iter().skip(offset).take(limit).collect();
-        let next = (offset + limit < count)
-            .then(|| self.link(&[("limit", Some(limit.to_string())), ("offset", Some((offset + limit).to_string()))]));
+        let next = offset
+            .checked_add(limit)
+            .filter(|end| *end < count)
+            .map(|end| self.link(&[("limit", Some(limit.to_string())), ("offset", Some(end.to_string()))]));
         let previous = (offset > 0).then(|| {
             if offset <= limit {
                 self.link(&[("limit", Some(limit.to_string())), ("offset", None)])
@@ -235,6 +255,21 @@ impl ListQuery {
             format!("{}?{}", self.base_url, serde_urlencoded::to_string(&pairs).unwrap_or_default())
         }
     }
+}
+
+/// A whole number as a query parameter spells it (`-5`, `+5`, `0005`), saturated to `i128` instead of
+/// failing or overflowing on any number of digits; `None` for anything else.
+pub fn whole_number(raw: &str) -> Option<i128> {
+    let raw = raw.trim();
+    let (negative, digits) = match raw.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, raw.strip_prefix('+').unwrap_or(raw)),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let magnitude = digits.parse::<u64>().map_or(i128::from(u64::MAX), i128::from);
+    Some(if negative { -magnitude } else { magnitude })
 }
 
 /// Inclusive datetime bounds; a value without a date is outside any bound.
@@ -329,6 +364,60 @@ mod tests {
         assert_eq!(mid["previous"], "http://h/r/?limit=10&offset=5");
         let second = ListQuery::from_pairs(&[("limit", "10"), ("offset", "10")], "http://h/r/").limited(items(50));
         assert_eq!(second["previous"], "http://h/r/?limit=10");
+    }
+
+    #[test]
+    fn hostile_offsets_and_limits_never_overflow() {
+        let at = |limit: &str, offset: &str| {
+            ListQuery::from_pairs(&[("limit", limit), ("offset", offset)], "http://h/r/").limited(items(50))
+        };
+        let huge = at("20", "18446744073709551615");
+        assert_eq!(huge["results"], json!([]));
+        assert_eq!((huge["count"].as_u64(), &huge["next"]), (Some(50), &Value::Null));
+        assert_eq!(huge["previous"], "http://h/r/?limit=20&offset=18446744073709551595");
+        let last = at("18446744073709551615", "49");
+        assert_eq!((&last["results"], &last["next"]), (&json!([49]), &Value::Null));
+        assert_eq!(at("99999999999999999999999999", "-99999999999999999999")["results"].as_array().unwrap().len(), 50);
+    }
+
+    proptest::proptest! {
+        /// Any `limit` / `offset`, numeric or not, in or beyond every integer range: a page of the
+        /// right slice and links that point inside the list.
+        #[test]
+        fn limit_offset_is_total(limit in limit_or_offset(), offset in limit_or_offset(), n in 0usize..120) {
+            let page = ListQuery::from_pairs(&[("limit", &limit), ("offset", &offset)], "http://h/r/").limited_of(
+                (0..n).collect::<Vec<_>>(),
+            );
+            let (limit, offset) =
+                ListQuery::from_pairs(&[("limit", &limit), ("offset", &offset)], "u").limit_offset();
+            proptest::prop_assert!((1..=MAX_LIMIT).contains(&limit));
+            proptest::prop_assert_eq!(page.results.first().copied(), (offset < n).then_some(offset));
+            proptest::prop_assert!(page.results.len() <= limit);
+            proptest::prop_assert_eq!(page.next.is_some(), offset.saturating_add(limit) < n);
+        }
+    }
+
+    fn limit_or_offset() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            any::<u64>().prop_map(|v| v.to_string()),
+            any::<i64>().prop_map(|v| v.to_string()),
+            any::<u128>().prop_map(|v| v.to_string()),
+            (0i64..200).prop_map(|v| v.to_string()),
+            "[-+]?[0-9]{0,40}",
+            "\\PC{0,12}",
+        ]
+    }
+
+    #[test]
+    fn whole_numbers_saturate() {
+        assert_eq!(whole_number("18446744073709551615"), Some(i128::from(u64::MAX)));
+        assert_eq!(whole_number("1".repeat(60).as_str()), Some(i128::from(u64::MAX)));
+        assert_eq!(whole_number("-3"), Some(-3));
+        assert_eq!(whole_number("+7"), Some(7));
+        for bad in ["", "-", "1e3", "0x10", "3.5", "12a"] {
+            assert_eq!(whole_number(bad), None, "{bad}");
+        }
     }
 
     #[test]

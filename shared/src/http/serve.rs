@@ -12,13 +12,14 @@ use axum::{
 use serde_json::json;
 use tracing::Instrument;
 
-use super::{maintenance, state::AppState};
+use super::{cors, maintenance, state::AppState};
 
-/// Adds the shared layers: trace id and access log, maintenance gate, JSON 404 for unknown paths.
+/// Adds the shared layers: trace id and access log, CORS, maintenance gate, JSON 404 for unknown paths.
 pub fn finish(router: Router, state: &AppState) -> Router {
     router
         .fallback(|| async { (StatusCode::NOT_FOUND, Json(json!({"detail": "Not found."}))) })
         .layer(from_fn_with_state(state.clone(), maintenance::gate))
+        .layer(from_fn_with_state(state.clone(), cors::layer))
         .layer(from_fn(trace))
 }
 

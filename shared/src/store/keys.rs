@@ -18,7 +18,9 @@
 //! | maintenance phase | `MAINTENANCES` | `MAINT#<id>` | `MAINTENANCE_ENDS` / `<end iso>#<id>` (alive only) | |
 //! | release note | `RELEASE_NOTES` | `NOTE#<id>` | | |
 //! | web content | `CONTENTS` | `CONTENT#<id>` | | |
-//! | request log | `LOGS#<yyyy-mm-dd>` | `LOG#<id>` | | |
+//! | request log | `LOGS#<yyyy-mm-dd>` | `LOG#<id>` | `LOGUSER#<username>` / `<id>` (rows with a user) | |
+//! | request log day counters | `LOGCOUNT#<yyyy-mm-dd>` | `#ALL`, `USER#<username>` | | |
+//! | request log counting start | `META#LOGCOUNT` | `#SINCE` | | |
 //! | workspace object (alive) | `WS#<owner>` | `<KIND>#<uuid>` | counts, cohorts, studies: `BYID#<KIND>#<uuid[0]>` / `<uuid>` | jobs not ended: `OPEN_JOBS#<KIND>` / `<uuid>`; schedules: `REFRESH_DUE` / `<next run>#<uuid>` |
 //! | workspace object (deleted) | `WS#<owner>` | `BIN#<KIND>#<uuid>` | | |
 //! | snapshot query text | `WS#<owner>` | `QUERY#<uuid>` | | |
@@ -163,8 +165,53 @@ pub fn request_log_partition(day: &str) -> String {
     format!("LOGS#{day}")
 }
 
+const REQUEST_LOG_PREFIX: &str = "LOG#";
+
+/// The sort key of a log row in its day: sorts by id, hence by time.
+pub fn request_log_sort(id: i64) -> String {
+    format!("{REQUEST_LOG_PREFIX}{}", padded(id))
+}
+
+/// The id of a log row from its sort key.
+pub fn request_log_id(sort: &str) -> Option<i64> {
+    sort.strip_prefix(REQUEST_LOG_PREFIX)?.parse().ok()
+}
+
 pub fn request_log(day: &str, id: i64) -> Key {
-    key(request_log_partition(day), format!("LOG#{}", padded(id)))
+    key(request_log_partition(day), request_log_sort(id))
+}
+
+pub fn request_log_user_partition(username: &str) -> String {
+    format!("LOGUSER#{username}")
+}
+
+/// A user's log rows in id order (`gsi1`): the `user` filter reads only them.
+pub fn request_log_by_user(username: &str, id: i64) -> Key {
+    key(request_log_user_partition(username), padded(id))
+}
+
+/// The `gsi1` sort key bound of [`request_log_by_user`] for an id.
+pub fn request_log_user_sort(id: i64) -> String {
+    padded(id)
+}
+
+fn request_log_counter_partition(day: &str) -> String {
+    format!("LOGCOUNT#{day}")
+}
+
+/// How many rows a day holds, by method and by status (`ADD` on every write).
+pub fn request_log_counter(day: &str) -> Key {
+    key(request_log_counter_partition(day), "#ALL")
+}
+
+/// The same counts for one user's rows of the day.
+pub fn request_log_user_counter(day: &str, username: &str) -> Key {
+    key(request_log_counter_partition(day), format!("USER#{username}"))
+}
+
+/// The first day whose rows are counted: older rows (written before the counters existed) are read.
+pub fn request_log_counting_since() -> Key {
+    key("META#LOGCOUNT", "#SINCE")
 }
 
 /// The workspace of one owner: every cohort object they own, alive or binned, one partition.

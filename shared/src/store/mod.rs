@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::{
 use serde::{de::DeserializeOwned, Serialize};
 
 pub use keys::Key;
-pub use platform::LogQuery;
+pub use platform::{LogCondition, LogListing, LogPredicate, LogScan};
 pub use users::UserBundle;
 
 pub type Item = HashMap<String, AttributeValue>;

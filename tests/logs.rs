@@ -1,0 +1,311 @@
+//! `/logs/` at scale (spec §9.4): counts from the day counters, pages read by day, residual filters
+//! within a budget (then an estimated count), rows written before the counters existed.
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use c360::domain::{request_log::RequestLog, time as t};
+use http::{Method, StatusCode};
+use integration_tests::{dynamodb, TestApp, ADMIN};
+use serde_json::{json, Value};
+use time::{Duration, OffsetDateTime};
+
+/// One seeded row, as the test expects to find it.
+#[derive(Clone, Debug)]
+struct Row {
+    id: i64,
+    at: OffsetDateTime,
+    user: Option<&'static str>,
+    method: &'static str,
+    path: String,
+    status: u16,
+    query: &'static str,
+    data: &'static str,
+}
+
+/// Which seeded rows a listing should return.
+type Keep = Box<dyn Fn(&Row) -> bool>;
+
+fn micros(at: OffsetDateTime) -> i64 {
+    (at.unix_timestamp_nanos() / 1_000) as i64
+}
+
+fn midnight(days_ago: i64) -> OffsetDateTime {
+    (t::now() - Duration::days(days_ago)).date().midnight().assume_utc()
+}
+
+/// Rows per day (`(days ago, rows)`), oldest first, with users, methods, statuses, paths varied.
+fn rows(days: &[(i64, usize)]) -> Vec<Row> {
+    let mut all = Vec::new();
+    for &(ago, n) in days {
+        for i in 0..n {
+            let at = midnight(ago) + Duration::hours(1) + Duration::minutes(i as i64);
+            all.push(Row {
+                id: micros(at),
+                at,
+                user: [Some("alice"), Some("bob"), None][i % 3],
+                method: ["POST", "PATCH"][i % 2],
+                path: match i % 4 {
+                    0 => "/cohort/requests/".to_owned(),
+                    1 => "/accesses/accesses/".to_owned(),
+                    2 => "/users/".to_owned(),
+                    _ => format!("/cohort/cohorts/{i}/"),
+                },
+                status: match i % 5 {
+                    0 => 500,
+                    1 => 400,
+                    _ => 201,
+                },
+                query: if i % 7 == 0 { "search=Needle" } else { "" },
+                data: if i % 6 == 0 { r#"{"name":"haystack"}"# } else { r#"{"name":"x"}"# },
+            });
+        }
+    }
+    all
+}
+
+async fn seed(app: &TestApp, rows: &[Row]) {
+    for row in rows {
+        let log: RequestLog = serde_json::from_value(json!({
+            "id": row.id, "user": row.user, "username_persistent": row.user, "requested_at": t::iso(row.at),
+            "response_ms": 0, "path": row.path, "view": "logs-test", "view_method": "create", "method": row.method,
+            "query_params": row.query, "data": row.data, "host": "testserver",
+        }))
+        .expect("a request log");
+        let id = app.state.store.put_request_log(log, Duration::days(90)).await.expect("put the log");
+        assert_eq!(id, row.id);
+        app.state.store.finish_request_log(id, row.status, row.id % 300).await.expect("finish the log");
+    }
+}
+
+struct Listing {
+    count: u64,
+    ids: Vec<i64>,
+    estimated: bool,
+}
+
+/// Every page of a listing, following `next`.
+async fn all_pages(app: &TestApp, token: &str, query: &str) -> Listing {
+    let mut listing = Listing { count: 0, ids: Vec::new(), estimated: false };
+    let mut page = 1;
+    loop {
+        let path = format!("/logs/?{query}&page={page}");
+        let (status, headers, body) = app.call(Method::GET, &path).token(token).send_full().await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        listing.count = body["count"].as_u64().expect("a count");
+        listing.estimated |= headers.get("x-count-estimated").is_some_and(|v| v == "true");
+        let results = body["results"].as_array().expect("results");
+        assert!(results.len() <= 20);
+        listing.ids.extend(results.iter().map(|r| r["id"].as_i64().expect("an id")));
+        if body["next"].is_null() {
+            return listing;
+        }
+        page += 1;
+    }
+}
+
+fn ids_of(rows: &[Row], keep: impl Fn(&Row) -> bool) -> Vec<i64> {
+    let mut ids: Vec<i64> = rows.iter().filter(|r| keep(r)).map(|r| r.id).collect();
+    ids.sort_unstable_by(|a, b| b.cmp(a));
+    ids
+}
+
+/// The full admin's token; its login writes a row of today, which the tests' `requested_at_before` leaves out.
+async fn admin_token(app: &TestApp) -> String {
+    app.login(ADMIN).await.0
+}
+
+#[tokio::test]
+async fn counts_pages_and_filters_are_exact_across_days() {
+    let app = TestApp::new().await;
+    let token = admin_token(&app).await;
+    let rows = rows(&[(3, 30), (2, 7), (1, 25)]);
+    seed(&app, &rows).await;
+    let past = "requested_at_before=".to_owned() + &t::iso(midnight(0) - Duration::microseconds(1));
+
+    // Unfiltered, newest first: exact count, pages crossing day boundaries (25 | 7 | 30 rows).
+    let all = all_pages(&app, &token, &format!("ordering=-requested_at&{past}")).await;
+    assert_eq!((all.count, all.estimated), (62, false));
+    assert_eq!(all.ids, ids_of(&rows, |_| true));
+    // The whole window, with the login row of today on top.
+    let (_, first) = app.call(Method::GET, "/logs/?ordering=-requested_at&page=1").token(&token).send().await;
+    assert_eq!(first["count"], 63);
+    assert_eq!(first["results"][0]["path"], "/auth/login/");
+    assert_eq!(first["next"], "http://localhost/logs/?ordering=-requested_at&page=2");
+    assert_eq!(first["previous"], Value::Null);
+
+    // page=last, the page after it, and ascending order.
+    let (status, last) = app.call(Method::GET, &format!("/logs/?{past}&page=last")).token(&token).send().await;
+    assert_eq!(status, StatusCode::OK);
+    let last_ids: Vec<i64> = last["results"].as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    assert_eq!(last_ids, all.ids[60..].to_vec());
+    let (status, third) = app.call(Method::GET, &format!("/logs/?{past}&page=3")).token(&token).send().await;
+    assert_eq!(status, StatusCode::OK);
+    let third_ids: Vec<i64> = third["results"].as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    assert_eq!(third_ids, all.ids[40..60].to_vec());
+    for bad in ["5", "0", "x", "-1"] {
+        let (status, body) = app.call(Method::GET, &format!("/logs/?{past}&page={bad}")).token(&token).send().await;
+        assert_eq!((status, body), (StatusCode::NOT_FOUND, json!({"detail": "Invalid page."})), "page={bad}");
+    }
+    let ascending = all_pages(&app, &token, &format!("ordering=requested_at&{past}")).await;
+    let mut reversed = all.ids.clone();
+    reversed.reverse();
+    assert_eq!((ascending.count, ascending.ids), (62, reversed));
+
+    // Filters the counters answer, and filters read within the budget: all exact.
+    let cases: Vec<(&str, Keep)> = vec![
+        ("user=alice", Box::new(|r| r.user == Some("alice"))),
+        ("method=post", Box::new(|r| r.method == "POST")),
+        ("method=POST,patch", Box::new(|_| true)),
+        ("status_code=500", Box::new(|r| r.status == 500)),
+        ("status_code=400,500", Box::new(|r| r.status != 201)),
+        ("user=bob&method=PATCH", Box::new(|r| r.user == Some("bob") && r.method == "PATCH")),
+        ("user=bob&status_code=201", Box::new(|r| r.user == Some("bob") && r.status == 201)),
+        ("method=POST&status_code=500", Box::new(|r| r.method == "POST" && r.status == 500)),
+        ("path_contains=/COHORT/", Box::new(|r| r.path.contains("/cohort/"))),
+        ("path=/users/", Box::new(|r| r.path == "/users/")),
+        ("data=HAYSTACK", Box::new(|r| r.data.contains("haystack"))),
+        ("search=needle", Box::new(|r| r.query.contains("Needle"))),
+        ("search=alice+cohorts", Box::new(|r| r.user == Some("alice") && r.path.contains("cohorts"))),
+        ("response_ms_min=100&response_ms_max=200", Box::new(|r| (100..=200).contains(&(r.id % 300)))),
+        ("view=logs-test&host=testserver&view_method=create", Box::new(|_| true)),
+        ("user=nobody", Box::new(|_| false)),
+        ("response=%22id%22:1", Box::new(|_| false)),
+    ];
+    for (query, keep) in cases {
+        for ordering in ["-requested_at", "requested_at"] {
+            let listing = all_pages(&app, &token, &format!("ordering={ordering}&{past}&{query}")).await;
+            let mut expected = ids_of(&rows, &keep);
+            if ordering == "requested_at" {
+                expected.reverse();
+            }
+            assert_eq!(listing.count as usize, expected.len(), "{query} count");
+            assert_eq!(listing.ids, expected, "{query} {ordering}");
+            assert!(!listing.estimated, "{query}");
+        }
+    }
+
+    // Date bounds: whole days, and a bound inside a day.
+    let day = |ago: i64| t::iso(midnight(ago))[..10].to_owned();
+    let yesterday =
+        all_pages(&app, &token, &format!("requested_at_after={}&requested_at_before={}", day(2), day(2))).await;
+    assert_eq!(yesterday.ids, ids_of(&rows, |r| r.at >= midnight(2) && r.at < midnight(1)));
+    let cut = midnight(3) + Duration::hours(1) + Duration::minutes(10);
+    let after = all_pages(&app, &token, &format!("requested_at_after={}&{past}", t::iso(cut))).await;
+    assert_eq!((after.count as usize, after.ids), (52, ids_of(&rows, |r| r.at >= cut)));
+    let both = all_pages(
+        &app,
+        &token,
+        &format!("requested_at_after={}&requested_at_before={}&user=alice", t::iso(cut), day(2)),
+    )
+    .await;
+    assert_eq!(both.ids, ids_of(&rows, |r| r.at >= cut && r.at < midnight(1) && r.user == Some("alice")));
+
+    // Malformed values are 400s on the parameter, never 500s.
+    for (query, field) in [
+        ("status_code=abc", "status_code"),
+        ("requested_at_after=yesterday", "requested_at_after"),
+        ("response_ms_min=fast", "response_ms_min"),
+        ("ordering=path", "ordering"),
+    ] {
+        let (status, body) = app.call(Method::GET, &format!("/logs/?{query}")).token(&token).send().await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert!(body.get(field).is_some(), "{query}: {body}");
+    }
+    // An upper bound before the lower one, and odd lists, are empty pages.
+    for query in [format!("requested_at_after={}&requested_at_before={}", day(1), day(3)), "method=,".to_owned()] {
+        let (status, body) = app.call(Method::GET, &format!("/logs/?{query}")).token(&token).send().await;
+        assert_eq!((status, body["count"].clone()), (StatusCode::OK, json!(0)), "{query}");
+    }
+
+    // One row by id: one GetItem.
+    let (status, one) = app.call(Method::GET, &format!("/logs/{}/", rows[0].id)).token(&token).send().await;
+    assert_eq!(
+        (status, one["path"].clone(), one["status_code"].clone()),
+        (StatusCode::OK, json!(rows[0].path), json!(500))
+    );
+}
+
+#[tokio::test]
+async fn past_the_budget_the_count_is_an_estimate_and_pages_stay_right() {
+    let app = TestApp::with_settings(&[("REQUEST_LOG_COUNT_BUDGET", "10")]).await;
+    let token = admin_token(&app).await;
+    let rows = rows(&[(5, 40), (4, 40), (3, 40), (2, 40), (1, 40)]);
+    seed(&app, &rows).await;
+    let past = "requested_at_before=".to_owned() + &t::iso(midnight(0) - Duration::microseconds(1));
+
+    // A residual filter: one day read (40 rows > budget of 10), the rest extrapolated.
+    let query = format!("/logs/?{past}&path_contains=/cohort/&page=1");
+    let (status, headers, body) = app.call(Method::GET, &query).token(&token).send_full().await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers.get("x-count-estimated").map(|v| v.to_str().unwrap()), Some("true"));
+    let expected = ids_of(&rows, |r| r.path.contains("/cohort/"));
+    let count = body["count"].as_u64().unwrap() as usize;
+    assert!(count.abs_diff(expected.len()) <= 5, "estimated {count}, actual {}", expected.len());
+    let page: Vec<i64> = body["results"].as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    assert_eq!(page, expected[..20].to_vec());
+    // The second page reads on past the counted part and is still exact.
+    let (_, second) = app.call(Method::GET, &query.replace("page=1", "page=2")).token(&token).send().await;
+    let second: Vec<i64> = second["results"].as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    assert_eq!(second, expected[20..40].to_vec());
+    // The last page is read from the oldest end.
+    let (_, last) = app.call(Method::GET, &query.replace("page=1", "page=last")).token(&token).send().await;
+    let last: Vec<i64> = last["results"].as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    let tail = count - (count.div_ceil(20) - 1) * 20;
+    assert_eq!(last, expected[expected.len() - tail.min(expected.len())..].to_vec());
+
+    // What the counters answer stays exact whatever the budget.
+    for (query, keep) in [
+        ("user=alice", Box::new(|r: &Row| r.user == Some("alice")) as Keep),
+        ("status_code=500", Box::new(|r: &Row| r.status == 500)),
+        ("method=PATCH", Box::new(|r: &Row| r.method == "PATCH")),
+    ] {
+        let listing = all_pages(&app, &token, &format!("{past}&{query}")).await;
+        assert_eq!((listing.ids, listing.estimated), (ids_of(&rows, keep), false), "{query}");
+    }
+}
+
+#[tokio::test]
+async fn rows_written_before_the_counters_are_listed_and_counted() {
+    let app = TestApp::new().await;
+    let token = admin_token(&app).await;
+    let table = app.state.settings.table_name.clone();
+    let client = dynamodb().await;
+    let rows = rows(&[(3, 4), (2, 6)]);
+    // Older rows as the previous code wrote them: the row alone, no counter, no user index.
+    let (legacy, counted): (Vec<Row>, Vec<Row>) =
+        rows.iter().cloned().partition(|r| r.at < midnight(2) + Duration::hours(1) + Duration::minutes(3));
+    for row in &legacy {
+        let day = t::iso(row.at)[..10].to_owned();
+        let s = |v: &str| AttributeValue::S(v.to_owned());
+        let mut item = HashMap::from([
+            ("pk".to_owned(), s(&format!("LOGS#{day}"))),
+            ("sk".to_owned(), s(&format!("LOG#{:016}", row.id))),
+            ("entity".to_owned(), s("request_log")),
+            ("id".to_owned(), AttributeValue::N(row.id.to_string())),
+            ("requested_at".to_owned(), s(&t::iso(row.at))),
+            ("response_ms".to_owned(), AttributeValue::N("3".into())),
+            ("path".to_owned(), s(&row.path)),
+            ("view".to_owned(), s("logs-test")),
+            ("view_method".to_owned(), s("create")),
+            ("method".to_owned(), s(row.method)),
+            ("query_params".to_owned(), s(row.query)),
+            ("status_code".to_owned(), AttributeValue::N(row.status.to_string())),
+        ]);
+        if let Some(user) = row.user {
+            item.insert("user".into(), s(user));
+            item.insert("username_persistent".into(), s(user));
+        }
+        client.put_item().table_name(&table).set_item(Some(item)).send().await.expect("a legacy row");
+    }
+    seed(&app, &counted).await;
+    let past = "requested_at_before=".to_owned() + &t::iso(midnight(0) - Duration::microseconds(1));
+    for (query, keep) in [
+        ("", Box::new(|_: &Row| true) as Keep),
+        ("user=alice", Box::new(|r: &Row| r.user == Some("alice"))),
+        ("method=POST", Box::new(|r: &Row| r.method == "POST")),
+    ] {
+        let listing = all_pages(&app, &token, &format!("{past}&{query}")).await;
+        let expected = ids_of(&rows, keep);
+        assert_eq!((listing.count as usize, &listing.ids), (expected.len(), &expected), "{query}");
+    }
+}
