@@ -93,7 +93,7 @@ bench-cohort: ## cohort workspace load run on dynalite: 150 owners, 5,000 reques
 	@infra/scripts/bench-cohort.sh
 
 .PHONY: bench-coldstart
-bench-coldstart: ## Lambda binaries started against a local Runtime API stub: init and first invocation -> docs/benchmarks.md
+bench-coldstart: ## Lambda binaries started against a local Runtime API stub, large tree on dynalite: init, first invocation -> docs/benchmarks.md
 	@infra/scripts/bench-coldstart.sh
 
 .PHONY: bench-jobs

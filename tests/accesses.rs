@@ -253,6 +253,11 @@ async fn my_accesses_and_my_data_rights() {
     let (holder, _) = app.login("3000008").await;
     let (_, none) = app.call(Method::GET, "/accesses/accesses/my-accesses/?expiring=true").token(&holder).send().await;
     assert_eq!(none, json!({"message": "No accesses to expire in the next 30 days"}));
+    // Any `expiring` key selects the flat shape; `false` lists every valid access in it.
+    let (status, flat) =
+        app.call(Method::GET, "/accesses/accesses/my-accesses/?expiring=false").token(&holder).send().await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!((flat.as_array().map(Vec::len), &flat[0]["perimeter"]), (Some(1), &json!("P1")), "{flat}");
 
     let (_, rights) =
         app.call(Method::GET, "/accesses/accesses/my-data-rights/?perimeters_ids=6,2").token(&reader).send().await;

@@ -1493,13 +1493,6 @@ async fn cohort_rights_follow_the_callers_accesses_on_the_query_perimeters() {
         "export_jupyter_nomi": false,
         "export_jupyter_pseudo": false,
     });
-    let everything = json!({
-        "read_patient_nomi": true,
-        "read_patient_pseudo": true,
-        "export_csv_xlsx_nomi": true,
-        "export_jupyter_nomi": true,
-        "export_jupyter_pseudo": true,
-    });
     assert_eq!(
         get(&app, &dora, "/cohort/cohorts/cohort-rights/?group_id=123").await,
         (StatusCode::OK, json!([{"cohort_id": "123", "rights": nominative_reader}]))
@@ -1512,13 +1505,11 @@ async fn cohort_rights_follow_the_callers_accesses_on_the_query_perimeters() {
         rows,
         [json!({"cohort_id": "123", "rights": nominative_reader}), json!({"cohort_id": "456", "rights": nothing})]
     );
-    // `group_id=` (empty) matches the cohorts not built yet; a cohort without perimeters gets every right.
-    assert_eq!(
-        get(&app, &dora, "/cohort/cohorts/cohort-rights/?group_id=").await,
-        (StatusCode::OK, json!([{"cohort_id": "", "rights": everything}]))
-    );
     let unknown =
         (StatusCode::NOT_FOUND, json!({"detail": "No cohorts found. The provided `group_id`s are not valid"}));
+    // An empty list names no cohort, not the cohorts whose group id is not set yet.
+    assert_eq!(get(&app, &dora, "/cohort/cohorts/cohort-rights/?group_id=").await, unknown);
+    assert_eq!(get(&app, &dora, "/cohort/cohorts/cohort-rights/").await, unknown);
     assert_eq!(get(&app, &dora, "/cohort/cohorts/cohort-rights/?group_id=nope").await, unknown);
     assert_eq!(
         get(&app, &dora, "/cohort/cohorts/cohort-rights/?group_id=999").await,

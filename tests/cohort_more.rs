@@ -1162,3 +1162,42 @@ async fn concurrent_duplicates_and_concurrent_runs_have_exactly_one_winner() {
     assert_eq!(app.queued_jobs().await.len(), 1);
     assert_eq!(snapshot_counts(&app, &alice, &s).await.len(), 1);
 }
+
+/// The Cohort360 app posts a request's first version twice at the same moment: exactly one root
+/// version, the other gets the 400 of spec §5.5 step 2; next versions saved at once get distinct numbers.
+#[tokio::test]
+async fn concurrent_saves_of_a_request_get_one_first_version_and_distinct_next_versions() {
+    let (app, alice) = app_with_alice().await;
+    let (status, folder) = post(&app, &alice, "/cohort/folders/", json!({"name": "Concurrence"})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let body = json!({"name": "Requête", "parent_folder": uuid_of(&folder)});
+    let request = uuid_of(&post(&app, &alice, "/cohort/requests/", body).await.1);
+
+    let first = json!({"request": request, "serialized_query": query(json!(["4"]))});
+    let saves = (0..6).map(|_| post(&app, &alice, "/cohort/request-query-snapshots/", first.clone()));
+    let answers = futures_util::future::join_all(saves).await;
+    let created: Vec<&Value> = answers.iter().filter(|(s, _)| *s == StatusCode::CREATED).map(|(_, b)| b).collect();
+    assert_eq!(created.len(), 1, "{answers:?}");
+    for (status, body) in answers.iter().filter(|(s, _)| *s != StatusCode::CREATED) {
+        assert_eq!(
+            (*status, body.clone()),
+            (StatusCode::BAD_REQUEST, json!("Must provide a `previous_snapshot` if the request already has snapshots"))
+        );
+    }
+    let root = uuid_of(created[0]);
+
+    let next = json!({"previous_snapshot": root, "serialized_query": query(json!(["4"]))});
+    let saves = (0..4).map(|_| post(&app, &alice, "/cohort/request-query-snapshots/", next.clone()));
+    let mut versions: Vec<i64> = futures_util::future::join_all(saves)
+        .await
+        .into_iter()
+        .map(|(status, body)| {
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+            body["version"].as_i64().unwrap()
+        })
+        .collect();
+    versions.sort_unstable();
+    assert_eq!(versions, [2, 3, 4, 5]);
+    let (_, list) = get(&app, &alice, &format!("/cohort/requests/{request}/query-snapshots/")).await;
+    assert_eq!(list["count"], 5);
+}

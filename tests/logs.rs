@@ -1,5 +1,6 @@
-//! `/logs/` at scale (spec §9.4): counts from the day counters, pages read by day, residual filters
-//! within a budget (then an estimated count), rows written before the counters existed.
+//! `/logs/` at scale (spec §9.4): counts from the day counters, pages read by day, `path_contains` and
+//! `search` through the route index, residual filters within a budget (then an estimated count), rows
+//! written before the counters or the route index existed.
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -17,6 +18,9 @@ struct Row {
     user: Option<&'static str>,
     method: &'static str,
     path: String,
+    /// `None` for some rows (as a handler outside the router would write them).
+    route: Option<&'static str>,
+    view: &'static str,
     status: u16,
     query: &'static str,
     data: &'static str,
@@ -50,6 +54,10 @@ fn rows(days: &[(i64, usize)]) -> Vec<Row> {
                     2 => "/users/".to_owned(),
                     _ => format!("/cohort/cohorts/{i}/"),
                 },
+                route: (i % 9 != 8).then_some(
+                    ["/cohort/requests/", "/accesses/accesses/", "/users/", "/cohort/cohorts/{uuid}/"][i % 4],
+                ),
+                view: ["requests", "accesses", "users", "cohorts"][i % 4],
                 status: match i % 5 {
                     0 => 500,
                     1 => 400,
@@ -67,7 +75,8 @@ async fn seed(app: &TestApp, rows: &[Row]) {
     for row in rows {
         let log: RequestLog = serde_json::from_value(json!({
             "id": row.id, "user": row.user, "username_persistent": row.user, "requested_at": t::iso(row.at),
-            "response_ms": 0, "path": row.path, "view": "logs-test", "view_method": "create", "method": row.method,
+            "response_ms": 0, "path": row.path, "route": row.route, "view": row.view, "view_method": "create",
+            "method": row.method,
             "query_params": row.query, "data": row.data, "host": "testserver",
         }))
         .expect("a request log");
@@ -101,6 +110,14 @@ async fn all_pages(app: &TestApp, token: &str, query: &str) -> Listing {
         }
         page += 1;
     }
+}
+
+/// `search`'s test of one term: in the route's literal text (the path without a route), the view or the user.
+fn searched(row: &Row, term: &str) -> bool {
+    let literal = row.route.map_or(row.path.clone(), |r| r.replace("{uuid}", "/"));
+    literal.to_lowercase().contains(term)
+        || row.view.contains(term)
+        || row.user.is_some_and(|u| u.to_lowercase().contains(term))
 }
 
 fn ids_of(rows: &[Row], keep: impl Fn(&Row) -> bool) -> Vec<i64> {
@@ -161,13 +178,25 @@ async fn counts_pages_and_filters_are_exact_across_days() {
         ("user=bob&method=PATCH", Box::new(|r| r.user == Some("bob") && r.method == "PATCH")),
         ("user=bob&status_code=201", Box::new(|r| r.user == Some("bob") && r.status == 201)),
         ("method=POST&status_code=500", Box::new(|r| r.method == "POST" && r.status == 500)),
+        // Certain routes (counted), a possible one (its rows checked), rows without a route.
         ("path_contains=/COHORT/", Box::new(|r| r.path.contains("/cohort/"))),
+        ("path_contains=accesses&method=POST", Box::new(|r| r.path.contains("accesses") && r.method == "POST")),
+        ("path_contains=/cohorts/3/", Box::new(|r| r.path.contains("/cohorts/3/"))),
+        ("path_contains=3", Box::new(|r| r.path.contains('3'))),
+        ("path_contains=users&status_code=201", Box::new(|r| r.path.contains("users") && r.status == 201)),
+        ("path_contains=roles", Box::new(|_| false)),
         ("path=/users/", Box::new(|r| r.path == "/users/")),
         ("data=HAYSTACK", Box::new(|r| r.data.contains("haystack"))),
-        ("search=needle", Box::new(|r| r.query.contains("Needle"))),
+        // Search: route text and views (counted), users (their other rows read), several terms.
+        ("search=users", Box::new(|r| searched(r, "users"))),
+        ("search=li", Box::new(|r| searched(r, "li"))),
+        ("search=o", Box::new(|r| searched(r, "o"))),
+        ("search=needle", Box::new(|_| false)),
         ("search=alice+cohorts", Box::new(|r| r.user == Some("alice") && r.path.contains("cohorts"))),
+        ("search=bob&path_contains=cohort", Box::new(|r| searched(r, "bob") && r.path.contains("cohort"))),
+        ("search=cohort&user=alice", Box::new(|r| searched(r, "cohort") && r.user == Some("alice"))),
         ("response_ms_min=100&response_ms_max=200", Box::new(|r| (100..=200).contains(&(r.id % 300)))),
-        ("view=logs-test&host=testserver&view_method=create", Box::new(|_| true)),
+        ("host=testserver&view_method=create", Box::new(|_| true)),
         ("user=nobody", Box::new(|_| false)),
         ("response=%22id%22:1", Box::new(|_| false)),
     ];
@@ -229,16 +258,29 @@ async fn counts_pages_and_filters_are_exact_across_days() {
 async fn past_the_budget_the_count_is_an_estimate_and_pages_stay_right() {
     let app = TestApp::with_settings(&[("REQUEST_LOG_COUNT_BUDGET", "10")]).await;
     let token = admin_token(&app).await;
-    let rows = rows(&[(5, 40), (4, 40), (3, 40), (2, 40), (1, 40)]);
+    // Every row with its route, so that what the route counters answer needs no row read.
+    let rows: Vec<Row> = rows(&[(5, 40), (4, 40), (3, 40), (2, 40), (1, 40)])
+        .into_iter()
+        .map(|r| Row {
+            route: Some(match r.view {
+                "requests" => "/cohort/requests/",
+                "accesses" => "/accesses/accesses/",
+                "users" => "/users/",
+                _ => "/cohort/cohorts/{uuid}/",
+            }),
+            ..r
+        })
+        .collect();
     seed(&app, &rows).await;
     let past = "requested_at_before=".to_owned() + &t::iso(midnight(0) - Duration::microseconds(1));
 
-    // A residual filter: one day read (40 rows > budget of 10), the rest extrapolated.
-    let query = format!("/logs/?{past}&path_contains=/cohort/&page=1");
+    // A filter only rows answer (a parameter may hold it): a day's rows read (more than the budget
+    // of 10), the rest extrapolated.
+    let query = format!("/logs/?{past}&path_contains=3&page=1");
     let (status, headers, body) = app.call(Method::GET, &query).token(&token).send_full().await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers.get("x-count-estimated").map(|v| v.to_str().unwrap()), Some("true"));
-    let expected = ids_of(&rows, |r| r.path.contains("/cohort/"));
+    let expected = ids_of(&rows, |r| r.path.contains('3'));
     let count = body["count"].as_u64().unwrap() as usize;
     assert!(count.abs_diff(expected.len()) <= 5, "estimated {count}, actual {}", expected.len());
     let page: Vec<i64> = body["results"].as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()).collect();
@@ -246,7 +288,7 @@ async fn past_the_budget_the_count_is_an_estimate_and_pages_stay_right() {
     // The second page reads on past the counted part and is still exact.
     let (_, second) = app.call(Method::GET, &query.replace("page=1", "page=2")).token(&token).send().await;
     let second: Vec<i64> = second["results"].as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()).collect();
-    assert_eq!(second, expected[20..40].to_vec());
+    assert_eq!(second, expected[20..40.min(expected.len())].to_vec());
     // The last page is read from the oldest end.
     let (_, last) = app.call(Method::GET, &query.replace("page=1", "page=last")).token(&token).send().await;
     let last: Vec<i64> = last["results"].as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()).collect();
@@ -256,6 +298,8 @@ async fn past_the_budget_the_count_is_an_estimate_and_pages_stay_right() {
     // What the counters answer stays exact whatever the budget.
     for (query, keep) in [
         ("user=alice", Box::new(|r: &Row| r.user == Some("alice")) as Keep),
+        ("path_contains=/cohort/", Box::new(|r: &Row| r.path.contains("/cohort/"))),
+        ("search=accesses", Box::new(|r: &Row| searched(r, "accesses"))),
         ("status_code=500", Box::new(|r: &Row| r.status == 500)),
         ("method=PATCH", Box::new(|r: &Row| r.method == "PATCH")),
     ] {
@@ -265,7 +309,7 @@ async fn past_the_budget_the_count_is_an_estimate_and_pages_stay_right() {
 }
 
 #[tokio::test]
-async fn rows_written_before_the_counters_are_listed_and_counted() {
+async fn rows_written_before_the_counters_or_the_route_index_are_listed_and_counted() {
     let app = TestApp::new().await;
     let token = admin_token(&app).await;
     let table = app.state.settings.table_name.clone();
@@ -285,7 +329,7 @@ async fn rows_written_before_the_counters_are_listed_and_counted() {
             ("requested_at".to_owned(), s(&t::iso(row.at))),
             ("response_ms".to_owned(), AttributeValue::N("3".into())),
             ("path".to_owned(), s(&row.path)),
-            ("view".to_owned(), s("logs-test")),
+            ("view".to_owned(), s(row.view)),
             ("view_method".to_owned(), s("create")),
             ("method".to_owned(), s(row.method)),
             ("query_params".to_owned(), s(row.query)),
@@ -298,14 +342,112 @@ async fn rows_written_before_the_counters_are_listed_and_counted() {
         client.put_item().table_name(&table).set_item(Some(item)).send().await.expect("a legacy row");
     }
     seed(&app, &counted).await;
+    // Rows counted before the route index existed: their day has no route counter.
+    let day = t::iso(midnight(2))[..10].to_owned();
+    let key = HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(format!("LOGCOUNT#{day}"))),
+        ("sk".to_owned(), AttributeValue::S("#ROUTES".into())),
+    ]);
+    client.delete_item().table_name(&table).set_key(Some(key)).send().await.expect("no route counter");
     let past = "requested_at_before=".to_owned() + &t::iso(midnight(0) - Duration::microseconds(1));
     for (query, keep) in [
         ("", Box::new(|_: &Row| true) as Keep),
         ("user=alice", Box::new(|r: &Row| r.user == Some("alice"))),
         ("method=POST", Box::new(|r: &Row| r.method == "POST")),
+        ("path_contains=/cohort/", Box::new(|r: &Row| r.path.contains("/cohort/"))),
+        ("search=cohorts", Box::new(|r: &Row| r.path.contains("cohorts"))),
     ] {
         let listing = all_pages(&app, &token, &format!("{past}&{query}")).await;
         let expected = ids_of(&rows, keep);
         assert_eq!((listing.count as usize, &listing.ids), (expected.len(), &expected), "{query}");
+    }
+}
+
+#[tokio::test]
+async fn a_route_or_a_user_is_read_once_over_the_window_and_split_by_day() {
+    let app = TestApp::new().await;
+    let token = admin_token(&app).await;
+    // One access route over four days; on day 2 its parameters hold no `1`: `path_contains=/1`
+    // is impossible there, and the window read skips those rows.
+    let mut rows = Vec::new();
+    for (ago, ids) in [(4, ["12", "31", "7"]), (3, ["10", "41", "21"]), (2, ["99", "98", "97"]), (1, ["15", "61", "1"])]
+    {
+        for (i, id) in ids.into_iter().enumerate() {
+            let at = midnight(ago) + Duration::hours(2) + Duration::minutes(i as i64);
+            rows.push(Row {
+                id: micros(at),
+                at,
+                user: [Some("carol"), Some("dave")][i % 2],
+                method: "PATCH",
+                path: format!("/accesses/accesses/{id}/"),
+                route: Some("/accesses/accesses/{id}/"),
+                view: "accesses",
+                status: 200,
+                query: "",
+                data: "{}",
+            });
+        }
+    }
+    // Day 1 also holds two routes of 25 rows each, one before and one after the access rows: a
+    // page merging them reads each in proportion, then further where the merge is not settled.
+    for (route, hour) in [("/accesses/perimeters/", 1), ("/accesses/roles/", 5)] {
+        for i in 0..25 {
+            let at = midnight(1) + Duration::hours(hour) + Duration::minutes(i);
+            let (path, view) = (route.to_owned(), route.split('/').nth(2).expect("a view"));
+            rows.push(Row {
+                id: micros(at),
+                at,
+                user: Some("erin"),
+                path,
+                route: Some(route),
+                view,
+                ..rows[0].clone()
+            });
+        }
+    }
+    seed(&app, &rows).await;
+    // Day 3 as written before the views and users had their own item: all in the route counter.
+    let (table, client) = (app.state.settings.table_name.clone(), dynamodb().await);
+    let counter = |sk: &str| {
+        HashMap::from([
+            ("pk".to_owned(), AttributeValue::S(format!("LOGCOUNT#{}", &t::iso(midnight(3))[..10]))),
+            ("sk".to_owned(), AttributeValue::S(sk.to_owned())),
+        ])
+    };
+    let get = |sk: &'static str| {
+        let (client, table) = (client.clone(), table.clone());
+        async move {
+            let out = client.get_item().table_name(table).set_key(Some(counter(sk))).send().await.expect("get");
+            out.item.expect("a counter item")
+        }
+    };
+    let (mut routes, search) = (get("#ROUTES").await, get("#SEARCH").await);
+    assert!(search.keys().any(|n| n.starts_with("v:")) && search.contains_key("u"), "{search:?}");
+    assert!(!routes.contains_key("u"), "path_contains reads no users");
+    routes.extend(search.into_iter().filter(|(n, _)| n.starts_with("v:") || n == "u"));
+    client.put_item().table_name(&table).set_item(Some(routes)).send().await.expect("an old route counter");
+    client.delete_item().table_name(&table).set_key(Some(counter("#SEARCH"))).send().await.expect("no search item");
+    let past = "requested_at_before=".to_owned() + &t::iso(midnight(0) - Duration::microseconds(1));
+    let cases: Vec<(&str, Keep)> = vec![
+        ("path_contains=/1", Box::new(|r| r.path.contains("/1"))),
+        ("path_contains=1/", Box::new(|r| r.path.contains("1/"))),
+        ("path_contains=1/&status_code=200", Box::new(|r| r.path.contains("1/"))),
+        ("search=carol", Box::new(|r| r.user == Some("carol"))),
+        ("search=carol&method=PATCH", Box::new(|r| r.user == Some("carol"))),
+        ("search=accesses", Box::new(|_| true)),
+        ("path_contains=accesses", Box::new(|_| true)),
+        ("path_contains=/accesses/&method=PATCH", Box::new(|_| true)),
+        ("path_contains=s/r", Box::new(|r| r.path.contains("s/r"))),
+    ];
+    for (query, keep) in cases {
+        for ordering in ["-requested_at", "requested_at"] {
+            let listing = all_pages(&app, &token, &format!("ordering={ordering}&{past}&{query}")).await;
+            let mut expected = ids_of(&rows, &keep);
+            if ordering == "requested_at" {
+                expected.reverse();
+            }
+            assert_eq!((listing.count as usize, listing.estimated), (expected.len(), false), "{query} count");
+            assert_eq!(listing.ids, expected, "{query} {ordering}");
+        }
     }
 }

@@ -7,6 +7,10 @@ events/<function>/ and records when things happen:
   * first invocation: that GET answered -> the response (or error) POSTed back, against the emulator.
 The process is then killed (its peak RSS read first), and the run repeated. Timings are wall clock on this
 machine, not in Firecracker: no VM boot, no code download. Prints a Markdown table.
+
+With BENCH_TOKEN (an access token of a full admin of the table the functions use), the functions that need the
+perimeter tree are also started with an authenticated request that loads it (AUTHENTICATED_CASES): their first
+invocation and peak RSS are the cost of the tree in a new container.
 """
 import argparse
 import json
@@ -29,6 +33,31 @@ CASES = [
     ("export-worker", "batch-with-poison.json", "SQS batch: 2 messages (exports are not built yet)"),
     ("scheduled-tasks", "maintenance-broadcast.json", "maintenance_broadcast (one DynamoDB Query)"),
 ]
+
+
+# (function, sample event to adapt, path, query, what the request does): the tree-using functions, as the full
+# admin (BENCH_TOKEN).
+AUTHENTICATED_CASES = [
+    ("accesses-api", "my-accesses-anonymous.json", "/accesses/perimeters/", {"limit": "20"},
+     "GET /accesses/perimeters/?limit=20 as the full admin (authentication, tree load, the page's records)"),
+    ("accesses-api", "my-accesses-anonymous.json", "/accesses/perimeters/patient-data/rights/", {"limit": "20"},
+     "GET /accesses/perimeters/patient-data/rights/?limit=20 as the full admin (authentication, tree load)"),
+    ("cohort-api", "list-folders-anonymous.json", "/cohort/cohorts/cohort-rights/", {},
+     "GET /cohort/cohorts/cohort-rights/ as the full admin (authentication, tree load and workspace, no cohort)"),
+]
+
+
+def authenticated(event: bytes, path: str, query: dict, token: str) -> bytes:
+    """The sample API Gateway event, made a request to `path` with a bearer token."""
+    e = json.loads(event)
+    e["path"] = path
+    e["pathParameters"] = {"proxy": path.strip("/").split("/", 1)[1]}
+    e["requestContext"]["path"] = "/prod" + path
+    e["queryStringParameters"] = query or None
+    e["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()} or None
+    e["headers"]["Authorization"] = f"Bearer {token}"
+    e["multiValueHeaders"]["Authorization"] = [f"Bearer {token}"]
+    return json.dumps(e).encode()
 
 
 class Stub:
@@ -152,13 +181,21 @@ def main():
     parser.add_argument("--bin-dir", required=True)
     parser.add_argument("--events", default="events")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--only", nargs="*", help="these functions only")
     args = parser.parse_args()
+    token = os.environ.get("BENCH_TOKEN")
+    cases = [(f, e, None, None, w) for f, e, w in CASES]
+    cases += [(f, e, p, q, w) for f, e, p, q, w in AUTHENTICATED_CASES if token]
     print("| function | binary MiB | init ms (p50 / max) | first invocation ms (p50 / max) | peak RSS MiB | event → answer |")
     print("|---|---|---|---|---|---|")
-    for function, event_file, what in CASES:
+    for function, event_file, path, query, what in cases:
+        if args.only and function not in args.only:
+            continue
         binary = os.path.join(args.bin_dir, function)
         with open(os.path.join(args.events, function, event_file), "rb") as f:
             event = f.read()
+        if path:
+            event = authenticated(event, path, query, token)
         runs = [run_once(binary, event) for _ in range(args.runs)]
         inits, firsts = [r[0] for r in runs], [r[1] for r in runs]
         answers = sorted({r[3] for r in runs})

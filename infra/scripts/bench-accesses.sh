@@ -39,7 +39,10 @@ first_ms() {  # path, token: the time of a request made outside the timed runs
 }
 # The container's first requests load its caches (the 29k-perimeter tree, then the accesses index): not timed in
 # the runs, which measure a warm container.
+rss_mib() { awk '/VmRSS/ {printf "%d", $2 / 1024}' "/proc/$SERVER_PID/status"; }
+rss_before_tree=$(rss_mib)
 first_tree_ms=$(first_ms "perimeters/?limit=20" "$ADMIN_TOKEN")
+rss_after_tree=$(rss_mib)
 first_index_ms=$(first_ms "accesses/?limit=20" "$ADMIN_TOKEN")
 user_list_status=$(curl -s -o /dev/null -w '%{http_code}' "$(api "accesses/?limit=20")" \
   -H "Authorization: Bearer $USER_TOKEN" -H 'authorizationMethod: JWT')
@@ -65,5 +68,5 @@ bench_timed_end
   "$(bench_load_note)" \
   "$(bench_built_from)." \
   "Writing that population into $BENCH_DYNAMODB took ${load_s} s; the tree, roles and admin ${BENCH_SEED_S} s." \
-  "First requests of the container (not timed in the runs): \`/accesses/perimeters/\` (tree load) ${first_tree_ms} ms, then \`/accesses/accesses/\` as the admin (accesses index load) ${first_index_ms} ms. Server peak RSS: $((BENCH_RSS_KIB / 1024)) MiB."
+  "First requests of the container (not timed in the runs): \`/accesses/perimeters/\` (tree load) ${first_tree_ms} ms, the server's RSS going from ${rss_before_tree} to ${rss_after_tree} MiB, then \`/accesses/accesses/\` as the admin (accesses index load) ${first_index_ms} ms. Server peak RSS: $((BENCH_RSS_KIB / 1024)) MiB."
 echo "[bench] docs/benchmarks.md updated"

@@ -81,8 +81,9 @@ if ! kill -0 "$FAKES_PID" 2>/dev/null; then
   tail -n 30 "$DEV_DIR/fakes.log" >&2 || true
   exit 1
 fi
-echo "[dev] fakes running (pid $FAKES_PID, log ${DEV_DIR#"$REPO"/}/fakes.log)"
-echo "      identity server $IDENTITY_SERVER_URL, OIDC provider $OIDC_AUTH_SERVER_1"
+echo "[dev] fakes running (pid $FAKES_PID, log ${DEV_DIR#"$REPO"/}/fakes.log):"
+# Which services are faked and which real ones are used (a fake runs only on a dev-default URL, or per FAKES).
+grep -oE '(fake|no fake) .*' "$DEV_DIR/fakes.log" | sed 's/^/      /' || true
 
 cat <<EOF
 

@@ -82,8 +82,9 @@ start() {
   local detach=()
   command -v setsid >/dev/null 2>&1 && detach=(setsid)
   # shellcheck disable=SC2016  # $$ and $1.. are expanded by the child shell
-  "${detach[@]}" bash -c 'echo $$ > "$1"; exec "$2" -H 127.0.0.1 -p "$3"' _ \
-    "$PIDFILE" "$VENV/bin/moto_server" "$PORT" >"$LOG" 2>&1 < /dev/null &
+  # moto_server with atomic DynamoDB writes (infra/moto/moto_server_atomic.py says why).
+  "${detach[@]}" bash -c 'echo $$ > "$1"; exec "$2" "$3" -H 127.0.0.1 -p "$4"' _ \
+    "$PIDFILE" "$VENV/bin/python" "$REPO/infra/moto/moto_server_atomic.py" "$PORT" >"$LOG" 2>&1 < /dev/null &
   local pid=""
   for _ in $(seq 1 50); do
     pid="$(cat "$PIDFILE" 2>/dev/null || true)"

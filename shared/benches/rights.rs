@@ -231,6 +231,11 @@ fn benches(c: &mut Criterion) {
     slow.bench_function("tree_new/30k_perimeters", |b| {
         b.iter_batched(|| perimeters.clone(), |p| PerimeterTree::new(p).unwrap(), BatchSize::LargeInput)
     });
+    // What a container does at its first tree-using request: decode the stored snapshot.
+    let snapshot = tree.encode();
+    println!("tree snapshot: {} bytes for {} perimeters", snapshot.len(), tree.len());
+    slow.bench_function("tree_decode/30k_perimeters", |b| b.iter(|| PerimeterTree::decode(black_box(&snapshot))));
+    slow.bench_function("tree_encode/30k_perimeters", |b| b.iter(|| black_box(&tree).encode()));
     slow.finish();
 }
 

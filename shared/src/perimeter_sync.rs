@@ -105,8 +105,54 @@ pub async fn set_virtual_cohort(
         StoreError::ConditionFailed => AppError::NotFound("Perimeter"),
         e => e.into(),
     })?;
-    store.bump_perimeters_version().await?;
+    let version = store.bump_perimeters_version().await?;
+    // The previous version's snapshot plus this change is the new one: patched, not rebuilt from
+    // every record (a FHIR sync is followed by one callback per virtual cohort). Otherwise the next
+    // container to load the tree rebuilds it.
+    if let (_, Some(previous)) = store.perimeter_tree_snapshot().await? {
+        if previous.version == version - 1 {
+            let patched = PerimeterTree::decode(&previous.bytes)
+                .and_then(|mut tree| tree.set_cohort(perimeter, cohort_id, cohort_size).map(|()| tree));
+            if let Ok(tree) = patched {
+                store_snapshot(store, version, &tree).await;
+            }
+        }
+    }
     Ok(())
+}
+
+/// The current tree and its version: the stored snapshot when it is as recent as the version, else
+/// rebuilt from the records and stored back (tables written before snapshots existed, a snapshot
+/// lost to a race), so the next container reads the snapshot.
+pub async fn current_tree(store: &DynamoStore) -> AppResult<(i64, PerimeterTree)> {
+    let (version, snapshot) = store.perimeter_tree_snapshot().await?;
+    if let Some(snapshot) = snapshot.filter(|s| s.version >= version) {
+        match PerimeterTree::decode(&snapshot.bytes) {
+            Ok(tree) => return Ok((snapshot.version, tree)),
+            Err(e) => tracing::warn!(error = %e, "tree snapshot unreadable: rebuilt from the records"),
+        }
+    }
+    // Records read after the version: the tree is at least that version.
+    let tree = stored_tree(store.perimeters().await?)?;
+    store_snapshot(store, version, &tree).await;
+    Ok((version, tree))
+}
+
+/// After a tree write: bumps the version, so containers reload, and stores the snapshot they load.
+pub async fn publish_tree(store: &DynamoStore) -> AppResult<()> {
+    let version = store.bump_perimeters_version().await?;
+    let tree = stored_tree(store.perimeters().await?)?;
+    store_snapshot(store, version, &tree).await;
+    Ok(())
+}
+
+/// Best effort: without a current snapshot, containers rebuild the tree from the records.
+async fn store_snapshot(store: &DynamoStore, version: i64, tree: &PerimeterTree) {
+    match store.put_perimeter_tree_snapshot(version, &tree.encode()).await {
+        Ok(true) => tracing::info!(version, perimeters = tree.len(), "tree snapshot stored"),
+        Ok(false) => {} // a more recent one is there already
+        Err(e) => tracing::warn!(version, error = %e, "tree snapshot not stored"),
+    }
 }
 
 fn stored_tree(perimeters: Vec<Perimeter>) -> AppResult<PerimeterTree> {
@@ -157,11 +203,12 @@ async fn apply(
             report.reindexed_accesses += 1;
         }
     }
+    let inserted_at: HashMap<i64, Option<DateTime>> = current.iter().map(|p| (p.id, p.dates.insert_datetime)).collect();
     let stamped: Vec<Perimeter> = plan
         .upserts
         .iter()
         .map(|p| {
-            let inserted = old_tree.get(p.id).and_then(|old| old.dates.insert_datetime).unwrap_or(now);
+            let inserted = inserted_at.get(&p.id).copied().flatten().unwrap_or(now);
             Perimeter {
                 dates: RecordDates { insert_datetime: Some(inserted), update_datetime: Some(now) },
                 ..p.clone()
@@ -181,12 +228,13 @@ async fn apply(
     }
     let removed: Vec<Perimeter> = current.into_iter().filter(|p| plan.removed.contains(&p.id)).collect();
     store.remove_perimeters(&removed).await?;
-    store.bump_perimeters_version().await?;
+    publish_tree(store).await?;
     Ok(report)
 }
 
 /// Recomputes the allowed-users counters of every perimeter (the `count_users_on_perimeters`
-/// task) and writes those that changed. Returns how many perimeters changed.
+/// task) and writes those that changed. Returns how many perimeters changed. The tree's version
+/// stays: containers hold no counter (pages read them from the records).
 pub async fn refresh_allowed_users(store: &DynamoStore, now: DateTime) -> AppResult<usize> {
     let perimeters = store.perimeters().await?;
     let tree = PerimeterTree::new(perimeters.clone()).map_err(|e| AppError::Internal(format!("stored tree: {e}")))?;
@@ -211,7 +259,6 @@ pub async fn refresh_allowed_users(store: &DynamoStore, now: DateTime) -> AppRes
         .collect();
     if !changed.is_empty() {
         store.put_perimeters(&changed).await?;
-        store.bump_perimeters_version().await?;
     }
     Ok(changed.len())
 }

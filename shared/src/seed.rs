@@ -99,7 +99,7 @@ pub async fn seed_perimeters(store: &DynamoStore, csv: &str) -> AppResult<Vec<Pe
         .map(|p| Perimeter { dates, ..p })
         .collect();
     store.put_perimeters(&perimeters).await?;
-    store.bump_perimeters_version().await?;
+    crate::perimeter_sync::publish_tree(store).await?;
     Ok(perimeters)
 }
 
@@ -429,7 +429,7 @@ pub async fn seed_cohort_dataset(store: &DynamoStore, owners: usize, requests: u
     let root = tree.roots().next().map(|p| p.id).ok_or_else(|| AppError::Internal("no perimeter tree".into()))?;
     let perimeter_ids: Vec<i64> = tree.iter().map(|p| p.id).collect();
     let cohort_ids: Vec<String> =
-        tree.iter().map(|p| p.cohort_id.clone().unwrap_or_else(|| p.id.to_string())).collect();
+        tree.iter().map(|p| p.cohort_id.map_or_else(|| p.id.to_string(), str::to_owned)).collect();
     if owners == 0 || requests == 0 {
         return Ok(CohortDataset::default());
     }
@@ -506,6 +506,7 @@ pub async fn seed_cohort_dataset(store: &DynamoStore, owners: usize, requests: u
                     favorite: rng.chance(10),
                     parent_folder: folders[rng.below(folders.len())].uuid,
                     shared_by: shared.then(|| (COHORT_OWNER_BASE + 1 + rng.below(others.max(1))).to_string()),
+                    snapshot_versions: None,
                     stamps: Stamps::new(year_ago + rng.seconds(6 * 86_400, 360 * 86_400)),
                 }
             })

@@ -101,15 +101,19 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
         .build()
 }
 
-/// Renders accesses with one BatchGetItem for their users and creators.
-async fn render(state: &AppState, accesses: &[(Access, Option<bool>)], tree: &PerimeterTree) -> AppResult<Vec<Value>> {
+/// Renders accesses with one BatchGetItem for their users and creators and, in parallel, one for
+/// their perimeters' records.
+async fn render(state: &AppState, accesses: &[(Access, Option<bool>)]) -> AppResult<Vec<Value>> {
     let mut names: Vec<&str> = Vec::new();
     for (a, _) in accesses {
         names.push(&a.username);
         names.extend(a.created_by.as_deref());
         names.extend(a.updated_by.as_deref());
     }
-    let users: HashMap<String, User> = state.store.users_by_name(&names).await?;
+    let perimeter_ids: Vec<i64> = accesses.iter().filter_map(|(a, _)| a.perimeter_id).collect();
+    let (users, perimeters) =
+        tokio::join!(state.store.users_by_name(&names), state.store.perimeters_by_id(&perimeter_ids));
+    let (users, perimeters): (HashMap<String, User>, _) = (users?, perimeters?);
     let roles = state.roles().await?;
     let display = |name: &Option<String>| name.as_ref().and_then(|n| users.get(n)).map(User::display_name);
     let now = time::now();
@@ -119,7 +123,7 @@ async fn render(state: &AppState, accesses: &[(Access, Option<bool>)], tree: &Pe
             let ctx = views::AccessContext {
                 user: users.get(&a.username),
                 role: roles.get(&a.role_id),
-                perimeter: a.perimeter_id.and_then(|p| tree.get(p)),
+                perimeter: a.perimeter_id.and_then(|p| perimeters.get(&p)),
                 created_by: display(&a.created_by),
                 updated_by: display(&a.updated_by),
                 editable: *editable,
@@ -250,7 +254,7 @@ async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: L
         rows.retain(|(a, _)| {
             let user = users.get(&a.username);
             let role_name = roles.get(&a.role_id).map(|r| r.name.as_str());
-            let perimeter_name = a.perimeter_id.and_then(|p| tree.get(p)).map(|p| p.name.as_str());
+            let perimeter_name = a.perimeter_id.and_then(|p| tree.get(p)).map(|p| p.name);
             matches_search(
                 &terms,
                 &[
@@ -271,7 +275,7 @@ async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: L
         "created_by" => SortValue::from(a.created_by.as_deref()),
         "updated_by" => SortValue::from(a.updated_by.as_deref()),
         "role_name" => SortValue::from(roles.get(&a.role_id).map(|r| r.name.as_str())),
-        "perimeter_name" => SortValue::from(a.perimeter_id.and_then(|p| tree.get(p)).map(|p| p.name.as_str())),
+        "perimeter_name" => SortValue::from(a.perimeter_id.and_then(|p| tree.get(p)).map(|p| p.name)),
         _ => SortValue::Bool(a.is_valid_at(now)),
     });
     // Users and `editable` flags are resolved for the requested page only.
@@ -287,7 +291,7 @@ async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: L
             (a.clone(), flag.then(|| can_manage(&principal.grants, role_rights(a), a.perimeter_id, &tree)))
         })
         .collect();
-    let mut rendered = render(&state, &flagged, &tree).await?.into_iter();
+    let mut rendered = render(&state, &flagged).await?.into_iter();
     let envelope =
         c360::http::listing::Page { count: page.count, next: page.next, previous: page.previous, results: flagged }
             .envelope(|_| rendered.next().unwrap_or(Value::Null));
@@ -315,8 +319,8 @@ async fn manageable_access(
     Ok((access, tree))
 }
 
-async fn respond(state: &AppState, access: Access, tree: &PerimeterTree, status: StatusCode) -> AppResult<Response> {
-    let mut rendered = render(state, &[(access, None)], tree).await?;
+async fn respond(state: &AppState, access: Access, status: StatusCode) -> AppResult<Response> {
+    let mut rendered = render(state, &[(access, None)]).await?;
     Ok((status, Json(rendered.pop().unwrap_or(Value::Null))).into_response())
 }
 
@@ -325,8 +329,8 @@ async fn retrieve(
     principal: Arc<Principal>,
     Path(id): Path<String>,
 ) -> AppResult<Response> {
-    let (access, tree) = manageable_access(&state, &principal, &id).await?;
-    respond(&state, access, &tree, StatusCode::OK).await
+    let (access, _) = manageable_access(&state, &principal, &id).await?;
+    respond(&state, access, StatusCode::OK).await
 }
 
 fn datetime_field(body: &Map<String, Value>, name: &str, errors: &mut FieldErrors) -> Option<DateTime> {
@@ -404,7 +408,7 @@ async fn create(State(state): State<AppState>, principal: Arc<Principal>, Body(b
     let id = state.store.next_id("access").await?;
     let access = Access::granted(id, &profile, role_id, perimeter_id, (start, end), Some(&principal.username), now);
     state.store.save_access(&access, &tree.path(perimeter_id), Condition::MustNotExist).await?;
-    respond(&state, access, &tree, StatusCode::CREATED).await
+    respond(&state, access, StatusCode::CREATED).await
 }
 
 async fn save(state: &AppState, principal: &Principal, mut access: Access, tree: &PerimeterTree) -> AppResult<Access> {
@@ -442,7 +446,7 @@ async fn patch(
         dates::changed((access.start_datetime, access.end_datetime), start, end, now)
             .map_err(|m| AppError::BadRequest(m.into()))?;
     let access = save(&state, &principal, access, &tree).await?;
-    respond(&state, access, &tree, StatusCode::OK).await
+    respond(&state, access, StatusCode::OK).await
 }
 
 async fn close(
@@ -456,7 +460,7 @@ async fn close(
         dates::close(access.start_datetime, access.end_datetime, now).map_err(|m| AppError::BadRequest(m.into()))?,
     );
     let access = save(&state, &principal, access, &tree).await?;
-    respond(&state, access, &tree, StatusCode::OK).await
+    respond(&state, access, StatusCode::OK).await
 }
 
 async fn delete(
@@ -484,7 +488,6 @@ async fn my_accesses(
         Some("true") => true,
         Some(_) => return Err(AppError::field("expiring", "Must be true or false.")),
     };
-    let tree = state.perimeter_tree().await?;
     let now = time::now();
     let active = |profile_id: i64| {
         principal
@@ -495,26 +498,39 @@ async fn my_accesses(
     let mut valid: Vec<Access> =
         principal.accesses.iter().filter(|a| a.is_valid_at(now) && active(a.profile_id)).cloned().collect();
     valid.sort_by_key(|a| a.id);
-    if !expiring {
+    // Any `expiring` key selects the flat shape, `false` included (the original picks the serializer on
+    // the key's presence); only `true` narrows the list.
+    if query.get("expiring").is_none() {
         let rows: Vec<(Access, Option<bool>)> = valid.into_iter().map(|a| (a, None)).collect();
-        return Ok(Json(json!(render(&state, &rows, &tree).await?)).into_response());
+        return Ok(Json(json!(render(&state, &rows).await?)).into_response());
     }
-    let today = now.date();
-    let horizon = today + ::time::Duration::days(EXPIRY_WINDOW_DAYS);
-    let mut first_ending: HashMap<Option<i64>, Access> = HashMap::new();
-    for access in valid.into_iter().filter(|a| a.end_datetime.is_some_and(|e| (today..=horizon).contains(&e.date()))) {
-        let keep = first_ending.get(&access.perimeter_id).is_none_or(|kept| access.end_datetime < kept.end_datetime);
-        if keep {
-            first_ending.insert(access.perimeter_id, access);
+    let listed = if expiring {
+        let today = now.date();
+        let horizon = today + ::time::Duration::days(EXPIRY_WINDOW_DAYS);
+        let mut first_ending: HashMap<Option<i64>, Access> = HashMap::new();
+        for access in
+            valid.into_iter().filter(|a| a.end_datetime.is_some_and(|e| (today..=horizon).contains(&e.date())))
+        {
+            let keep =
+                first_ending.get(&access.perimeter_id).is_none_or(|kept| access.end_datetime < kept.end_datetime);
+            if keep {
+                first_ending.insert(access.perimeter_id, access);
+            }
         }
-    }
-    if first_ending.is_empty() {
-        return Ok(Json(json!({"message": format!("No accesses to expire in the next {EXPIRY_WINDOW_DAYS} days")}))
+        if first_ending.is_empty() {
+            return Ok(Json(
+                json!({"message": format!("No accesses to expire in the next {EXPIRY_WINDOW_DAYS} days")}),
+            )
             .into_response());
-    }
-    let mut expiring: Vec<Access> = first_ending.into_values().collect();
-    expiring.sort_by_key(|a| a.end_datetime);
-    Ok(Json(json!(expiring
+        }
+        let mut expiring: Vec<Access> = first_ending.into_values().collect();
+        expiring.sort_by_key(|a| a.end_datetime);
+        expiring
+    } else {
+        valid
+    };
+    let tree = state.perimeter_tree().await?;
+    Ok(Json(json!(listed
         .iter()
         .map(|a| views::expiring_access(a, principal.user.as_ref(), a.perimeter_id.and_then(|p| tree.get(p))))
         .collect::<Vec<_>>()))

@@ -1,5 +1,6 @@
 //! `/accesses/perimeters/` (spec §4.6–§4.9, §4.15): the tree, children, manageable perimeters and
-//! patient-data rights, all computed over the in-memory tree.
+//! patient-data rights, all computed over the in-memory tree; the full records of a rendered page
+//! are read from the store (one BatchGetItem).
 use std::{collections::HashSet, sync::Arc};
 
 use axum::{
@@ -14,11 +15,11 @@ use c360::{
         cohort::Kind,
         perimeter::Perimeter,
         rights::Right,
-        tree::PerimeterTree,
+        tree::Node,
     },
     error::{AppError, AppResult},
     http::{
-        listing::{matches_search, sort_by, ListQuery, SortValue},
+        listing::{matches_search, sort_by, ListQuery, Page, SortValue},
         Api, AppState, Exposure, MethodPolicy, Principal, RouteSpec,
     },
 };
@@ -95,49 +96,59 @@ impl PerimeterFilter {
         }
     }
 
-    pub fn matches(&self, p: &Perimeter) -> bool {
+    pub fn matches(&self, p: &Node) -> bool {
         let contains = |value: Option<&str>, wanted: &Option<String>| {
             wanted.as_deref().is_none_or(|w| value.is_some_and(|v| v.to_lowercase().contains(w)))
         };
         let one_of = |value: Option<&str>, wanted: &Option<Vec<String>>| {
             wanted.as_ref().is_none_or(|values| value.is_some_and(|v| values.iter().any(|w| w == v)))
         };
-        contains(Some(&p.name), &self.name)
-            && contains(p.source_value.as_deref(), &self.source_value)
-            && one_of(p.type_source_value.as_deref(), &self.type_source_value)
-            && one_of(p.cohort_id.as_deref(), &self.cohort_id)
+        contains(Some(p.name), &self.name)
+            && contains(p.source_value, &self.source_value)
+            && one_of(p.type_source_value, &self.type_source_value)
+            && one_of(p.cohort_id, &self.cohort_id)
             && one_of(p.parent_id.map(|i| i.to_string()).as_deref(), &self.parent_id)
-            && one_of(p.local_id.as_deref(), &self.local_id)
-            && matches_search(&self.terms, &[Some(&p.name), p.type_source_value.as_deref(), p.source_value.as_deref()])
+            && one_of(p.local_id, &self.local_id)
+            && matches_search(&self.terms, &[Some(p.name), p.type_source_value, p.source_value])
     }
 }
 
-fn ordered<'a>(mut perimeters: Vec<&'a Perimeter>, query: &ListQuery) -> AppResult<Vec<&'a Perimeter>> {
+fn ordered<'a>(mut perimeters: Vec<Node<'a>>, query: &ListQuery) -> AppResult<Vec<Node<'a>>> {
     let orders =
         query.ordering("ordering", &["care_site_name", "care_site_type_source_value", "care_site_source_value"])?;
     sort_by(&mut perimeters, &orders, |p, field| match field {
-        "care_site_name" => SortValue::Text(p.name.clone()),
-        "care_site_type_source_value" => SortValue::from(p.type_source_value.as_deref()),
-        _ => SortValue::from(p.source_value.as_deref()),
+        "care_site_name" => SortValue::Text(p.name.to_owned()),
+        "care_site_type_source_value" => SortValue::from(p.type_source_value),
+        _ => SortValue::from(p.source_value),
     });
     Ok(perimeters)
+}
+
+/// The page of `found` that the query asks for, rendered in full from the page's records. A
+/// perimeter removed since this container loaded the tree has no record and is left out (the
+/// container reloads the tree at its next version check).
+async fn full_page(state: &AppState, query: &ListQuery, found: Vec<Node<'_>>) -> AppResult<Value> {
+    let page = query.limited_of(found);
+    let ids: Vec<i64> = page.results.iter().map(|p| p.id).collect();
+    let records = state.store.perimeters_by_id(&ids).await?;
+    let results: Vec<&Perimeter> = ids.iter().filter_map(|id| records.get(id)).collect();
+    Ok(Page { count: page.count, next: page.next, previous: page.previous, results }.envelope(views::perimeter_full))
 }
 
 async fn list(State(state): State<AppState>, _: Arc<Principal>, query: ListQuery) -> AppResult<Json<Value>> {
     let tree = state.perimeter_tree().await?;
     let filter = PerimeterFilter::new(&query);
     let found = ordered(tree.iter().filter(|p| filter.matches(p)).collect(), &query)?;
-    // Only the page is rendered: the tree holds tens of thousands of perimeters.
-    Ok(Json(query.limited_of(found).envelope(views::perimeter_full)))
+    Ok(Json(full_page(&state, &query, found).await?))
 }
 
-fn find(tree: &PerimeterTree, raw: &str) -> AppResult<Perimeter> {
-    tree.get(parse_id(raw, "Perimeter")?).cloned().ok_or(AppError::NotFound("Perimeter"))
+/// The record is the truth: no tree needed (one GetItem).
+async fn find(state: &AppState, raw: &str) -> AppResult<Perimeter> {
+    state.store.perimeter(parse_id(raw, "Perimeter")?).await?.ok_or(AppError::NotFound("Perimeter"))
 }
 
 async fn retrieve(State(state): State<AppState>, _: Arc<Principal>, Path(id): Path<String>) -> AppResult<Json<Value>> {
-    let tree = state.perimeter_tree().await?;
-    Ok(Json(views::perimeter_full(&find(&tree, &id)?)))
+    Ok(Json(views::perimeter_full(&find(&state, &id).await?)))
 }
 
 async fn children(
@@ -150,7 +161,7 @@ async fn children(
     let parent = parse_id(&id, "Perimeter")?;
     let filter = PerimeterFilter::new(&query);
     let found = ordered(tree.children(parent).filter(|p| filter.matches(p)).collect(), &query)?;
-    Ok(Json(query.limited_of(found).envelope(views::perimeter_full)))
+    Ok(Json(full_page(&state, &query, found).await?))
 }
 
 async fn child(
@@ -158,8 +169,7 @@ async fn child(
     _: Arc<Principal>,
     Path((parent, id)): Path<(String, String)>,
 ) -> AppResult<Json<Value>> {
-    let tree = state.perimeter_tree().await?;
-    let perimeter = find(&tree, &id)?;
+    let perimeter = find(&state, &id).await?;
     if perimeter.parent_id != Some(parse_id(&parent, "Perimeter")?) {
         return Err(AppError::NotFound("Perimeter"));
     }
@@ -177,15 +187,15 @@ async fn manageable(
 ) -> AppResult<Json<Value>> {
     let tree = state.perimeter_tree().await?;
     let tops = manageable_perimeters(&principal.grants, &tree);
-    let mut found: Vec<&Perimeter> = tops.iter().filter_map(|id| tree.get(*id)).collect();
+    let mut found: Vec<Node> = tops.iter().filter_map(|id| tree.get(*id)).collect();
     if has_any_param(&query) {
         // With parameters, the tops and everything below them, then the perimeter filters.
-        let below: Vec<&Perimeter> = tops.iter().flat_map(|id| tree.descendants(*id)).collect();
+        let below: Vec<Node> = tops.iter().flat_map(|id| tree.descendants(*id)).collect();
         found.extend(below);
         let filter = PerimeterFilter::new(&query);
         found.retain(|p| filter.matches(p));
     }
-    Ok(Json(json!(found.into_iter().map(views::perimeter_lite).collect::<Vec<_>>())))
+    Ok(Json(json!(found.iter().map(views::perimeter_lite).collect::<Vec<_>>())))
 }
 
 async fn patient_data_rights(
@@ -200,23 +210,23 @@ async fn patient_data_rights(
         let filter = PerimeterFilter::new(&query);
         for id in rights.targets(has_any_param(&query), &tree) {
             let Some(p) = tree.get(id).filter(|p| filter.matches(p)) else { continue };
-            rows.push((p, rights.right_on(id, &tree)));
+            rows.push((p.full_path(), p, rights.right_on(id, &tree)));
         }
     }
-    rows.sort_by(|(a, _), (b, _)| (a.full_path.as_deref(), a.id).cmp(&(b.full_path.as_deref(), b.id)));
+    rows.sort_by(|(a_path, a, _), (b_path, b, _)| (a_path, a.id).cmp(&(b_path, b.id)));
     let page = query.limited_of(rows);
     // As the original: an empty page is `{}`, not an envelope.
     if page.results.is_empty() {
         return Ok(Json(json!({})).into_response());
     }
-    Ok(Json(page.envelope(|(p, r)| {
+    Ok(Json(page.envelope(|(_, p, r)| {
         let read_role = match (r.nominative, r.pseudonymized) {
             (true, _) => "READ_PATIENT_NOMINATIVE",
             (false, true) => "READ_PATIENT_PSEUDO_ANONYMIZE",
             _ => "NO READ PATIENT RIGHT",
         };
         json!({
-            "perimeter": views::perimeter_lite(p),
+            "perimeter": views::perimeter_lite(&p),
             "read_role": read_role,
             "right_read_patient_nominative": r.nominative,
             "right_read_patient_pseudonymized": r.pseudonymized,
@@ -261,7 +271,7 @@ async fn patient_data_read(
         wanted.extend(snapshot.and_then(|s| s.perimeters_ids.as_ref()).into_iter().flatten().map(String::as_str));
     }
     let targets: Vec<i64> =
-        tree.iter().filter(|p| p.cohort_id.as_deref().is_some_and(|c| wanted.contains(c))).map(|p| p.id).collect();
+        tree.iter().filter(|p| p.cohort_id.is_some_and(|c| wanted.contains(c))).map(|p| p.id).collect();
     if targets.is_empty() {
         return Err(AppError::NotFoundError("None of the target perimeters was found".into()));
     }

@@ -4,6 +4,7 @@ use c360::domain::{
     perimeter::Perimeter,
     rights::{help_text, Access, Profile, Role},
     time,
+    tree::Node,
     user::User,
 };
 use serde_json::{json, Map, Value};
@@ -59,18 +60,19 @@ pub fn perimeter_full(p: &Perimeter) -> Value {
     })
 }
 
-pub fn perimeter_lite(p: &Perimeter) -> Value {
+/// PerimeterLite: all of it from the tree in memory, no record read.
+pub fn perimeter_lite(p: &Node) -> Value {
     json!({
         "id": p.id,
         "name": p.name,
         "source_value": p.source_value,
         "parent_id": p.parent_id.map(|id| id.to_string()),
         "type": p.type_source_value,
-        "above_levels_ids": ids(&p.above_levels_ids),
-        "inferior_levels_ids": ids(&p.inferior_levels_ids),
+        "above_levels_ids": ids(&p.above_levels_ids()),
+        "inferior_levels_ids": ids(&p.inferior_levels_ids()),
         "cohort_id": p.cohort_id,
         "cohort_size": p.cohort_size,
-        "full_path": p.full_path,
+        "full_path": p.full_path(),
     })
 }
 
@@ -142,11 +144,11 @@ pub fn access(access: &Access, ctx: AccessContext<'_>, now: time::DateTime) -> V
     value
 }
 
-pub fn expiring_access(access: &Access, user: Option<&User>, perimeter: Option<&Perimeter>) -> Value {
+pub fn expiring_access(access: &Access, user: Option<&User>, perimeter: Option<Node>) -> Value {
     json!({
         "start_datetime": access.start_datetime.map(time::iso),
         "end_datetime": access.end_datetime.map(time::iso),
         "profile": user.map(User::display_name),
-        "perimeter": perimeter.map(|p| p.name.clone()),
+        "perimeter": perimeter.map(|p| p.name),
     })
 }

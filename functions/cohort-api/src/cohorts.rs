@@ -470,11 +470,8 @@ async fn active_jobs(State(state): State<AppState>, _: PublicCaller) -> AppResul
 /// §4.11, over the caller's own cohorts (the original answers 500 when a group id belongs to someone
 /// else; here another user's cohort is simply not found).
 async fn rights(State(state): State<AppState>, principal: Arc<Principal>, query: ListQuery) -> AppResult<Json<Value>> {
-    // `group_id=` (empty) matches cohorts whose group id is not set yet, as in the original.
-    let wanted: HashSet<String> = match query.list("group_id") {
-        Some(ids) if !ids.is_empty() => ids.into_iter().collect(),
-        _ => HashSet::from([String::new()]),
-    };
+    // An empty or missing list names no cohort: the 404 of §4.11 (never the cohorts without a group id yet).
+    let wanted: HashSet<String> = query.list("group_id").unwrap_or_default().into_iter().collect();
     let (ws, tree) =
         tokio::join!(load(&state, owner(&principal), &[Kind::Snapshot, Kind::Cohort]), state.perimeter_tree());
     let (ws, tree) = (ws?, tree?);
@@ -498,7 +495,7 @@ async fn rights(State(state): State<AppState>, principal: Arc<Principal>, query:
                 .unwrap_or_default();
             let perimeters: Vec<i64> = tree
                 .iter()
-                .filter(|p| p.cohort_id.as_ref().is_some_and(|id| cohort_ids.contains(&id)))
+                .filter(|p| p.cohort_id.is_some_and(|id| cohort_ids.iter().any(|c| *c == id)))
                 .map(|p| p.id)
                 .collect();
             let r = cohort_rights(&principal.grants, &perimeters, &tree);

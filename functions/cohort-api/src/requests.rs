@@ -179,6 +179,7 @@ async fn create_scoped(
         favorite: favorite.unwrap_or(false),
         parent_folder: parent_folder.unwrap_or_default(),
         shared_by: None,
+        snapshot_versions: None,
         stamps: Stamps::new(time::now()),
     };
     state.store.transact(vec![put_object(&request, Condition::MustNotExist)?]).await?;

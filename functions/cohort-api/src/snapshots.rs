@@ -25,7 +25,7 @@ use c360::{
     notify,
     store::{
         cohort::{patch_history_write, put_object, snapshot_perimeter_writes, snapshot_query_write, Changes},
-        keys, Condition, Write,
+        keys, Condition, StoreError, Write,
     },
 };
 use serde_json::{Map, Value};
@@ -187,8 +187,29 @@ fn invalid(fields: Fields) -> AppError {
     fields.finish().err().unwrap_or_else(|| AppError::internal("a relation was refused without an error"))
 }
 
-/// Steps 1–6 of spec §5.5, in order, with their bare-string errors; then the field checks.
-async fn create_scoped(state: &AppState, owner: &str, mut body: Map<String, Value>) -> AppResult<Response> {
+/// How often a snapshot whose version another save took meanwhile is validated again.
+const VERSION_ATTEMPTS: usize = 5;
+
+/// Spec §5.5's creation. Two snapshots of one request saved at once cannot take the same version: the
+/// loser is validated again against what the winner wrote — a second first snapshot then gets the 400 of
+/// step 2, a next snapshot the following version.
+async fn create_scoped(state: &AppState, owner: &str, body: Map<String, Value>) -> AppResult<Response> {
+    for attempt in 0..VERSION_ATTEMPTS as u64 {
+        if let Some(created) = try_create(state, owner, body.clone()).await? {
+            return Ok(created);
+        }
+        // Jittered backoff: the savers that lost do not all read again at the same instant.
+        let jitter = (Uuid::new_v4().as_u128() % 20) as u64;
+        tokio::time::sleep(std::time::Duration::from_millis(10 * (attempt + 1) + jitter)).await;
+    }
+    Err(AppError::InvalidString(
+        "Another version of this request was saved at the same time: please save again.".into(),
+    ))
+}
+
+/// Steps 1–6 of spec §5.5, in order, with their bare-string errors; then the field checks. `None` when
+/// another save took the version meanwhile.
+async fn try_create(state: &AppState, owner: &str, mut body: Map<String, Value>) -> AppResult<Option<Response>> {
     apply_id_aliases(&mut body, &RELATIONS);
     let ws = load(state, owner, &SNAPSHOT_KINDS).await?;
     let given = |field: &str| body.get(field).filter(|v| !v.is_null());
@@ -206,7 +227,8 @@ async fn create_scoped(state: &AppState, owner: &str, mut body: Map<String, Valu
     } else if given("request").is_some() {
         let request = fields.relation("request", false, |u| ws.request(u).is_some()).flatten();
         let Some(request) = request else { return Err(invalid(fields)) };
-        if ws.snapshots.iter().any(|s| s.request == request) {
+        let claimed = ws.request(request).and_then(|r| r.snapshot_versions).unwrap_or(0);
+        if claimed > 0 || ws.snapshots.iter().any(|s| s.request == request) {
             return Err(AppError::InvalidString(
                 "Must provide a `previous_snapshot` if the request already has snapshots".into(),
             ));
@@ -222,7 +244,14 @@ async fn create_scoped(state: &AppState, owner: &str, mut body: Map<String, Valu
         return Err(AppError::InvalidString(query_too_large()));
     }
     let perimeters = perimeters_ids(serialized_query).map_err(AppError::InvalidString)?;
-    let version = ws.snapshots.iter().filter(|s| s.request == request).count() as i64 + 1;
+    // The request's claimed version is authoritative (counting covers requests older than the claim);
+    // a first snapshot is version 1, so its claim fails if another first snapshot won meanwhile.
+    let version = if given("previous_snapshot").is_some() {
+        let counted = ws.snapshots.iter().filter(|s| s.request == request).count() as i64;
+        counted.max(ws.request(request).and_then(|r| r.snapshot_versions).unwrap_or(0)) + 1
+    } else {
+        1
+    };
     check_owner(&mut fields, owner);
     let name = fields.text("name", Text::default().nullable().blank()).flatten();
     fields.finish()?;
@@ -239,12 +268,18 @@ async fn create_scoped(state: &AppState, owner: &str, mut body: Map<String, Valu
         stamps: Stamps::new(time::now()),
     };
     let text = SnapshotQuery { serialized_query: serialized_query.clone(), translated_query: None };
-    let mut writes =
-        vec![snapshot_query_write(owner, snapshot.uuid, &text)?, put_object(&snapshot, Condition::MustNotExist)?];
+    let mut writes = vec![
+        state.store.claim_snapshot_version(owner, request, version)?,
+        snapshot_query_write(owner, snapshot.uuid, &text)?,
+        put_object(&snapshot, Condition::MustNotExist)?,
+    ];
     writes.extend(snapshot_perimeter_writes(&snapshot)?);
-    state.store.transact(writes).await?;
+    match state.store.transact(writes).await {
+        Err(StoreError::TransactionConflict(failed)) if failed.first() == Some(&true) => return Ok(None),
+        other => other?,
+    }
     let value = views::snapshot(&state.settings, &Workspace::default(), &snapshot, serialized_query, time::now());
-    Ok((StatusCode::CREATED, Json(value)).into_response())
+    Ok(Some((StatusCode::CREATED, Json(value)).into_response()))
 }
 
 async fn create(State(state): State<AppState>, principal: Arc<Principal>, Body(body): Body) -> AppResult<Response> {
@@ -458,6 +493,7 @@ async fn share(
             favorite: false,
             parent_folder: folder,
             shared_by: Some(sharer.to_owned()),
+            snapshot_versions: Some(1),
             stamps: Stamps::new(now),
         };
         let copy = Snapshot {

@@ -382,8 +382,7 @@ impl Worker {
     /// record; a failed submission is retried by the queue (then parked in the DLQ), and the next
     /// sync lists the perimeter again while it has no cohort id.
     async fn virtual_cohort(&self, perimeter_id: i64) -> Result<(), MessageError> {
-        let perimeters = self.store.perimeters().await.map_err(storage)?;
-        let tree = PerimeterTree::new(perimeters).map_err(|e| MessageError(format!("the stored tree: {e}")))?;
+        let tree = self.tree().await?;
         if !tree.contains(perimeter_id) {
             return Ok(()); // removed since the sync
         }
@@ -401,7 +400,14 @@ impl Worker {
 
     /// The cohort id of the root perimeter (level 1, no parent): global counts and studies run on it.
     async fn root_cohort_id(&self) -> Result<Option<String>, MessageError> {
-        let perimeters = self.store.perimeters().await.map_err(storage)?;
-        Ok(perimeters.into_iter().filter(|p| p.parent_id.is_none()).find_map(|p| p.cohort_id))
+        Ok(self.tree().await?.roots().find_map(|p| p.cohort_id.map(str::to_owned)))
+    }
+
+    /// The tree from its stored snapshot (one Query), not from every perimeter record.
+    async fn tree(&self) -> Result<PerimeterTree, MessageError> {
+        let (_, tree) = c360::perimeter_sync::current_tree(&self.store)
+            .await
+            .map_err(|e| MessageError(format!("the perimeter tree: {e}")))?;
+        Ok(tree)
     }
 }

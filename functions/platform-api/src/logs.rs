@@ -1,9 +1,9 @@
 //! `/logs/` (spec §9.4): the request audit log, for full admins.
 //!
 //! A listing never reads the whole log: the store counts with its day counters where they answer
-//! the filter, reads a bounded number of rows where they do not (then the count is an estimate,
-//! flagged by `X-Count-Estimated: true`), and reads only the day(s) the requested page falls in
-//! (`docs/data-model.md`, "Request logs").
+//! the filter (`path_contains` and `search` through the route index), reads a bounded number of rows
+//! where they do not (then the count is an estimate, flagged by `X-Count-Estimated: true`), and reads
+//! only the day(s) the requested page falls in (`docs/data-model.md`, "Request logs").
 use std::{collections::HashMap, sync::Arc};
 
 use axum::{
@@ -13,13 +13,13 @@ use axum::{
     Json, Router,
 };
 use c360::{
-    domain::{request_log::RequestLog, time, user::User},
+    domain::{log_paths::PathFilter, request_log::RequestLog, time, user::User},
     error::{AppError, AppResult},
     http::{
-        listing::{matches_search, ListQuery, Page, PAGE_SIZE},
+        listing::{ListQuery, Page, PAGE_SIZE},
         Api, AppState, Exposure, MethodPolicy, Principal, RouteSpec,
     },
-    store::{LogCondition, LogPredicate, LogScan},
+    store::logs::{LogCondition, LogPredicate, LogScan},
 };
 use serde_json::Value;
 
@@ -97,6 +97,7 @@ fn scan_of(state: &AppState, query: &ListQuery) -> AppResult<Option<LogScan>> {
         before,
         conditions,
         residual: residual_filter(query),
+        paths: PathFilter::new(query.get("path_contains"), &query.search_terms()),
         ascending: orders.first().is_some_and(|o| !o.descending),
         retention_days: state.settings.request_log_retention_days,
         now: time::now(),
@@ -104,23 +105,10 @@ fn scan_of(state: &AppState, query: &ListQuery) -> AppResult<Option<LogScan>> {
     }))
 }
 
-/// `path_contains`, `data` (icontains) and `search` (every term in the path, view, user or query
-/// string, case-insensitively): no index serves them, the rows read are checked.
+/// `data` (icontains): no index serves it, the rows read are checked.
 fn residual_filter(query: &ListQuery) -> Option<LogPredicate> {
-    let lower = |name: &str| query.get(name).map(str::to_lowercase);
-    let (path_contains, data) = (lower("path_contains"), lower("data"));
-    let terms = query.search_terms();
-    if path_contains.is_none() && data.is_none() && terms.is_empty() {
-        return None;
-    }
-    let contains = |value: Option<&str>, wanted: &Option<String>| {
-        wanted.as_ref().is_none_or(|w| value.is_some_and(|v| v.to_lowercase().contains(w)))
-    };
-    Some(Arc::new(move |l: &RequestLog| {
-        contains(Some(&l.path), &path_contains)
-            && contains(l.data.as_deref(), &data)
-            && matches_search(&terms, &[Some(&l.path), Some(&l.view), l.user.as_deref(), Some(&l.query_params)])
-    }))
+    let data = query.get("data")?.to_lowercase();
+    Some(Arc::new(move |l: &RequestLog| l.data.as_deref().is_some_and(|v| v.to_lowercase().contains(&data))))
 }
 
 /// The offset of the requested page (`page_of` has validated the parameter against `count`).

@@ -1,5 +1,22 @@
-//! The fakes of `make dev`, on the ports of the URLs in infra/env/local.env.
+//! The fakes of `make dev`, on the ports of the URLs in infra/env/local.env. A fake runs only where its
+//! URL is still the dev default, so a real service configured in the environment (even on the same
+//! port) is never shadowed; `FAKES=identity,oidc,fhir,query-executor` (or `none`) chooses explicitly.
 use std::sync::Arc;
+
+/// Whether the fake `name` plays the service at `url` (whose dev default is `default`).
+fn wanted(name: &str, url: &str, default: &str) -> bool {
+    match std::env::var("FAKES").ok().filter(|v| !v.trim().is_empty()) {
+        Some(list) => list.split(',').any(|f| f.trim() == name),
+        None => url == default,
+    }
+}
+
+/// Says which services are not faked (each fake that runs says where it listens).
+fn announce(name: &str, url: &str, running: bool) {
+    if !running {
+        tracing::info!("no fake {name}: {url} is used as it is");
+    }
+}
 
 fn port_and_path(url: &str) -> Option<(u16, String)> {
     let rest = url.split_once("://")?.1;
@@ -16,8 +33,11 @@ async fn main() -> std::io::Result<()> {
     tracing_subscriber::fmt().with_target(false).init();
     let mut tasks = Vec::new();
 
-    let identity_url = env("IDENTITY_SERVER_URL", "http://127.0.0.1:8091");
-    if let Some((port, _)) = port_and_path(&identity_url) {
+    const IDENTITY_DEFAULT: &str = "http://127.0.0.1:8091";
+    let identity_url = env("IDENTITY_SERVER_URL", IDENTITY_DEFAULT);
+    let run = wanted("identity", &identity_url, IDENTITY_DEFAULT);
+    announce("identity server", &identity_url, run);
+    if let Some((port, _)) = port_and_path(&identity_url).filter(|_| run) {
         let people = fakes::identity::parse_people(&env(
             "FAKE_IDENTITY_USERS",
             "1234567:password:Marie:CURIE:marie.curie@cohort360.local;7654321:password:Louis:PASTEUR:louis.pasteur@cohort360.local",
@@ -28,8 +48,11 @@ async fn main() -> std::io::Result<()> {
         tasks.push(task);
     }
 
-    let issuer = env("OIDC_AUTH_SERVER_1", "http://127.0.0.1:8092/realms/cohort360");
-    if let Some((port, path)) = port_and_path(&issuer) {
+    const ISSUER_DEFAULT: &str = "http://127.0.0.1:8092/realms/cohort360";
+    let issuer = env("OIDC_AUTH_SERVER_1", ISSUER_DEFAULT);
+    let run = wanted("oidc", &issuer, ISSUER_DEFAULT);
+    announce("OIDC provider", &issuer, run);
+    if let Some((port, path)) = port_and_path(&issuer).filter(|_| run) {
         let realm = Arc::new(fakes::oidc::Realm::new(
             &issuer,
             &env("OIDC_CLIENT_ID_1", "cohort360"),
@@ -40,8 +63,11 @@ async fn main() -> std::io::Result<()> {
         tasks.push(task);
     }
 
-    let fhir_url = env("FHIR_URL", "http://127.0.0.1:8094/fhir");
-    if let Some((port, path)) = port_and_path(&fhir_url) {
+    const FHIR_DEFAULT: &str = "http://127.0.0.1:8094/fhir";
+    let fhir_url = env("FHIR_URL", FHIR_DEFAULT);
+    let run = wanted("fhir", &fhir_url, FHIR_DEFAULT);
+    announce("FHIR server", &fhir_url, run);
+    if let Some((port, path)) = port_and_path(&fhir_url).filter(|_| run) {
         let organizations = match std::env::var("FAKE_FHIR_ORGANIZATIONS").ok().filter(|v| !v.is_empty()) {
             Some(file) => serde_json::from_str(&std::fs::read_to_string(&file)?)
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{file}: {e}")))?,
@@ -54,8 +80,11 @@ async fn main() -> std::io::Result<()> {
         tasks.push(task);
     }
 
-    let query_executor_url = env("QUERY_EXECUTOR_URL", "http://127.0.0.1:8093");
-    if let Some((port, _)) = port_and_path(&query_executor_url) {
+    const QUERY_EXECUTOR_DEFAULT: &str = "http://127.0.0.1:8093";
+    let query_executor_url = env("QUERY_EXECUTOR_URL", QUERY_EXECUTOR_DEFAULT);
+    let run = wanted("query-executor", &query_executor_url, QUERY_EXECUTOR_DEFAULT);
+    announce("QueryExecutor", &query_executor_url, run);
+    if let Some((port, _)) = port_and_path(&query_executor_url).filter(|_| run) {
         let config = fakes::query_executor::Config {
             callback_url: env("FAKES_CALLBACK_URL", "http://127.0.0.1:8000"),
             query_executor_token: env("QUERY_EXECUTOR_TOKEN", ""),

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::{
-    perimeter::{AllowedUsers, Perimeter},
+    perimeter::AllowedUsers,
     rights::{Right, RightSet},
     time::DateTime,
     tree::PerimeterTree,
@@ -327,7 +327,7 @@ pub fn count_allowed_users<'a>(
             reaching_down.entry(perimeter).or_default().insert(user);
         }
     }
-    let order: Vec<&Perimeter> = tree.iter().collect(); // parents before children
+    let order: Vec<_> = tree.iter().collect(); // parents before children
     let mut from_above: HashMap<i64, HashSet<&str>> = HashMap::new();
     for p in &order {
         let mut set = HashSet::new();

@@ -157,6 +157,10 @@ pub struct Request {
     pub parent_folder: Uuid,
     #[serde(default)]
     pub shared_by: Option<String>,
+    /// The newest version number given to one of its snapshots, claimed with a conditional write in the
+    /// snapshot's transaction (`None` on requests written before it was kept: their snapshots count).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_versions: Option<i64>,
     #[serde(flatten)]
     pub stamps: Stamps,
 }
@@ -728,6 +732,7 @@ mod tests {
                 favorite: false,
                 parent_folder: folder,
                 shared_by: None,
+                snapshot_versions: None,
                 stamps: stamps(),
             }],
             snapshots: vec![Snapshot {

@@ -4,6 +4,7 @@ pub mod cohort;
 pub mod content;
 pub mod feasibility;
 pub mod fhir_tree;
+pub mod log_paths;
 pub mod maintenance;
 pub mod perimeter;
 pub mod query_executor;

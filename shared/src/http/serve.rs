@@ -14,13 +14,28 @@ use tracing::Instrument;
 
 use super::{cors, maintenance, state::AppState};
 
-/// Adds the shared layers: trace id and access log, CORS, maintenance gate, JSON 404 for unknown paths.
+/// Adds the shared layers: trace id and access log, CORS, panic containment, maintenance gate, JSON 404
+/// for unknown paths.
 pub fn finish(router: Router, state: &AppState) -> Router {
     router
         .fallback(|| async { (StatusCode::NOT_FOUND, Json(json!({"detail": "Not found."}))) })
         .layer(from_fn_with_state(state.clone(), maintenance::gate))
+        .layer(from_fn(contain_panics))
         .layer(from_fn_with_state(state.clone(), cors::layer))
         .layer(from_fn(trace))
+}
+
+/// A handler that panics answers the 500 of any internal error, instead of dropping the connection
+/// (dev server) or failing the whole invocation (API Gateway's 502 under Lambda). No handler should
+/// panic; this keeps one that does from taking more than its own request down.
+async fn contain_panics(req: Request, next: Next) -> Response {
+    match tokio::spawn(next.run(req).instrument(tracing::Span::current())).await {
+        Ok(response) => response,
+        Err(err) => {
+            tracing::error!(panicked = err.is_panic(), "handler did not complete");
+            crate::error::AppError::Internal("handler did not complete".into()).into_response()
+        }
+    }
 }
 
 /// One span per request carrying the trace id (`X-Trace-Id`, generated when absent), one access
@@ -127,6 +142,23 @@ pub async fn run_function(api: super::FunctionApi) -> Result<(), lambda_http::Er
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_and_the_router_keeps_serving() {
+        use tower::ServiceExt;
+        let router = Router::new()
+            .route("/boom", axum::routing::get(|| async { panic!("a bug") as &'static str }))
+            .route("/ok", axum::routing::get(|| async { "fine" }))
+            .layer(from_fn(contain_panics));
+        let call = |path: &str| {
+            router.clone().oneshot(axum::http::Request::get(path).body(axum::body::Body::empty()).expect("a request"))
+        };
+        let boom = call("/boom").await.expect("infallible");
+        assert_eq!(boom.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(boom.into_body(), 1024).await.expect("a body");
+        assert!(!String::from_utf8_lossy(&body).contains("a bug"), "the cause stays in the logs");
+        assert_eq!(call("/ok").await.expect("infallible").status(), StatusCode::OK);
+    }
 
     #[test]
     fn latency_metric_is_embedded_metric_format() {

@@ -217,18 +217,19 @@ impl AppState {
         self.maintenances.get_or_load(|| self.store.maintenances_not_ended(crate::domain::time::now())).await
     }
 
-    /// The perimeter tree, kept in memory: a version GetItem every 30 s, a full read only when the
-    /// tree changed (or at the first request of the container).
+    /// The perimeter tree, kept in memory (compact: ids, links and the texts the rights and filters
+    /// read): a version GetItem every 30 s, and a read of the stored snapshot (one Query) only when
+    /// the tree changed or at the first request of the container.
     pub async fn perimeter_tree(&self) -> AppResult<Arc<PerimeterTree>> {
         let snapshot = self
             .tree
             .get_or_refresh(|expired| async move {
-                let version = self.store.perimeters_version().await?;
-                if let Some(current) = expired.filter(|t| t.version == version) {
-                    return Ok::<_, AppError>(current);
+                if let Some(held) = expired {
+                    if held.version == self.store.perimeters_version().await? {
+                        return Ok::<_, AppError>(held);
+                    }
                 }
-                let tree = PerimeterTree::new(self.store.perimeters().await?)
-                    .map_err(|e| AppError::Internal(format!("the stored perimeter tree is broken: {e}")))?;
+                let (version, tree) = crate::perimeter_sync::current_tree(&self.store).await?;
                 Ok(Arc::new(VersionedTree { version, tree: Arc::new(tree) }))
             })
             .await?;

@@ -1,10 +1,15 @@
 //! Roles, profiles, accesses and perimeters: the data of the rights computations.
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, Update, WriteRequest};
+use aws_sdk_dynamodb::{
+    operation::transact_write_items::TransactWriteItemsError,
+    primitives::Blob,
+    types::{AttributeValue, Delete, Put, PutRequest, ReturnValue, TransactWriteItem, Update, WriteRequest},
+};
 
 use super::{
-    conditional, decode, key_item, keys, sdk_error, Condition, DynamoStore, Entry, Item, StoreError, StoreResult, Write,
+    conditional, decode, key_item, keys, sdk_error, sk_of, Condition, DynamoStore, Entry, Item, StoreError,
+    StoreResult, Write,
 };
 use crate::domain::{
     perimeter::Perimeter,
@@ -12,6 +17,22 @@ use crate::domain::{
     time,
     user::Window,
 };
+
+/// Tree snapshot chunks stay well below DynamoDB's 400 KB per item.
+const TREE_CHUNK_BYTES: usize = 350_000;
+/// One transaction writes a snapshot (at most 4 MB): 10 chunks, 3.5 MB deflated, several times the
+/// largest tree in sight (AP-HP's, ~30k perimeters, deflates to a few hundred KB).
+const TREE_MAX_CHUNKS: usize = 10;
+
+/// A stored tree snapshot (`PerimeterTree::encode`) and the tree version it was built at.
+pub struct TreeSnapshot {
+    pub version: i64,
+    pub bytes: Vec<u8>,
+}
+
+fn version_of(item: &Item) -> Option<i64> {
+    item.get("version").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok())
+}
 
 pub fn profile_entry(profile: &Profile) -> StoreResult<Entry> {
     Ok(Entry::new("profile", &keys::profile(&profile.username, profile.id), profile)?
@@ -183,8 +204,25 @@ impl DynamoStore {
         Ok(())
     }
 
-    pub async fn bump_perimeters_version(&self) -> StoreResult<()> {
-        self.bump_version(&keys::perimeters_version()).await
+    /// Returns the new version.
+    pub async fn bump_perimeters_version(&self) -> StoreResult<i64> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(&keys::perimeters_version())))
+            .update_expression("ADD #v :one SET updated_at = :at")
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":at", AttributeValue::S(time::iso(time::now())))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        out.attributes
+            .as_ref()
+            .and_then(version_of)
+            .ok_or_else(|| StoreError::Sdk("the tree version update returned no version".into()))
     }
 
     /// The tree version: a GetItem, so containers check freshness without reading the tree.
@@ -223,11 +261,110 @@ impl DynamoStore {
             .await
             .map_err(sdk_error)?
             .item;
-        Ok(item.and_then(|i| i.get("version").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok())).unwrap_or(0))
+        Ok(item.as_ref().and_then(version_of).unwrap_or(0))
     }
 
     pub async fn perimeters(&self) -> StoreResult<Vec<Perimeter>> {
         self.query_partition(keys::PERIMETERS_PK, None, true).await?.into_iter().map(decode).collect()
+    }
+
+    /// A perimeter's record, if it is in the tree.
+    pub async fn perimeter(&self, id: i64) -> StoreResult<Option<Perimeter>> {
+        self.get(&keys::perimeter(id)).await
+    }
+
+    /// The records of the perimeters among `ids` that are in the tree (BatchGetItem).
+    pub async fn perimeters_by_id(&self, ids: &[i64]) -> StoreResult<HashMap<i64, Perimeter>> {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        let items = self.batch_get(ids.into_iter().map(keys::perimeter).collect()).await?;
+        items.into_iter().map(|item| decode::<Perimeter>(item).map(|p| (p.id, p))).collect()
+    }
+
+    /// The tree version and the stored tree snapshot, whole, if there is one: one Query (their
+    /// partition holds nothing else).
+    pub async fn perimeter_tree_snapshot(&self) -> StoreResult<(i64, Option<TreeSnapshot>)> {
+        let items = self.query_partition(keys::PERIMETERS_META_PK, None, true).await?;
+        let mut version = 0;
+        let mut chunks: Vec<(usize, i64, usize, Vec<u8>)> = Vec::new();
+        for mut item in items {
+            let sort = sk_of(&item).to_owned();
+            if sort == keys::PERIMETERS_VERSION_SK {
+                version = version_of(&item).unwrap_or(0);
+            } else if let Some(index) = keys::perimeter_tree_chunk_index(&sort) {
+                let count = item.get("chunks").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok());
+                let data = item.remove("data").and_then(|v| v.as_b().ok().map(|b| b.clone().into_inner()));
+                if let (Some(chunk_version), Some(count), Some(data)) = (version_of(&item), count, data) {
+                    chunks.push((index, chunk_version, count, data));
+                }
+            }
+        }
+        // Whole: chunks 0..count of one version (leftovers of a longer, older snapshot are ignored).
+        let Some(&(0, snapshot_version, count, _)) = chunks.first() else { return Ok((version, None)) };
+        let parts: Vec<_> = chunks.into_iter().take(count).collect();
+        let whole = parts.len() == count
+            && parts
+                .iter()
+                .enumerate()
+                .all(|(i, (index, v, c, _))| *index == i && *v == snapshot_version && *c == count);
+        let snapshot = whole.then(|| TreeSnapshot {
+            version: snapshot_version,
+            bytes: parts.into_iter().flat_map(|(_, _, _, data)| data).collect(),
+        });
+        Ok((version, snapshot))
+    }
+
+    /// Stores `bytes` as the snapshot of tree version `version`, in chunks written by one
+    /// transaction (readers never see two snapshots mixed), unless a more recent one is stored.
+    /// One of the same version is replaced (it may be unreadable; both hold the tree as of at least
+    /// that version). Returns whether it was written.
+    pub async fn put_perimeter_tree_snapshot(&self, version: i64, bytes: &[u8]) -> StoreResult<bool> {
+        let chunks: Vec<&[u8]> = bytes.chunks(TREE_CHUNK_BYTES).collect();
+        if chunks.len() > TREE_MAX_CHUNKS {
+            return Err(StoreError::Record(format!("a tree snapshot of {} bytes is too large to store", bytes.len())));
+        }
+        let condition = "attribute_not_exists(#v) OR #v <= :v";
+        let n = |v: usize| AttributeValue::N(v.to_string());
+        let mut items = Vec::with_capacity(TREE_MAX_CHUNKS);
+        for (index, data) in chunks.iter().enumerate() {
+            let mut item = key_item(&keys::perimeter_tree_chunk(index));
+            item.insert("version".into(), AttributeValue::N(version.to_string()));
+            item.insert("chunks".into(), n(chunks.len()));
+            item.insert("data".into(), AttributeValue::B(Blob::new(*data)));
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression(condition)
+                .expression_attribute_names("#v", "version")
+                .expression_attribute_values(":v", AttributeValue::N(version.to_string()))
+                .build()
+                .map_err(|e| StoreError::Sdk(e.to_string()))?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
+        // The chunks of a longer, older snapshot go with it.
+        for index in chunks.len()..TREE_MAX_CHUNKS {
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(key_item(&keys::perimeter_tree_chunk(index))))
+                .condition_expression(condition)
+                .expression_attribute_names("#v", "version")
+                .expression_attribute_values(":v", AttributeValue::N(version.to_string()))
+                .build()
+                .map_err(|e| StoreError::Sdk(e.to_string()))?;
+            items.push(TransactWriteItem::builder().delete(delete).build());
+        }
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(true),
+            Err(err) => match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(e))
+                    if e.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed")) =>
+                {
+                    Ok(false)
+                }
+                _ => Err(sdk_error(err)),
+            },
+        }
     }
 
     /// Sets a perimeter's virtual cohort (one UpdateItem, so a concurrent counter write is not

@@ -215,6 +215,25 @@ impl DynamoStore {
         decode(out.attributes.unwrap_or_default())
     }
 
+    /// Claims version `version` of a request's snapshots, as one operation of the snapshot's
+    /// transaction: it holds only while the request's newest version is still `version - 1` (or was
+    /// never recorded, on requests older than the record), so two snapshots saved at once never take
+    /// the same version and a request gets exactly one first snapshot.
+    pub fn claim_snapshot_version(&self, owner: &str, request: Uuid, version: i64) -> StoreResult<Write> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(super::key_item(&keys::workspace_object(Kind::Request, owner, request))))
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(snapshot_versions) OR snapshot_versions = :previous)",
+            )
+            .update_expression("SET snapshot_versions = :version")
+            .expression_attribute_values(":previous", AttributeValue::N((version - 1).to_string()))
+            .expression_attribute_values(":version", AttributeValue::N(version.to_string()))
+            .build()
+            .map_err(|e| StoreError::Sdk(e.to_string()))?;
+        Ok(Write::Update(update))
+    }
+
     /// The same changes as one operation of a transaction, on an alive object.
     pub fn update_write<T: WorkspaceObject>(&self, owner: &str, uuid: Uuid, changes: Changes) -> StoreResult<Write> {
         let key = keys::workspace_object(T::KIND, owner, uuid);

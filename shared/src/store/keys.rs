@@ -8,6 +8,7 @@
 //! | profile (listing) | | | | `PROFILES` / `<username>#<id>` |
 //! | access | `USER#<username>` | `ACCESS#<id>` | `ACCESS#<id>` / `ACCESS` | `ACCESSES` / `<perimeter path>#<id>` |
 //! | perimeter tree version | `META#PERIMETERS` | `#VERSION` | | |
+//! | perimeter tree snapshot (chunks) | `META#PERIMETERS` | `#TREE#<nnn>` | | |
 //! | accesses version | `META#ACCESSES` | `#VERSION` | | |
 //! | role | `ROLES` | `ROLE#<id>` | | |
 //! | role name uniqueness guard | `ROLENAME#<lower name>` | `#ROLENAME` | | |
@@ -18,8 +19,8 @@
 //! | maintenance phase | `MAINTENANCES` | `MAINT#<id>` | `MAINTENANCE_ENDS` / `<end iso>#<id>` (alive only) | |
 //! | release note | `RELEASE_NOTES` | `NOTE#<id>` | | |
 //! | web content | `CONTENTS` | `CONTENT#<id>` | | |
-//! | request log | `LOGS#<yyyy-mm-dd>` | `LOG#<id>` | `LOGUSER#<username>` / `<id>` (rows with a user) | |
-//! | request log day counters | `LOGCOUNT#<yyyy-mm-dd>` | `#ALL`, `USER#<username>` | | |
+//! | request log | `LOGS#<yyyy-mm-dd>` | `LOG#<id>` | `LOGUSER#<username>` / `<id>` (rows with a user) | `LOGROUTE#<route>` / `<id>` (rows with a route) |
+//! | request log day counters | `LOGCOUNT#<yyyy-mm-dd>` | `#ALL`, `#ROUTES`, `#SEARCH`, `USER#<username>` | | |
 //! | request log counting start | `META#LOGCOUNT` | `#SINCE` | | |
 //! | workspace object (alive) | `WS#<owner>` | `<KIND>#<uuid>` | counts, cohorts, studies: `BYID#<KIND>#<uuid[0]>` / `<uuid>` | jobs not ended: `OPEN_JOBS#<KIND>` / `<uuid>`; schedules: `REFRESH_DUE` / `<next run>#<uuid>` |
 //! | workspace object (deleted) | `WS#<owner>` | `BIN#<KIND>#<uuid>` | | |
@@ -110,8 +111,23 @@ pub fn profiles_index(username: &str, id: i64) -> Key {
     key(PROFILES_INDEX_PK, format!("{username}#{}", padded(id)))
 }
 
+/// The tree's version and its snapshot share a partition: one Query reads both.
+pub const PERIMETERS_META_PK: &str = "META#PERIMETERS";
+pub const PERIMETERS_VERSION_SK: &str = "#VERSION";
+pub const PERIMETER_TREE_CHUNK_PREFIX: &str = "#TREE#";
+
 pub fn perimeters_version() -> Key {
-    key("META#PERIMETERS", "#VERSION")
+    key(PERIMETERS_META_PK, PERIMETERS_VERSION_SK)
+}
+
+/// One chunk of the tree snapshot (`PerimeterTree::encode`), cut to fit DynamoDB items.
+pub fn perimeter_tree_chunk(index: usize) -> Key {
+    key(PERIMETERS_META_PK, format!("{PERIMETER_TREE_CHUNK_PREFIX}{index:03}"))
+}
+
+/// The chunk index of a snapshot chunk's sort key.
+pub fn perimeter_tree_chunk_index(sort: &str) -> Option<usize> {
+    sort.strip_prefix(PERIMETER_TREE_CHUNK_PREFIX)?.parse().ok()
 }
 
 /// Bumped after every access write: containers keep the accesses index in memory while it holds.
@@ -207,6 +223,30 @@ pub fn request_log_counter(day: &str) -> Key {
 /// The same counts for one user's rows of the day.
 pub fn request_log_user_counter(day: &str, username: &str) -> Key {
     key(request_log_counter_partition(day), format!("USER#{username}"))
+}
+
+pub fn request_log_route_partition(route: &str) -> String {
+    format!("LOGROUTE#{route}")
+}
+
+/// The rows a route template served, in id order (`gsi2`): `path_contains` and `search` read them.
+pub fn request_log_by_route(route: &str, id: i64) -> Key {
+    key(request_log_route_partition(route), padded(id))
+}
+
+/// The `gsi2` sort key bound of [`request_log_by_route`] for an id.
+pub fn request_log_route_sort(id: i64) -> String {
+    padded(id)
+}
+
+/// The day's rows by route template (with their parameter characters).
+pub fn request_log_route_counter(day: &str) -> Key {
+    key(request_log_counter_partition(day), "#ROUTES")
+}
+
+/// The views of the day's route templates and the day's users: read by `search` only.
+pub fn request_log_search_counter(day: &str) -> Key {
+    key(request_log_counter_partition(day), "#SEARCH")
 }
 
 /// The first day whose rows are counted: older rows (written before the counters existed) are read.

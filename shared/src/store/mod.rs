@@ -2,6 +2,7 @@
 pub mod accesses;
 pub mod cohort;
 pub mod keys;
+pub mod logs;
 mod platform;
 pub mod tokens;
 pub mod users;
@@ -17,7 +18,6 @@ use aws_sdk_dynamodb::{
 use serde::{de::DeserializeOwned, Serialize};
 
 pub use keys::Key;
-pub use platform::{LogCondition, LogListing, LogPredicate, LogScan};
 pub use users::UserBundle;
 
 pub type Item = HashMap<String, AttributeValue>;
