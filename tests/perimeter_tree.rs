@@ -55,7 +55,7 @@ async fn assert_current_snapshot(app: &TestApp, perimeter: i64, name: &str) {
     let snapshot = snapshot.expect("a snapshot is stored");
     assert_eq!(snapshot.version, version, "the snapshot is stored back at the current version");
     let tree = PerimeterTree::decode(&snapshot.bytes).unwrap();
-    assert_eq!(tree.get(perimeter).map(|p| p.name), Some(name));
+    assert_eq!(tree.get(perimeter).map(|p| p.name()), Some(name));
 }
 
 #[tokio::test]
@@ -122,7 +122,7 @@ async fn a_virtual_cohort_callback_patches_the_snapshot() {
     assert_eq!((version, snapshot.version), (before + 1, before + 1), "patched, not left stale");
     let tree = PerimeterTree::decode(&snapshot.bytes).unwrap();
     let p10 = tree.get(10).unwrap();
-    assert_eq!((p10.cohort_id, p10.cohort_size), (Some("777"), Some("42")));
+    assert_eq!((p10.cohort_id(), p10.cohort_size()), (Some("777"), Some("42")));
 
     let (status, body) =
         new_container(&app).await.call(Method::GET, "/accesses/perimeters/?cohort_id=777").token(&token).send().await;

@@ -429,7 +429,7 @@ pub async fn seed_cohort_dataset(store: &DynamoStore, owners: usize, requests: u
     let root = tree.roots().next().map(|p| p.id).ok_or_else(|| AppError::Internal("no perimeter tree".into()))?;
     let perimeter_ids: Vec<i64> = tree.iter().map(|p| p.id).collect();
     let cohort_ids: Vec<String> =
-        tree.iter().map(|p| p.cohort_id.map_or_else(|| p.id.to_string(), str::to_owned)).collect();
+        tree.iter().map(|p| p.cohort_id().map_or_else(|| p.id.to_string(), str::to_owned)).collect();
     if owners == 0 || requests == 0 {
         return Ok(CohortDataset::default());
     }

@@ -254,7 +254,7 @@ async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: L
         rows.retain(|(a, _)| {
             let user = users.get(&a.username);
             let role_name = roles.get(&a.role_id).map(|r| r.name.as_str());
-            let perimeter_name = a.perimeter_id.and_then(|p| tree.get(p)).map(|p| p.name);
+            let perimeter_name = a.perimeter_id.and_then(|p| tree.get(p)).map(|p| p.name());
             matches_search(
                 &terms,
                 &[
@@ -275,7 +275,7 @@ async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: L
         "created_by" => SortValue::from(a.created_by.as_deref()),
         "updated_by" => SortValue::from(a.updated_by.as_deref()),
         "role_name" => SortValue::from(roles.get(&a.role_id).map(|r| r.name.as_str())),
-        "perimeter_name" => SortValue::from(a.perimeter_id.and_then(|p| tree.get(p)).map(|p| p.name)),
+        "perimeter_name" => SortValue::from(a.perimeter_id.and_then(|p| tree.get(p)).map(|p| p.name())),
         _ => SortValue::Bool(a.is_valid_at(now)),
     });
     // Users and `editable` flags are resolved for the requested page only.

@@ -103,13 +103,13 @@ impl PerimeterFilter {
         let one_of = |value: Option<&str>, wanted: &Option<Vec<String>>| {
             wanted.as_ref().is_none_or(|values| value.is_some_and(|v| values.iter().any(|w| w == v)))
         };
-        contains(Some(p.name), &self.name)
-            && contains(p.source_value, &self.source_value)
-            && one_of(p.type_source_value, &self.type_source_value)
-            && one_of(p.cohort_id, &self.cohort_id)
+        contains(Some(p.name()), &self.name)
+            && contains(p.source_value(), &self.source_value)
+            && one_of(p.type_source_value(), &self.type_source_value)
+            && one_of(p.cohort_id(), &self.cohort_id)
             && one_of(p.parent_id.map(|i| i.to_string()).as_deref(), &self.parent_id)
-            && one_of(p.local_id, &self.local_id)
-            && matches_search(&self.terms, &[Some(p.name), p.type_source_value, p.source_value])
+            && one_of(p.local_id(), &self.local_id)
+            && matches_search(&self.terms, &[Some(p.name()), p.type_source_value(), p.source_value()])
     }
 }
 
@@ -117,9 +117,9 @@ fn ordered<'a>(mut perimeters: Vec<Node<'a>>, query: &ListQuery) -> AppResult<Ve
     let orders =
         query.ordering("ordering", &["care_site_name", "care_site_type_source_value", "care_site_source_value"])?;
     sort_by(&mut perimeters, &orders, |p, field| match field {
-        "care_site_name" => SortValue::Text(p.name.to_owned()),
-        "care_site_type_source_value" => SortValue::from(p.type_source_value),
-        _ => SortValue::from(p.source_value),
+        "care_site_name" => SortValue::Text(p.name().to_owned()),
+        "care_site_type_source_value" => SortValue::from(p.type_source_value()),
+        _ => SortValue::from(p.source_value()),
     });
     Ok(perimeters)
 }
@@ -271,7 +271,7 @@ async fn patient_data_read(
         wanted.extend(snapshot.and_then(|s| s.perimeters_ids.as_ref()).into_iter().flatten().map(String::as_str));
     }
     let targets: Vec<i64> =
-        tree.iter().filter(|p| p.cohort_id.is_some_and(|c| wanted.contains(c))).map(|p| p.id).collect();
+        tree.iter().filter(|p| p.cohort_id().is_some_and(|c| wanted.contains(c))).map(|p| p.id).collect();
     if targets.is_empty() {
         return Err(AppError::NotFoundError("None of the target perimeters was found".into()));
     }

@@ -307,7 +307,7 @@ async fn role_users(
                     "firstname": user.firstname,
                     "lastname": user.lastname,
                     "email": user.email,
-                    "perimeter": a.perimeter_id.and_then(|p| tree.get(p)).map(|p| p.name),
+                    "perimeter": a.perimeter_id.and_then(|p| tree.get(p)).map(|p| p.name()),
                     "start_datetime": a.start_datetime.map(time::python_str),
                     "end_datetime": a.end_datetime.map(time::python_str),
                 })

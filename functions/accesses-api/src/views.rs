@@ -64,14 +64,14 @@ pub fn perimeter_full(p: &Perimeter) -> Value {
 pub fn perimeter_lite(p: &Node) -> Value {
     json!({
         "id": p.id,
-        "name": p.name,
-        "source_value": p.source_value,
+        "name": p.name(),
+        "source_value": p.source_value(),
         "parent_id": p.parent_id.map(|id| id.to_string()),
-        "type": p.type_source_value,
+        "type": p.type_source_value(),
         "above_levels_ids": ids(&p.above_levels_ids()),
         "inferior_levels_ids": ids(&p.inferior_levels_ids()),
-        "cohort_id": p.cohort_id,
-        "cohort_size": p.cohort_size,
+        "cohort_id": p.cohort_id(),
+        "cohort_size": p.cohort_size(),
         "full_path": p.full_path(),
     })
 }
@@ -149,6 +149,6 @@ pub fn expiring_access(access: &Access, user: Option<&User>, perimeter: Option<N
         "start_datetime": access.start_datetime.map(time::iso),
         "end_datetime": access.end_datetime.map(time::iso),
         "profile": user.map(User::display_name),
-        "perimeter": perimeter.map(|p| p.name),
+        "perimeter": perimeter.map(|p| p.name()),
     })
 }

@@ -495,7 +495,7 @@ async fn rights(State(state): State<AppState>, principal: Arc<Principal>, query:
                 .unwrap_or_default();
             let perimeters: Vec<i64> = tree
                 .iter()
-                .filter(|p| p.cohort_id.is_some_and(|id| cohort_ids.iter().any(|c| *c == id)))
+                .filter(|p| p.cohort_id().is_some_and(|id| cohort_ids.iter().any(|c| *c == id)))
                 .map(|p| p.id)
                 .collect();
             let r = cohort_rights(&principal.grants, &perimeters, &tree);

@@ -400,7 +400,7 @@ impl Worker {
 
     /// The cohort id of the root perimeter (level 1, no parent): global counts and studies run on it.
     async fn root_cohort_id(&self) -> Result<Option<String>, MessageError> {
-        Ok(self.tree().await?.roots().find_map(|p| p.cohort_id.map(str::to_owned)))
+        Ok(self.tree().await?.roots().find_map(|p| p.cohort_id().map(str::to_owned)))
     }
 
     /// The tree from its stored snapshot (one Query), not from every perimeter record.

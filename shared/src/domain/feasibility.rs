@@ -55,18 +55,18 @@ fn walk(
 ) {
     html.push_str("<ul class=\"perimeters-tree\">");
     for perimeter in ids.iter().filter_map(|id| tree.get(*id)) {
-        let cohort_id = perimeter.cohort_id.unwrap_or_default().to_owned();
+        let cohort_id = perimeter.cohort_id().unwrap_or_default().to_owned();
         let count = bucket(count_of(extra, &cohort_id));
         let cid = escape(&cohort_id);
         html.push_str(&format!(
             "<li class=\"item\"><input type=\"checkbox\" id=\"p{cid}\"><div class=\"label-count\"><label for=\"p{cid}\">{}</label><span id=\"count_p{cid}\">{}</span></div>",
-            escape(perimeter.name),
+            escape(perimeter.name()),
             escape(&count)
         ));
         json.insert(cohort_id, count);
         let children: Vec<i64> = tree
             .children(perimeter.id)
-            .filter(|c| c.type_source_value.is_some_and(|t| reporting_types.iter().any(|r| r == t)))
+            .filter(|c| c.type_source_value().is_some_and(|t| reporting_types.iter().any(|r| r == t)))
             .map(|c| c.id)
             .collect();
         if !children.is_empty() {

@@ -144,7 +144,7 @@ pub fn virtual_cohorts_needed(before: &PerimeterTree, after: &PerimeterTree) -> 
     };
     let mut needed: Vec<i64> = after
         .iter()
-        .filter(|p| p.cohort_id.is_none() || !before.contains(p.id) || subtree(before, p.id) != subtree(after, p.id))
+        .filter(|p| p.cohort_id().is_none() || !before.contains(p.id) || subtree(before, p.id) != subtree(after, p.id))
         .map(|p| p.id)
         .collect();
     needed.sort_unstable();

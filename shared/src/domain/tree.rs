@@ -85,22 +85,40 @@ pub struct PerimeterTree {
     full_path: Vec<FullPath>,
 }
 
-/// One perimeter of the tree, as the rights computations, filters and lite views read it.
+/// One perimeter of the tree, as the rights computations, filters and lite views read it. Small
+/// (listings collect tens of thousands): its texts are read from the arena when asked for.
 #[derive(Clone, Copy)]
 pub struct Node<'a> {
     pub id: i64,
     pub parent_id: Option<i64>,
-    pub name: &'a str,
-    pub type_source_value: Option<&'a str>,
-    pub source_value: Option<&'a str>,
-    pub local_id: Option<&'a str>,
-    pub cohort_id: Option<&'a str>,
-    pub cohort_size: Option<&'a str>,
     tree: &'a PerimeterTree,
     at: u32,
 }
 
 impl<'a> Node<'a> {
+    pub fn name(&self) -> &'a str {
+        self.tree.text(self.at, NAME).unwrap_or_default()
+    }
+
+    pub fn type_source_value(&self) -> Option<&'a str> {
+        self.tree.text(self.at, TYPE)
+    }
+
+    pub fn source_value(&self) -> Option<&'a str> {
+        self.tree.text(self.at, SOURCE_VALUE)
+    }
+
+    pub fn local_id(&self) -> Option<&'a str> {
+        self.tree.text(self.at, LOCAL_ID)
+    }
+
+    pub fn cohort_id(&self) -> Option<&'a str> {
+        self.tree.text(self.at, COHORT_ID)
+    }
+
+    pub fn cohort_size(&self) -> Option<&'a str> {
+        self.tree.text(self.at, COHORT_SIZE)
+    }
     /// As stored in the record (all ancestors).
     pub fn above_levels_ids(&self) -> Vec<i64> {
         self.tree.listed(&self.tree.above[self.at as usize], self.at)
@@ -268,12 +286,6 @@ impl PerimeterTree {
         Node {
             id: self.ids[at as usize],
             parent_id: (parent != NONE).then(|| self.ids[parent as usize]),
-            name: self.text(at, NAME).unwrap_or_default(),
-            type_source_value: self.text(at, TYPE),
-            source_value: self.text(at, SOURCE_VALUE),
-            local_id: self.text(at, LOCAL_ID),
-            cohort_id: self.text(at, COHORT_ID),
-            cohort_size: self.text(at, COHORT_SIZE),
             tree: self,
             at,
         }
@@ -612,8 +624,15 @@ pub mod tests {
     fn view(tree: &PerimeterTree) -> Vec<View> {
         tree.iter()
             .map(|n| {
-                let texts = [Some(n.name), n.type_source_value, n.source_value, n.local_id, n.cohort_id, n.cohort_size]
-                    .map(|t| t.map(str::to_owned));
+                let texts = [
+                    Some(n.name()),
+                    n.type_source_value(),
+                    n.source_value(),
+                    n.local_id(),
+                    n.cohort_id(),
+                    n.cohort_size(),
+                ]
+                .map(|t| t.map(str::to_owned));
                 (n.id, n.parent_id, texts, n.above_levels_ids(), n.inferior_levels_ids(), n.full_path())
             })
             .collect()
@@ -668,7 +687,7 @@ pub mod tests {
         let tree = PerimeterTree::new(records.clone()).unwrap();
         assert_eq!(view(&tree), records_view(&tree, &records));
         let p13 = tree.get(13).unwrap();
-        assert_eq!((p13.name, p13.full_path().as_deref()), ("P13", Some("APHP/P2/P10/P13")));
+        assert_eq!((p13.name(), p13.full_path().as_deref()), ("P13", Some("APHP/P2/P10/P13")));
         // The demo file lists ancestors parent first and children in file order: nothing is kept apart.
         assert!(tree.above.iter().chain(&tree.inferior).all(|ids| !matches!(ids, Ids::Listed(_))));
         assert!(tree.full_path.iter().all(|p| *p == FullPath::Names));
