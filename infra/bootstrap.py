@@ -311,6 +311,8 @@ class Emulator:
                     break
                 time.sleep(0.1)
                 desc = self.ddb.describe_table(TableName=name)["Table"]
+        if not created:
+            self.add_missing_indexes(name, props, desc)
 
         ttl = props.get("TimeToLiveSpecification")
         if ttl and str(ttl.get("Enabled")).lower() == "true":
@@ -339,6 +341,27 @@ class Emulator:
             "atts": {"Arn": desc["TableArn"], "StreamArn": desc.get("LatestStreamArn", "")},
             "detail": name,
         }
+
+    def add_missing_indexes(self, name: str, props: dict, desc: dict) -> None:
+        """A table made by an older template gains the indexes added since (one at a time, as DynamoDB wants)."""
+        have = {i["IndexName"] for i in desc.get("GlobalSecondaryIndexes", [])}
+        definitions = {d["AttributeName"]: d for d in props["AttributeDefinitions"]}
+        for index in props.get("GlobalSecondaryIndexes", []):
+            if index["IndexName"] in have:
+                continue
+            used = [definitions[k["AttributeName"]] for k in index["KeySchema"]]
+            create = {k: index[k] for k in ("IndexName", "KeySchema", "Projection")}
+            if props.get("BillingMode", "PROVISIONED") == "PROVISIONED":
+                create["ProvisionedThroughput"] = {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}
+            log(f"  adding index {index['IndexName']} to {name}")
+            self.ddb.update_table(
+                TableName=name, AttributeDefinitions=used, GlobalSecondaryIndexUpdates=[{"Create": create}]
+            )
+            for _ in range(300):
+                current = self.ddb.describe_table(TableName=name)["Table"].get("GlobalSecondaryIndexes", [])
+                if all(i.get("IndexStatus", "ACTIVE") == "ACTIVE" for i in current):
+                    break
+                time.sleep(0.1)
 
     def delete_table(self, name: str) -> bool:
         try:

@@ -8,6 +8,7 @@
 pub mod access_alerts;
 pub mod auth;
 pub mod aws;
+pub mod backfill;
 pub mod config;
 pub mod documents;
 pub mod domain;

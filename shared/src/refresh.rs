@@ -14,10 +14,7 @@ use crate::{
     jobs::{CohortJob, JobQueue},
     mail::Mailer,
     notify,
-    store::{
-        cohort::{put_object, Changes},
-        Condition, DynamoStore, StoreError,
-    },
+    store::{cohort::Changes, DynamoStore, StoreError},
 };
 
 /// What a run of the refresh task did.
@@ -68,7 +65,7 @@ async fn launch(store: &DynamoStore, jobs: &JobQueue, schedule: &RefreshSchedule
         job: Job::new(),
         stamps: Stamps::new(now),
     };
-    store.transact(vec![put_object(&measure, Condition::MustNotExist)?]).await?;
+    store.transact(store.new_count_writes(&measure, false)?).await?;
     let job = CohortJob::Count { owner: schedule.owner.clone(), dated_measure: measure.uuid, stage_details: None };
     jobs.send(job).await.map_err(|e| AppError::internal(format!("refresh count not queued: {e}")))?;
     tracing::info!(schedule = %schedule.uuid, dated_measure = %measure.uuid, "scheduled re-count queued");

@@ -416,10 +416,11 @@ pub async fn seed_cohort_dataset(store: &DynamoStore, owners: usize, requests: u
             python_duration, CohortResult, DatedMeasure, Folder, Job, JobStatus, MeasureMode, Request, Snapshot,
             SnapshotQuery, Stamps,
         },
+        domain::summary::{cohorts_by_count, CohortSummary, RequestSummary},
         store::{
             accesses::{access_entry, profile_entry},
             cohort::{object_entry, snapshot_perimeter_writes},
-            keys,
+            keys, summaries,
             users::user_entry,
             Entry, Write,
         },
@@ -507,6 +508,7 @@ pub async fn seed_cohort_dataset(store: &DynamoStore, owners: usize, requests: u
                     parent_folder: folders[rng.below(folders.len())].uuid,
                     shared_by: shared.then(|| (COHORT_OWNER_BASE + 1 + rng.below(others.max(1))).to_string()),
                     snapshot_versions: None,
+                    summary_rev: 0,
                     stamps: Stamps::new(year_ago + rng.seconds(6 * 86_400, 360 * 86_400)),
                 }
             })
@@ -592,6 +594,7 @@ pub async fn seed_cohort_dataset(store: &DynamoStore, owners: usize, requests: u
                     description: rng.chance(30).then(|| "Cohorte de l'étude".to_owned()),
                     favorite: rng.chance(10),
                     request_query_snapshot: Some(count.request_query_snapshot),
+                    request: Some(count.request),
                     group_id: if status == JobStatus::Finished { group_id.to_string() } else { String::new() },
                     dated_measure: Some(count.uuid),
                     dated_measure_global: None,
@@ -617,12 +620,21 @@ pub async fn seed_cohort_dataset(store: &DynamoStore, owners: usize, requests: u
                 }
             })
             .collect();
+        // The list summaries, as the API's writes would have kept them.
+        let ws = crate::domain::cohort::Workspace {
+            snapshots: snapshots.clone(),
+            measures: measures.clone(),
+            cohorts: cohorts.clone(),
+            ..Default::default()
+        };
         for folder in &folders {
             entries.push(object_entry(folder)?);
         }
         for request in &requests {
-            entries.push(object_entry(request)?);
+            let summary = RequestSummary::from_workspace(&ws, request.uuid);
+            entries.push(summaries::request_entry_with(object_entry(request)?, request, &summary)?);
         }
+        entries.push(summaries::counts_entry(&owner, requests.len() as i64, cohorts.len() as i64)?);
         for snapshot in &snapshots {
             entries.push(object_entry(snapshot)?);
             // The references from the perimeter cohort ids of its population (perimeter syncs).
@@ -632,11 +644,14 @@ pub async fn seed_cohort_dataset(store: &DynamoStore, owners: usize, requests: u
                 }
             }
         }
+        let built = cohorts_by_count(&ws);
         for measure in &measures {
-            entries.push(object_entry(measure)?);
+            let built_on = built.get(&measure.uuid).cloned().unwrap_or_default();
+            entries.push(summaries::count_entry_with(object_entry(measure)?, &built_on)?);
         }
         for cohort in &cohorts {
-            entries.push(object_entry(cohort)?);
+            let summary = CohortSummary::from_workspace(&ws, cohort);
+            entries.push(summaries::cohort_entry_with(object_entry(cohort)?, &summary)?);
         }
         if i == 0 {
             out.bench_folders = folders.len();

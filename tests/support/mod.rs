@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use aws_sdk_dynamodb::{
     config::{Credentials, Region},
+    types::AttributeValue,
     types::{BillingMode, GlobalSecondaryIndex, KeySchemaElement, Projection, TimeToLiveSpecification},
     Client,
 };
@@ -128,6 +129,16 @@ pub async fn fresh_table() -> String {
         .send()
         .await
         .expect("create the test table");
+    // A table created by this version: every workspace item carries its list summary.
+    client
+        .put_item()
+        .table_name(&name)
+        .item("pk", AttributeValue::S("META#WORKSPACES".into()))
+        .item("sk", AttributeValue::S("#LAYOUT".into()))
+        .item("summaries", AttributeValue::Bool(true))
+        .send()
+        .await
+        .expect("mark the test table's layout");
     if let Ok(ttl) = client.describe_time_to_live().table_name(&reference).send().await {
         if let Some(attribute) = ttl.time_to_live_description().and_then(|d| d.attribute_name()) {
             let spec =

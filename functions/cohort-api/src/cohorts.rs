@@ -1,6 +1,9 @@
 //! `/cohort/cohorts/` (spec §5.7, §4.11): cohorts built from a count, samples of a cohort, their
 //! QueryExecutor / Solr ETL callbacks, the active-jobs counter and the rights on cohorts.
-use std::{collections::HashSet, sync::Arc};
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    sync::Arc,
+};
 
 use axum::{
     extract::{Path, State},
@@ -12,6 +15,7 @@ use c360::{
     domain::{
         access_rules::cohort_rights,
         cohort::{python_duration, CohortResult, DatedMeasure, Job, JobStatus, Kind, MeasureMode, Stamps, Workspace},
+        summary::{CohortSummary, CountLine, CountRole, RequestSummary, SampleLine},
         time,
     },
     error::{AppError, AppResult},
@@ -23,14 +27,20 @@ use c360::{
     jobs::CohortJob,
     notify,
     store::{
-        cohort::{put_object, Changes},
-        keys, Condition, StoreError, Write,
+        cohort::{object_entry, Changes},
+        keys,
+        summaries::{cohort_entry_with, count_entry_with, CohortRow, ItemUpdate},
+        Condition, StoreError, Write,
     },
 };
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use crate::{common::*, views};
+use crate::{
+    common::*,
+    rows::{self, Relations},
+    views,
+};
 
 const RELATIONS: [&str; 4] = ["request_query_snapshot", "dated_measure", "parent_cohort", "owner"];
 /// What rendering a cohort reads: its counts, its snapshot's request, its samples.
@@ -85,11 +95,11 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
         .build()
 }
 
-/// The cohorts a caller lists, and the workspace that renders them. Applicative actors see every
-/// owner's cohorts: the cohort index (16 Queries), then the workspaces of their owners in parallel.
-async fn listable(state: &AppState, principal: &Principal) -> AppResult<Workspace> {
+/// The cohorts a caller may list (export subsets included: callers filter them). Applicative actors
+/// see every owner's cohorts: the cohort index (16 Queries), then their owners' cohorts in parallel.
+async fn listable(state: &AppState, principal: &Principal) -> AppResult<Vec<CohortRow>> {
     if !is_applicative(principal) {
-        return load(state, &principal.username, &COHORT_KINDS).await;
+        return rows::all_cohorts(state, &principal.username).await;
     }
     let cohorts: Vec<CohortResult> = state.store.objects_of_everyone().await?;
     let mut owners: Vec<String> = cohorts.into_iter().map(|c| c.owner).collect();
@@ -97,72 +107,96 @@ async fn listable(state: &AppState, principal: &Principal) -> AppResult<Workspac
     owners.dedup();
     let mut tasks = tokio::task::JoinSet::new();
     for owner in owners {
-        let store = state.store.clone();
-        tasks.spawn(async move { store.workspace(&owner, &COHORT_KINDS).await });
+        let state = state.clone();
+        tasks.spawn(async move { rows::all_cohorts(&state, &owner).await });
     }
-    let mut all = Workspace::default();
+    let mut all = Vec::new();
     while let Some(joined) = tasks.join_next().await {
-        let ws = joined.map_err(AppError::internal)??;
-        all.requests.extend(ws.requests);
-        all.snapshots.extend(ws.snapshots);
-        all.measures.extend(ws.measures);
-        all.cohorts.extend(ws.cohorts);
+        all.extend(joined.map_err(AppError::internal)??);
     }
     Ok(all)
-}
-
-/// A deleted parent leaves its samples as regular cohorts (`parent_cohort` is SET_NULL, spec §3.3).
-fn alive_parent(ws: &Workspace, cohort: &CohortResult) -> Option<Uuid> {
-    cohort.parent_cohort.filter(|p| ws.cohort(*p).is_some())
 }
 
 fn integer_filter(query: &ListQuery, key: &str) -> AppResult<Option<i64>> {
     query.get(key).map(|raw| raw.trim().parse::<i64>().map_err(|_| AppError::field(key, "Enter a number."))).transpose()
 }
 
+/// Renders cohort rows with the requests and parents they name.
+async fn render(state: &AppState, rows: &[&CohortRow], annotated: bool) -> AppResult<Vec<Value>> {
+    let relations = Relations::of(state, rows).await?;
+    Ok(rows.iter().map(|row| views::cohort_row(&state.settings, row, relations.of_row(row), annotated)).collect())
+}
+
 async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: ListQuery) -> AppResult<Json<Value>> {
     let orders =
         query.ordering("ordering", &["created_at", "modified_at", "name", "result_size", "favorite", "request"])?;
-    let orders = if orders.is_empty() { query.ordering_from("-created_at") } else { orders };
+    let default_order = query.ordering_from("-created_at");
+    let in_index_order = !is_applicative(&principal)
+        && (orders.is_empty() || orders == default_order)
+        && query.has_only(&["limit", "offset", "ordering"]);
+    if in_index_order {
+        let (limit, offset) = query.limit_offset();
+        if let Some((total, page)) = rows::cohorts_page(&state, &principal.username, offset, limit).await? {
+            let rendered = render(&state, &page.iter().collect::<Vec<_>>(), true).await?;
+            return Ok(Json(query.limited_window(total, rendered).envelope(|v| v)));
+        }
+    }
+    let orders = if orders.is_empty() { default_order } else { orders };
     let created = query.date_range("created_at")?;
     let (min_size, max_size) = (integer_filter(&query, "min_result_size")?, integer_filter(&query, "max_result_size")?);
     let (request_id, parent) = (query.uuid("request_id")?, query.uuid("parent_cohort")?);
-    let ws = listable(&state, &principal).await?;
+    let all = listable(&state, &principal).await?;
+    let alive: HashSet<Uuid> = all.iter().map(|row| row.cohort.uuid).collect();
+    // A deleted parent leaves its samples as regular cohorts (`parent_cohort` is SET_NULL, spec §3.3).
+    let alive_parent = |c: &CohortResult| c.parent_cohort.filter(|p| alive.contains(p));
+    // Ordering by request name reads the owners' requests (their items only).
+    let request_names: HashMap<Uuid, String> = if orders.iter().any(|o| o.field == "request") {
+        let owners: HashSet<&str> = all.iter().map(|row| row.cohort.owner.as_str()).collect();
+        let mut names = HashMap::new();
+        for owner in owners {
+            let requests = state.store.workspace(owner, &[Kind::Request]).await?.requests;
+            names.extend(requests.into_iter().map(|r| (r.uuid, r.name)));
+        }
+        names
+    } else {
+        HashMap::new()
+    };
     let limit = state.settings.cohort_size_limit;
     let name = query.get("name").map(str::to_lowercase);
     let terms = query.search_terms();
-    let request_of =
-        |c: &CohortResult| c.request_query_snapshot.and_then(|s| ws.snapshot(s)).and_then(|s| ws.request(s.request));
-    let mut cohorts: Vec<(&CohortResult, Option<i64>)> = ws
-        .cohorts
+    let mut cohorts: Vec<&CohortRow> = all
         .iter()
-        .filter(|c| !c.is_subset)
-        .map(|c| (c, views::result_size(&ws, c)))
-        .filter(|(c, size)| {
-            name.as_deref().is_none_or(|n| c.name.as_deref().is_some_and(|v| v.to_lowercase().contains(n)))
+        .filter(|row| {
+            let (c, size) = (&row.cohort, row.summary.result_size);
+            !c.is_subset
+                && name.as_deref().is_none_or(|n| c.name.as_deref().is_some_and(|v| v.to_lowercase().contains(n)))
                 && min_size.is_none_or(|m| size.is_some_and(|s| s >= m))
                 && max_size.is_none_or(|m| size.is_some_and(|s| s <= m))
                 && created.contains(Some(c.stamps.created_at))
-                && request_id.is_none_or(|r| request_of(c).is_some_and(|req| req.uuid == r))
+                && request_id.is_none_or(|r| c.request == Some(r))
                 && flag_matches(&query, "favorite", c.favorite)
                 && matches_any(&query, "group_id", &c.group_id)
                 && matches_any(&query, "status", c.job.request_job_status.as_str())
-                && parent.is_none_or(|p| alive_parent(&ws, c) == Some(p))
-                && flag_matches(&query, "is_sample", alive_parent(&ws, c).is_some())
+                && parent.is_none_or(|p| alive_parent(c) == Some(p))
+                && flag_matches(&query, "is_sample", alive_parent(c).is_some())
                 && flag_matches(&query, "exportable", size.is_some_and(|s| s <= limit))
                 && matches_regex_search(&terms, &[c.name.as_deref(), c.description.as_deref()])
         })
         .collect();
-    sort_by(&mut cohorts, &orders, |(c, size), field| match field {
-        "modified_at" => SortValue::Text(time::iso(c.stamps.modified_at)),
-        "name" => c.name.as_deref().into(),
-        "result_size" => size.map_or(SortValue::Null, SortValue::Int),
-        "favorite" => SortValue::Bool(c.favorite),
-        "request" => request_of(c).map(|r| r.name.as_str()).into(),
-        _ => SortValue::Text(time::iso(c.stamps.created_at)),
+    sort_by(&mut cohorts, &orders, |row, field| {
+        let c = &row.cohort;
+        match field {
+            "modified_at" => SortValue::Text(time::iso(c.stamps.modified_at)),
+            "name" => c.name.as_deref().into(),
+            "result_size" => row.summary.result_size.map_or(SortValue::Null, SortValue::Int),
+            "favorite" => SortValue::Bool(c.favorite),
+            "request" => c.request.and_then(|r| request_names.get(&r)).map(String::as_str).into(),
+            _ => SortValue::Text(time::iso(c.stamps.created_at)),
+        }
     });
     let page = query.limited_of(cohorts);
-    Ok(Json(page.envelope(|(c, _)| views::cohort(&state.settings, &ws, c, true))))
+    let rendered = render(&state, &page.results, true).await?;
+    Ok(Json(query.limited_window(page.count, rendered).envelope(|v| v)))
 }
 
 async fn retrieve(
@@ -175,8 +209,9 @@ async fn retrieve(
     if cohort.is_subset && !is_applicative(&principal) {
         return Err(AppError::NotFound(Kind::Cohort.model()));
     }
-    let ws = load(&state, &cohort.owner, &COHORT_KINDS).await?;
-    Ok(Json(views::cohort(&state.settings, &ws, &cohort, true)))
+    let row = rows::one_cohort(&state, &cohort.owner, uuid).await?.ok_or(AppError::NotFound(Kind::Cohort.model()))?;
+    let mut rendered = render(&state, &[&row], true).await?;
+    Ok(Json(rendered.pop().unwrap_or_default()))
 }
 
 fn new_measure(owner: &str, snapshot: Uuid, request: Uuid, mode: MeasureMode, now: time::DateTime) -> DatedMeasure {
@@ -221,6 +256,7 @@ async fn create(
         description,
         favorite,
         request_query_snapshot: None,
+        request: None,
         group_id: String::new(),
         dated_measure: None,
         dated_measure_global: None,
@@ -232,6 +268,9 @@ async fn create(
         stamps: Stamps::new(now),
     };
     let mut measures: Vec<DatedMeasure> = Vec::new();
+    // What the rows of its request, its parent and its counts show of the new cohort.
+    let mut summaries: Vec<ItemUpdate> = vec![counted_cohort(owner)];
+    let mut summary = CohortSummary::default();
     if is_sample {
         let parent = fields
             .relation("parent_cohort", true, |u| ws.cohort(u).is_some_and(|c| !c.is_subset))
@@ -252,9 +291,13 @@ async fn create(
         let (parent, snapshot) = parent.zip(snapshot).ok_or(AppError::NotFound(Kind::Snapshot.model()))?;
         let measure = new_measure(owner, snapshot.uuid, snapshot.request, MeasureMode::Snapshot, now);
         cohort.request_query_snapshot = Some(snapshot.uuid);
+        cohort.request = Some(snapshot.request);
         cohort.dated_measure = Some(measure.uuid);
         cohort.parent_cohort = Some(parent.uuid);
         cohort.sampling_ratio = ratio;
+        let mut parent_row = ItemUpdate::cohort(owner, parent.uuid);
+        parent_row.sample_line(cohort.uuid, &SampleLine::of(&cohort))?;
+        summaries.push(parent_row);
         measures.push(measure);
     } else {
         let snapshot =
@@ -264,16 +307,36 @@ async fn create(
         fields.finish()?;
         let snapshot = snapshot.and_then(|s| ws.snapshot(s)).ok_or(AppError::NotFound(Kind::Snapshot.model()))?;
         cohort.request_query_snapshot = Some(snapshot.uuid);
+        cohort.request = Some(snapshot.request);
         cohort.dated_measure = measure;
+        if let Some(measure) = measure {
+            summary.result_size = ws.measure(measure).and_then(|m| m.measure);
+            let mut built = ItemUpdate::count(owner, measure);
+            built.built_on(cohort.uuid, CountRole::Size)?;
+            summaries.push(built);
+        }
         if global_estimate {
             let global = new_measure(owner, snapshot.uuid, snapshot.request, MeasureMode::Global, now);
             cohort.dated_measure_global = Some(global.uuid);
+            // The global count is the snapshot's newest: its request shows it.
+            let mut shown = ItemUpdate::request(owner, snapshot.request);
+            shown.count_created(snapshot.uuid, &CountLine::of(&global))?;
+            summaries.push(shown);
             measures.push(global);
         }
     }
-    let mut writes: Vec<Write> =
-        measures.iter().map(|m| put_object(m, Condition::MustNotExist)).collect::<Result<_, _>>()?;
-    writes.push(put_object(&cohort, Condition::MustNotExist)?);
+    if let (Some(snapshot), Some(request)) = (cohort.request_query_snapshot, cohort.request) {
+        let mut listed = ItemUpdate::request(owner, request);
+        listed.cohort_added(snapshot, cohort.uuid);
+        summaries.push(listed);
+    }
+    let mut writes: Vec<Write> = Vec::new();
+    for m in &measures {
+        let built_on = BTreeMap::from([(cohort.uuid, CountRole::of(m))]);
+        writes.push(Write::Put(count_entry_with(object_entry(m)?, &built_on)?, Condition::MustNotExist));
+    }
+    writes.push(Write::Put(cohort_entry_with(object_entry(&cohort)?, &summary)?, Condition::MustNotExist));
+    writes.extend(state.store.updates(summaries)?);
     let mut jobs: Vec<CohortJob> = measures
         .iter()
         .filter(|m| m.mode == MeasureMode::Global)
@@ -286,6 +349,13 @@ async fn create(
     let mut rendered = ws;
     rendered.measures.extend(measures);
     Ok((StatusCode::CREATED, Json(views::cohort(&state.settings, &rendered, &cohort, false))))
+}
+
+/// One more cohort in its owner's list.
+fn counted_cohort(owner: &str) -> ItemUpdate {
+    let mut counts = ItemUpdate::counts(owner);
+    counts.add_cohorts(1);
+    counts
 }
 
 /// Python's `repr` of a JSON body, as the original quotes it in an error message.
@@ -360,8 +430,27 @@ async fn patch(
     if let Some(group) = body.get("group.id") {
         changes.set("group_id", &group_text(group))?;
     }
-    owner_edits(&body, &ws, &cohort, &mut changes)?;
-    let (updated, applied) = apply(&state, &cohort, changes).await?;
+    let edited = owner_edits(&body, &ws, &cohort, &mut changes)?;
+    let summaries = sample_summaries(&ws, &cohort, &edited)?;
+    let (updated, applied) = if summaries.is_empty() {
+        apply(&state, &cohort, changes).await?
+    } else {
+        let mut writes = vec![state.store.update_write::<CohortResult>(&cohort.owner, cohort.uuid, changes)?];
+        writes.extend(state.store.updates(summaries)?);
+        match state.store.transact(writes).await {
+            Err(StoreError::TransactionConflict(failed)) if failed.first() != Some(&true) => {
+                return Err(AppError::InvalidString("The cohort changed meanwhile, please try again".into()))
+            }
+            Err(StoreError::TransactionConflict(_)) => {
+                let current = state.store.workspace_object::<CohortResult>(&cohort.owner, cohort.uuid).await?;
+                (current.ok_or(AppError::NotFound(Kind::Cohort.model()))?, false)
+            }
+            other => {
+                other?;
+                (state.store.workspace_object(&cohort.owner, cohort.uuid).await?.unwrap_or(edited), true)
+            }
+        }
+    };
     // The Solr ETL reports the cohorts too large for the executor: their owner is told by e-mail.
     let by_etl = matches!(principal.app, Some(AppActor::SolrEtl));
     if applied && by_etl && updated.job.request_job_status == JobStatus::Finished {
@@ -372,9 +461,12 @@ async fn patch(
         }
     }
     if let Some((measure, dm)) = measure_update.filter(|_| applied) {
-        match state.store.update_object::<DatedMeasure>(&cohort.owner, measure, dm).await {
-            Ok(_) | Err(StoreError::ConditionFailed) => {}
-            Err(other) => return Err(other.into()),
+        let current = state.store.workspace_object::<DatedMeasure>(&cohort.owner, measure).await?;
+        if let Some(current) = current {
+            match state.store.record_count(&current, dm).await {
+                Ok(_) | Err(StoreError::ConditionFailed) => {}
+                Err(other) => return Err(other.into()),
+            }
         }
     }
     state.job_news().cohort(&updated).await?;
@@ -390,13 +482,52 @@ fn group_text(value: &Value) -> String {
     }
 }
 
-/// The writable fields of a cohort (spec §5.7) other than the callback keys.
+/// What a PATCH changes in the rows around a cohort: the sample lines of its parents, and the count
+/// its request shows (a count used only by samples is not shown: re-parenting can change that).
+fn sample_summaries(ws: &Workspace, before: &CohortResult, after: &CohortResult) -> AppResult<Vec<ItemUpdate>> {
+    let owner = &before.owner;
+    let mut updates = Vec::new();
+    let (line_before, line_after) = (SampleLine::of(before), SampleLine::of(after));
+    let alive = |p: &Option<uuid::Uuid>| p.filter(|p| ws.cohort(*p).is_some());
+    if let Some(parent) = alive(&before.parent_cohort).filter(|p| Some(*p) != after.parent_cohort) {
+        let mut row = ItemUpdate::cohort(owner, parent);
+        row.sample_removed(before.uuid);
+        updates.push(row);
+    }
+    if let Some(parent) = alive(&after.parent_cohort) {
+        if Some(parent) != before.parent_cohort || line_before != line_after {
+            let mut row = ItemUpdate::cohort(owner, parent);
+            row.sample_line(after.uuid, &line_after)?;
+            updates.push(row);
+        }
+    }
+    if before.parent_cohort != after.parent_cohort {
+        if let Some((snapshot, request)) =
+            before.request_query_snapshot.and_then(|s| ws.snapshot(s)).map(|s| (s.uuid, s.request))
+        {
+            let mut edited = ws.clone();
+            edited.cohorts.retain(|c| c.uuid != before.uuid);
+            edited.cohorts.push(after.clone());
+            let shown = |ws: &Workspace| RequestSummary::from_workspace(ws, request).snapshots.remove(&snapshot);
+            let (was, will) = (shown(ws).and_then(|s| s.newest_count), shown(&edited).and_then(|s| s.newest_count));
+            if was != will {
+                let mut row = ItemUpdate::request(owner, request);
+                row.shown_count(snapshot, was.map(|c| c.dm), will.as_ref())?;
+                updates.push(row);
+            }
+        }
+    }
+    Ok(updates)
+}
+
+/// The writable fields of a cohort (spec §5.7) other than the callback keys; returns the cohort as
+/// they leave it.
 fn owner_edits(
     body: &Map<String, Value>,
     ws: &Workspace,
     cohort: &CohortResult,
     changes: &mut Changes,
-) -> AppResult<()> {
+) -> AppResult<CohortResult> {
     let mut fields = Fields::new(body);
     let name = fields.text("name", Text::max(255).nullable());
     let description = fields.text("description", Text::default().nullable().blank());
@@ -431,7 +562,9 @@ fn owner_edits(
     if let Some(parent) = parent {
         changes.set("parent_cohort", &parent)?;
     }
-    Ok(())
+    let mut edited = cohort.clone();
+    changes.apply_to(&mut edited)?;
+    Ok(edited)
 }
 
 /// Applies changes unless the job ended meanwhile; returns the stored cohort and whether it moved.

@@ -80,6 +80,18 @@ pub fn delete_targets(raw: &str, kind: Kind) -> AppResult<Vec<Uuid>> {
 /// Soft-deletes the caller's objects of `kind` with their cascade (spec §0.10). Every uuid must
 /// name one of the caller's alive objects, else nothing is deleted and the answer is 404.
 pub async fn delete_owned(state: &AppState, owner: &str, kind: Kind, uuids: &[Uuid]) -> AppResult<StatusCode> {
+    // A row's summary changed by a concurrent write makes the transaction fail: read again, retry.
+    for _ in 0..4 {
+        if delete_once(state, owner, kind, uuids).await? {
+            return Ok(StatusCode::NO_CONTENT);
+        }
+    }
+    Err(AppError::internal("delete kept conflicting with concurrent writes"))
+}
+
+/// `false` when a concurrent write changed a summary the delete updates (nothing of that
+/// transaction was written).
+async fn delete_once(state: &AppState, owner: &str, kind: Kind, uuids: &[Uuid]) -> AppResult<bool> {
     let kinds: &[Kind] = if kind == Kind::Filter { &[Kind::Filter] } else { &CASCADE_KINDS };
     let ws = state.store.workspace(owner, kinds).await?;
     let exists = |uuid: Uuid| match kind {
@@ -95,8 +107,11 @@ pub async fn delete_owned(state: &AppState, owner: &str, kind: Kind, uuids: &[Uu
     }
     let roots: Vec<(Kind, Uuid)> = uuids.iter().map(|u| (kind, *u)).collect();
     let cascade = ws.cascade(&roots);
-    state.store.bin_objects(&ws, &cascade, roots.len(), time::now()).await?;
-    Ok(StatusCode::NO_CONTENT)
+    match state.store.bin_objects(&ws, &cascade, roots.len(), time::now()).await {
+        Ok(()) => Ok(true),
+        Err(StoreError::TransactionConflict(_)) => Ok(false),
+        Err(other) => Err(other.into()),
+    }
 }
 
 /// Writes new job objects and queues their jobs. A job that cannot be queued would never run: what

@@ -8,6 +8,7 @@ mod filters;
 mod folders;
 mod measures;
 mod requests;
+mod rows;
 mod schedules;
 mod snapshots;
 mod studies;

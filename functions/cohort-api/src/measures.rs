@@ -19,10 +19,7 @@ use c360::{
         Api, AppState, Body, Exposure, MethodPolicy, Principal, RouteSpec,
     },
     jobs::CohortJob,
-    store::{
-        cohort::{put_object, Changes},
-        keys, Condition, StoreError,
-    },
+    store::{cohort::Changes, keys, StoreError},
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -109,8 +106,7 @@ async fn create(
     };
     let job = CohortJob::Count { owner: owner.to_owned(), dated_measure: measure.uuid, stage_details };
     let key = keys::workspace_object(Kind::DatedMeasure, owner, measure.uuid);
-    create_and_queue(&state, &headers, vec![put_object(&measure, Condition::MustNotExist)?], vec![key], vec![job])
-        .await?;
+    create_and_queue(&state, &headers, state.store.new_count_writes(&measure, false)?, vec![key], vec![job]).await?;
     Ok((StatusCode::CREATED, Json(views::dated_measure(&state.settings, &measure, time::now()))))
 }
 
@@ -154,20 +150,25 @@ async fn patch(
     fields.finish()?;
     changes.job_status(Kind::DatedMeasure, measure.uuid, status)?;
     changes.set("request_job_duration", &python_duration(now - measure.stamps.created_at))?;
-    match status {
+    let updated = match status {
         JobStatus::Finished => {
             changes.set("measure", &count)?.set("extra", &body.get("extra"))?;
             if measure.mode == MeasureMode::Global {
                 changes.set("measure_min", &minimum)?.set("measure_max", &maximum)?;
             }
+            // The value goes to the rows that show it, in the same transaction.
+            match state.store.record_count(&measure, changes).await {
+                Err(StoreError::ConditionFailed) => ignored(&state, &measure).await?,
+                other => other?,
+            }
         }
         JobStatus::Failed => {
             let message = body.get("message").and_then(Value::as_str).unwrap_or_default();
             changes.set("request_job_fail_msg", &message)?;
+            apply(&state, &measure, changes).await?
         }
-        _ => {}
-    }
-    let updated = apply(&state, &measure, changes).await?;
+        _ => apply(&state, &measure, changes).await?,
+    };
     state.job_news().count(&updated, now).await?;
     Ok(Json(views::dated_measure(&state.settings, &updated, now)))
 }
@@ -176,16 +177,19 @@ async fn patch(
 async fn apply(state: &AppState, measure: &DatedMeasure, changes: Changes) -> AppResult<DatedMeasure> {
     match state.store.update_object::<DatedMeasure>(&measure.owner, measure.uuid, changes).await {
         Ok(updated) => Ok(updated),
-        Err(StoreError::ConditionFailed) => {
-            let current = state.store.workspace_object::<DatedMeasure>(&measure.owner, measure.uuid).await?;
-            let current = current.ok_or(AppError::NotFound(Kind::DatedMeasure.model()))?;
-            tracing::info!(
-                dated_measure = %measure.uuid,
-                status = current.job.request_job_status.as_str(),
-                "callback ignored: the count has already ended"
-            );
-            Ok(current)
-        }
+        Err(StoreError::ConditionFailed) => ignored(state, measure).await,
         Err(other) => Err(other.into()),
     }
+}
+
+/// The stored count, when a callback came after its job ended.
+async fn ignored(state: &AppState, measure: &DatedMeasure) -> AppResult<DatedMeasure> {
+    let current = state.store.workspace_object::<DatedMeasure>(&measure.owner, measure.uuid).await?;
+    let current = current.ok_or(AppError::NotFound(Kind::DatedMeasure.model()))?;
+    tracing::info!(
+        dated_measure = %measure.uuid,
+        status = current.job.request_job_status.as_str(),
+        "callback ignored: the count has already ended"
+    );
+    Ok(current)
 }

@@ -8,7 +8,8 @@ use axum::{
 };
 use c360::{
     domain::{
-        cohort::{Kind, Request, Stamps, Workspace},
+        cohort::{Folder, Kind, Request, Stamps},
+        summary::RequestSummary,
         time,
     },
     error::{AppError, AppResult},
@@ -19,17 +20,16 @@ use c360::{
     },
     store::{
         cohort::{put_object, Changes},
+        summaries::{ItemUpdate, RequestRow},
         Condition,
     },
 };
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::{common::*, views};
+use crate::{common::*, rows, views};
 
 const RELATIONS: [&str; 2] = ["parent_folder", "owner"];
-/// What rendering a request reads.
-const REQUEST_KINDS: [Kind; 5] = [Kind::Folder, Kind::Request, Kind::Snapshot, Kind::DatedMeasure, Kind::Cohort];
 
 pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
     Api::new(state, "cohort")
@@ -110,32 +110,72 @@ async fn sharer_names(state: &AppState, requests: &[&Request]) -> AppResult<view
     Ok(users.into_iter().map(|(name, user)| (name, user.display_name())).collect())
 }
 
+/// Renders rows with their folders and sharers' names (one BatchGetItem each, only when needed).
+async fn render(
+    state: &AppState,
+    owner: &str,
+    rows: &[&RequestRow],
+    known: Option<&[Folder]>,
+) -> AppResult<Vec<Value>> {
+    let requests: Vec<&Request> = rows.iter().map(|r| &r.request).collect();
+    let folder_ids: Vec<Uuid> = requests.iter().map(|r| r.parent_folder).collect();
+    let (names, folders) = match known {
+        Some(known) => (sharer_names(state, &requests).await?, known.to_vec()),
+        None => {
+            let (names, folders) =
+                tokio::join!(sharer_names(state, &requests), rows::folders(state, owner, &folder_ids));
+            (names?, folders?)
+        }
+    };
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let folder = folders.iter().find(|f| f.uuid == row.request.parent_folder);
+            views::request(row, folder, &names, true)
+        })
+        .collect())
+}
+
 async fn list_scoped(state: &AppState, owner: &str, query: &ListQuery, folder: Option<Uuid>) -> AppResult<Value> {
     let orders = query.ordering("ordering", &["name", "updated_at", "parent_folder"])?;
-    let orders = if orders.is_empty() { query.ordering_from("-updated_at") } else { orders };
+    let default_order = query.ordering_from("-updated_at");
+    let in_index_order = folder.is_none()
+        && (orders.is_empty() || orders == default_order)
+        && query.has_only(&["limit", "offset", "ordering"]);
+    if in_index_order {
+        let (limit, offset) = query.limit_offset();
+        if let Some((total, page)) = rows::requests_page(state, owner, offset, limit).await? {
+            let rendered = render(state, owner, &page.iter().collect::<Vec<_>>(), None).await?;
+            return Ok(query.limited_window(total, rendered).envelope(|v| v));
+        }
+    }
+    let orders = if orders.is_empty() { default_order } else { orders };
     let updated_range = query.date_range("updated_at")?;
     let parent_folder = query.uuid("parent_folder")?;
-    let ws = load(state, owner, &REQUEST_KINDS).await?;
+    let (all, folders) = rows::all_requests(state, owner).await?;
     let terms = query.search_terms();
-    let mut requests: Vec<(&Request, Option<String>)> = ws
-        .requests
+    let mut requests: Vec<(&RequestRow, Option<String>)> = all
         .iter()
-        .filter(|r| folder.is_none_or(|f| r.parent_folder == f))
-        .filter(|r| flag_matches(query, "favorite", r.favorite))
-        .filter(|r| query.get("shared_by").is_none_or(|s| r.shared_by.as_deref() == Some(s)))
-        .filter(|r| parent_folder.is_none_or(|p| r.parent_folder == p))
-        .filter(|r| matches_regex_search(&terms, &[Some(&r.name), Some(&r.description)]))
-        .map(|r| (r, views::request_updated_at(&ws, r.uuid).map(time::iso)))
+        .filter(|row| {
+            let r = &row.request;
+            folder.is_none_or(|f| r.parent_folder == f)
+                && flag_matches(query, "favorite", r.favorite)
+                && query.get("shared_by").is_none_or(|s| r.shared_by.as_deref() == Some(s))
+                && parent_folder.is_none_or(|p| r.parent_folder == p)
+                && matches_regex_search(&terms, &[Some(&r.name), Some(&r.description)])
+        })
+        .map(|row| (row, row.summary.updated_at().map(time::iso)))
         .filter(|(_, updated)| updated_range.contains(updated.as_deref().and_then(time::parse)))
         .collect();
-    sort_by(&mut requests, &orders, |(r, updated), field| match field {
-        "name" => SortValue::Text(r.name.clone()),
-        "parent_folder" => ws.folder(r.parent_folder).map(|f| f.name.as_str()).into(),
+    let folder_name = |uuid: Uuid| folders.iter().find(|f| f.uuid == uuid).map(|f| f.name.as_str());
+    sort_by(&mut requests, &orders, |(row, updated), field| match field {
+        "name" => SortValue::Text(row.request.name.clone()),
+        "parent_folder" => folder_name(row.request.parent_folder).into(),
         _ => updated.as_deref().into(),
     });
     let page = query.limited_of(requests.into_iter().map(|(r, _)| r).collect::<Vec<_>>());
-    let names = sharer_names(state, &page.results).await?;
-    Ok(page.envelope(|r| views::request(&ws, r, &names, true)))
+    let rendered = render(state, owner, &page.results, Some(&folders)).await?;
+    Ok(query.limited_window(page.count, rendered).envelope(|v| v))
 }
 
 async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: ListQuery) -> AppResult<Json<Value>> {
@@ -163,13 +203,13 @@ async fn create_scoped(
     if let Some(folder) = folder {
         body.insert("parent_folder".into(), Value::String(folder.to_owned()));
     }
-    let ws = load(state, owner, &[Kind::Folder]).await?;
+    let folder = named_folder(state, owner, &body).await?;
     let mut fields = Fields::new(&body);
     check_owner(&mut fields, owner);
     let name = fields.required_text("name", Text::max(255));
     let description = fields.text("description", Text::default().blank()).flatten();
     let favorite = fields.boolean("favorite");
-    let parent_folder = fields.required_relation("parent_folder", |u| ws.folder(u).is_some());
+    let parent_folder = fields.required_relation("parent_folder", |u| folder.as_ref().is_some_and(|f| f.uuid == u));
     fields.finish()?;
     let request = Request {
         uuid: Uuid::new_v4(),
@@ -180,10 +220,14 @@ async fn create_scoped(
         parent_folder: parent_folder.unwrap_or_default(),
         shared_by: None,
         snapshot_versions: None,
+        summary_rev: 0,
         stamps: Stamps::new(time::now()),
     };
-    state.store.transact(vec![put_object(&request, Condition::MustNotExist)?]).await?;
-    Ok((StatusCode::CREATED, Json(views::request(&ws, &request, &HashMap::new(), false))))
+    let mut counts = ItemUpdate::counts(owner);
+    counts.add_requests(1);
+    state.store.transact(vec![put_object(&request, Condition::MustNotExist)?, state.store.update(counts)?]).await?;
+    let row = RequestRow { request, summary: RequestSummary::default() };
+    Ok((StatusCode::CREATED, Json(views::request(&row, folder.as_ref(), &HashMap::new(), false))))
 }
 
 async fn create(
@@ -203,27 +247,29 @@ async fn create_in_folder(
     create_scoped(&state, owner(&principal), body, Some(&folder)).await
 }
 
-/// The caller's request `uuid` (in `folder` for nested routes) and the workspace it was read from.
-async fn owned_request(
-    state: &AppState,
-    owner: &str,
-    uuid: &str,
-    folder: Option<&str>,
-) -> AppResult<(Workspace, Uuid)> {
+/// The folder a body's `parent_folder` names, if it is one of the owner's.
+async fn named_folder(state: &AppState, owner: &str, body: &Map<String, Value>) -> AppResult<Option<Folder>> {
+    let Some(uuid) = body.get("parent_folder").and_then(Value::as_str).and_then(|s| Uuid::parse_str(s.trim()).ok())
+    else {
+        return Ok(None);
+    };
+    Ok(state.store.workspace_object::<Folder>(owner, uuid).await?)
+}
+
+/// The caller's request `uuid` (in `folder` for nested routes).
+async fn owned_request(state: &AppState, owner: &str, uuid: &str, folder: Option<&str>) -> AppResult<RequestRow> {
     let uuid = path_uuid(uuid, Kind::Request)?;
-    let ws = load(state, owner, &REQUEST_KINDS).await?;
-    let request = ws.request(uuid).ok_or(AppError::NotFound("Request"))?;
-    if folder.is_some_and(|f| request.parent_folder.to_string() != f) {
+    let row = rows::one_request(state, owner, uuid).await?.ok_or(AppError::NotFound("Request"))?;
+    if folder.is_some_and(|f| row.request.parent_folder.to_string() != f) {
         return Err(AppError::NotFound("Request"));
     }
-    Ok((ws, uuid))
+    Ok(row)
 }
 
 async fn retrieve_scoped(state: &AppState, owner: &str, uuid: &str, folder: Option<&str>) -> AppResult<Json<Value>> {
-    let (ws, uuid) = owned_request(state, owner, uuid, folder).await?;
-    let request = ws.request(uuid).ok_or(AppError::NotFound("Request"))?;
-    let names = sharer_names(state, &[request]).await?;
-    Ok(Json(views::request(&ws, request, &names, true)))
+    let row = owned_request(state, owner, uuid, folder).await?;
+    let mut rendered = render(state, owner, &[&row], None).await?;
+    Ok(Json(rendered.pop().unwrap_or_default()))
 }
 
 async fn retrieve(
@@ -249,14 +295,16 @@ async fn patch_scoped(
     folder: Option<&str>,
     mut body: Map<String, Value>,
 ) -> AppResult<Json<Value>> {
-    let (ws, uuid) = owned_request(state, owner, uuid, folder).await?;
+    let row = owned_request(state, owner, uuid, folder).await?;
     apply_id_aliases(&mut body, &RELATIONS);
+    let named = named_folder(state, owner, &body).await?;
     let mut fields = Fields::new(&body);
     check_owner(&mut fields, owner);
     let name = fields.text("name", Text::max(255)).flatten();
     let description = fields.text("description", Text::default().blank()).flatten();
     let favorite = fields.boolean("favorite");
-    let parent_folder = fields.relation("parent_folder", false, |u| ws.folder(u).is_some()).flatten();
+    let parent_folder =
+        fields.relation("parent_folder", false, |u| named.as_ref().is_some_and(|f| f.uuid == u)).flatten();
     fields.finish()?;
     let mut changes = Changes::modified(time::now());
     if let Some(name) = name {
@@ -271,9 +319,10 @@ async fn patch_scoped(
     if let Some(folder) = parent_folder {
         changes.set("parent_folder", &folder)?;
     }
-    let updated: Request = update_owned(state, owner, uuid, changes).await?;
-    let names = sharer_names(state, &[&updated]).await?;
-    Ok(Json(views::request(&ws, &updated, &names, true)))
+    let updated: Request = update_owned(state, owner, row.request.uuid, changes).await?;
+    let row = RequestRow { request: updated, summary: row.summary };
+    let mut rendered = render(state, owner, &[&row], None).await?;
+    Ok(Json(rendered.pop().unwrap_or_default()))
 }
 
 async fn patch(
@@ -309,8 +358,9 @@ async fn destroy_in_folder(
     Path((folder, uuids)): Path<(String, String)>,
 ) -> AppResult<StatusCode> {
     let uuids = delete_targets(&uuids, Kind::Request)?;
-    let ws = load(&state, owner(&principal), &[Kind::Request]).await?;
-    if !uuids.iter().all(|u| ws.request(*u).is_some_and(|r| r.parent_folder.to_string() == folder)) {
+    let requests: Vec<Request> = state.store.workspace_objects(owner(&principal), &uuids).await?;
+    let in_folder = |u: &Uuid| requests.iter().any(|r| r.uuid == *u && r.parent_folder.to_string() == folder);
+    if !uuids.iter().all(in_folder) {
         return Err(AppError::NotFound("Request"));
     }
     delete_owned(&state, owner(&principal), Kind::Request, &uuids).await

@@ -14,6 +14,7 @@ use c360::{
             perimeters_ids, query_too_large, Folder, Kind, Request, Snapshot, SnapshotQuery, Stamps, Workspace,
             MAX_QUERY_BYTES,
         },
+        summary::{RequestSummary, SnapshotLine, SnapshotSummary},
         time,
     },
     error::{AppError, AppResult},
@@ -24,8 +25,12 @@ use c360::{
     },
     notify,
     store::{
-        cohort::{patch_history_write, put_object, snapshot_perimeter_writes, snapshot_query_write, Changes},
-        keys, Condition, StoreError, Write,
+        cohort::{
+            object_entry, patch_history_write, put_object, snapshot_perimeter_writes, snapshot_query_write, Changes,
+        },
+        keys,
+        summaries::{request_entry_with, ItemUpdate},
+        Condition, StoreError, StoreResult, Write,
     },
 };
 use serde_json::{Map, Value};
@@ -268,8 +273,11 @@ async fn try_create(state: &AppState, owner: &str, mut body: Map<String, Value>)
         stamps: Stamps::new(time::now()),
     };
     let text = SnapshotQuery { serialized_query: serialized_query.clone(), translated_query: None };
+    // The request claims the version and lists the snapshot, in one update of its item.
+    let mut summary = ItemUpdate::request(owner, request);
+    summary.claim_version(version).snapshot_added(owner, request, snapshot.uuid, &SnapshotLine::of(&snapshot))?;
     let mut writes = vec![
-        state.store.claim_snapshot_version(owner, request, version)?,
+        state.store.update(summary)?,
         snapshot_query_write(owner, snapshot.uuid, &text)?,
         put_object(&snapshot, Condition::MustNotExist)?,
     ];
@@ -413,7 +421,22 @@ async fn patch_scoped(
         writes.push(snapshot_query_write(owner, snapshot.uuid, &text)?);
     }
     writes.push(state.store.update_write::<Snapshot>(owner, snapshot.uuid, changes)?);
-    state.store.transact(writes).await?;
+    let moved = Snapshot {
+        name: name.clone().unwrap_or(snapshot.name.clone()),
+        version: version.unwrap_or(snapshot.version),
+        request: request.unwrap_or(snapshot.request),
+        ..snapshot.clone()
+    };
+    for update in summary_changes(&ws, &snapshot, &moved)? {
+        writes.push(state.store.update(update)?);
+    }
+    match state.store.transact(writes).await {
+        // A request's summary changed meanwhile: the whole edit is refused, nothing was written.
+        Err(StoreError::TransactionConflict(_)) if moved.request != snapshot.request => {
+            return Err(AppError::InvalidString("The request changed meanwhile, please try again".into()))
+        }
+        other => other?,
+    }
     let (ws, updated, text) = owned_snapshot(state, owner, &snapshot.uuid.to_string(), None).await?;
     Ok(Json(views::snapshot(&state.settings, &ws, &updated, &text.serialized_query, now)))
 }
@@ -437,6 +460,32 @@ async fn patch_of_request(
 }
 
 /// Copies the snapshot and its request into each recipient's shared folder (spec §5.5 share).
+/// The summary changes of a snapshot edit: its line on its request, or, when it moves to another
+/// request, both requests' whole summaries (computed from the workspace, on condition that nothing
+/// changed them since it was read).
+fn summary_changes(ws: &Workspace, before: &Snapshot, after: &Snapshot) -> StoreResult<Vec<ItemUpdate>> {
+    let owner = &before.owner;
+    if after.request == before.request {
+        if SnapshotLine::of(after) == SnapshotLine::of(before) {
+            return Ok(Vec::new());
+        }
+        let mut update = ItemUpdate::request(owner, before.request);
+        update.snapshot_line(before.uuid, &SnapshotLine::of(after))?;
+        return Ok(vec![update]);
+    }
+    let mut moved = ws.clone();
+    moved.snapshots.retain(|s| s.uuid != before.uuid);
+    moved.snapshots.push(after.clone());
+    let mut updates = Vec::new();
+    for (request, gone) in [(before.request, vec![before.uuid]), (after.request, Vec::new())] {
+        let rev = ws.request(request).map_or(0, |r| r.summary_rev);
+        let mut update = ItemUpdate::request(owner, request);
+        update.whole_request(owner, request, rev, &RequestSummary::from_workspace(&moved, request), &gone)?;
+        updates.push(update);
+    }
+    Ok(updates)
+}
+
 async fn share(
     State(state): State<AppState>,
     principal: Arc<Principal>,
@@ -494,6 +543,7 @@ async fn share(
             parent_folder: folder,
             shared_by: Some(sharer.to_owned()),
             snapshot_versions: Some(1),
+            summary_rev: 0,
             stamps: Stamps::new(now),
         };
         let copy = Snapshot {
@@ -508,7 +558,17 @@ async fn share(
             query_patches: 0,
             stamps: Stamps::new(now),
         };
-        writes.push(put_object(&request, Condition::MustNotExist)?);
+        let mut listed = RequestSummary::default();
+        let line = SnapshotLine::of(&copy);
+        listed.snapshots.insert(
+            copy.uuid,
+            SnapshotSummary { line, cohorts: Default::default(), hidden: false, newest_count: None },
+        );
+        writes
+            .push(Write::Put(request_entry_with(object_entry(&request)?, &request, &listed)?, Condition::MustNotExist));
+        let mut counts = ItemUpdate::counts(recipient);
+        counts.add_requests(1);
+        writes.push(state.store.update(counts)?);
         writes.push(snapshot_query_write(recipient, copy.uuid, &text)?);
         writes.push(put_object(&copy, Condition::MustNotExist)?);
         writes.extend(snapshot_perimeter_writes(&copy)?);

@@ -8,11 +8,12 @@ use c360::{
             CohortResult, DatedMeasure, FeasibilityStudy, FhirFilter, Folder, MeasureMode, RefreshSchedule, Request,
             Snapshot, Workspace,
         },
+        summary::CohortSummary,
         time::{self, DateTime},
     },
+    store::summaries::{CohortRow, RequestRow},
 };
 use serde_json::{json, Value};
-use uuid::Uuid;
 
 /// Display names of the users a page mentions (sharers, filter owners).
 pub type Names = HashMap<String, String>;
@@ -28,32 +29,22 @@ pub fn folder(ws: &Workspace, f: &Folder) -> Value {
     })
 }
 
-/// The visible snapshots of a request, newest first.
-pub fn request_snapshots(ws: &Workspace, request: Uuid) -> Vec<&Snapshot> {
-    let mut snapshots: Vec<&Snapshot> =
-        ws.snapshots.iter().filter(|s| s.request == request && !ws.hidden_snapshot(s.uuid)).collect();
-    snapshots.sort_by_key(|s| std::cmp::Reverse(s.stamps.created_at));
-    snapshots
-}
-
-/// `updated_at` of a request: the creation of its newest snapshot.
-pub fn request_updated_at(ws: &Workspace, request: Uuid) -> Option<DateTime> {
-    ws.snapshots.iter().filter(|s| s.request == request).map(|s| s.stamps.created_at).max()
-}
-
-/// A request; `with_updated_at` is false in the POST response only (spec §5.4 quirk).
-pub fn request(ws: &Workspace, r: &Request, names: &Names, with_updated_at: bool) -> Value {
-    let snapshots: Vec<Value> = request_snapshots(ws, r.uuid)
+/// A request row (spec §5.4): its snapshots, their counts and cohorts come from its summary;
+/// `with_updated_at` is false in the POST response only (spec §5.4 quirk).
+pub fn request(row: &RequestRow, folder: Option<&Folder>, names: &Names, with_updated_at: bool) -> Value {
+    let r = &row.request;
+    let snapshots: Vec<Value> = row
+        .summary
+        .listed()
         .into_iter()
-        .map(|s| {
-            let patients_count = ws.snapshot_measures(s.uuid).first().and_then(|m| m.measure);
+        .map(|(uuid, s)| {
             json!({
-                "uuid": s.uuid,
-                "name": s.name,
-                "created_at": time::iso(s.stamps.created_at),
-                "cohorts_count": ws.cohorts.iter().filter(|c| c.request_query_snapshot == Some(s.uuid)).count(),
-                "patients_count": patients_count,
-                "version": s.version,
+                "uuid": uuid,
+                "name": s.line.name,
+                "created_at": time::iso(s.line.created_at),
+                "cohorts_count": s.cohorts.len(),
+                "patients_count": s.newest_count.as_ref().and_then(|c| c.measure),
+                "version": s.line.version,
             })
         })
         .collect();
@@ -64,10 +55,10 @@ pub fn request(ws: &Workspace, r: &Request, names: &Names, with_updated_at: bool
         "favorite": r.favorite,
         "query_snapshots": snapshots,
         "shared_by": r.shared_by.as_ref().map(|u| names.get(u).cloned().unwrap_or_else(|| u.clone())),
-        "parent_folder": ws.folder(r.parent_folder).map(|f| json!({"uuid": f.uuid, "name": f.name, "description": f.description})),
+        "parent_folder": folder.filter(|f| f.uuid == r.parent_folder).map(|f| json!({"uuid": f.uuid, "name": f.name, "description": f.description})),
     });
     if with_updated_at {
-        value["updated_at"] = json!(request_updated_at(ws, r.uuid).map(time::python_str));
+        value["updated_at"] = json!(row.summary.updated_at().map(time::python_str));
     }
     value
 }
@@ -98,21 +89,39 @@ pub fn dated_measure(settings: &Settings, m: &DatedMeasure, now: DateTime) -> Va
     })
 }
 
-/// A cohort. `annotated` adds `result_size`, `measure_min`, `measure_max` and `exportable`, which
-/// only lists and retrieves carry (spec §5.7).
+/// What a cohort's row names besides the cohort: its request and its parent, when alive.
+#[derive(Clone, Copy, Default)]
+pub struct Relatives<'a> {
+    pub request: Option<&'a Request>,
+    pub parent: Option<&'a CohortResult>,
+}
+
+/// A cohort from a workspace holding its relatives.
 pub fn cohort(settings: &Settings, ws: &Workspace, c: &CohortResult, annotated: bool) -> Value {
-    let snapshot = c.request_query_snapshot.and_then(|s| ws.snapshot(s));
-    let request = snapshot.and_then(|s| ws.request(s.request));
-    let mut samples: Vec<&CohortResult> = ws.cohorts.iter().filter(|s| s.parent_cohort == Some(c.uuid)).collect();
-    samples.sort_by_key(|s| s.stamps.created_at);
+    let request = c.request_query_snapshot.and_then(|s| ws.snapshot(s)).and_then(|s| ws.request(s.request));
+    let relatives = Relatives { request, parent: c.parent_cohort.and_then(|p| ws.cohort(p)) };
+    let row = CohortRow { cohort: c.clone(), summary: CohortSummary::from_workspace(ws, c) };
+    cohort_row(settings, &row, relatives, annotated)
+}
+
+/// A cohort row. `annotated` adds `result_size`, `measure_min`, `measure_max` and `exportable`,
+/// which only lists and retrieves carry (spec §5.7).
+pub fn cohort_row(settings: &Settings, row: &CohortRow, relatives: Relatives, annotated: bool) -> Value {
+    let c = &row.cohort;
+    let samples: Vec<Value> = row
+        .summary
+        .listed_samples()
+        .into_iter()
+        .map(|(uuid, s)| json!({"uuid": uuid, "name": s.name, "sampling_ratio": s.sampling_ratio}))
+        .collect();
     let mut value = json!({
         "uuid": c.uuid,
         "name": c.name,
         "owner": c.owner,
         "request_query_snapshot": c.request_query_snapshot,
-        "parent_cohort": c.parent_cohort.and_then(|p| ws.cohort(p)).map(|p| json!({"uuid": p.uuid, "name": p.name})),
+        "parent_cohort": relatives.parent.filter(|p| Some(p.uuid) == c.parent_cohort).map(|p| json!({"uuid": p.uuid, "name": p.name})),
         "sampling_ratio": c.sampling_ratio,
-        "sample_cohorts": samples.iter().map(|s| json!({"uuid": s.uuid, "name": s.name, "sampling_ratio": s.sampling_ratio})).collect::<Vec<_>>(),
+        "sample_cohorts": samples,
         "group_id": c.group_id,
         "request_job_status": c.job.request_job_status.as_str(),
         "request_job_fail_msg": c.job.request_job_fail_msg,
@@ -121,21 +130,16 @@ pub fn cohort(settings: &Settings, ws: &Workspace, c: &CohortResult, annotated: 
         "modified_at": time::iso(c.stamps.modified_at),
         "description": c.description,
         "favorite": c.favorite,
-        "request": request.map(|r| json!({"uuid": r.uuid, "name": r.name, "description": r.description})),
+        "request": relatives.request.map(|r| json!({"uuid": r.uuid, "name": r.name, "description": r.description})),
     });
     if annotated {
-        let result_size = result_size(ws, c);
-        let global = c.dated_measure_global.and_then(|m| ws.measure(m));
+        let result_size = row.summary.result_size;
         value["result_size"] = json!(result_size);
-        value["measure_min"] = json!(global.and_then(|g| g.measure_min));
-        value["measure_max"] = json!(global.and_then(|g| g.measure_max));
+        value["measure_min"] = json!(row.summary.measure_min);
+        value["measure_max"] = json!(row.summary.measure_max);
         value["exportable"] = json!(result_size.is_some_and(|s| s <= settings.cohort_size_limit));
     }
     value
-}
-
-pub fn result_size(ws: &Workspace, c: &CohortResult) -> Option<i64> {
-    c.dated_measure.and_then(|m| ws.measure(m)).and_then(|m| m.measure)
 }
 
 pub fn snapshot(settings: &Settings, ws: &Workspace, s: &Snapshot, serialized_query: &str, now: DateTime) -> Value {

@@ -2,6 +2,8 @@
 //! $PORT (`--seed-only` stops after seeding: the benchmark times a start without it).
 //! `--load-dataset USERS ACCESSES` and `--cohort-dataset OWNERS REQUESTS` write a load-test data set
 //! and stop (infra/scripts/bench-accesses.sh, infra/scripts/bench-cohort.sh).
+//! `--backfill-summaries` runs the workspace summaries backfill (printing its progress) and stops; a
+//! table whose layout is not marked ready is backfilled before serving.
 use c360::{
     http::{serve, AppState},
     seed::{seed_cohort_dataset, seed_demo, seed_load_dataset, DemoSeed},
@@ -60,6 +62,21 @@ async fn main() -> Result<(), lambda_http::Error> {
         // One line on stdout for the bench script (the logs go to stderr or are filtered).
         println!("{written:?}");
         return Ok(());
+    }
+    let backfill_only = args.iter().any(|a| a == "--backfill-summaries");
+    if backfill_only || !state.store.workspace_layout_ready().await.map_err(|e| format!("layout check: {e}"))? {
+        let done = c360::backfill::backfill_summaries(&state.store, |p| {
+            if backfill_only {
+                println!("{p}");
+            }
+        })
+        .await
+        .map_err(|e| format!("summaries backfill: {e}"))?;
+        tracing::info!(%done, "workspace summaries backfilled");
+        if backfill_only {
+            println!("done: {done}");
+            return Ok(());
+        }
     }
     if let Some(queue_url) = state.settings.cohort_jobs_queue_url.clone() {
         let worker = cohort_worker::Worker::from_env().await?;

@@ -161,6 +161,10 @@ pub struct Request {
     /// snapshot's transaction (`None` on requests written before it was kept: their snapshots count).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_versions: Option<i64>,
+    /// Bumped by every write of the request's list summary, so a write that recomputes the whole
+    /// summary can require that nothing changed it meanwhile (`domain::summary`).
+    #[serde(default)]
+    pub summary_rev: i64,
     #[serde(flatten)]
     pub stamps: Stamps,
 }
@@ -245,6 +249,9 @@ pub struct CohortResult {
     pub favorite: bool,
     #[serde(default)]
     pub request_query_snapshot: Option<Uuid>,
+    /// The request of that snapshot (never changes; `None` on cohorts written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<Uuid>,
     #[serde(default)]
     pub group_id: String,
     #[serde(default)]
@@ -733,6 +740,7 @@ mod tests {
                 parent_folder: folder,
                 shared_by: None,
                 snapshot_versions: None,
+                summary_rev: 0,
                 stamps: stamps(),
             }],
             snapshots: vec![Snapshot {
@@ -768,6 +776,7 @@ mod tests {
                 description: None,
                 favorite: false,
                 request_query_snapshot: Some(snap),
+                request: Some(request),
                 group_id: String::new(),
                 dated_measure: Some(dm),
                 dated_measure_global: None,

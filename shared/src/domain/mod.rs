@@ -12,6 +12,7 @@ pub mod release_note;
 pub mod request_log;
 pub mod rights;
 pub mod solr;
+pub mod summary;
 pub mod time;
 pub mod tree;
 pub mod tree_sync;

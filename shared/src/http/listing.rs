@@ -94,6 +94,11 @@ impl ListQuery {
         Self { pairs: pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(), base_url: base_url.into() }
     }
 
+    /// Whether every parameter is one of `keys` (a list read in its index order needs no other).
+    pub fn has_only(&self, keys: &[&str]) -> bool {
+        self.pairs.iter().all(|(k, _)| keys.contains(&k.as_str()))
+    }
+
     /// No query parameter at all (some endpoints switch mode on "any parameter").
     pub fn is_empty(&self) -> bool {
         self.pairs.is_empty()
@@ -225,7 +230,12 @@ impl ListQuery {
     pub fn limited_of<T>(&self, items: Vec<T>) -> Page<T> {
         let count = items.len();
         let (limit, offset) = self.limit_offset();
-        let results: Vec<T> = items.into_iter().skip(offset).take(limit).collect();
+        self.limited_window(count, items.into_iter().skip(offset).take(limit).collect())
+    }
+
+    /// LIMIT style when only the page's rows were read, `count` counting them all.
+    pub fn limited_window<T>(&self, count: usize, results: Vec<T>) -> Page<T> {
+        let (limit, offset) = self.limit_offset();
         let next = offset
             .checked_add(limit)
             .filter(|end| *end < count)

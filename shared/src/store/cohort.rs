@@ -9,7 +9,9 @@ use serde::{de::DeserializeOwned, Serialize};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use super::{decode, keys, sdk_error, Condition, DynamoStore, Entry, Item, Key, StoreError, StoreResult, Write};
+use super::{
+    decode, keys, sdk_error, summaries, Condition, DynamoStore, Entry, Item, Key, StoreError, StoreResult, Write,
+};
 use crate::domain::{
     cohort::{
         rewrite_caresite_cohort_ids, CohortResult, DatedMeasure, FeasibilityStudy, FhirFilter, Folder, JobStatus, Kind,
@@ -57,7 +59,10 @@ fn by_id<T: WorkspaceObject>(object: &T, entry: Entry) -> Entry {
 }
 
 workspace_object!(Folder, Kind::Folder, "folder");
-workspace_object!(Request, Kind::Request, "request");
+workspace_object!(Request, Kind::Request, "request", |r: &Request, entry: Entry| {
+    // A new request has no snapshot yet; its first snapshot moves it (`ItemUpdate::snapshot_added`).
+    summaries::list_entry(entry, Kind::Request, &r.owner, None, r.uuid)
+});
 workspace_object!(Snapshot, Kind::Snapshot, "snapshot");
 /// Jobs are found by uuid, and listed while they have not ended.
 fn job_indexes<T: WorkspaceObject>(object: &T, status: JobStatus, entry: Entry) -> Entry {
@@ -73,7 +78,12 @@ workspace_object!(DatedMeasure, Kind::DatedMeasure, "dated_measure", |m: &DatedM
     job_indexes(m, m.job.request_job_status, entry)
 });
 workspace_object!(CohortResult, Kind::Cohort, "cohort", |c: &CohortResult, entry: Entry| {
-    job_indexes(c, c.job.request_job_status, entry)
+    let entry = job_indexes(c, c.job.request_job_status, entry);
+    if c.is_subset {
+        entry
+    } else {
+        summaries::list_entry(entry, Kind::Cohort, &c.owner, Some(c.stamps.created_at), c.uuid)
+    }
 });
 workspace_object!(FeasibilityStudy, Kind::Study, "feasibility_study", |s: &FeasibilityStudy, entry: Entry| {
     job_indexes(s, s.job.request_job_status, entry)
@@ -155,6 +165,17 @@ impl DynamoStore {
         self.get(&keys::workspace_object(T::KIND, owner, uuid)).await
     }
 
+    /// Alive objects of the owner by uuid (one BatchGetItem; missing ones are left out).
+    pub async fn workspace_objects<T: WorkspaceObject>(&self, owner: &str, uuids: &[Uuid]) -> StoreResult<Vec<T>> {
+        let mut keys: Vec<Key> = uuids.iter().map(|u| keys::workspace_object(T::KIND, owner, *u)).collect();
+        keys.sort_by(|a, b| a.sk.cmp(&b.sk));
+        keys.dedup();
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        decode_all(self.batch_get(keys).await?)
+    }
+
     /// One alive object by uuid alone (index lookup: callbacks and applicative users).
     pub async fn object_by_id<T: WorkspaceObject>(&self, uuid: Uuid) -> StoreResult<Option<T>> {
         let key = keys::object_by_id(T::KIND, uuid);
@@ -213,25 +234,6 @@ impl DynamoStore {
             .await
             .map_err(|e| super::conditional(e, |s| s.is_conditional_check_failed_exception()))?;
         decode(out.attributes.unwrap_or_default())
-    }
-
-    /// Claims version `version` of a request's snapshots, as one operation of the snapshot's
-    /// transaction: it holds only while the request's newest version is still `version - 1` (or was
-    /// never recorded, on requests older than the record), so two snapshots saved at once never take
-    /// the same version and a request gets exactly one first snapshot.
-    pub fn claim_snapshot_version(&self, owner: &str, request: Uuid, version: i64) -> StoreResult<Write> {
-        let update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(super::key_item(&keys::workspace_object(Kind::Request, owner, request))))
-            .condition_expression(
-                "attribute_exists(pk) AND (attribute_not_exists(snapshot_versions) OR snapshot_versions = :previous)",
-            )
-            .update_expression("SET snapshot_versions = :version")
-            .expression_attribute_values(":previous", AttributeValue::N((version - 1).to_string()))
-            .expression_attribute_values(":version", AttributeValue::N(version.to_string()))
-            .build()
-            .map_err(|e| StoreError::Sdk(e.to_string()))?;
-        Ok(Write::Update(update))
     }
 
     /// The same changes as one operation of a transaction, on an alive object.
@@ -380,7 +382,9 @@ impl DynamoStore {
 
     /// Soft-deletes the cascade of objects (spec §0.10; the first `roots` were asked for, the others
     /// are `deleted_by_cascade`): each moves to the bin in the same transaction as its removal from
-    /// the alive prefix; guards of binned filters and schedules go with them.
+    /// the alive prefix and from the summaries of the rows that show it; guards of binned filters and
+    /// schedules go with them. `TransactionConflict` when a summary changed meanwhile (read the
+    /// workspace again and retry: what was binned stays binned).
     pub async fn bin_objects(
         &self,
         ws: &Workspace,
@@ -388,7 +392,8 @@ impl DynamoStore {
         roots: usize,
         now: DateTime,
     ) -> StoreResult<()> {
-        let mut ops: Vec<Vec<Write>> = Vec::new();
+        let mut groups: Vec<(Vec<Write>, Vec<summaries::ItemUpdate>)> = Vec::new();
+        let mut summary_changes = bin_summaries(ws, cascade)?;
         for (i, &(kind, uuid)) in cascade.iter().enumerate().rev() {
             let by_cascade = i >= roots;
             let mut writes = match kind {
@@ -417,21 +422,101 @@ impl DynamoStore {
                 }
                 _ => {}
             }
-            ops.push(writes);
+            groups.push((writes, summary_changes.remove(&(kind, uuid)).unwrap_or_default()));
         }
-        // A transaction holds at most 100 operations; an object's operations stay together.
-        let mut batch: Vec<Write> = Vec::new();
-        for writes in ops {
-            if batch.len() + writes.len() > 100 {
-                self.transact(std::mem::take(&mut batch)).await?;
+        // A transaction holds at most 100 operations, and touches an item once: an object's
+        // operations and its summary changes stay together, summary changes merged per item.
+        let mut batch: (Vec<Write>, Vec<summaries::ItemUpdate>) = (Vec::new(), Vec::new());
+        let distinct = |updates: &[summaries::ItemUpdate]| {
+            let mut keys: Vec<&Key> = updates.iter().map(|u| u.key()).collect();
+            keys.sort_by(|a, b| (&a.pk, &a.sk).cmp(&(&b.pk, &b.sk)));
+            keys.dedup();
+            keys.len()
+        };
+        for (writes, updates) in groups {
+            let merged: Vec<summaries::ItemUpdate> = batch.1.iter().cloned().chain(updates.iter().cloned()).collect();
+            if !batch.0.is_empty() && batch.0.len() + writes.len() + distinct(&merged) > 100 {
+                let (done, changes) = std::mem::take(&mut batch);
+                self.transact(done.into_iter().chain(self.updates(changes)?).collect()).await?;
             }
-            batch.extend(writes);
+            batch.0.extend(writes);
+            batch.1.extend(updates);
         }
-        if !batch.is_empty() {
-            self.transact(batch).await?;
+        if !batch.0.is_empty() {
+            let (done, changes) = batch;
+            self.transact(done.into_iter().chain(self.updates(changes)?).collect()).await?;
         }
         Ok(())
     }
+}
+
+/// The summary changes of binning `cascade`, by the binned object they go with: the rows that
+/// survive it forget its cohorts and requests (cohort sets of snapshots, cohorts built on counts,
+/// samples of parents, the owner's counters), and a snapshot whose count used only by samples
+/// becomes shown again shows it.
+fn bin_summaries(
+    ws: &Workspace,
+    cascade: &[(Kind, Uuid)],
+) -> StoreResult<HashMap<(Kind, Uuid), Vec<summaries::ItemUpdate>>> {
+    use summaries::ItemUpdate;
+    let binned: std::collections::HashSet<(Kind, Uuid)> = cascade.iter().copied().collect();
+    let gone = |kind: Kind, uuid: Uuid| binned.contains(&(kind, uuid));
+    let mut out: HashMap<(Kind, Uuid), Vec<ItemUpdate>> = HashMap::new();
+    let mut after = ws.clone();
+    after.cohorts.retain(|c| !gone(Kind::Cohort, c.uuid));
+    let mut reshown: std::collections::HashSet<Uuid> = std::collections::HashSet::new();
+    for &(kind, uuid) in cascade {
+        let owner = match kind {
+            Kind::Request => ws.request(uuid).map(|r| r.owner.as_str()),
+            Kind::Cohort => ws.cohort(uuid).map(|c| c.owner.as_str()),
+            _ => None,
+        };
+        let Some(owner) = owner else { continue };
+        let updates = out.entry((kind, uuid)).or_default();
+        let mut counts = ItemUpdate::counts(owner);
+        if kind == Kind::Request {
+            counts.add_requests(-1);
+            updates.push(counts);
+            continue;
+        }
+        let Some(cohort) = ws.cohort(uuid) else { continue };
+        if !cohort.is_subset {
+            counts.add_cohorts(-1);
+            updates.push(counts);
+        }
+        let snapshot = cohort.request_query_snapshot.and_then(|s| ws.snapshot(s));
+        if let Some(snapshot) = snapshot.filter(|s| !gone(Kind::Request, s.request)) {
+            let mut row = ItemUpdate::request(owner, snapshot.request);
+            row.cohort_removed(snapshot.uuid, cohort.uuid);
+            let shown = |ws: &Workspace| {
+                crate::domain::summary::RequestSummary::from_workspace(ws, snapshot.request)
+                    .snapshots
+                    .remove(&snapshot.uuid)
+                    .and_then(|s| s.newest_count)
+            };
+            if reshown.insert(snapshot.uuid) {
+                let (was, will) = (shown(ws), shown(&after));
+                if was != will {
+                    // Guarded by the count shown now: a count created meanwhile makes the delete retry.
+                    row.shown_count(snapshot.uuid, was.map(|c| c.dm), will.as_ref())?;
+                }
+            }
+            updates.push(row);
+        }
+        for measure in [cohort.dated_measure, cohort.dated_measure_global].into_iter().flatten() {
+            if !gone(Kind::DatedMeasure, measure) && ws.measure(measure).is_some() {
+                let mut row = ItemUpdate::count(owner, measure);
+                row.not_built_on(cohort.uuid);
+                updates.push(row);
+            }
+        }
+        if let Some(parent) = cohort.parent_cohort.filter(|p| !gone(Kind::Cohort, *p) && ws.cohort(*p).is_some()) {
+            let mut row = ItemUpdate::cohort(owner, parent);
+            row.sample_removed(cohort.uuid);
+            updates.push(row);
+        }
+    }
+    Ok(out)
 }
 
 fn bin<T: WorkspaceObject>(object: Option<&T>, now: DateTime, by_cascade: bool) -> StoreResult<Vec<Write>> {
@@ -451,6 +536,7 @@ fn decode_all<T: DeserializeOwned>(items: Vec<Item>) -> StoreResult<Vec<T>> {
 
 /// Attribute changes of an update: values to set, `None` (or null) to remove; optionally only
 /// while the job is in one of some statuses (a finished job never moves back).
+#[derive(Clone)]
 pub struct Changes {
     entries: Vec<(String, Option<AttributeValue>)>,
     while_status: Vec<JobStatus>,
@@ -524,6 +610,19 @@ impl Changes {
     pub fn remove(&mut self, name: &str) -> &mut Self {
         self.entries.push((name.to_owned(), None));
         self
+    }
+
+    /// The object these changes make of `object` (what an update returns, without reading it back).
+    pub fn apply_to<T: Serialize + DeserializeOwned>(&self, object: &mut T) -> StoreResult<()> {
+        let mut item: Item = serde_dynamo::to_item(&*object).map_err(|e| StoreError::Record(e.to_string()))?;
+        for (name, value) in &self.entries {
+            match value {
+                Some(v) => item.insert(name.clone(), v.clone()),
+                None => item.remove(name),
+            };
+        }
+        *object = decode(item)?;
+        Ok(())
     }
 
     /// `SET … REMOVE …` with placeholder names and values, and the condition.

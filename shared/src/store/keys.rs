@@ -24,6 +24,9 @@
 //! | request log counting start | `META#LOGCOUNT` | `#SINCE` | | |
 //! | workspace object (alive) | `WS#<owner>` | `<KIND>#<uuid>` | counts, cohorts, studies: `BYID#<KIND>#<uuid[0]>` / `<uuid>` | jobs not ended: `OPEN_JOBS#<KIND>` / `<uuid>`; schedules: `REFRESH_DUE` / `<next run>#<uuid>` |
 //! | workspace object (deleted) | `WS#<owner>` | `BIN#<KIND>#<uuid>` | | |
+//! | workspace list entry (gsi3) | requests, cohorts: `LIST#<KIND>#<owner>` / `<newest first key>` on the object | | | |
+//! | workspace counts | `WS#<owner>` | `#COUNTS` | | |
+//! | workspace layout marker | `META#WORKSPACES` | `#LAYOUT` | | |
 //! | snapshot query text | `WS#<owner>` | `QUERY#<uuid>` | | |
 //! | query / filter history | `WS#<owner>` | `QUERYPATCH#<uuid>#<n>`, `FILTERPATCH#<uuid>#<n>` | | |
 //! | saved filter name guard | `FILTERNAME#<owner>#<resource>#<name>` | `#FILTERNAME` | | |
@@ -48,9 +51,11 @@ pub const MAINTENANCE_ENDS_PK: &str = "MAINTENANCE_ENDS";
 pub const RELEASE_NOTES_PK: &str = "RELEASE_NOTES";
 pub const CONTENTS_PK: &str = "CONTENTS";
 
-/// Names of the two global secondary indexes (template.yaml declares them).
+/// Names of the global secondary indexes (template.yaml declares them).
 pub const GSI1: &str = "gsi1";
 pub const GSI2: &str = "gsi2";
+/// Workspace lists in their default order (requests by newest snapshot, cohorts by creation).
+pub const GSI3: &str = "gsi3";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Key {
@@ -280,6 +285,28 @@ pub fn workspace_object(kind: Kind, owner: &str, uuid: Uuid) -> Key {
 /// Where a soft-deleted object goes: out of the alive prefixes, so no listing ever reads it.
 pub fn binned_object(kind: Kind, owner: &str, uuid: Uuid) -> Key {
     key(workspace_partition(owner), format!("BIN#{}{uuid}", kind_prefix(kind)))
+}
+
+/// A workspace's list index entry: the owner's requests (or cohorts), newest first read backwards
+/// (`domain::summary::newest_first_key` makes the sort key).
+pub fn workspace_list(kind: Kind, owner: &str, sort_key: String) -> Key {
+    key(format!("LIST#{}{owner}", kind_prefix(kind)), sort_key)
+}
+
+/// How many requests and cohorts an owner has (the `count` of the list envelopes).
+pub fn workspace_counts(owner: &str) -> Key {
+    key(workspace_partition(owner), "#COUNTS")
+}
+
+/// Whether every workspace item carries its list summary (written by the backfill, or when the
+/// table is created by this version).
+pub fn workspace_layout() -> Key {
+    key("META#WORKSPACES", "#LAYOUT")
+}
+
+/// Where the summaries backfill stands (the last owner done), while it runs.
+pub fn workspace_backfill_cursor() -> Key {
+    key("META#WORKSPACES", "#BACKFILL")
 }
 
 pub fn snapshot_query(owner: &str, snapshot: Uuid) -> Key {

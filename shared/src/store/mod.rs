@@ -4,6 +4,7 @@ pub mod cohort;
 pub mod keys;
 pub mod logs;
 mod platform;
+pub mod summaries;
 pub mod tokens;
 pub mod users;
 pub mod ws;
@@ -82,6 +83,18 @@ impl Entry {
         self
     }
 
+    pub fn gsi3(mut self, key: &Key) -> Self {
+        self.item.insert("gsi3pk".into(), AttributeValue::S(key.pk.clone()));
+        self.item.insert("gsi3sk".into(), AttributeValue::S(key.sk.clone()));
+        self
+    }
+
+    /// A raw attribute beside the record's own (list summaries).
+    pub fn attribute(mut self, name: &str, value: AttributeValue) -> Self {
+        self.item.insert(name.into(), value);
+        self
+    }
+
     /// Epoch seconds after which DynamoDB TTL may delete the item.
     pub fn expires_at(mut self, epoch_seconds: i64) -> Self {
         self.item.insert("expires_at".into(), AttributeValue::N(epoch_seconds.to_string()));
@@ -136,6 +149,15 @@ fn conditional<E: std::fmt::Debug>(err: SdkError<E>, is_condition_failure: impl 
         StoreError::ConditionFailed
     } else {
         sdk_error(err)
+    }
+}
+
+/// The key attributes of an index.
+fn index_keys(index: &str) -> (&'static str, &'static str) {
+    match index {
+        keys::GSI1 => ("gsi1pk", "gsi1sk"),
+        keys::GSI2 => ("gsi2pk", "gsi2sk"),
+        _ => ("gsi3pk", "gsi3sk"),
     }
 }
 
@@ -210,7 +232,7 @@ impl DynamoStore {
         sk_from: Option<&str>,
         forward: bool,
     ) -> StoreResult<Vec<Item>> {
-        let (pk_name, sk_name) = if index == keys::GSI1 { ("gsi1pk", "gsi1sk") } else { ("gsi2pk", "gsi2sk") };
+        let (pk_name, sk_name) = index_keys(index);
         let condition = match sk_from {
             Some(_) => format!("{pk_name} = :pk AND {sk_name} >= :from"),
             None => format!("{pk_name} = :pk"),
@@ -220,7 +242,7 @@ impl DynamoStore {
 
     /// Every item of an index partition whose sort key starts with `prefix`.
     pub async fn query_index_prefix(&self, index: &str, pk: &str, prefix: &str) -> StoreResult<Vec<Item>> {
-        let (pk_name, sk_name) = if index == keys::GSI1 { ("gsi1pk", "gsi1sk") } else { ("gsi2pk", "gsi2sk") };
+        let (pk_name, sk_name) = index_keys(index);
         let condition = format!("{pk_name} = :pk AND begins_with({sk_name}, :prefix)");
         self.query_all(Some(index), &condition, pk, Some((":prefix", prefix)), true).await
     }

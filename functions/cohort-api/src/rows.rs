@@ -1,0 +1,150 @@
+//! The rows of the workspace lists. Once the table's summaries are complete (new tables, or after
+//! the backfill), a row is its request or cohort item alone and the default order is the list index;
+//! before that, rows are computed from the owner's whole workspace, as the lists always were.
+use std::collections::HashMap;
+
+use c360::{
+    domain::{
+        cohort::{CohortResult, Folder, Kind, Request, Workspace},
+        summary::{CohortSummary, RequestSummary},
+    },
+    error::AppResult,
+    http::AppState,
+    store::summaries::{CohortRow, RequestRow},
+};
+use uuid::Uuid;
+
+use crate::common::load;
+
+/// What rendering requests from a workspace reads.
+const REQUEST_KINDS: [Kind; 5] = [Kind::Folder, Kind::Request, Kind::Snapshot, Kind::DatedMeasure, Kind::Cohort];
+/// What rendering cohorts from a workspace reads.
+const COHORT_KINDS: [Kind; 4] = [Kind::Request, Kind::Snapshot, Kind::DatedMeasure, Kind::Cohort];
+
+pub fn request_rows_of(ws: &Workspace) -> Vec<RequestRow> {
+    ws.requests
+        .iter()
+        .map(|r| RequestRow { request: r.clone(), summary: RequestSummary::from_workspace(ws, r.uuid) })
+        .collect()
+}
+
+/// Cohort rows computed from a workspace (cohorts written before `request` was kept get it here).
+pub fn cohort_rows_of(ws: &Workspace) -> Vec<CohortRow> {
+    ws.cohorts
+        .iter()
+        .map(|c| {
+            let mut cohort = c.clone();
+            if cohort.request.is_none() {
+                cohort.request = c.request_query_snapshot.and_then(|s| ws.snapshot(s)).map(|s| s.request);
+            }
+            CohortRow { cohort, summary: CohortSummary::from_workspace(ws, c) }
+        })
+        .collect()
+}
+
+/// Every request of the owner, and their folders.
+pub async fn all_requests(state: &AppState, owner: &str) -> AppResult<(Vec<RequestRow>, Vec<Folder>)> {
+    if state.store.workspace_layout_ready().await? {
+        let (rows, folders) =
+            tokio::join!(state.store.request_rows(owner), state.store.workspace(owner, &[Kind::Folder]));
+        return Ok((rows?, folders?.folders));
+    }
+    let ws = load(state, owner, &REQUEST_KINDS).await?;
+    Ok((request_rows_of(&ws), ws.folders.clone()))
+}
+
+/// One of the owner's requests.
+pub async fn one_request(state: &AppState, owner: &str, uuid: Uuid) -> AppResult<Option<RequestRow>> {
+    if state.store.workspace_layout_ready().await? {
+        return Ok(state.store.request_row(owner, uuid).await?);
+    }
+    let ws = load(state, owner, &REQUEST_KINDS[1..]).await?;
+    Ok(request_rows_of(&ws).into_iter().find(|r| r.request.uuid == uuid))
+}
+
+/// A page of the owner's requests in the default order (newest snapshot first) and their total,
+/// or `None` while the summaries are incomplete.
+pub async fn requests_page(
+    state: &AppState,
+    owner: &str,
+    offset: usize,
+    limit: usize,
+) -> AppResult<Option<(usize, Vec<RequestRow>)>> {
+    if !state.store.workspace_layout_ready().await? {
+        return Ok(None);
+    }
+    let (counts, rows) =
+        tokio::join!(state.store.workspace_counts(owner), state.store.request_rows_page(owner, offset, limit));
+    let total = counts?.map_or(0, |(requests, _)| usize::try_from(requests).unwrap_or(0));
+    Ok(Some((total, rows?)))
+}
+
+/// Every cohort of the owner (export subsets included: callers filter them).
+pub async fn all_cohorts(state: &AppState, owner: &str) -> AppResult<Vec<CohortRow>> {
+    if state.store.workspace_layout_ready().await? {
+        return Ok(state.store.cohort_rows(owner).await?);
+    }
+    Ok(cohort_rows_of(&load(state, owner, &COHORT_KINDS).await?))
+}
+
+/// One of the owner's cohorts.
+pub async fn one_cohort(state: &AppState, owner: &str, uuid: Uuid) -> AppResult<Option<CohortRow>> {
+    if state.store.workspace_layout_ready().await? {
+        return Ok(state.store.cohort_row(owner, uuid).await?);
+    }
+    Ok(cohort_rows_of(&load(state, owner, &COHORT_KINDS).await?).into_iter().find(|c| c.cohort.uuid == uuid))
+}
+
+/// A page of the owner's cohorts in the default order (newest first) and their total, or `None`
+/// while the summaries are incomplete.
+pub async fn cohorts_page(
+    state: &AppState,
+    owner: &str,
+    offset: usize,
+    limit: usize,
+) -> AppResult<Option<(usize, Vec<CohortRow>)>> {
+    if !state.store.workspace_layout_ready().await? {
+        return Ok(None);
+    }
+    let (counts, rows) =
+        tokio::join!(state.store.workspace_counts(owner), state.store.cohort_rows_page(owner, offset, limit));
+    let total = counts?.map_or(0, |(_, cohorts)| usize::try_from(cohorts).unwrap_or(0));
+    Ok(Some((total, rows?)))
+}
+
+/// The requests and parent cohorts that cohort rows name (one BatchGetItem per owner).
+#[derive(Default)]
+pub struct Relations {
+    pub requests: HashMap<Uuid, Request>,
+    pub cohorts: HashMap<Uuid, CohortResult>,
+}
+
+impl Relations {
+    pub async fn of(state: &AppState, rows: &[&CohortRow]) -> AppResult<Self> {
+        let mut by_owner: HashMap<&str, (Vec<Uuid>, Vec<Uuid>)> = HashMap::new();
+        for row in rows {
+            let wanted = by_owner.entry(row.cohort.owner.as_str()).or_default();
+            wanted.0.extend(row.cohort.request);
+            wanted.1.extend(row.cohort.parent_cohort);
+        }
+        let mut relations = Self::default();
+        for (owner, (requests, cohorts)) in by_owner {
+            let (requests, cohorts) = state.store.rows_by_id(owner, &requests, &cohorts).await?;
+            relations.requests.extend(requests.into_iter().map(|r| (r.request.uuid, r.request)));
+            relations.cohorts.extend(cohorts.into_iter().map(|c| (c.cohort.uuid, c.cohort)));
+        }
+        Ok(relations)
+    }
+
+    pub fn of_row(&self, row: &CohortRow) -> crate::views::Relatives<'_> {
+        crate::views::Relatives {
+            request: row.cohort.request.and_then(|r| self.requests.get(&r)),
+            parent: row.cohort.parent_cohort.and_then(|p| self.cohorts.get(&p)),
+        }
+    }
+}
+
+/// Folders by uuid (one BatchGetItem).
+pub async fn folders(state: &AppState, owner: &str, uuids: &[Uuid]) -> AppResult<Vec<Folder>> {
+    Ok(state.store.workspace_objects::<Folder>(owner, uuids).await?)
+}
