@@ -252,7 +252,9 @@ async fn strip_summaries(app: &TestApp, owner: &str) {
     let table = app.state.settings.table_name.clone();
     let items = app.state.store.query_partition(&keys::workspace_partition(owner), None, true).await.unwrap();
     let summary_attribute = |name: &str| {
-        ["sn_", "co_", "pm_", "hd_", "cb_", "smp_", "v_", "gsi3", "summary_rev"].iter().any(|p| name.starts_with(p))
+        ["sn_", "co_", "dm_", "pm_", "hd_", "cb_", "smp_", "v_", "gsi3", "summary_rev"]
+            .iter()
+            .any(|p| name.starts_with(p))
     };
     for item in items {
         let sk = item["sk"].as_s().unwrap().clone();

@@ -65,7 +65,7 @@ async fn launch(store: &DynamoStore, jobs: &JobQueue, schedule: &RefreshSchedule
         job: Job::new(),
         stamps: Stamps::new(now),
     };
-    store.transact(store.new_count_writes(&measure, false)?).await?;
+    store.transact(store.new_count_writes(&measure)?).await?;
     let job = CohortJob::Count { owner: schedule.owner.clone(), dated_measure: measure.uuid, stage_details: None };
     jobs.send(job).await.map_err(|e| AppError::internal(format!("refresh count not queued: {e}")))?;
     tracing::info!(schedule = %schedule.uuid, dated_measure = %measure.uuid, "scheduled re-count queued");

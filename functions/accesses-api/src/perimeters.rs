@@ -12,7 +12,6 @@ use axum::{
 use c360::{
     domain::{
         access_rules::{manageable_perimeters, PatientDataRights},
-        cohort::Kind,
         perimeter::Perimeter,
         rights::Right,
         tree::Node,
@@ -260,14 +259,13 @@ async fn patient_data_read(
             "allow_read_practitioner": false,
         })));
     }
-    let (tree, ws) = tokio::join!(
-        state.perimeter_tree(),
-        state.store.workspace(&principal.username, &[Kind::Snapshot, Kind::Cohort])
-    );
-    let (tree, ws) = (tree?, ws?);
+    let groups: Vec<&str> = cohort_ids.iter().map(String::as_str).filter(|g| !g.is_empty()).collect();
+    let (tree, found) =
+        tokio::join!(state.perimeter_tree(), state.store.cohorts_by_group(&principal.username, &groups));
+    let (tree, (cohorts, snapshots)) = (tree?, found?);
     let mut wanted: HashSet<&str> = cohort_ids.iter().map(String::as_str).collect();
-    for cohort in ws.cohorts.iter().filter(|c| !c.group_id.is_empty() && cohort_ids.contains(&c.group_id)) {
-        let snapshot = cohort.request_query_snapshot.and_then(|s| ws.snapshot(s));
+    for cohort in &cohorts {
+        let snapshot = cohort.request_query_snapshot.and_then(|s| snapshots.iter().find(|snapshot| snapshot.uuid == s));
         wanted.extend(snapshot.and_then(|s| s.perimeters_ids.as_ref()).into_iter().flatten().map(String::as_str));
     }
     let targets: Vec<i64> =

@@ -298,6 +298,10 @@ async fn create(
         let mut parent_row = ItemUpdate::cohort(owner, parent.uuid);
         parent_row.sample_line(cohort.uuid, &SampleLine::of(&cohort))?;
         summaries.push(parent_row);
+        // The sample's count is listed with the snapshot, never shown as its count.
+        let mut listed = ItemUpdate::request(owner, snapshot.request);
+        listed.count_added(snapshot.uuid, measure.uuid);
+        summaries.push(listed);
         measures.push(measure);
     } else {
         let snapshot =
@@ -391,7 +395,16 @@ async fn patch(
         let repr = python_repr(&Value::Object(body.clone()));
         return Err(AppError::InvalidString(format!("The payload contains non-updatable fields `{repr}`")));
     }
-    let ws = load(&state, &cohort.owner, &COHORT_KINDS).await?;
+    // Re-parenting validates the new parent and may change the count a request shows: the whole
+    // workspace. Other edits and callbacks read the cohort and its parent only.
+    let ws = if body.contains_key("parent_cohort") || !state.store.workspace_layout_ready().await? {
+        load(&state, &cohort.owner, &COHORT_KINDS).await?
+    } else {
+        let parent: Vec<Uuid> = cohort.parent_cohort.into_iter().collect();
+        let mut cohorts = state.store.workspace_objects::<CohortResult>(&cohort.owner, &parent).await?;
+        cohorts.push(cohort.clone());
+        Workspace { cohorts, ..Workspace::default() }
+    };
     let now = time::now();
     let mut changes = Changes::modified(now);
     let mut measure_update: Option<(Uuid, Changes)> = None;
@@ -470,7 +483,12 @@ async fn patch(
         }
     }
     state.job_news().cohort(&updated).await?;
-    Ok(Json(views::cohort(&state.settings, &ws, &updated, false)))
+    let row = match rows::one_cohort(&state, &updated.owner, updated.uuid).await? {
+        Some(row) => CohortRow { cohort: updated, summary: row.summary },
+        None => CohortRow { summary: CohortSummary::from_workspace(&ws, &updated), cohort: updated },
+    };
+    let mut rendered = render(&state, &[&row], false).await?;
+    Ok(Json(rendered.pop().unwrap_or_default()))
 }
 
 /// `group.id` arrives as a string or a number; it is stored as text.
@@ -605,11 +623,10 @@ async fn active_jobs(State(state): State<AppState>, _: PublicCaller) -> AppResul
 async fn rights(State(state): State<AppState>, principal: Arc<Principal>, query: ListQuery) -> AppResult<Json<Value>> {
     // An empty or missing list names no cohort: the 404 of §4.11 (never the cohorts without a group id yet).
     let wanted: HashSet<String> = query.list("group_id").unwrap_or_default().into_iter().collect();
-    let (ws, tree) =
-        tokio::join!(load(&state, owner(&principal), &[Kind::Snapshot, Kind::Cohort]), state.perimeter_tree());
-    let (ws, tree) = (ws?, tree?);
-    let cohorts: Vec<&CohortResult> =
-        ws.cohorts.iter().filter(|c| !c.is_subset && wanted.contains(&c.group_id)).collect();
+    let groups: Vec<&str> = wanted.iter().map(String::as_str).filter(|g| !g.is_empty()).collect();
+    let (found, tree) = tokio::join!(state.store.cohorts_by_group(owner(&principal), &groups), state.perimeter_tree());
+    let ((cohorts, snapshots), tree) = (found?, tree?);
+    let cohorts: Vec<&CohortResult> = cohorts.iter().filter(|c| !c.is_subset).collect();
     if cohorts.is_empty() {
         return Err(AppError::NotFoundDetail("No cohorts found. The provided `group_id`s are not valid".into()));
     }
@@ -622,7 +639,7 @@ async fn rights(State(state): State<AppState>, principal: Arc<Principal>, query:
         .map(|c| {
             let cohort_ids: Vec<&String> = c
                 .request_query_snapshot
-                .and_then(|s| ws.snapshot(s))
+                .and_then(|s| snapshots.iter().find(|snapshot| snapshot.uuid == s))
                 .and_then(|s| s.perimeters_ids.as_ref())
                 .map(|ids| ids.iter().collect())
                 .unwrap_or_default();

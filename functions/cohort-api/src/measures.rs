@@ -106,7 +106,7 @@ async fn create(
     };
     let job = CohortJob::Count { owner: owner.to_owned(), dated_measure: measure.uuid, stage_details };
     let key = keys::workspace_object(Kind::DatedMeasure, owner, measure.uuid);
-    create_and_queue(&state, &headers, state.store.new_count_writes(&measure, false)?, vec![key], vec![job]).await?;
+    create_and_queue(&state, &headers, state.store.new_count_writes(&measure)?, vec![key], vec![job]).await?;
     Ok((StatusCode::CREATED, Json(views::dated_measure(&state.settings, &measure, time::now()))))
 }
 

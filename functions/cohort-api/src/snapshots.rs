@@ -11,8 +11,8 @@ use axum::{
 use c360::{
     domain::{
         cohort::{
-            perimeters_ids, query_too_large, Folder, Kind, Request, Snapshot, SnapshotQuery, Stamps, Workspace,
-            MAX_QUERY_BYTES,
+            perimeters_ids, query_too_large, CohortResult, Folder, Kind, Request, Snapshot, SnapshotQuery, Stamps,
+            Workspace, MAX_QUERY_BYTES,
         },
         summary::{RequestSummary, SnapshotLine, SnapshotSummary},
         time,
@@ -316,15 +316,26 @@ async fn create_for_request(
     create_scoped(&state, owner(&principal), body).await
 }
 
-/// The caller's visible snapshot `uuid` (of `request` for nested routes), with what renders it.
+/// The caller's visible snapshot `uuid` (of `request` for nested routes), with what renders it: its
+/// request, counts and cohorts (`whole`: the owner's whole workspace, for edits that move it).
 async fn owned_snapshot(
     state: &AppState,
     owner: &str,
     uuid: &str,
     request: Option<&str>,
+    whole: bool,
 ) -> AppResult<(Workspace, Snapshot, SnapshotQuery)> {
     let uuid = path_uuid(uuid, Kind::Snapshot)?;
-    let (ws, text) = tokio::join!(load(state, owner, &SNAPSHOT_KINDS), state.store.snapshot_query(owner, uuid));
+    let (ws, text) = tokio::join!(
+        async {
+            if whole || !state.store.workspace_layout_ready().await? {
+                load(state, owner, &SNAPSHOT_KINDS).await
+            } else {
+                snapshot_workspace(state, owner, uuid).await
+            }
+        },
+        state.store.snapshot_query(owner, uuid)
+    );
     let ws = ws?;
     let snapshot = ws
         .snapshot(uuid)
@@ -336,12 +347,49 @@ async fn owned_snapshot(
     Ok((ws, snapshot, text))
 }
 
+/// What a snapshot's page shows, read through its request's summary: the snapshot, its request, its
+/// counts and cohorts, and the cohorts those counts are built on and their parents (empty when it is
+/// not the owner's).
+async fn snapshot_workspace(state: &AppState, owner: &str, uuid: Uuid) -> AppResult<Workspace> {
+    let store = &state.store;
+    let Some(snapshot) = store.workspace_object::<Snapshot>(owner, uuid).await? else {
+        return Ok(Workspace::default());
+    };
+    let Some(row) = store.request_row(owner, snapshot.request).await? else { return Ok(Workspace::default()) };
+    let listed = row.summary.snapshots.get(&uuid).cloned().unwrap_or_else(|| SnapshotSummary {
+        line: SnapshotLine::of(&snapshot),
+        cohorts: Default::default(),
+        counts: Default::default(),
+        hidden: false,
+        newest_count: None,
+    });
+    let counts: Vec<Uuid> = listed.counts.iter().copied().collect();
+    let built: Vec<Uuid> = listed.cohorts.iter().copied().collect();
+    let (cohorts, measures) =
+        tokio::join!(store.workspace_objects::<CohortResult>(owner, &built), store.counts_with_cohorts(owner, &counts));
+    let (mut cohorts, measures) = (cohorts?, measures?);
+    // Cohorts built on these counts elsewhere, and parents of samples, decide what is shown too.
+    let mut missing: Vec<Uuid> = measures.iter().flat_map(|(_, built)| built.keys().copied()).collect();
+    missing.extend(cohorts.iter().filter_map(|c| c.parent_cohort));
+    missing.retain(|u| !cohorts.iter().any(|c| c.uuid == *u));
+    if !missing.is_empty() {
+        cohorts.extend(store.workspace_objects::<CohortResult>(owner, &missing).await?);
+    }
+    Ok(Workspace {
+        requests: vec![row.request],
+        snapshots: vec![snapshot],
+        measures: measures.into_iter().map(|(m, _)| m).collect(),
+        cohorts,
+        ..Workspace::default()
+    })
+}
+
 async fn retrieve(
     State(state): State<AppState>,
     principal: Arc<Principal>,
     Path(uuid): Path<String>,
 ) -> AppResult<Json<Value>> {
-    let (ws, snapshot, text) = owned_snapshot(&state, owner(&principal), &uuid, None).await?;
+    let (ws, snapshot, text) = owned_snapshot(&state, owner(&principal), &uuid, None, false).await?;
     Ok(Json(views::snapshot(&state.settings, &ws, &snapshot, &text.serialized_query, time::now())))
 }
 
@@ -350,7 +398,7 @@ async fn retrieve_of_request(
     principal: Arc<Principal>,
     Path((request, uuid)): Path<(String, String)>,
 ) -> AppResult<Json<Value>> {
-    let (ws, snapshot, text) = owned_snapshot(&state, owner(&principal), &uuid, Some(&request)).await?;
+    let (ws, snapshot, text) = owned_snapshot(&state, owner(&principal), &uuid, Some(&request), false).await?;
     Ok(Json(views::snapshot(&state.settings, &ws, &snapshot, &text.serialized_query, time::now())))
 }
 
@@ -361,7 +409,10 @@ async fn patch_scoped(
     request: Option<&str>,
     mut body: Map<String, Value>,
 ) -> AppResult<Json<Value>> {
-    let (ws, snapshot, mut text) = owned_snapshot(state, owner, uuid, request).await?;
+    // Moving a snapshot (another request or previous version) validates against the whole workspace.
+    let moves =
+        ["request", "request_id", "previous_snapshot", "previous_snapshot_id"].iter().any(|k| body.contains_key(*k));
+    let (ws, snapshot, mut text) = owned_snapshot(state, owner, uuid, request, moves).await?;
     apply_id_aliases(&mut body, &RELATIONS);
     let mut fields = Fields::new(&body);
     check_owner(&mut fields, owner);
@@ -437,7 +488,7 @@ async fn patch_scoped(
         }
         other => other?,
     }
-    let (ws, updated, text) = owned_snapshot(state, owner, &snapshot.uuid.to_string(), None).await?;
+    let (ws, updated, text) = owned_snapshot(state, owner, &snapshot.uuid.to_string(), None, false).await?;
     Ok(Json(views::snapshot(&state.settings, &ws, &updated, &text.serialized_query, now)))
 }
 
@@ -493,7 +544,7 @@ async fn share(
     Body(body): Body,
 ) -> AppResult<Response> {
     let sharer = owner(&principal);
-    let (ws, snapshot, text) = owned_snapshot(&state, sharer, &uuid, None).await?;
+    let (ws, snapshot, text) = owned_snapshot(&state, sharer, &uuid, None, false).await?;
     let recipients: Vec<String> = match body.get("recipients") {
         Some(Value::String(s)) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
         _ => Vec::new(),
@@ -562,7 +613,13 @@ async fn share(
         let line = SnapshotLine::of(&copy);
         listed.snapshots.insert(
             copy.uuid,
-            SnapshotSummary { line, cohorts: Default::default(), hidden: false, newest_count: None },
+            SnapshotSummary {
+                line,
+                cohorts: Default::default(),
+                counts: Default::default(),
+                hidden: false,
+                newest_count: None,
+            },
         );
         writes
             .push(Write::Put(request_entry_with(object_entry(&request)?, &request, &listed)?, Condition::MustNotExist));

@@ -267,15 +267,23 @@ impl Worker {
     /// Spec §5.6 step 1: a new count of a request stops the earlier ones still running, unless a
     /// cohort uses them.
     async fn cancel_previous_counts(&self, owner: &str, current: &DatedMeasure) -> Result<(), MessageError> {
-        let ws: Workspace = self.store.workspace(owner, &[Kind::DatedMeasure, Kind::Cohort]).await.map_err(storage)?;
-        let used = |m: Uuid| ws.cohorts.iter().any(|c| c.dated_measure == Some(m) || c.dated_measure_global == Some(m));
-        let earlier = ws.measures.iter().filter(|m| {
+        // Once counts say which cohorts are built on them, the running ones are read from the open-jobs
+        // index; before (tables not yet backfilled), from the owner's counts and cohorts.
+        let running: Vec<(DatedMeasure, bool)> = if self.store.workspace_layout_ready().await.map_err(storage)? {
+            self.store.running_counts_of(owner, current.request).await.map_err(storage)?
+        } else {
+            let ws: Workspace =
+                self.store.workspace(owner, &[Kind::DatedMeasure, Kind::Cohort]).await.map_err(storage)?;
+            let used =
+                |m: Uuid| ws.cohorts.iter().any(|c| c.dated_measure == Some(m) || c.dated_measure_global == Some(m));
+            ws.measures.iter().filter(|m| m.request == current.request).map(|m| (m.clone(), used(m.uuid))).collect()
+        };
+        let earlier = running.iter().map(|(m, used)| (m, *used)).filter(|(m, used)| {
             m.uuid != current.uuid
-                && m.request == current.request
                 && matches!(m.job.request_job_status, JobStatus::Started | JobStatus::Pending)
-                && !used(m.uuid)
+                && !used
         });
-        for measure in earlier {
+        for (measure, _) in earlier {
             let was = measure.job.request_job_status;
             let outcome = match (was, &self.executor) {
                 (JobStatus::Started, Some(executor)) => executor.cancel(&measure.job.request_job_id).await,

@@ -53,6 +53,8 @@ pub struct SnapshotSummary {
     pub line: SnapshotLine,
     /// Every alive cohort built on the snapshot (samples and export subsets included).
     pub cohorts: BTreeSet<Uuid>,
+    /// Every alive count of the snapshot (those of samples included): what its page lists.
+    pub counts: BTreeSet<Uuid>,
     /// Subset cohorts make a snapshot an export internal, hidden everywhere (spec §3.3).
     pub hidden: bool,
     pub newest_count: Option<CountLine>,
@@ -76,6 +78,7 @@ impl RequestSummary {
                 let summary = SnapshotSummary {
                     line: SnapshotLine::of(s),
                     cohorts: cohorts.collect(),
+                    counts: ws.measures.iter().filter(|m| m.request_query_snapshot == s.uuid).map(|m| m.uuid).collect(),
                     hidden: ws.hidden_snapshot(s.uuid),
                     newest_count: ws.snapshot_measures(s.uuid).first().map(|m| CountLine::of(m)),
                 };

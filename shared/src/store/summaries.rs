@@ -4,8 +4,8 @@
 //! Every summary part is a top-level attribute named after the child it describes, so a writer
 //! sets, adds to or removes exactly its part whatever else the item holds (a nested map path would
 //! fail on items written before the summaries existed):
-//! - request: `sn_<snapshot>` (its line), `co_<snapshot>` (string set of its cohorts),
-//!   `pm_<snapshot>` (newest count shown), `hd_<snapshot>` (hidden), `gsi3` entry by newest snapshot;
+//! - request: `sn_<snapshot>` (its line), `co_<snapshot>` and `dm_<snapshot>` (string sets of its
+//!   cohorts and counts), `pm_<snapshot>` (newest count shown), `hd_<snapshot>` (hidden), `gsi3` entry by newest snapshot;
 //! - cohort: `v_size`, `v_min`, `v_max`, `smp_<sample>` (its samples), `gsi3` entry by creation;
 //! - count: `cb_<cohort>` (the cohorts built on it, and the role it plays for each);
 //! - `#COUNTS` of the owner: `requests`, `cohorts`.
@@ -29,6 +29,7 @@ pub const REV: &str = "summary_rev";
 const LINE: &str = "sn_";
 const COHORTS: &str = "co_";
 const COUNT: &str = "pm_";
+const COUNTS: &str = "dm_";
 const HIDDEN: &str = "hd_";
 const BUILT: &str = "cb_";
 const SAMPLE: &str = "smp_";
@@ -181,7 +182,13 @@ impl ItemUpdate {
     /// A new count of the snapshot, shown with it from now on (counts of samples are never shown).
     pub fn count_created(&mut self, snapshot: Uuid, count: &CountLine) -> StoreResult<&mut Self> {
         self.set(attr(COUNT, snapshot), value(count)?);
-        Ok(self.bump())
+        Ok(self.count_added(snapshot, count.dm))
+    }
+
+    /// A new count of the snapshot, shown or not (a sample's).
+    pub fn count_added(&mut self, snapshot: Uuid, count: Uuid) -> &mut Self {
+        self.add_members.entry(attr(COUNTS, snapshot)).or_default().insert(count.to_string());
+        self.bump()
     }
 
     /// A count got its value: shown only if it is still the snapshot's newest.
@@ -230,7 +237,7 @@ impl ItemUpdate {
     ) -> StoreResult<&mut Self> {
         self.guards.push(Guard::Rev(rev));
         for snapshot in gone {
-            for prefix in [LINE, COHORTS, COUNT, HIDDEN] {
+            for prefix in [LINE, COHORTS, COUNTS, COUNT, HIDDEN] {
                 self.unset(attr(prefix, *snapshot));
             }
         }
@@ -240,10 +247,12 @@ impl ItemUpdate {
                 Some(count) => self.set(attr(COUNT, *uuid), value(count)?),
                 None => self.unset(attr(COUNT, *uuid)),
             };
-            if s.cohorts.is_empty() {
-                self.unset(attr(COHORTS, *uuid));
-            } else {
-                self.set(attr(COHORTS, *uuid), AttributeValue::Ss(s.cohorts.iter().map(Uuid::to_string).collect()));
+            for (prefix, members) in [(COHORTS, &s.cohorts), (COUNTS, &s.counts)] {
+                if members.is_empty() {
+                    self.unset(attr(prefix, *uuid));
+                } else {
+                    self.set(attr(prefix, *uuid), AttributeValue::Ss(members.iter().map(Uuid::to_string).collect()));
+                }
             }
             if s.hidden {
                 self.set(attr(HIDDEN, *uuid), AttributeValue::Bool(true));
@@ -481,15 +490,17 @@ pub fn request_summary_of(item: &Item) -> RequestSummary {
         if let Some(snapshot) = uuid_after(name, LINE) {
             let Some(line) = from_value::<SnapshotLine>(v) else { continue };
             let count = item.get(&attr(COUNT, snapshot)).and_then(from_value::<CountLine>);
-            let cohorts = item
-                .get(&attr(COHORTS, snapshot))
-                .and_then(|v| v.as_ss().ok())
-                .map(|members| members.iter().filter_map(|m| Uuid::try_parse(m).ok()).collect())
-                .unwrap_or_default();
+            let members = |prefix: &str| -> BTreeSet<Uuid> {
+                item.get(&attr(prefix, snapshot))
+                    .and_then(|v| v.as_ss().ok())
+                    .map(|members| members.iter().filter_map(|m| Uuid::try_parse(m).ok()).collect())
+                    .unwrap_or_default()
+            };
+            let (cohorts, counts) = (members(COHORTS), members(COUNTS));
             let hidden = item.get(&attr(HIDDEN, snapshot)).and_then(|v| v.as_bool().ok()).copied().unwrap_or(false);
             summary.snapshots.insert(
                 snapshot,
-                crate::domain::summary::SnapshotSummary { line, cohorts, hidden, newest_count: count },
+                crate::domain::summary::SnapshotSummary { line, cohorts, counts, hidden, newest_count: count },
             );
         }
     }
@@ -595,16 +606,12 @@ fn cohort_row(item: Item) -> StoreResult<CohortRow> {
 static LAYOUT: std::sync::Mutex<BTreeMap<String, (bool, i64)>> = std::sync::Mutex::new(BTreeMap::new());
 
 impl DynamoStore {
-    /// The writes of a new count: the count, and its request showing it with its snapshot (counts
-    /// made for samples are never shown and leave the request alone).
-    pub fn new_count_writes(&self, measure: &DatedMeasure, for_sample: bool) -> StoreResult<Vec<Write>> {
-        let mut writes = vec![put_object(measure, super::Condition::MustNotExist)?];
-        if !for_sample {
-            let mut shown = ItemUpdate::request(&measure.owner, measure.request);
-            shown.count_created(measure.request_query_snapshot, &CountLine::of(measure))?;
-            writes.push(self.update(shown)?);
-        }
-        Ok(writes)
+    /// The writes of a new count: the count, and its request listing it and showing it with its
+    /// snapshot (a sample's count is never shown: the cohort creation lists it itself).
+    pub fn new_count_writes(&self, measure: &DatedMeasure) -> StoreResult<Vec<Write>> {
+        let mut shown = ItemUpdate::request(&measure.owner, measure.request);
+        shown.count_created(measure.request_query_snapshot, &CountLine::of(measure))?;
+        Ok(vec![put_object(measure, super::Condition::MustNotExist)?, self.update(shown)?])
     }
 
     /// Applies a count's `changes` (conditional on its job not having ended: `ConditionFailed`
@@ -803,6 +810,82 @@ impl DynamoStore {
             }
         }
         Ok((found_requests, found_cohorts))
+    }
+
+    /// The owner's cohorts with one of `group_ids` (a filtered Query of the cohort items: no other
+    /// kind is read) and the snapshots they were built from (one BatchGetItem).
+    pub async fn cohorts_by_group(
+        &self,
+        owner: &str,
+        group_ids: &[&str],
+    ) -> StoreResult<(Vec<CohortResult>, Vec<crate::domain::cohort::Snapshot>)> {
+        let mut cohorts: Vec<CohortResult> = Vec::new();
+        // `IN` takes at most 100 operands.
+        for chunk in group_ids.chunks(99) {
+            let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!(":g{i}")).collect();
+            let mut start: Option<Item> = None;
+            loop {
+                let mut query = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .filter_expression(format!("group_id IN ({})", placeholders.join(", ")))
+                    .expression_attribute_values(":pk", AttributeValue::S(keys::workspace_partition(owner)))
+                    .expression_attribute_values(":prefix", AttributeValue::S(keys::kind_prefix(Kind::Cohort).into()))
+                    .consistent_read(true)
+                    .set_exclusive_start_key(start.take());
+                for (placeholder, group) in placeholders.iter().zip(chunk) {
+                    query = query.expression_attribute_values(placeholder, AttributeValue::S((*group).to_owned()));
+                }
+                let out = query.send().await.map_err(sdk_error)?;
+                for item in out.items.unwrap_or_default() {
+                    cohorts.push(decode(item)?);
+                }
+                match out.last_evaluated_key {
+                    Some(key) if !key.is_empty() => start = Some(key),
+                    _ => break,
+                }
+            }
+        }
+        let snapshots: Vec<Uuid> = cohorts.iter().filter_map(|c| c.request_query_snapshot).collect();
+        let snapshots = self.workspace_objects(owner, &snapshots).await?;
+        Ok((cohorts, snapshots))
+    }
+
+    /// The owner's counts of `request` whose job is still running, each with whether a cohort is
+    /// built on it (the open-jobs index: running counts of every owner, a small set).
+    pub async fn running_counts_of(&self, owner: &str, request: Uuid) -> StoreResult<Vec<(DatedMeasure, bool)>> {
+        let items = self.query_index(keys::GSI2, &keys::open_jobs_partition(Kind::DatedMeasure), None, true).await?;
+        let mut out = Vec::new();
+        for item in items {
+            let used = !built_on_of(&item).is_empty();
+            let measure: DatedMeasure = decode(item)?;
+            if measure.owner == owner && measure.request == request {
+                out.push((measure, used));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Counts by uuid with the cohorts built on each (one BatchGetItem).
+    pub async fn counts_with_cohorts(
+        &self,
+        owner: &str,
+        uuids: &[Uuid],
+    ) -> StoreResult<Vec<(DatedMeasure, BTreeMap<Uuid, CountRole>)>> {
+        if uuids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<Key> = uuids.iter().map(|u| keys::workspace_object(Kind::DatedMeasure, owner, *u)).collect();
+        self.batch_get(keys)
+            .await?
+            .into_iter()
+            .map(|item| {
+                let built = built_on_of(&item);
+                Ok((decode(item)?, built))
+            })
+            .collect()
     }
 
     /// The raw item of a key (summaries are read beside the record).
