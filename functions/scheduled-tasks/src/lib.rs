@@ -15,8 +15,9 @@ use c360::{
     sweeper::{Deadlines, DEFAULT_DEADLINES},
 };
 
-/// Every scheduled task, in the order of template.yaml.
-pub const TASKS: [&str; 8] = [
+/// Every task: the scheduled ones in the order of template.yaml, then the one-shot ones an operator
+/// invokes (`aws lambda invoke --payload '{"task": "workspace_summaries_backfill"}'`).
+pub const TASKS: [&str; 9] = [
     "maintenance_broadcast",
     "expiring_accesses_alerts",
     "count_users_on_perimeters",
@@ -25,6 +26,7 @@ pub const TASKS: [&str; 8] = [
     "export_cleanup",
     "refresh_schedules",
     "stuck_jobs_sweeper",
+    "workspace_summaries_backfill",
 ];
 
 /// What the tasks need, built once per container.
@@ -170,6 +172,16 @@ pub async fn function_handler(tasks: &Tasks, input: Value) -> Result<Value, Task
                 .map_err(failed)?;
             tracing::info!(sent, "expiring-access alerts sent");
             Ok(json!({"task": task, "status": "done", "emails_sent": sent}))
+        }
+        // Resumable: a run stopped by the Lambda timeout goes on from its cursor when invoked again.
+        "workspace_summaries_backfill" => {
+            if tasks.store.workspace_layout_ready().await.map_err(|e| failed(e.into()))? {
+                return Ok(json!({"task": task, "status": "skipped", "reason": "the summaries are complete"}));
+            }
+            let done = c360::backfill::backfill_summaries(&tasks.store, |p| tracing::info!(progress = %p, "backfill"))
+                .await
+                .map_err(|e| failed(e.into()))?;
+            Ok(json!({"task": task, "status": "done", "report": done.to_string()}))
         }
         "stuck_jobs_sweeper" => {
             let news = JobNews {
