@@ -241,7 +241,7 @@ async fn create(
     refuse_applicative(&principal)?;
     let owner = owner(&principal);
     apply_id_aliases(&mut body, &RELATIONS);
-    let ws = load(&state, owner, &COHORT_KINDS).await?;
+    let ws = named_around(&state, owner, &body).await?;
     let now = time::now();
     let mut fields = Fields::new(&body);
     check_owner(&mut fields, owner);
@@ -353,6 +353,27 @@ async fn create(
     let mut rendered = ws;
     rendered.measures.extend(measures);
     Ok((StatusCode::CREATED, Json(views::cohort(&state.settings, &rendered, &cohort, false))))
+}
+
+/// What a cohort's creation validates and renders: the snapshot it names (or its parent's) with its
+/// request, counts and cohorts, and the count it names.
+async fn named_around(state: &AppState, owner: &str, body: &Map<String, Value>) -> AppResult<Workspace> {
+    let named = |field: &str| body.get(field).and_then(Value::as_str).and_then(|s| Uuid::parse_str(s.trim()).ok());
+    if !state.store.workspace_layout_ready().await? {
+        return load(state, owner, &COHORT_KINDS).await;
+    }
+    let snapshot = match named("parent_cohort") {
+        Some(parent) if body.get("parent_cohort").is_some_and(|v| !v.is_null()) => {
+            let parent = state.store.workspace_object::<CohortResult>(owner, parent).await?;
+            parent.and_then(|p| p.request_query_snapshot)
+        }
+        _ => named("request_query_snapshot"),
+    };
+    let mut ws = rows::around_snapshot(state, owner, snapshot).await?;
+    if let Some(measure) = named("dated_measure").filter(|m| ws.measure(*m).is_none()) {
+        ws.measures.extend(state.store.workspace_object::<DatedMeasure>(owner, measure).await?);
+    }
+    Ok(ws)
 }
 
 /// One more cohort in its owner's list.

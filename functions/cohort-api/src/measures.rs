@@ -24,7 +24,7 @@ use c360::{
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::{common::*, views};
+use crate::{common::*, rows, views};
 
 pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
     Api::new(state, "cohort")
@@ -79,7 +79,8 @@ async fn create(
     refuse_applicative(&principal)?;
     let owner = owner(&principal);
     apply_id_aliases(&mut body, &["request_query_snapshot", "owner"]);
-    let ws = load(&state, owner, &[Kind::Snapshot, Kind::Cohort]).await?;
+    let named = body.get("request_query_snapshot").and_then(Value::as_str).and_then(|s| Uuid::parse_str(s.trim()).ok());
+    let ws = rows::around_snapshot(&state, owner, named).await?;
     let mut fields = Fields::new(&body);
     check_owner(&mut fields, owner);
     let snapshot =

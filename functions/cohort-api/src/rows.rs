@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use c360::{
     domain::{
-        cohort::{CohortResult, Folder, Kind, Request, Workspace},
+        cohort::{CohortResult, DatedMeasure, Folder, Kind, Request, Snapshot, Workspace},
         summary::{CohortSummary, RequestSummary},
     },
     error::AppResult,
@@ -147,4 +147,46 @@ impl Relations {
 /// Folders by uuid (one BatchGetItem).
 pub async fn folders(state: &AppState, owner: &str, uuids: &[Uuid]) -> AppResult<Vec<Folder>> {
     Ok(state.store.workspace_objects::<Folder>(owner, uuids).await?)
+}
+
+/// The part of the owner's workspace around one snapshot: the snapshot, its request, its request's
+/// other snapshots, and the counts and cohorts of the snapshot (read by key through the request's
+/// summary). Empty when the snapshot is not the owner's. Before the backfill: the whole workspace.
+pub async fn around_snapshot(state: &AppState, owner: &str, snapshot: Option<Uuid>) -> AppResult<Workspace> {
+    if !state.store.workspace_layout_ready().await? {
+        return load(state, owner, &COHORT_KINDS).await;
+    }
+    let store = &state.store;
+    let Some(uuid) = snapshot else { return Ok(Workspace::default()) };
+    let Some(snapshot) = store.workspace_object::<Snapshot>(owner, uuid).await? else {
+        return Ok(Workspace::default());
+    };
+    around_request(state, owner, snapshot.request, Some(uuid)).await
+}
+
+/// The owner's request `request`, all its snapshots, and the counts and cohorts of `snapshot`.
+pub async fn around_request(
+    state: &AppState,
+    owner: &str,
+    request: Uuid,
+    snapshot: Option<Uuid>,
+) -> AppResult<Workspace> {
+    let store = &state.store;
+    let Some(row) = store.request_row(owner, request).await? else { return Ok(Workspace::default()) };
+    let versions: Vec<Uuid> = row.summary.snapshots.keys().copied().collect();
+    let listed = snapshot.and_then(|s| row.summary.snapshots.get(&s));
+    let cohorts: Vec<Uuid> = listed.map(|l| l.cohorts.iter().copied().collect()).unwrap_or_default();
+    let counts: Vec<Uuid> = listed.map(|l| l.counts.iter().copied().collect()).unwrap_or_default();
+    let (snapshots, cohorts, measures) = tokio::join!(
+        store.workspace_objects::<Snapshot>(owner, &versions),
+        store.workspace_objects::<CohortResult>(owner, &cohorts),
+        store.workspace_objects::<DatedMeasure>(owner, &counts)
+    );
+    Ok(Workspace {
+        requests: vec![row.request],
+        snapshots: snapshots?,
+        cohorts: cohorts?,
+        measures: measures?,
+        ..Workspace::default()
+    })
 }

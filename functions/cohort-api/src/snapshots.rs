@@ -36,7 +36,7 @@ use c360::{
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::{common::*, views};
+use crate::{common::*, rows, views};
 
 const RELATIONS: [&str; 3] = ["request", "previous_snapshot", "owner"];
 /// What rendering a snapshot reads (its counts and cohorts, and their requests).
@@ -216,7 +216,15 @@ async fn create_scoped(state: &AppState, owner: &str, body: Map<String, Value>) 
 /// another save took the version meanwhile.
 async fn try_create(state: &AppState, owner: &str, mut body: Map<String, Value>) -> AppResult<Option<Response>> {
     apply_id_aliases(&mut body, &RELATIONS);
-    let ws = load(state, owner, &SNAPSHOT_KINDS).await?;
+    let named = |field: &str| body.get(field).and_then(Value::as_str).and_then(|s| Uuid::parse_str(s.trim()).ok());
+    // The named previous version's request (or the named request) with all its versions.
+    let ws = match (named("previous_snapshot"), named("request")) {
+        (Some(previous), _) => rows::around_snapshot(state, owner, Some(previous)).await?,
+        (None, Some(request)) if state.store.workspace_layout_ready().await? => {
+            rows::around_request(state, owner, request, None).await?
+        }
+        _ => load(state, owner, &SNAPSHOT_KINDS).await?,
+    };
     let given = |field: &str| body.get(field).filter(|v| !v.is_null());
     let mut fields = Fields::new(&body);
     let request = if given("previous_snapshot").is_some() {
