@@ -3,7 +3,7 @@
 //! worker, QueryExecutor / Solr ETL callbacks, samples, cohort lists, the public active-jobs counter,
 //! rights on cohorts and the soft-delete cascade from a request.
 use http::{Method, StatusCode};
-use integration_tests::cohort::{app_with_alice, delete, get, keys, names, patch, post, uuid_of};
+use integration_tests::cohort::{app_with_alice, delete, get, keys, names, patch, post, query, uuid_of};
 use integration_tests::TestApp;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -54,17 +54,6 @@ async fn active_jobs(app: &TestApp) -> i64 {
 
 fn uuids(list: &Value) -> Vec<String> {
     list["results"].as_array().unwrap_or_else(|| panic!("an envelope: {list}")).iter().map(uuid_of).collect()
-}
-
-/// A serialized query (client contract §5.3) on the given `caresiteCohortList`, as the front sends it.
-fn query(cohort_ids: Value) -> String {
-    json!({
-        "version": "v1.6.1",
-        "_type": "request",
-        "sourcePopulation": {"caresiteCohortList": cohort_ids},
-        "request": {"_type": "andGroup", "_id": 0, "isInclusive": true, "criteria": [], "temporalConstraints": []},
-    })
-    .to_string()
 }
 
 /// `str(timedelta)`: `H:MM:SS` or `H:MM:SS.ffffff`.

@@ -12,7 +12,7 @@ use c360::{
     store::cohort::Changes,
 };
 use http::{Method, StatusCode};
-use integration_tests::cohort::{app_with_alice, delete, get, keys, names, patch, post, uuid_of};
+use integration_tests::cohort::{app_with_alice, delete, get, keys, names, patch, post, query, uuid_of};
 use integration_tests::{TestApp, ADMIN};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -143,17 +143,6 @@ fn link(value: &Value) -> (String, BTreeMap<String, String>) {
 
 fn params(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
-}
-
-/// A serialized query (client contract §5.3) on the given `caresiteCohortList`, as the front sends it.
-fn query(cohort_ids: Value) -> String {
-    json!({
-        "version": "v1.6.1",
-        "_type": "request",
-        "sourcePopulation": {"caresiteCohortList": cohort_ids},
-        "request": {"_type": "andGroup", "_id": 0, "isInclusive": true, "criteria": [], "temporalConstraints": []},
-    })
-    .to_string()
 }
 
 /// A folder, a request in it and its first snapshot: `(folder, request, snapshot)`.

@@ -13,21 +13,11 @@ use c360::{
     store::{keys, summaries::built_on_of},
 };
 use http::{Method, StatusCode};
-use integration_tests::cohort::{app_with_alice, delete, get, patch, post, uuid_of};
+use integration_tests::cohort::{app_with_alice, delete, get, patch, post, query, uuid_of};
 use integration_tests::{dynamodb, TestApp};
 use serde_json::{json, Value};
 
 const QE: &str = "Bearer test-qe-token";
-
-fn query(cohort_ids: &[&str]) -> String {
-    json!({
-        "version": "v1.6.1",
-        "_type": "request",
-        "sourcePopulation": {"caresiteCohortList": cohort_ids},
-        "request": {"_type": "andGroup", "_id": 0, "isInclusive": true, "criteria": [], "temporalConstraints": []},
-    })
-    .to_string()
-}
 
 async fn as_executor(app: &TestApp, path: &str, body: Value) -> (StatusCode, Value) {
     app.call(Method::PATCH, path).header("authorization", QE).json(body).send().await
@@ -54,7 +44,7 @@ async fn finish_count(app: &TestApp, measure: &str, n: i64) {
 }
 
 async fn next_version(app: &TestApp, token: &str, previous: &str) -> (StatusCode, Value) {
-    let body = json!({"previous_snapshot_id": previous, "serialized_query": query(&["7"])});
+    let body = json!({"previous_snapshot_id": previous, "serialized_query": query(json!(["7"]))});
     post(app, token, "/cohort/request-query-snapshots/", body).await
 }
 
@@ -110,7 +100,7 @@ async fn busy_history(app: &TestApp, alice: &str) {
         request(app, alice, &folder, "Vide")
     );
     // The app posts a first version twice at once: one wins.
-    let first = json!({"request_id": r1, "serialized_query": query(&["1"])});
+    let first = json!({"request_id": r1, "serialized_query": query(json!(["1"]))});
     let (a, b) = tokio::join!(
         post(app, alice, "/cohort/request-query-snapshots/", first.clone()),
         post(app, alice, "/cohort/request-query-snapshots/", first)
@@ -124,7 +114,7 @@ async fn busy_history(app: &TestApp, alice: &str) {
         app,
         alice,
         "/cohort/request-query-snapshots/",
-        json!({"request_id": r2, "serialized_query": query(&["2"])}),
+        json!({"request_id": r2, "serialized_query": query(json!(["2"]))}),
     )
     .await;
 

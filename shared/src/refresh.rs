@@ -2,12 +2,11 @@
 //! by moving its next run forward (a conditional update: two runners never both run it), then a
 //! count of its snapshot is created and queued like a user's. The count's callback reports back on
 //! the schedule (`record_refresh`).
-use uuid::Uuid;
 
 use crate::{
     config::Settings,
     domain::{
-        cohort::{next_refresh, DatedMeasure, Job, JobStatus, MeasureMode, RefreshSchedule, Request, Snapshot, Stamps},
+        cohort::{next_refresh, DatedMeasure, JobStatus, MeasureMode, RefreshSchedule, Request, Snapshot},
         time::{self, DateTime},
     },
     error::{AppError, AppResult},
@@ -51,20 +50,7 @@ async fn launch(store: &DynamoStore, jobs: &JobQueue, schedule: &RefreshSchedule
     let Some(snapshot) = store.workspace_object::<Snapshot>(&schedule.owner, schedule.request_snapshot).await? else {
         return Ok(false);
     };
-    let measure = DatedMeasure {
-        uuid: Uuid::new_v4(),
-        owner: schedule.owner.clone(),
-        request_query_snapshot: snapshot.uuid,
-        request: snapshot.request,
-        measure: None,
-        measure_min: None,
-        measure_max: None,
-        extra: None,
-        count_task_id: String::new(),
-        mode: MeasureMode::Snapshot,
-        job: Job::new(),
-        stamps: Stamps::new(now),
-    };
+    let measure = DatedMeasure::new(&schedule.owner, snapshot.uuid, snapshot.request, MeasureMode::Snapshot, now);
     store.transact(store.new_count_writes(&measure)?).await?;
     let job = CohortJob::Count { owner: schedule.owner.clone(), dated_measure: measure.uuid, stage_details: None };
     jobs.send(job).await.map_err(|e| AppError::internal(format!("refresh count not queued: {e}")))?;

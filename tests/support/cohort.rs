@@ -53,3 +53,14 @@ pub fn names(list: &Value) -> Vec<String> {
         .map(|o| o["name"].as_str().unwrap_or("<null>").to_owned())
         .collect()
 }
+
+/// A serialized query (client contract §5.3) on the given `caresiteCohortList`, as the front sends it.
+pub fn query(cohort_ids: Value) -> String {
+    serde_json::json!({
+        "version": "v1.6.1",
+        "_type": "request",
+        "sourcePopulation": {"caresiteCohortList": cohort_ids},
+        "request": {"_type": "andGroup", "_id": 0, "isInclusive": true, "criteria": [], "temporalConstraints": []},
+    })
+    .to_string()
+}

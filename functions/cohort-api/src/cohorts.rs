@@ -214,23 +214,6 @@ async fn retrieve(
     Ok(Json(rendered.pop().unwrap_or_default()))
 }
 
-fn new_measure(owner: &str, snapshot: Uuid, request: Uuid, mode: MeasureMode, now: time::DateTime) -> DatedMeasure {
-    DatedMeasure {
-        uuid: Uuid::new_v4(),
-        owner: owner.to_owned(),
-        request_query_snapshot: snapshot,
-        request,
-        measure: None,
-        measure_min: None,
-        measure_max: None,
-        extra: None,
-        count_task_id: String::new(),
-        mode,
-        job: Job::new(),
-        stamps: Stamps::new(now),
-    }
-}
-
 /// A regular cohort (from a snapshot and its count) or a sample (from a parent cohort and a ratio).
 async fn create(
     State(state): State<AppState>,
@@ -289,7 +272,7 @@ async fn create(
         let snapshot = parent.and_then(|p| p.request_query_snapshot).and_then(|s| ws.snapshot(s));
         fields.finish()?;
         let (parent, snapshot) = parent.zip(snapshot).ok_or(AppError::NotFound(Kind::Snapshot.model()))?;
-        let measure = new_measure(owner, snapshot.uuid, snapshot.request, MeasureMode::Snapshot, now);
+        let measure = DatedMeasure::new(owner, snapshot.uuid, snapshot.request, MeasureMode::Snapshot, now);
         cohort.request_query_snapshot = Some(snapshot.uuid);
         cohort.request = Some(snapshot.request);
         cohort.dated_measure = Some(measure.uuid);
@@ -320,7 +303,7 @@ async fn create(
             summaries.push(built);
         }
         if global_estimate {
-            let global = new_measure(owner, snapshot.uuid, snapshot.request, MeasureMode::Global, now);
+            let global = DatedMeasure::new(owner, snapshot.uuid, snapshot.request, MeasureMode::Global, now);
             cohort.dated_measure_global = Some(global.uuid);
             // The global count is the snapshot's newest: its request shows it.
             let mut shown = ItemUpdate::request(owner, snapshot.request);

@@ -9,7 +9,7 @@ use axum::{
 };
 use c360::{
     domain::{
-        cohort::{python_duration, DatedMeasure, Job, JobStatus, Kind, MeasureMode, Stamps},
+        cohort::{python_duration, DatedMeasure, JobStatus, Kind, MeasureMode},
         time,
     },
     error::{AppError, AppResult},
@@ -91,20 +91,7 @@ async fn create(
     };
     fields.finish()?;
     let snapshot = snapshot.and_then(|s| ws.snapshot(s)).ok_or(AppError::NotFound(Kind::Snapshot.model()))?;
-    let measure = DatedMeasure {
-        uuid: Uuid::new_v4(),
-        owner: owner.to_owned(),
-        request_query_snapshot: snapshot.uuid,
-        request: snapshot.request,
-        measure: None,
-        measure_min: None,
-        measure_max: None,
-        extra: None,
-        count_task_id: String::new(),
-        mode: MeasureMode::Snapshot,
-        job: Job::new(),
-        stamps: Stamps::new(time::now()),
-    };
+    let measure = DatedMeasure::new(owner, snapshot.uuid, snapshot.request, MeasureMode::Snapshot, time::now());
     let job = CohortJob::Count { owner: owner.to_owned(), dated_measure: measure.uuid, stage_details };
     let key = keys::workspace_object(Kind::DatedMeasure, owner, measure.uuid);
     create_and_queue(&state, &headers, state.store.new_count_writes(&measure)?, vec![key], vec![job]).await?;

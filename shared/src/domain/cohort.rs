@@ -237,6 +237,26 @@ pub struct DatedMeasure {
     pub stamps: Stamps,
 }
 
+impl DatedMeasure {
+    /// A new count of `snapshot` (of `request`), its job not started.
+    pub fn new(owner: &str, snapshot: Uuid, request: Uuid, mode: MeasureMode, now: DateTime) -> Self {
+        Self {
+            uuid: Uuid::new_v4(),
+            owner: owner.to_owned(),
+            request_query_snapshot: snapshot,
+            request,
+            measure: None,
+            measure_min: None,
+            measure_max: None,
+            extra: None,
+            count_task_id: String::new(),
+            mode,
+            job: Job::new(),
+            stamps: Stamps::new(now),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CohortResult {
     pub uuid: Uuid,

@@ -224,20 +224,7 @@ mod tests {
     }
 
     fn measure(s: &Snapshot, at: DateTime, value: Option<i64>) -> DatedMeasure {
-        DatedMeasure {
-            uuid: Uuid::new_v4(),
-            owner: "u".into(),
-            request_query_snapshot: s.uuid,
-            request: s.request,
-            measure: value,
-            measure_min: None,
-            measure_max: None,
-            extra: None,
-            count_task_id: String::new(),
-            mode: MeasureMode::Snapshot,
-            job: Job::new(),
-            stamps: Stamps::new(at),
-        }
+        DatedMeasure { measure: value, ..DatedMeasure::new("u", s.uuid, s.request, MeasureMode::Snapshot, at) }
     }
 
     fn cohort(s: &Snapshot, m: &DatedMeasure, parent: Option<Uuid>) -> CohortResult {
