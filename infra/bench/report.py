@@ -3,7 +3,8 @@
 usage: report.py RUNS_TSV SECTION DOC [NOTE ...]
 RUNS_TSV lines: label<TAB>concurrency<TAB>wrk output file, optionally followed by <TAB>the DynamoDB calls served
 per operation before the run<TAB>after it (JSON objects, see infra/scripts/bench-dynamodb.sh): then a column gives
-the calls per request; then optionally <TAB>"SERVER EMULATOR": the CPU clock ticks each spent during the run ("-" if
+the calls per request, and when those objects hold `items_read` (the items read per operation, counted by
+infra/dynalite/serve.js) one gives the items read per request ("—" for a run without them); then optionally <TAB>"SERVER EMULATOR": the CPU clock ticks each spent during the run ("-" if
 unknown), as CPU ms per request. BENCH_DYNAMODB_LABEL names what played DynamoDB. The section sits between
 <!-- bench:SECTION:begin --> and <!-- bench:SECTION:end --> markers (added at the end if missing).
 """
@@ -25,13 +26,20 @@ def ms(value: str) -> str:
     return f"{float(number) * factor:.1f}"
 
 
-def calls_per_request(before: str, after: str, requests: int) -> str:
-    before, after = json.loads(before), json.loads(after)
+def calls_per_request(before: dict, after: dict, requests: int) -> str:
     spent = {op: n - before.get(op, 0) for op, n in after.items() if n > before.get(op, 0)}
     if not spent or not requests:
         return "-"
     total = sum(spent.values()) / requests
     return f"{total:.2f}: " + ", ".join(f"{op} {n / requests:.2f}" for op, n in sorted(spent.items(), key=lambda x: -x[1]))
+
+
+def items_per_request(before: dict, after: dict, requests: int) -> str:
+    """The items read per request, all operations together; "—" when the counts are missing."""
+    if not isinstance(after, dict) or not requests:
+        return "—"
+    read = sum(n - (before or {}).get(op, 0) for op, n in after.items())
+    return f"{read / requests:,.1f}"
 
 
 def cpu_per_request(ticks: str, requests: int) -> str:
@@ -40,7 +48,7 @@ def cpu_per_request(ticks: str, requests: int) -> str:
 
 
 rows = []
-counted = timed = False
+counted = timed = items = False
 for line in open(runs_file):
     name, concurrency, path, *extra = line.rstrip("\n").split("\t")
     calls, cpu = extra[:2], extra[2:]
@@ -51,14 +59,25 @@ for line in open(runs_file):
     socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
     errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, socket.groups())) if socket else 0)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-    row = f"| `{name}` | {concurrency} | {rps:,.0f} | {ms(latency['50'])} | {ms(latency['99'])} | {errors} / {total} |"
+    calls_cell = read_cell = cpu_cell = None
     if calls and calls[0] != "{}":
         counted = True
-        row += f" {calls_per_request(*calls, total)} |"
+        before, after = map(json.loads, calls)
+        read_cell = items_per_request(before.pop("items_read", None), after.pop("items_read", None), total)
+        items = items or read_cell != "—"
+        calls_cell = calls_per_request(before, after, total)
     if cpu:
         timed = True
-        row += f" {cpu_per_request(cpu[0], total)} |"
-    rows.append(row)
+        cpu_cell = cpu_per_request(cpu[0], total)
+    cells = [f"`{name}`", concurrency, f"{rps:,.0f}", ms(latency["50"]), ms(latency["99"]), f"{errors} / {total}"]
+    rows.append((cells, calls_cell, read_cell, cpu_cell))
+
+
+def table_row(cells: list, calls_cell, read_cell, cpu_cell) -> str:
+    cells = cells + ([calls_cell or "-"] if counted else []) + ([read_cell or "—"] if items else [])
+    cells += [cpu_cell or "-"] if timed else []
+    return "| " + " | ".join(cells) + " |"
+
 
 cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
 cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
@@ -68,9 +87,10 @@ section = "\n".join([
     "",
     "| request | concurrency | requests/s | p50 ms | p99 ms | non-2xx or errors / requests |"
     + (" DynamoDB calls per request |" if counted else "")
+    + (" DynamoDB items read / request |" if items else "")
     + (" CPU ms per request: server / DynamoDB |" if timed else ""),
-    "|---|---|---|---|---|---|" + ("---|" if counted else "") + ("---|" if timed else ""),
-    *rows,
+    "|---|---|---|---|---|---|" + ("---|" if counted else "") + ("---|" if items else "") + ("---|" if timed else ""),
+    *[table_row(*row) for row in rows],
     "",
     *[f"- {note}" for note in notes],
 ])

@@ -2,7 +2,9 @@
 // dynalite 4.0.0 has no TransactWriteItems, which seeding and user, access and role writes use: this shim plays one
 // as its Put / Delete / Update items sent to dynalite in order. Not atomic (a failed condition leaves the earlier
 // items written) and not isolated: good enough for bench data written once, never for correctness tests.
-// GET /c360/calls answers the number of calls served per operation, so a load run can count round trips per request.
+// GET /c360/calls answers the number of calls served per operation, so a load run can count round trips per request,
+// and under `items_read` the items read per reading operation (Query and Scan: ScannedCount, the items evaluated
+// before any filter; GetItem: 1 when an Item came back; BatchGetItem: the items of Responses), taken from the answers.
 'use strict'
 const http = require('http')
 const dynalite = require('dynalite')
@@ -15,6 +17,47 @@ const agent = new http.Agent({ keepAlive: true })
 const OPERATIONS = { Put: 'PutItem', Delete: 'DeleteItem', Update: 'UpdateItem' }
 const SHIM_HEADER = 'x-c360-transaction-item'
 const calls = {}
+const itemsRead = {}
+// Items read, from the JSON answer of a reading operation; the others' answers are never looked at.
+const ITEMS_READ = {
+  // dynalite writes ScannedCount first (db/index.js `queryTable`): read it without parsing the items.
+  Query: scannedCount,
+  Scan: scannedCount,
+  GetItem: (body) => (body.startsWith('{"Item":') || JSON.parse(body).Item ? 1 : 0),
+  BatchGetItem: (body) => Object.values(JSON.parse(body).Responses || {}).reduce((n, items) => n + items.length, 0),
+}
+
+function scannedCount (body) {
+  const head = /^\{"ScannedCount":(\d+)/.exec(body)
+  return head ? Number(head[1]) : Number(JSON.parse(body).ScannedCount) || 0
+}
+
+// Captures what dynalite writes for this answer and counts its items once it is complete (200 answers only).
+function countItemsRead (operation, res) {
+  const chunks = []
+  const keep = (chunk, encoding) => {
+    if (chunk != null && typeof chunk !== 'function') {
+      chunks.push(typeof chunk === 'string' ? Buffer.from(chunk, typeof encoding === 'string' ? encoding : 'utf8') : chunk)
+    }
+  }
+  const { write, end } = res
+  res.write = function (chunk, encoding, ...rest) {
+    keep(chunk, encoding)
+    return write.call(this, chunk, encoding, ...rest)
+  }
+  res.end = function (chunk, encoding, ...rest) {
+    // dynalite answers in one res.end(string): no copy then.
+    const body = chunks.length === 0 && typeof chunk === 'string' ? chunk : (keep(chunk, encoding), Buffer.concat(chunks).toString())
+    if (res.statusCode === 200 && body) {
+      try {
+        itemsRead[operation] = (itemsRead[operation] || 0) + ITEMS_READ[operation](body)
+      } catch (err) {
+        console.error(`[serve.js] cannot count the items read by a ${operation} answer: ${err}`)
+      }
+    }
+    return end.call(this, chunk, encoding, ...rest)
+  }
+}
 
 function reply (res, status, body) {
   const text = JSON.stringify(body)
@@ -69,10 +112,11 @@ async function transactWriteItems (req, res, text) {
 }
 
 server.on('request', (req, res) => {
-  if (req.method === 'GET' && req.url === '/c360/calls') return reply(res, 200, calls)
+  if (req.method === 'GET' && req.url === '/c360/calls') return reply(res, 200, { ...calls, items_read: itemsRead })
   const operation = String(req.headers['x-amz-target'] || '').split('.')[1]
   // The items of a transaction are part of its one call.
   if (operation && !req.headers[SHIM_HEADER]) calls[operation] = (calls[operation] || 0) + 1
+  if (Object.hasOwn(ITEMS_READ, operation)) countItemsRead(operation, res)
   if (operation !== 'TransactWriteItems') return dynaliteHandler(req, res)
   const chunks = []
   req.on('data', (c) => chunks.push(c))

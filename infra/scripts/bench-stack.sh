@@ -12,7 +12,9 @@
 #   bench_token USER PASSWORD      an access token (a login, argon2id)
 #   bench_timed_start / _end       around the timed runs: empty runs.tsv, load average, the machine's CPU, peak RSS
 #                                  (BENCH_RSS_KIB)
-#   bench_run LABEL C URL LUA [WRK OPTION...]   one wrk run as BENCH_TOKEN, a line of $OUT/runs.tsv (report.py)
+#   bench_run LABEL C URL LUA [WRK OPTION...]   one wrk run as BENCH_TOKEN, a line of $OUT/runs.tsv (report.py):
+#                                  label, concurrency, wrk output, the DynamoDB counters before and after the run
+#                                  (calls per operation and, under items_read, items read per operation), CPU ticks
 #   bench_load_note, bench_built_from           notes for the report: machine load, which code was measured
 # The caller sets PORT before bench_stack_up. Settings: BENCH_DYNAMODB, BENCH_SECONDS (10 per run), BENCH_TARGET_DIR
 # (release target dir, default <repo>/target/bench: a release build must not wait on the debug builds' lock),
@@ -164,6 +166,8 @@ bench_run() {  # label, concurrency, url, lua script, [wrk options]; the token i
   # wrk needs a connection per thread.
   [ "$c" -lt 2 ] && threads=1
   file="$OUT/wrk-$(printf %s "$label" | tr -c "A-Za-z0-9" "_")-$c.txt"
+  # The counters of dynalite's shim: calls per operation and `items_read` (items read per operation), so the report
+  # gives both per request ({} on moto).
   before=$(bench_dynamodb_calls)
   server0=$(_bench_cpu_ticks "$SERVER_PID")
   [ -n "$_bench_emulator_pid" ] && emulator0=$(_bench_cpu_ticks "$_bench_emulator_pid")

@@ -281,8 +281,13 @@ pub async fn seed_load_dataset(store: &DynamoStore, users: usize, accesses: usiz
     Ok((users, total))
 }
 
-/// Usernames of the cohort workspace data set: `8000000 + i`; owner 0 is the bench user.
+/// Usernames of the cohort workspace data set: `8000000 + i`; owner 0 is the bench user (the heavy
+/// owner), owner `OWNERS` (the one after the others) the 10× owner.
 pub const COHORT_OWNER_BASE: usize = 8_000_000;
+/// Folders of each heavy owner of the cohort workspace data set.
+const HEAVY_FOLDERS: usize = 20;
+/// The second heavy owner holds this many times the heavy owner's requests, snapshots, counts and cohorts.
+const HEAVY10_FACTOR: usize = 10;
 
 /// What [`seed_cohort_dataset`] wrote.
 #[derive(Debug, Default, Clone)]
@@ -301,6 +306,13 @@ pub struct CohortDataset {
     pub bench_snapshots: usize,
     pub bench_measures: usize,
     pub bench_cohorts: usize,
+    /// The 10× owner (logs in with [`LOAD_USER_PASSWORD`]) and its share (counted in the totals).
+    pub heavy10_user: String,
+    pub heavy10_folders: usize,
+    pub heavy10_requests: usize,
+    pub heavy10_snapshots: usize,
+    pub heavy10_measures: usize,
+    pub heavy10_cohorts: usize,
 }
 
 /// A fixed-seed xorshift64: the data set is the same from one run to the next (uuids included).
@@ -402,8 +414,10 @@ fn even_shares(total: usize, n: usize) -> Vec<usize> {
 /// users (`8000000 + i`) holding `requests` requests, 4 snapshots (each with its query text, 1–3
 /// KB) and 4 counts per request on average, one cohort per 4 snapshots, in 2 to 5 folders each.
 /// User 8000000 is the heavy owner: 6 % of the requests (300 of 5,000), 1,100 of 20,000 snapshots,
-/// as many counts, one cohort per 4 of its snapshots, 8 folders; it holds a nominative reading
-/// access on the root and logs in with [`LOAD_USER_PASSWORD`]. The other owners hold one reading
+/// as many counts, one cohort per 4 of its snapshots, 20 folders. One more owner, `8000000 +
+/// owners` (the 10× owner), holds 10 times the heavy owner's requests, snapshots, counts and cohorts
+/// (3,000, 11,000, 11,000, 2,750) in 20 folders, on top of `requests`. Both hold a nominative reading
+/// access on the root and log in with [`LOAD_USER_PASSWORD`]. The other owners hold one reading
 /// access each. Creation dates are spread over the past year (folder < request < snapshot < count <
 /// cohort). Counts: 95 % finished with a measure, 5 % failed; cohorts built on finished counts, 92 %
 /// finished with a group id, 5 % failed, 3 % pending (in the active jobs index). Written with batch
@@ -434,7 +448,7 @@ pub async fn seed_cohort_dataset(store: &DynamoStore, owners: usize, requests: u
     if owners == 0 || requests == 0 {
         return Ok(CohortDataset::default());
     }
-    // Shares: the bench user's, then the others' (evenly).
+    // Shares: the bench user's, then the others' (evenly), then the 10× owner's.
     let others = owners - 1;
     let bench_requests = if others == 0 { requests } else { requests * 3 / 50 };
     let snapshots_total = requests * 4;
@@ -447,21 +461,31 @@ pub async fn seed_cohort_dataset(store: &DynamoStore, owners: usize, requests: u
         even_shares(requests - bench_cohorts, others),
     );
     shares.extend((0..others).map(|i| (r[i], if r[i] == 0 { 0 } else { s[i].max(r[i]) }, c[i])));
+    let heavy10 = owners;
+    shares.push((bench_requests * HEAVY10_FACTOR, bench_snapshots * HEAVY10_FACTOR, bench_cohorts * HEAVY10_FACTOR));
 
     let mut rng = Xorshift(0x2545_F491_4F6C_DD1D);
     let now = t::now();
     let year_ago = now - Duration::days(365);
     let (start, end) = (now - Duration::days(1), now + Duration::days(365));
-    let last_profile = store.reserve_ids("profile", owners as i64).await?;
-    let last_access = store.reserve_ids("access", owners as i64).await?;
-    let (first_profile, first_access) = (last_profile - owners as i64 + 1, last_access - owners as i64 + 1);
+    let written = shares.len() as i64;
+    let last_profile = store.reserve_ids("profile", written).await?;
+    let last_access = store.reserve_ids("access", written).await?;
+    let (first_profile, first_access) = (last_profile - written + 1, last_access - written + 1);
     let password = password::hash(LOAD_USER_PASSWORD).map_err(AppError::Internal)?;
-    let mut out = CohortDataset { owners, bench_user: COHORT_OWNER_BASE.to_string(), ..CohortDataset::default() };
+    let mut out = CohortDataset {
+        owners: shares.len(),
+        bench_user: COHORT_OWNER_BASE.to_string(),
+        heavy10_user: (COHORT_OWNER_BASE + heavy10).to_string(),
+        ..CohortDataset::default()
+    };
     let mut group_id = 100_000_u64;
     for (i, &(n_requests, n_snapshots, n_cohorts)) in shares.iter().enumerate() {
         let owner = (COHORT_OWNER_BASE + i).to_string();
+        // The heavy owners: the bench user and the 10× owner.
+        let heavy = i == 0 || i == heavy10;
         let mut entries: Vec<Entry> = Vec::new();
-        // The user, its profile and one reading access (the bench user: nominative, on the root).
+        // The user, its profile and one reading access (the heavy owners: nominative, on the root).
         let mut user = User::new(
             &owner,
             "Cohort",
@@ -469,10 +493,10 @@ pub async fn seed_cohort_dataset(store: &DynamoStore, owners: usize, requests: u
             Some(&format!("{owner}@cohort.load.cohort360.local")),
             now,
         );
-        user.password = (i == 0).then(|| password.clone());
+        user.password = heavy.then(|| password.clone());
         user.directory.manual_profile = true;
         let profile = Profile::manual(first_profile + i as i64, &owner, now);
-        let (role, perimeter) = if i == 0 {
+        let (role, perimeter) = if heavy {
             (4, root)
         } else {
             (if rng.chance(50) { 4 } else { 5 }, perimeter_ids[rng.below(perimeter_ids.len())])
@@ -485,7 +509,7 @@ pub async fn seed_cohort_dataset(store: &DynamoStore, owners: usize, requests: u
         entries.push(profile_entry(&profile)?);
 
         // Folders, created in the first days of the year.
-        let n_folders = if i == 0 { 8 } else { 2 + rng.below(4) };
+        let n_folders = if heavy { HEAVY_FOLDERS } else { 2 + rng.below(4) };
         let folders: Vec<Folder> = (0..n_folders)
             .map(|f| Folder {
                 uuid: rng.uuid(),
@@ -498,7 +522,7 @@ pub async fn seed_cohort_dataset(store: &DynamoStore, owners: usize, requests: u
         // Requests, then their snapshots: every request has one, the rest go to random requests.
         let requests: Vec<Request> = (0..n_requests)
             .map(|q| {
-                let shared = i > 0 && rng.chance(3);
+                let shared = !heavy && rng.chance(3);
                 Request {
                     uuid: rng.uuid(),
                     owner: owner.clone(),
@@ -659,6 +683,13 @@ pub async fn seed_cohort_dataset(store: &DynamoStore, owners: usize, requests: u
             out.bench_snapshots = snapshots.len();
             out.bench_measures = measures.len();
             out.bench_cohorts = cohorts.len();
+        }
+        if i == heavy10 {
+            out.heavy10_folders = folders.len();
+            out.heavy10_requests = requests.len();
+            out.heavy10_snapshots = snapshots.len();
+            out.heavy10_measures = measures.len();
+            out.heavy10_cohorts = cohorts.len();
         }
         out.folders += folders.len();
         out.requests += requests.len();
