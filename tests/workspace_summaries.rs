@@ -51,7 +51,12 @@ async fn next_version(app: &TestApp, token: &str, previous: &str) -> (StatusCode
 /// Every summary of `owner`'s workspace equals what its children say.
 async fn assert_summaries_agree(app: &TestApp, owner: &str) {
     let store = &app.state.store;
-    let ws = store.workspace(owner, &[Kind::Request, Kind::Snapshot, Kind::DatedMeasure, Kind::Cohort]).await.unwrap();
+    let kinds = [Kind::Folder, Kind::Request, Kind::Snapshot, Kind::DatedMeasure, Kind::Cohort];
+    let ws = store.workspace(owner, &kinds).await.unwrap();
+    for folder in &ws.folders {
+        let holds = ws.requests.iter().filter(|r| r.parent_folder == folder.uuid).count() as i64;
+        assert_eq!(folder.requests_count, Some(holds), "folder {}", folder.name);
+    }
     for request in &ws.requests {
         let row = store.request_row(owner, request.uuid).await.unwrap().expect("an alive request");
         assert_eq!(row.summary, RequestSummary::from_workspace(&ws, request.uuid), "request {}", request.name);
@@ -243,7 +248,7 @@ async fn strip_summaries(app: &TestApp, owner: &str) {
     let table = app.state.settings.table_name.clone();
     let items = app.state.store.query_partition(&keys::workspace_partition(owner), None, true).await.unwrap();
     let summary_attribute = |name: &str| {
-        ["sn_", "co_", "dm_", "pm_", "hd_", "cb_", "smp_", "v_", "gsi3", "summary_rev"]
+        ["sn_", "co_", "dm_", "pm_", "hd_", "cb_", "smp_", "v_", "gsi3", "summary_rev", "requests_count"]
             .iter()
             .any(|p| name.starts_with(p))
     };

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::{
     domain::{
-        cohort::{CohortResult, DatedMeasure, Kind, Request, Snapshot, Workspace},
+        cohort::{CohortResult, DatedMeasure, Folder, Kind, Request, Snapshot, Workspace},
         summary::{cohorts_by_count, CohortSummary, RequestSummary},
         time,
     },
@@ -101,9 +101,15 @@ async fn owner_once(store: &DynamoStore, owner: &str) -> StoreResult<usize> {
         let (store, partition) = (store.clone(), partition.clone());
         async move { store.query_partition(&partition, Some(keys::kind_prefix(kind)), true).await }
     };
-    let (requests, snapshots, measures, cohorts) =
-        tokio::try_join!(read(Kind::Request), read(Kind::Snapshot), read(Kind::DatedMeasure), read(Kind::Cohort))?;
+    let (folders, requests, snapshots, measures, cohorts) = tokio::try_join!(
+        read(Kind::Folder),
+        read(Kind::Request),
+        read(Kind::Snapshot),
+        read(Kind::DatedMeasure),
+        read(Kind::Cohort)
+    )?;
     let mut ws = Workspace {
+        folders: folders.into_iter().map(decode::<Folder>).collect::<StoreResult<_>>()?,
         requests: requests.iter().cloned().map(decode::<Request>).collect::<StoreResult<_>>()?,
         snapshots: snapshots.into_iter().map(decode::<Snapshot>).collect::<StoreResult<_>>()?,
         measures: measures.iter().cloned().map(decode::<DatedMeasure>).collect::<StoreResult<_>>()?,
@@ -133,6 +139,14 @@ async fn owner_once(store: &DynamoStore, owner: &str) -> StoreResult<usize> {
         let mut update = ItemUpdate::cohort(owner, cohort.uuid);
         update.whole_cohort(cohort, raw_rev(item), &summary, &stale)?;
         updates.push(update);
+    }
+    for folder in &ws.folders {
+        let holds = ws.requests.iter().filter(|r| r.parent_folder == folder.uuid).count() as i64;
+        if folder.requests_count != Some(holds) {
+            let mut update = ItemUpdate::folder(owner, folder.uuid);
+            update.whole_folder_requests(folder.requests_count, holds);
+            updates.push(update);
+        }
     }
     let built = cohorts_by_count(&ws);
     for (item, measure) in measures.iter().zip(&ws.measures) {

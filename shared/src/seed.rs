@@ -516,6 +516,7 @@ pub async fn seed_cohort_dataset(store: &DynamoStore, owners: usize, requests: u
                 owner: owner.clone(),
                 name: format!("Dossier {}", f + 1),
                 description: rng.chance(30).then(|| "Projet de recherche".to_owned()),
+                requests_count: None,
                 stamps: Stamps::new(year_ago + rng.seconds(0, 5 * 86_400)),
             })
             .collect();
@@ -652,7 +653,8 @@ pub async fn seed_cohort_dataset(store: &DynamoStore, owners: usize, requests: u
             ..Default::default()
         };
         for folder in &folders {
-            entries.push(object_entry(folder)?);
+            let count = requests.iter().filter(|r| r.parent_folder == folder.uuid).count() as i64;
+            entries.push(object_entry(&Folder { requests_count: Some(count), ..folder.clone() })?);
         }
         for request in &requests {
             let summary = RequestSummary::from_workspace(&ws, request.uuid);
@@ -698,6 +700,8 @@ pub async fn seed_cohort_dataset(store: &DynamoStore, owners: usize, requests: u
         out.cohorts += cohorts.len();
         store.put_batched(entries).await?;
     }
+    // Every item above carries its list summaries: the lists may read them at once.
+    store.mark_workspace_layout_ready().await?;
     Ok(out)
 }
 

@@ -8,7 +8,7 @@ use axum::{
 };
 use c360::{
     domain::{
-        cohort::{Folder, Kind, Stamps},
+        cohort::{Folder, Kind, Stamps, Workspace},
         time,
     },
     error::{AppError, AppResult},
@@ -55,7 +55,7 @@ async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: L
     let orders = query.ordering("ordering", &["name", "created_at", "modified_at"])?;
     let orders = if orders.is_empty() { query.ordering_from("-created_at") } else { orders };
     let created = query.date_range("created_at")?;
-    let ws = load(&state, owner(&principal), &[Kind::Folder, Kind::Request]).await?;
+    let ws = folders_with_counts(&state, owner(&principal)).await?;
     let terms = query.search_terms();
     let mut folders: Vec<&Folder> = ws
         .folders
@@ -69,7 +69,26 @@ async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: L
         "modified_at" => SortValue::Text(time::iso(f.stamps.modified_at)),
         _ => SortValue::Text(time::iso(f.stamps.created_at)),
     });
-    Ok(Json(query.limited(folders.into_iter().map(|f| views::folder(&ws, f)).collect())))
+    Ok(Json(query.limited(folders.into_iter().map(|f| views::folder(f, requests_count(&ws, f))).collect())))
+}
+
+/// The owner's folders, and their requests when the folders do not count them yet (tables not
+/// backfilled: a count written meanwhile only holds the changes since).
+async fn folders_with_counts(state: &AppState, owner: &str) -> AppResult<Workspace> {
+    if state.store.workspace_layout_ready().await? {
+        load(state, owner, &[Kind::Folder]).await
+    } else {
+        let mut ws = load(state, owner, &[Kind::Folder, Kind::Request]).await?;
+        ws.folders.iter_mut().for_each(|f| f.requests_count = None);
+        Ok(ws)
+    }
+}
+
+fn requests_count(ws: &Workspace, folder: &Folder) -> i64 {
+    match folder.requests_count {
+        Some(n) => n.max(0),
+        None => ws.requests.iter().filter(|r| r.parent_folder == folder.uuid).count() as i64,
+    }
 }
 
 async fn create(
@@ -88,11 +107,11 @@ async fn create(
         owner: owner(&principal).to_owned(),
         name: name.unwrap_or_default(),
         description,
+        requests_count: Some(0),
         stamps: Stamps::new(time::now()),
     };
     state.store.transact(vec![put_object(&folder, Condition::MustNotExist)?]).await?;
-    let ws = Default::default();
-    Ok((StatusCode::CREATED, Json(views::folder(&ws, &folder))))
+    Ok((StatusCode::CREATED, Json(views::folder(&folder, 0))))
 }
 
 async fn retrieve(
@@ -101,9 +120,9 @@ async fn retrieve(
     Path(uuid): Path<String>,
 ) -> AppResult<Json<Value>> {
     let uuid = path_uuid(&uuid, Kind::Folder)?;
-    let ws = load(&state, owner(&principal), &[Kind::Folder, Kind::Request]).await?;
+    let ws = folders_with_counts(&state, owner(&principal)).await?;
     let folder = ws.folder(uuid).ok_or(AppError::NotFound("Folder"))?;
-    Ok(Json(views::folder(&ws, folder)))
+    Ok(Json(views::folder(folder, requests_count(&ws, folder))))
 }
 
 async fn patch(
@@ -128,8 +147,8 @@ async fn patch(
         changes.set("description", &description)?;
     }
     let folder: Folder = update_owned(&state, owner, uuid, changes).await?;
-    let ws = load(&state, owner, &[Kind::Request]).await?;
-    Ok(Json(views::folder(&ws, &folder)))
+    let ws = folders_with_counts(&state, owner).await?;
+    Ok(Json(views::folder(&folder, requests_count(&ws, &folder))))
 }
 
 async fn destroy(

@@ -21,7 +21,7 @@ use c360::{
     store::{
         cohort::{put_object, Changes},
         summaries::{ItemUpdate, RequestRow},
-        Condition,
+        Condition, StoreError,
     },
 };
 use serde_json::{Map, Value};
@@ -225,7 +225,20 @@ async fn create_scoped(
     };
     let mut counts = ItemUpdate::counts(owner);
     counts.add_requests(1);
-    state.store.transact(vec![put_object(&request, Condition::MustNotExist)?, state.store.update(counts)?]).await?;
+    let mut holds = ItemUpdate::folder(owner, request.parent_folder);
+    holds.folder_requests(1);
+    let writes =
+        vec![put_object(&request, Condition::MustNotExist)?, state.store.update(holds)?, state.store.update(counts)?];
+    match state.store.transact(writes).await {
+        // The folder went to the bin meanwhile.
+        Err(StoreError::TransactionConflict(failed)) if failed.get(1) == Some(&true) => {
+            return Err(AppError::field(
+                "parent_folder",
+                format!("Invalid pk \"{}\" - object does not exist.", request.parent_folder),
+            ))
+        }
+        other => other?,
+    }
     let row = RequestRow { request, summary: RequestSummary::default() };
     Ok((StatusCode::CREATED, Json(views::request(&row, folder.as_ref(), &HashMap::new(), false))))
 }
@@ -316,10 +329,32 @@ async fn patch_scoped(
     if let Some(favorite) = favorite {
         changes.set("favorite", &favorite)?;
     }
-    if let Some(folder) = parent_folder {
-        changes.set("parent_folder", &folder)?;
-    }
-    let updated: Request = update_owned(state, owner, row.request.uuid, changes).await?;
+    let moved = parent_folder.filter(|f| *f != row.request.parent_folder);
+    let updated: Request = match moved {
+        None => update_owned(state, owner, row.request.uuid, changes).await?,
+        // Moving a request moves it from one folder's count to the other's, in one transaction.
+        Some(folder) => {
+            changes.set("parent_folder", &folder)?.while_equal("parent_folder", &row.request.parent_folder.to_string());
+            let (mut left, mut joined) =
+                (ItemUpdate::folder(owner, row.request.parent_folder), ItemUpdate::folder(owner, folder));
+            left.folder_requests(-1);
+            joined.folder_requests(1);
+            let writes = vec![
+                state.store.update_write::<Request>(owner, row.request.uuid, changes)?,
+                state.store.update(left)?,
+                state.store.update(joined)?,
+            ];
+            match state.store.transact(writes).await {
+                Err(StoreError::TransactionConflict(_)) => {
+                    return Err(AppError::InvalidString(
+                        "The request or its folders changed meanwhile, please try again".into(),
+                    ))
+                }
+                other => other?,
+            }
+            state.store.workspace_object(owner, row.request.uuid).await?.ok_or(AppError::NotFound("Request"))?
+        }
+    };
     let row = RequestRow { request: updated, summary: row.summary };
     let mut rendered = render(state, owner, &[&row], None).await?;
     Ok(Json(rendered.pop().unwrap_or_default()))

@@ -580,13 +580,19 @@ async fn share(
         let folders = load(&state, recipient, &[Kind::Folder]).await?.folders;
         let mut writes = Vec::new();
         let folder = match folders.into_iter().find(|f| f.name == state.settings.shared_folder_name) {
-            Some(folder) => folder.uuid,
+            Some(folder) => {
+                let mut holds = ItemUpdate::folder(recipient, folder.uuid);
+                holds.folder_requests(1);
+                writes.push(state.store.update(holds)?);
+                folder.uuid
+            }
             None => {
                 let folder = Folder {
                     uuid: Uuid::new_v4(),
                     owner: recipient.to_owned(),
                     name: state.settings.shared_folder_name.clone(),
                     description: None,
+                    requests_count: Some(1),
                     stamps: Stamps::new(now),
                 };
                 writes.push(put_object(&folder, Condition::MustNotExist)?);

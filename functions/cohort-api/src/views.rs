@@ -18,8 +18,8 @@ use serde_json::{json, Value};
 /// Display names of the users a page mentions (sharers, filter owners).
 pub type Names = HashMap<String, String>;
 
-pub fn folder(ws: &Workspace, f: &Folder) -> Value {
-    let requests_count = ws.requests.iter().filter(|r| r.parent_folder == f.uuid).count();
+/// A folder holding `requests_count` requests.
+pub fn folder(f: &Folder, requests_count: i64) -> Value {
     json!({
         "uuid": f.uuid,
         "name": f.name,

@@ -141,6 +141,10 @@ pub struct Folder {
     pub name: String,
     #[serde(default)]
     pub description: Option<String>,
+    /// How many alive requests it holds, kept by the request writes (`None` on folders written before
+    /// it was kept, until the summaries backfill).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_count: Option<i64>,
     #[serde(flatten)]
     pub stamps: Stamps,
 }
@@ -748,8 +752,22 @@ mod tests {
         let other_folder = Uuid::new_v4();
         let ws = Workspace {
             folders: vec![
-                Folder { uuid: folder, owner: "u".into(), name: "f".into(), description: None, stamps: stamps() },
-                Folder { uuid: other_folder, owner: "u".into(), name: "g".into(), description: None, stamps: stamps() },
+                Folder {
+                    uuid: folder,
+                    owner: "u".into(),
+                    name: "f".into(),
+                    description: None,
+                    requests_count: None,
+                    stamps: stamps(),
+                },
+                Folder {
+                    uuid: other_folder,
+                    owner: "u".into(),
+                    name: "g".into(),
+                    description: None,
+                    requests_count: None,
+                    stamps: stamps(),
+                },
             ],
             requests: vec![Request {
                 uuid: request,

@@ -474,9 +474,14 @@ fn bin_summaries(
         let Some(owner) = owner else { continue };
         let updates = out.entry((kind, uuid)).or_default();
         let mut counts = ItemUpdate::counts(owner);
-        if kind == Kind::Request {
+        if let Some(request) = ws.request(uuid).filter(|_| kind == Kind::Request) {
             counts.add_requests(-1);
             updates.push(counts);
+            if !gone(Kind::Folder, request.parent_folder) && ws.folder(request.parent_folder).is_some() {
+                let mut folder = ItemUpdate::folder(owner, request.parent_folder);
+                folder.folder_requests(-1);
+                updates.push(folder);
+            }
             continue;
         }
         let Some(cohort) = ws.cohort(uuid) else { continue };

@@ -37,6 +37,7 @@ const SIZE: &str = "v_size";
 const MIN: &str = "v_min";
 const MAX: &str = "v_max";
 const REQUESTS_COUNT: &str = "requests";
+const FOLDER_REQUESTS: &str = "requests_count";
 const COHORTS_COUNT: &str = "cohorts";
 
 fn attr(prefix: &str, uuid: Uuid) -> String {
@@ -74,6 +75,8 @@ enum Guard {
     VersionClaim { previous: i64 },
     /// A counter still holds what was read (`None`: the item does not exist yet).
     Counts(Option<(i64, i64)>),
+    /// A number attribute still holds what was read (`None`: absent).
+    Number(&'static str, Option<i64>),
 }
 
 /// One item's summary changes. A transaction may touch an item only once, so the changes of every
@@ -111,6 +114,10 @@ impl ItemUpdate {
 
     pub fn cohort(owner: &str, cohort: Uuid) -> Self {
         Self::on(keys::workspace_object(Kind::Cohort, owner, cohort))
+    }
+
+    pub fn folder(owner: &str, folder: Uuid) -> Self {
+        Self::on(keys::workspace_object(Kind::Folder, owner, folder))
     }
 
     pub fn count(owner: &str, measure: Uuid) -> Self {
@@ -337,6 +344,20 @@ impl ItemUpdate {
         self.unset(attr(BUILT, cohort))
     }
 
+    // ---- folders ----------------------------------------------------------------------------------
+
+    /// `n` more (or fewer) requests in the folder.
+    pub fn folder_requests(&mut self, n: i64) -> &mut Self {
+        *self.add.entry(FOLDER_REQUESTS.into()).or_default() += n;
+        self
+    }
+
+    /// The folder's whole request count, on condition that it still holds what was read.
+    pub fn whole_folder_requests(&mut self, seen: Option<i64>, n: i64) -> &mut Self {
+        self.guards.push(Guard::Number(FOLDER_REQUESTS, seen));
+        self.set(FOLDER_REQUESTS.into(), AttributeValue::N(n.to_string()))
+    }
+
     // ---- owner counters ---------------------------------------------------------------------------
 
     pub fn add_requests(&mut self, n: i64) -> &mut Self {
@@ -466,6 +487,13 @@ impl ItemUpdate {
                     let n = name_of(&mut names, "snapshot_versions");
                     let v = value_of(&mut values, AttributeValue::N(previous.to_string()));
                     format!("(attribute_not_exists({n}) OR {n} = {v})")
+                }
+                Guard::Number(attribute, seen) => {
+                    let n = name_of(&mut names, attribute);
+                    match seen {
+                        None => format!("attribute_not_exists({n})"),
+                        Some(v) => format!("{n} = {}", value_of(&mut values, AttributeValue::N(v.to_string()))),
+                    }
                 }
                 Guard::Counts(seen) => match seen {
                     None => "attribute_not_exists(pk)".to_owned(),
