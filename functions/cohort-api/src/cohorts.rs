@@ -15,7 +15,7 @@ use c360::{
     domain::{
         access_rules::cohort_rights,
         cohort::{python_duration, CohortResult, DatedMeasure, Job, JobStatus, Kind, MeasureMode, Stamps, Workspace},
-        summary::{CohortSummary, CountLine, CountRole, RequestSummary, SampleLine},
+        summary::{CohortSummary, CountLine, CountRole, RequestLine, RequestSummary, SampleLine},
         time,
     },
     error::{AppError, AppResult},
@@ -38,7 +38,7 @@ use uuid::Uuid;
 
 use crate::{
     common::*,
-    rows::{self, Relations},
+    rows::{self, Parents},
     views,
 };
 
@@ -121,10 +121,10 @@ fn integer_filter(query: &ListQuery, key: &str) -> AppResult<Option<i64>> {
     query.get(key).map(|raw| raw.trim().parse::<i64>().map_err(|_| AppError::field(key, "Enter a number."))).transpose()
 }
 
-/// Renders cohort rows with the requests and parents they name.
+/// Renders cohort rows with the parents they name.
 async fn render(state: &AppState, rows: &[&CohortRow], annotated: bool) -> AppResult<Vec<Value>> {
-    let relations = Relations::of(state, rows).await?;
-    Ok(rows.iter().map(|row| views::cohort_row(&state.settings, row, relations.of_row(row), annotated)).collect())
+    let parents = Parents::of(state, rows).await?;
+    Ok(rows.iter().map(|row| views::cohort_row(&state.settings, row, parents.of_row(row), annotated)).collect())
 }
 
 async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: ListQuery) -> AppResult<Json<Value>> {
@@ -205,11 +205,16 @@ async fn retrieve(
     Path(uuid): Path<String>,
 ) -> AppResult<Json<Value>> {
     let uuid = path_uuid(&uuid, Kind::Cohort)?;
-    let cohort: CohortResult = visible(&state, &principal, uuid).await?;
-    if cohort.is_subset && !is_applicative(&principal) {
+    // Applicative actors find the owner through the uuid index; users read their own cohort at once.
+    let owner = if is_applicative(&principal) {
+        visible::<CohortResult>(&state, &principal, uuid).await?.owner
+    } else {
+        principal.username.clone()
+    };
+    let row = rows::one_cohort(&state, &owner, uuid).await?.ok_or(AppError::NotFound(Kind::Cohort.model()))?;
+    if row.cohort.is_subset && !is_applicative(&principal) {
         return Err(AppError::NotFound(Kind::Cohort.model()));
     }
-    let row = rows::one_cohort(&state, &cohort.owner, uuid).await?.ok_or(AppError::NotFound(Kind::Cohort.model()))?;
     let mut rendered = render(&state, &[&row], true).await?;
     Ok(Json(rendered.pop().unwrap_or_default()))
 }
@@ -222,11 +227,27 @@ async fn create(
     Body(mut body): Body,
 ) -> AppResult<(StatusCode, Json<Value>)> {
     refuse_applicative(&principal)?;
-    let owner = owner(&principal);
     apply_id_aliases(&mut body, &RELATIONS);
-    let ws = named_around(&state, owner, &body).await?;
+    // A rename of its request (or a delete) between the reads and the write: read again.
+    for _ in 0..3 {
+        if let Some(created) = create_once(&state, owner(&principal), &headers, &body).await? {
+            return Ok(created);
+        }
+    }
+    Err(AppError::InvalidString("The request of this cohort changed meanwhile, please try again".into()))
+}
+
+/// `None` when a concurrent write changed what the cohort's rows copy (nothing written).
+async fn create_once(
+    state: &AppState,
+    owner: &str,
+    headers: &HeaderMap,
+    body: &Map<String, Value>,
+) -> AppResult<Option<(StatusCode, Json<Value>)>> {
+    let (state, headers) = (state.clone(), headers.clone());
+    let ws = named_around(&state, owner, body).await?;
     let now = time::now();
-    let mut fields = Fields::new(&body);
+    let mut fields = Fields::new(body);
     check_owner(&mut fields, owner);
     let name = fields.text("name", Text::max(255).nullable()).flatten();
     let description = fields.text("description", Text::default().nullable().blank()).flatten();
@@ -312,9 +333,13 @@ async fn create(
             measures.push(global);
         }
     }
+    summary.request = cohort.request.and_then(|r| ws.request(r)).map(RequestLine::of);
     if let (Some(snapshot), Some(request)) = (cohort.request_query_snapshot, cohort.request) {
         let mut listed = ItemUpdate::request(owner, request);
         listed.cohort_added(snapshot, cohort.uuid);
+        if let Some(line) = &summary.request {
+            listed.still_named(line);
+        }
         summaries.push(listed);
     }
     let mut writes: Vec<Write> = Vec::new();
@@ -332,10 +357,12 @@ async fn create(
     jobs.push(CohortJob::Create { owner: owner.to_owned(), cohort: cohort.uuid });
     let mut created = vec![keys::workspace_object(Kind::Cohort, owner, cohort.uuid)];
     created.extend(measures.iter().map(|m| keys::workspace_object(Kind::DatedMeasure, owner, m.uuid)));
-    create_and_queue(&state, &headers, writes, created, jobs).await?;
+    if !create_and_queue(&state, &headers, writes, created, jobs).await? {
+        return Ok(None);
+    }
     let mut rendered = ws;
     rendered.measures.extend(measures);
-    Ok((StatusCode::CREATED, Json(views::cohort(&state.settings, &rendered, &cohort, false))))
+    Ok(Some((StatusCode::CREATED, Json(views::cohort(&state.settings, &rendered, &cohort, false)))))
 }
 
 /// What a cohort's creation validates and renders: the snapshot it names (or its parent's) with its

@@ -115,15 +115,19 @@ async fn delete_once(state: &AppState, owner: &str, kind: Kind, uuids: &[Uuid]) 
 }
 
 /// Writes new job objects and queues their jobs. A job that cannot be queued would never run: what
-/// was written is removed again and the request fails (spec §5.6).
+/// was written is removed again and the request fails (spec §5.6). `false` when a concurrent write
+/// changed a row these writes summarise into (nothing written, nothing queued: read again, retry).
 pub async fn create_and_queue(
     state: &AppState,
     headers: &HeaderMap,
     writes: Vec<Write>,
     created: Vec<Key>,
     jobs: Vec<CohortJob>,
-) -> AppResult<()> {
-    state.store.transact(writes).await?;
+) -> AppResult<bool> {
+    match state.store.transact(writes).await {
+        Err(StoreError::TransactionConflict(_)) => return Ok(false),
+        other => other?,
+    }
     let fhir_auth = fhir_auth(&state.settings, headers);
     for job in jobs {
         let message = JobMessage { fhir_auth: fhir_auth.clone(), ..JobMessage::new(job) };
@@ -134,7 +138,7 @@ pub async fn create_and_queue(
             return Err(AppError::internal(format!("cohort job not queued: {err}")));
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// The caller's credentials for the worker's FHIR `$query` calls (spec §6.3): only when `USE_SOLR`

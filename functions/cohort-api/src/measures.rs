@@ -94,7 +94,11 @@ async fn create(
     let measure = DatedMeasure::new(owner, snapshot.uuid, snapshot.request, MeasureMode::Snapshot, time::now());
     let job = CohortJob::Count { owner: owner.to_owned(), dated_measure: measure.uuid, stage_details };
     let key = keys::workspace_object(Kind::DatedMeasure, owner, measure.uuid);
-    create_and_queue(&state, &headers, state.store.new_count_writes(&measure)?, vec![key], vec![job]).await?;
+    if !create_and_queue(&state, &headers, state.store.new_count_writes(&measure)?, vec![key], vec![job]).await? {
+        // Its request went to the bin meanwhile.
+        let pk = snapshot.uuid;
+        return Err(AppError::field("request_query_snapshot", format!("Invalid pk \"{pk}\" - object does not exist.")));
+    }
     Ok((StatusCode::CREATED, Json(views::dated_measure(&state.settings, &measure, time::now()))))
 }
 

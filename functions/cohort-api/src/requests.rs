@@ -9,7 +9,7 @@ use axum::{
 use c360::{
     domain::{
         cohort::{Folder, Kind, Request, Stamps},
-        summary::RequestSummary,
+        summary::{RequestLine, RequestSummary},
         time,
     },
     error::{AppError, AppResult},
@@ -308,10 +308,27 @@ async fn patch_scoped(
     folder: Option<&str>,
     mut body: Map<String, Value>,
 ) -> AppResult<Json<Value>> {
-    let row = owned_request(state, owner, uuid, folder).await?;
     apply_id_aliases(&mut body, &RELATIONS);
-    let named = named_folder(state, owner, &body).await?;
-    let mut fields = Fields::new(&body);
+    // A cohort added or a folder emptied between the reads and the write: read again.
+    for _ in 0..3 {
+        if let Some(patched) = patch_once(state, owner, uuid, folder, &body).await? {
+            return Ok(patched);
+        }
+    }
+    Err(AppError::InvalidString("The request changed meanwhile, please try again".into()))
+}
+
+/// `None` when a concurrent write changed what the rows around the request show of it.
+async fn patch_once(
+    state: &AppState,
+    owner: &str,
+    uuid: &str,
+    folder: Option<&str>,
+    body: &Map<String, Value>,
+) -> AppResult<Option<Json<Value>>> {
+    let row = owned_request(state, owner, uuid, folder).await?;
+    let named = named_folder(state, owner, body).await?;
+    let mut fields = Fields::new(body);
     check_owner(&mut fields, owner);
     let name = fields.text("name", Text::max(255)).flatten();
     let description = fields.text("description", Text::default().blank()).flatten();
@@ -320,44 +337,62 @@ async fn patch_scoped(
         fields.relation("parent_folder", false, |u| named.as_ref().is_some_and(|f| f.uuid == u)).flatten();
     fields.finish()?;
     let mut changes = Changes::modified(time::now());
-    if let Some(name) = name {
-        changes.set("name", &name)?;
+    if let Some(name) = &name {
+        changes.set("name", name)?;
     }
-    if let Some(description) = description {
-        changes.set("description", &description)?;
+    if let Some(description) = &description {
+        changes.set("description", description)?;
     }
     if let Some(favorite) = favorite {
         changes.set("favorite", &favorite)?;
     }
-    let moved = parent_folder.filter(|f| *f != row.request.parent_folder);
-    let updated: Request = match moved {
-        None => update_owned(state, owner, row.request.uuid, changes).await?,
-        // Moving a request moves it from one folder's count to the other's, in one transaction.
-        Some(folder) => {
-            changes.set("parent_folder", &folder)?.while_equal("parent_folder", &row.request.parent_folder.to_string());
-            let (mut left, mut joined) =
-                (ItemUpdate::folder(owner, row.request.parent_folder), ItemUpdate::folder(owner, folder));
-            left.folder_requests(-1);
-            joined.folder_requests(1);
-            let writes = vec![
-                state.store.update_write::<Request>(owner, row.request.uuid, changes)?,
-                state.store.update(left)?,
-                state.store.update(joined)?,
-            ];
-            match state.store.transact(writes).await {
-                Err(StoreError::TransactionConflict(_)) => {
-                    return Err(AppError::InvalidString(
-                        "The request or its folders changed meanwhile, please try again".into(),
-                    ))
-                }
+    // What the rows around the request show of it: its folders' counts, its cohorts' request line.
+    let mut summaries: Vec<ItemUpdate> = Vec::new();
+    if let Some(folder) = parent_folder.filter(|f| *f != row.request.parent_folder) {
+        changes.set("parent_folder", &folder)?.while_equal("parent_folder", &row.request.parent_folder.to_string());
+        let (mut left, mut joined) =
+            (ItemUpdate::folder(owner, row.request.parent_folder), ItemUpdate::folder(owner, folder));
+        left.folder_requests(-1);
+        joined.folder_requests(1);
+        summaries.extend([left, joined]);
+    }
+    let line = RequestLine {
+        name: name.clone().unwrap_or_else(|| row.request.name.clone()),
+        description: description.clone().unwrap_or_else(|| row.request.description.clone()),
+    };
+    if line != RequestLine::of(&row.request) {
+        // The cohorts known now are all there are only while no cohort is added meanwhile.
+        changes.while_rev(row.request.summary_rev);
+        for cohort in row.summary.snapshots.values().flat_map(|s| s.cohorts.iter()) {
+            let mut shown = ItemUpdate::cohort(owner, *cohort);
+            shown.request_line(&line)?;
+            summaries.push(shown);
+        }
+    }
+    let updated: Request = if summaries.is_empty() {
+        update_owned(state, owner, row.request.uuid, changes).await?
+    } else {
+        let mut writes = vec![state.store.update_write::<Request>(owner, row.request.uuid, changes)?];
+        writes.extend(state.store.updates(summaries)?);
+        // A transaction holds 100 operations: the cohorts of a request beyond them follow in the next ones.
+        let mut chunks: Vec<Vec<c360::store::Write>> = Vec::new();
+        for write in writes {
+            match chunks.last_mut() {
+                Some(chunk) if chunk.len() < 100 => chunk.push(write),
+                _ => chunks.push(vec![write]),
+            }
+        }
+        for chunk in chunks {
+            match state.store.transact(chunk).await {
+                Err(StoreError::TransactionConflict(_)) => return Ok(None),
                 other => other?,
             }
-            state.store.workspace_object(owner, row.request.uuid).await?.ok_or(AppError::NotFound("Request"))?
         }
+        state.store.workspace_object(owner, row.request.uuid).await?.ok_or(AppError::NotFound("Request"))?
     };
     let row = RequestRow { request: updated, summary: row.summary };
     let mut rendered = render(state, owner, &[&row], None).await?;
-    Ok(Json(rendered.pop().unwrap_or_default()))
+    Ok(Some(Json(rendered.pop().unwrap_or_default())))
 }
 
 async fn patch(

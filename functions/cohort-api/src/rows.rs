@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use c360::{
     domain::{
-        cohort::{CohortResult, DatedMeasure, Folder, Kind, Request, Snapshot, Workspace},
+        cohort::{CohortResult, DatedMeasure, Folder, Kind, Snapshot, Workspace},
         summary::{CohortSummary, RequestSummary},
     },
     error::AppResult,
@@ -112,35 +112,29 @@ pub async fn cohorts_page(
     Ok(Some((total, rows?)))
 }
 
-/// The requests and parent cohorts that cohort rows name (one BatchGetItem per owner).
+/// The parent cohorts that cohort rows name (one BatchGetItem per owner, none without samples):
+/// the only relation a row does not carry.
 #[derive(Default)]
-pub struct Relations {
-    pub requests: HashMap<Uuid, Request>,
-    pub cohorts: HashMap<Uuid, CohortResult>,
-}
+pub struct Parents(HashMap<Uuid, CohortResult>);
 
-impl Relations {
+impl Parents {
     pub async fn of(state: &AppState, rows: &[&CohortRow]) -> AppResult<Self> {
-        let mut by_owner: HashMap<&str, (Vec<Uuid>, Vec<Uuid>)> = HashMap::new();
+        let mut by_owner: HashMap<&str, Vec<Uuid>> = HashMap::new();
         for row in rows {
-            let wanted = by_owner.entry(row.cohort.owner.as_str()).or_default();
-            wanted.0.extend(row.cohort.request);
-            wanted.1.extend(row.cohort.parent_cohort);
+            if let Some(parent) = row.cohort.parent_cohort {
+                by_owner.entry(row.cohort.owner.as_str()).or_default().push(parent);
+            }
         }
-        let mut relations = Self::default();
-        for (owner, (requests, cohorts)) in by_owner {
-            let (requests, cohorts) = state.store.rows_by_id(owner, &requests, &cohorts).await?;
-            relations.requests.extend(requests.into_iter().map(|r| (r.request.uuid, r.request)));
-            relations.cohorts.extend(cohorts.into_iter().map(|c| (c.cohort.uuid, c.cohort)));
+        let mut parents = HashMap::new();
+        for (owner, uuids) in by_owner {
+            let found = state.store.workspace_objects::<CohortResult>(owner, &uuids).await?;
+            parents.extend(found.into_iter().map(|c| (c.uuid, c)));
         }
-        Ok(relations)
+        Ok(Self(parents))
     }
 
-    pub fn of_row(&self, row: &CohortRow) -> crate::views::Relatives<'_> {
-        crate::views::Relatives {
-            request: row.cohort.request.and_then(|r| self.requests.get(&r)),
-            parent: row.cohort.parent_cohort.and_then(|p| self.cohorts.get(&p)),
-        }
+    pub fn of_row(&self, row: &CohortRow) -> Option<&CohortResult> {
+        row.cohort.parent_cohort.and_then(|p| self.0.get(&p))
     }
 }
 

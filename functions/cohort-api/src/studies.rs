@@ -113,8 +113,10 @@ async fn create(
     };
     let job = CohortJob::Feasibility { owner: owner.to_owned(), study: study.uuid };
     let key = keys::workspace_object(Kind::Study, owner, study.uuid);
-    create_and_queue(&state, &headers, vec![put_object(&study, Condition::MustNotExist)?], vec![key], vec![job])
-        .await?;
+    let writes = vec![put_object(&study, Condition::MustNotExist)?];
+    if !create_and_queue(&state, &headers, writes, vec![key], vec![job]).await? {
+        return Err(AppError::internal("a new study's uuid was taken"));
+    }
     Ok((StatusCode::CREATED, Json(views::study(&study))))
 }
 

@@ -5,8 +5,8 @@ use c360::{
     config::Settings,
     domain::{
         cohort::{
-            CohortResult, DatedMeasure, FeasibilityStudy, FhirFilter, Folder, MeasureMode, RefreshSchedule, Request,
-            Snapshot, Workspace,
+            CohortResult, DatedMeasure, FeasibilityStudy, FhirFilter, Folder, MeasureMode, RefreshSchedule, Snapshot,
+            Workspace,
         },
         summary::CohortSummary,
         time::{self, DateTime},
@@ -89,24 +89,17 @@ pub fn dated_measure(settings: &Settings, m: &DatedMeasure, now: DateTime) -> Va
     })
 }
 
-/// What a cohort's row names besides the cohort: its request and its parent, when alive.
-#[derive(Clone, Copy, Default)]
-pub struct Relatives<'a> {
-    pub request: Option<&'a Request>,
-    pub parent: Option<&'a CohortResult>,
-}
-
-/// A cohort from a workspace holding its relatives.
+/// A cohort from a workspace holding its request and parent.
 pub fn cohort(settings: &Settings, ws: &Workspace, c: &CohortResult, annotated: bool) -> Value {
-    let request = c.request_query_snapshot.and_then(|s| ws.snapshot(s)).and_then(|s| ws.request(s.request));
-    let relatives = Relatives { request, parent: c.parent_cohort.and_then(|p| ws.cohort(p)) };
-    let row = CohortRow { cohort: c.clone(), summary: CohortSummary::from_workspace(ws, c) };
-    cohort_row(settings, &row, relatives, annotated)
+    let mut cohort = c.clone();
+    cohort.request = c.request_query_snapshot.and_then(|s| ws.snapshot(s)).map(|s| s.request);
+    let row = CohortRow { cohort, summary: CohortSummary::from_workspace(ws, c) };
+    cohort_row(settings, &row, c.parent_cohort.and_then(|p| ws.cohort(p)), annotated)
 }
 
-/// A cohort row. `annotated` adds `result_size`, `measure_min`, `measure_max` and `exportable`,
-/// which only lists and retrieves carry (spec §5.7).
-pub fn cohort_row(settings: &Settings, row: &CohortRow, relatives: Relatives, annotated: bool) -> Value {
+/// A cohort row, with its parent when alive. `annotated` adds `result_size`, `measure_min`,
+/// `measure_max` and `exportable`, which only lists and retrieves carry (spec §5.7).
+pub fn cohort_row(settings: &Settings, row: &CohortRow, parent: Option<&CohortResult>, annotated: bool) -> Value {
     let c = &row.cohort;
     let samples: Vec<Value> = row
         .summary
@@ -119,7 +112,7 @@ pub fn cohort_row(settings: &Settings, row: &CohortRow, relatives: Relatives, an
         "name": c.name,
         "owner": c.owner,
         "request_query_snapshot": c.request_query_snapshot,
-        "parent_cohort": relatives.parent.filter(|p| Some(p.uuid) == c.parent_cohort).map(|p| json!({"uuid": p.uuid, "name": p.name})),
+        "parent_cohort": parent.filter(|p| Some(p.uuid) == c.parent_cohort).map(|p| json!({"uuid": p.uuid, "name": p.name})),
         "sampling_ratio": c.sampling_ratio,
         "sample_cohorts": samples,
         "group_id": c.group_id,
@@ -130,7 +123,7 @@ pub fn cohort_row(settings: &Settings, row: &CohortRow, relatives: Relatives, an
         "modified_at": time::iso(c.stamps.modified_at),
         "description": c.description,
         "favorite": c.favorite,
-        "request": relatives.request.map(|r| json!({"uuid": r.uuid, "name": r.name, "description": r.description})),
+        "request": c.request.zip(row.summary.request.as_ref()).map(|(uuid, r)| json!({"uuid": uuid, "name": r.name, "description": r.description})),
     });
     if annotated {
         let result_size = row.summary.result_size;

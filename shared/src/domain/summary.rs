@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    cohort::{CohortResult, DatedMeasure, MeasureMode, Snapshot, Workspace},
+    cohort::{CohortResult, DatedMeasure, MeasureMode, Request, Snapshot, Workspace},
     time::{iso_format, DateTime},
 };
 
@@ -119,9 +119,25 @@ impl SampleLine {
     }
 }
 
-/// What a cohort's row shows of its counts and samples (spec §5.7 annotations).
+/// What a cohort's row shows of its request (`request`: uuid, name, description).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RequestLine {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+impl RequestLine {
+    pub fn of(request: &Request) -> Self {
+        Self { name: request.name.clone(), description: request.description.clone() }
+    }
+}
+
+/// What a cohort's row shows of its request, counts and samples (spec §5.7 annotations).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct CohortSummary {
+    /// Its request's name and description (the request's uuid is on the cohort).
+    pub request: Option<RequestLine>,
     /// `measure` of the cohort's count: `result_size`.
     pub result_size: Option<i64>,
     /// `measure_min` / `measure_max` of its global count.
@@ -133,7 +149,9 @@ pub struct CohortSummary {
 impl CohortSummary {
     pub fn from_workspace(ws: &Workspace, cohort: &CohortResult) -> Self {
         let global = cohort.dated_measure_global.and_then(|m| ws.measure(m));
+        let request = cohort.request_query_snapshot.and_then(|s| ws.snapshot(s)).and_then(|s| ws.request(s.request));
         Self {
+            request: request.map(RequestLine::of),
             result_size: cohort.dated_measure.and_then(|m| ws.measure(m)).and_then(|m| m.measure),
             measure_min: global.and_then(|g| g.measure_min),
             measure_max: global.and_then(|g| g.measure_max),

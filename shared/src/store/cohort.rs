@@ -546,6 +546,7 @@ pub struct Changes {
     entries: Vec<(String, Option<AttributeValue>)>,
     while_status: Vec<JobStatus>,
     while_equal: Option<(String, AttributeValue)>,
+    while_rev: Option<i64>,
 }
 
 impl Changes {
@@ -555,12 +556,20 @@ impl Changes {
             entries: vec![("modified_at".into(), Some(AttributeValue::S(time::iso(now))))],
             while_status: Vec::new(),
             while_equal: None,
+            while_rev: None,
         }
     }
 
     /// Applies only while the text attribute `name` still holds `value` (a claim: one writer wins).
     pub fn while_equal(&mut self, name: &str, value: &str) -> &mut Self {
         self.while_equal = Some((name.to_owned(), AttributeValue::S(value.to_owned())));
+        self
+    }
+
+    /// Applies only while no summary write touched the object since it was read at `rev`
+    /// (`summaries::REV`), and bumps it.
+    pub fn while_rev(&mut self, rev: i64) -> &mut Self {
+        self.while_rev = Some(rev);
         self
     }
 
@@ -602,6 +611,12 @@ impl Changes {
             values.insert(":expected".into(), value.clone());
             condition.push_str(" AND #expected = :expected");
         }
+        if let Some(rev) = self.while_rev {
+            names.insert("#rev".into(), summaries::REV.into());
+            values.insert(":rev".into(), AttributeValue::N(rev.to_string()));
+            let unset = if rev == 0 { "attribute_not_exists(#rev) OR " } else { "" };
+            condition.push_str(&format!(" AND ({unset}#rev = :rev)"));
+        }
         condition
     }
 
@@ -635,6 +650,7 @@ impl Changes {
         let (mut sets, mut removes) = (Vec::new(), Vec::new());
         let (mut names, mut values) = (HashMap::new(), HashMap::new());
         let condition = self.condition(&mut names, &mut values);
+        let bump_rev = self.while_rev.is_some();
         for (i, (name, value)) in self.entries.into_iter().enumerate() {
             names.insert(format!("#a{i}"), name);
             match value {
@@ -650,7 +666,11 @@ impl Changes {
             expression.push_str(&format!("SET {} ", sets.join(", ")));
         }
         if !removes.is_empty() {
-            expression.push_str(&format!("REMOVE {}", removes.join(", ")));
+            expression.push_str(&format!("REMOVE {} ", removes.join(", ")));
+        }
+        if bump_rev {
+            values.insert(":one".into(), AttributeValue::N("1".into()));
+            expression.push_str("ADD #rev :one");
         }
         (expression.trim().to_owned(), condition, names, values)
     }

@@ -6,7 +6,8 @@
 //! fail on items written before the summaries existed):
 //! - request: `sn_<snapshot>` (its line), `co_<snapshot>` and `dm_<snapshot>` (string sets of its
 //!   cohorts and counts), `pm_<snapshot>` (newest count shown), `hd_<snapshot>` (hidden), `gsi3` entry by newest snapshot;
-//! - cohort: `v_size`, `v_min`, `v_max`, `smp_<sample>` (its samples), `gsi3` entry by creation;
+//! - cohort: `v_request` (its request's name and description), `v_size`, `v_min`, `v_max`,
+//!   `smp_<sample>` (its samples), `gsi3` entry by creation;
 //! - count: `cb_<cohort>` (the cohorts built on it, and the role it plays for each);
 //! - `#COUNTS` of the owner: `requests`, `cohorts`.
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -21,7 +22,9 @@ use super::{
 };
 use crate::domain::{
     cohort::{CohortResult, DatedMeasure, Kind, Request},
-    summary::{newest_first_key, CohortSummary, CountLine, CountRole, RequestSummary, SampleLine, SnapshotLine},
+    summary::{
+        newest_first_key, CohortSummary, CountLine, CountRole, RequestLine, RequestSummary, SampleLine, SnapshotLine,
+    },
     time,
 };
 
@@ -36,6 +39,7 @@ const SAMPLE: &str = "smp_";
 const SIZE: &str = "v_size";
 const MIN: &str = "v_min";
 const MAX: &str = "v_max";
+const REQUEST_LINE: &str = "v_request";
 const REQUESTS_COUNT: &str = "requests";
 const FOLDER_REQUESTS: &str = "requests_count";
 const COHORTS_COUNT: &str = "cohorts";
@@ -77,6 +81,8 @@ enum Guard {
     Counts(Option<(i64, i64)>),
     /// A number attribute still holds what was read (`None`: absent).
     Number(&'static str, Option<i64>),
+    /// A text attribute still holds what was read.
+    Text(&'static str, String),
 }
 
 /// One item's summary changes. A transaction may touch an item only once, so the changes of every
@@ -205,6 +211,14 @@ impl ItemUpdate {
         Ok(self.bump())
     }
 
+    /// The request still has the name and description a new cohort's row copies (a rename meanwhile
+    /// makes the creation read it again).
+    pub fn still_named(&mut self, line: &RequestLine) -> &mut Self {
+        self.guards.push(Guard::Text("name", line.name.clone()));
+        self.guards.push(Guard::Text("description", line.description.clone()));
+        self
+    }
+
     pub fn cohort_added(&mut self, snapshot: Uuid, cohort: Uuid) -> &mut Self {
         let name = attr(COHORTS, snapshot);
         self.add_members.entry(name).or_default().insert(cohort.to_string());
@@ -290,6 +304,12 @@ impl ItemUpdate {
         self.bump()
     }
 
+    /// Its request was renamed or described anew.
+    pub fn request_line(&mut self, line: &RequestLine) -> StoreResult<&mut Self> {
+        self.set(REQUEST_LINE.into(), value(line)?);
+        Ok(self.bump())
+    }
+
     pub fn sample_line(&mut self, sample: Uuid, line: &SampleLine) -> StoreResult<&mut Self> {
         self.set(attr(SAMPLE, sample), value(line)?);
         Ok(self.bump())
@@ -325,6 +345,10 @@ impl ItemUpdate {
         for sample in stale {
             self.unset(attr(SAMPLE, *sample));
         }
+        match &summary.request {
+            Some(line) => self.set(REQUEST_LINE.into(), value(line)?),
+            None => self.unset(REQUEST_LINE.into()),
+        };
         self.set(SIZE.into(), number(summary.result_size));
         self.set(MIN.into(), number(summary.measure_min));
         self.set(MAX.into(), number(summary.measure_max));
@@ -488,6 +512,16 @@ impl ItemUpdate {
                     let v = value_of(&mut values, AttributeValue::N(previous.to_string()));
                     format!("(attribute_not_exists({n}) OR {n} = {v})")
                 }
+                Guard::Text(attribute, seen) => {
+                    let n = name_of(&mut names, attribute);
+                    let v = value_of(&mut values, AttributeValue::S(seen.clone()));
+                    // An empty text may be stored as no attribute at all.
+                    if seen.is_empty() {
+                        format!("(attribute_not_exists({n}) OR {n} = {v})")
+                    } else {
+                        format!("{n} = {v}")
+                    }
+                }
                 Guard::Number(attribute, seen) => {
                     let n = name_of(&mut names, attribute);
                     match seen {
@@ -538,6 +572,7 @@ pub fn request_summary_of(item: &Item) -> RequestSummary {
 /// The summary of a cohort item.
 pub fn cohort_summary_of(item: &Item) -> CohortSummary {
     CohortSummary {
+        request: item.get(REQUEST_LINE).and_then(from_value::<RequestLine>),
         result_size: read_number(item, SIZE),
         measure_min: read_number(item, MIN),
         measure_max: read_number(item, MAX),
@@ -579,6 +614,9 @@ pub fn request_entry_with(entry: Entry, request: &Request, summary: &RequestSumm
 
 /// A new cohort item with its whole summary.
 pub fn cohort_entry_with(mut entry: Entry, summary: &CohortSummary) -> StoreResult<Entry> {
+    if let Some(line) = &summary.request {
+        entry = entry.attribute(REQUEST_LINE, value(line)?);
+    }
     for (name, v) in [(SIZE, summary.result_size), (MIN, summary.measure_min), (MAX, summary.measure_max)] {
         if let Some(v) = v {
             entry = entry.attribute(name, AttributeValue::N(v.to_string()));
