@@ -20,7 +20,7 @@ use c360::{
     },
     store::{
         cohort::{put_object, Changes},
-        summaries::{ItemUpdate, RequestRow},
+        summaries::{ItemUpdate, RequestKey, RequestRow},
         Condition, StoreError,
     },
 };
@@ -152,29 +152,29 @@ async fn list_scoped(state: &AppState, owner: &str, query: &ListQuery, folder: O
     let orders = if orders.is_empty() { default_order } else { orders };
     let updated_range = query.date_range("updated_at")?;
     let parent_folder = query.uuid("parent_folder")?;
-    let (all, folders) = rows::all_requests(state, owner).await?;
+    let (all, folders, known) = rows::all_requests(state, owner).await?;
     let terms = query.search_terms();
-    let mut requests: Vec<(&RequestRow, Option<String>)> = all
+    let mut requests: Vec<(&RequestKey, Option<String>)> = all
         .iter()
-        .filter(|row| {
-            let r = &row.request;
+        .filter(|r| {
             folder.is_none_or(|f| r.parent_folder == f)
                 && flag_matches(query, "favorite", r.favorite)
                 && query.get("shared_by").is_none_or(|s| r.shared_by.as_deref() == Some(s))
                 && parent_folder.is_none_or(|p| r.parent_folder == p)
                 && matches_regex_search(&terms, &[Some(&r.name), Some(&r.description)])
         })
-        .map(|row| (row, row.summary.updated_at().map(time::iso)))
+        .map(|r| (r, r.updated_at.map(time::iso)))
         .filter(|(_, updated)| updated_range.contains(updated.as_deref().and_then(time::parse)))
         .collect();
     let folder_name = |uuid: Uuid| folders.iter().find(|f| f.uuid == uuid).map(|f| f.name.as_str());
-    sort_by(&mut requests, &orders, |(row, updated), field| match field {
-        "name" => SortValue::Text(row.request.name.clone()),
-        "parent_folder" => folder_name(row.request.parent_folder).into(),
+    sort_by(&mut requests, &orders, |(r, updated), field| match field {
+        "name" => SortValue::Text(r.name.clone()),
+        "parent_folder" => folder_name(r.parent_folder).into(),
         _ => updated.as_deref().into(),
     });
-    let page = query.limited_of(requests.into_iter().map(|(r, _)| r).collect::<Vec<_>>());
-    let rendered = render(state, owner, &page.results, Some(&folders)).await?;
+    let page = query.limited_of(requests.into_iter().map(|(r, _)| r.uuid).collect::<Vec<_>>());
+    let rows = rows::requests_by_id(state, owner, &page.results, known).await?;
+    let rendered = render(state, owner, &rows.iter().collect::<Vec<_>>(), Some(&folders)).await?;
     Ok(query.limited_window(page.count, rendered).envelope(|v| v))
 }
 

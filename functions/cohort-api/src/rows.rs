@@ -10,7 +10,7 @@ use c360::{
     },
     error::AppResult,
     http::AppState,
-    store::summaries::{CohortRow, RequestRow},
+    store::summaries::{CohortRow, RequestKey, RequestRow},
 };
 use uuid::Uuid;
 
@@ -42,15 +42,34 @@ pub fn cohort_rows_of(ws: &Workspace) -> Vec<CohortRow> {
         .collect()
 }
 
-/// Every request of the owner, and their folders.
-pub async fn all_requests(state: &AppState, owner: &str) -> AppResult<(Vec<RequestRow>, Vec<Folder>)> {
+/// What filtering and ordering every request of the owner needs, their folders, and (tables not yet
+/// backfilled) the rows themselves, computed from the workspace.
+pub async fn all_requests(
+    state: &AppState,
+    owner: &str,
+) -> AppResult<(Vec<RequestKey>, Vec<Folder>, Option<Vec<RequestRow>>)> {
     if state.store.workspace_layout_ready().await? {
-        let (rows, folders) =
-            tokio::join!(state.store.request_rows(owner), state.store.workspace(owner, &[Kind::Folder]));
-        return Ok((rows?, folders?.folders));
+        let (keys, folders) =
+            tokio::join!(state.store.request_keys(owner), state.store.workspace(owner, &[Kind::Folder]));
+        return Ok((keys?, folders?.folders, None));
     }
     let ws = load(state, owner, &REQUEST_KINDS).await?;
-    Ok((request_rows_of(&ws), ws.folders.clone()))
+    let rows = request_rows_of(&ws);
+    Ok((rows.iter().map(RequestKey::of).collect(), ws.folders.clone(), Some(rows)))
+}
+
+/// The rows of `uuids`, in that order: from `known` rows, else read by key.
+pub async fn requests_by_id(
+    state: &AppState,
+    owner: &str,
+    uuids: &[Uuid],
+    known: Option<Vec<RequestRow>>,
+) -> AppResult<Vec<RequestRow>> {
+    let mut found: HashMap<Uuid, RequestRow> = match known {
+        Some(rows) => rows.into_iter().map(|r| (r.request.uuid, r)).collect(),
+        None => state.store.rows_by_id(owner, uuids, &[]).await?.0.into_iter().map(|r| (r.request.uuid, r)).collect(),
+    };
+    Ok(uuids.iter().filter_map(|u| found.remove(u)).collect())
 }
 
 /// One of the owner's requests.

@@ -220,6 +220,12 @@ pub fn newest_first_key(at: Option<DateTime>, uuid: Uuid) -> String {
     }
 }
 
+/// The date a list key was made from (`None` for a request without snapshot, or another text).
+pub fn date_of_key(key: &str) -> Option<DateTime> {
+    let micros: i128 = key.split('#').next()?.parse().ok()?;
+    DateTime::from_unix_timestamp_nanos(micros * 1_000).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,6 +312,8 @@ mod tests {
             newest_first_key(None, b),
             newest_first_key(None, a),
         ];
+        assert_eq!(date_of_key(&newest_first_key(late, b)), late);
+        assert_eq!(date_of_key(&newest_first_key(None, b)), None);
         keys.sort();
         keys.reverse();
         let expected = vec![

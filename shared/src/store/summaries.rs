@@ -650,6 +650,34 @@ pub struct RequestRow {
     pub summary: RequestSummary,
 }
 
+/// What filtering and ordering a request needs: the list's other orderings read only this.
+#[derive(Clone, Debug)]
+pub struct RequestKey {
+    pub uuid: Uuid,
+    pub name: String,
+    pub description: String,
+    pub favorite: bool,
+    pub shared_by: Option<String>,
+    pub parent_folder: Uuid,
+    /// The creation of its newest snapshot.
+    pub updated_at: Option<time::DateTime>,
+}
+
+impl RequestKey {
+    pub fn of(row: &RequestRow) -> Self {
+        let r = &row.request;
+        Self {
+            uuid: r.uuid,
+            name: r.name.clone(),
+            description: r.description.clone(),
+            favorite: r.favorite,
+            shared_by: r.shared_by.clone(),
+            parent_folder: r.parent_folder,
+            updated_at: row.summary.updated_at(),
+        }
+    }
+}
+
 /// A cohort with what its row shows.
 #[derive(Clone, Debug)]
 pub struct CohortRow {
@@ -786,12 +814,50 @@ impl DynamoStore {
         Ok(item.map(|i| (read_number(&i, REQUESTS_COUNT).unwrap_or(0), read_number(&i, COHORTS_COUNT).unwrap_or(0))))
     }
 
-    /// Every alive request of the owner with its summary (one Query of the request items).
-    pub async fn request_rows(&self, owner: &str) -> StoreResult<Vec<RequestRow>> {
-        let items = self
-            .query_partition(&keys::workspace_partition(owner), Some(keys::kind_prefix(Kind::Request)), true)
-            .await?;
-        items.into_iter().map(request_row).collect()
+    /// What filtering and ordering every request of the owner needs (one Query of the request items,
+    /// projected: the summaries stay in DynamoDB; the page's rows are read by key afterwards).
+    pub async fn request_keys(&self, owner: &str) -> StoreResult<Vec<RequestKey>> {
+        let mut keys_read = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .projection_expression("#u, #n, #d, #f, #s, #p, gsi3sk")
+                .expression_attribute_names("#u", "uuid")
+                .expression_attribute_names("#n", "name")
+                .expression_attribute_names("#d", "description")
+                .expression_attribute_names("#f", "favorite")
+                .expression_attribute_names("#s", "shared_by")
+                .expression_attribute_names("#p", "parent_folder")
+                .expression_attribute_values(":pk", AttributeValue::S(keys::workspace_partition(owner)))
+                .expression_attribute_values(":prefix", AttributeValue::S(keys::kind_prefix(Kind::Request).into()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            for item in out.items.unwrap_or_default() {
+                let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+                let uuid = |name: &str| text(name).and_then(|t| Uuid::try_parse(&t).ok());
+                let (Some(uuid), Some(parent_folder)) = (uuid("uuid"), uuid("parent_folder")) else { continue };
+                keys_read.push(RequestKey {
+                    uuid,
+                    name: text("name").unwrap_or_default(),
+                    description: text("description").unwrap_or_default(),
+                    favorite: item.get("favorite").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
+                    shared_by: text("shared_by"),
+                    parent_folder,
+                    updated_at: text("gsi3sk").as_deref().and_then(crate::domain::summary::date_of_key),
+                });
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(keys_read),
+            }
+        }
     }
 
     /// Every alive cohort of the owner with its summary.
