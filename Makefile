@@ -89,7 +89,7 @@ bench-accesses: ## accesses load run on dynalite: large tree, 2,000 users, 10,00
 bench-logs: ## /logs/ load run on dynalite: 100,000 request logs over 90 days, 200 users -> docs/benchmarks.md
 	@infra/scripts/bench-logs.sh
 
-bench-cohort: ## cohort workspace load run on dynalite: 150 owners, 5,000 requests, 20,000 snapshots -> docs/benchmarks.md
+bench-cohort: ## cohort workspace load run on dynalite: a heavy and a 10x owner among 151, items read per request -> docs/benchmarks.md
 	@infra/scripts/bench-cohort.sh
 
 .PHONY: bench-coldstart
