@@ -99,11 +99,15 @@ async fn assert_lists_agree(app: &TestApp, token: &str) -> (Value, Value) {
 async fn busy_history(app: &TestApp, alice: &str) {
     let folder = created(app, alice, "/cohort/folders/", json!({"name": "Études"})).await;
     let other_folder = created(app, alice, "/cohort/folders/", json!({"name": "Archives"})).await;
-    let (r1, r2, r3) = tokio::join!(
+    // Requests created while their folder is renamed: every row shows the folder's last name.
+    let folder_path = format!("/cohort/folders/{folder}/");
+    let (r1, r2, r3, renamed) = tokio::join!(
         request(app, alice, &folder, "Diabète"),
         request(app, alice, &folder, "Asthme"),
-        request(app, alice, &folder, "Vide")
+        request(app, alice, &folder, "Vide"),
+        patch(app, alice, &folder_path, json!({"name": "Études 2026", "description": "Cohortes"}))
     );
+    assert_eq!(renamed.0, StatusCode::OK, "{}", renamed.1);
     // The app posts a first version twice at once: one wins.
     let first = json!({"request_id": r1, "serialized_query": query(json!(["1"]))});
     let (a, b) = tokio::join!(

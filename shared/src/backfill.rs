@@ -130,6 +130,9 @@ async fn owner_once(store: &DynamoStore, owner: &str) -> StoreResult<usize> {
             request_summary_of(item).snapshots.into_keys().filter(|s| !summary.snapshots.contains_key(s)).collect();
         let mut update = ItemUpdate::request(owner, request.uuid);
         update.whole_request(owner, request.uuid, raw_rev(item), &summary, &gone)?;
+        if let Some(folder) = &summary.folder {
+            update.folder_line(folder)?;
+        }
         updates.push(update);
     }
     for (item, cohort) in cohorts.iter().zip(&ws.cohorts) {

@@ -647,6 +647,8 @@ pub async fn seed_cohort_dataset(store: &DynamoStore, owners: usize, requests: u
             .collect();
         // The list summaries, as the API's writes would have kept them.
         let ws = crate::domain::cohort::Workspace {
+            folders: folders.clone(),
+            requests: requests.clone(),
             snapshots: snapshots.clone(),
             measures: measures.clone(),
             cohorts: cohorts.clone(),

@@ -9,6 +9,7 @@ use axum::{
 use c360::{
     domain::{
         cohort::{Folder, Kind, Stamps, Workspace},
+        summary::FolderLine,
         time,
     },
     error::{AppError, AppResult},
@@ -19,7 +20,8 @@ use c360::{
     },
     store::{
         cohort::{put_object, Changes},
-        Condition,
+        summaries::ItemUpdate,
+        Condition, StoreError, Write,
     },
 };
 use serde_json::Value;
@@ -139,16 +141,75 @@ async fn patch(
     let name = fields.text("name", Text::max(50));
     let description = fields.text("description", Text::default().nullable().blank());
     checked::<Folder>(&state, owner, uuid, fields).await?;
-    let mut changes = Changes::modified(time::now());
-    if let Some(name) = name.flatten() {
-        changes.set("name", &name)?;
+    // A request added to the folder between the reads and the write: read again.
+    let mut folder = None;
+    for _ in 0..3 {
+        folder = rename(&state, owner, uuid, name.clone().flatten(), description.clone()).await?;
+        if folder.is_some() {
+            break;
+        }
     }
-    if let Some(description) = description {
-        changes.set("description", &description)?;
-    }
-    let folder: Folder = update_owned(&state, owner, uuid, changes).await?;
+    let folder =
+        folder.ok_or_else(|| AppError::InvalidString("The folder changed meanwhile, please try again".into()))?;
     let ws = folders_with_counts(&state, owner).await?;
     Ok(Json(views::folder(&folder, requests_count(&ws, &folder))))
+}
+
+/// Renames or describes a folder, and its requests' rows with it (they show its name): one
+/// transaction, on condition that the folder still holds the requests read (100 operations per
+/// transaction; the requests beyond follow). `None` when a request came or went meanwhile.
+async fn rename(
+    state: &AppState,
+    owner: &str,
+    uuid: Uuid,
+    name: Option<String>,
+    description: Option<Option<String>>,
+) -> AppResult<Option<Folder>> {
+    let current: Folder = owned(state, owner, uuid).await?;
+    let line = FolderLine {
+        name: name.clone().unwrap_or_else(|| current.name.clone()),
+        description: description.clone().unwrap_or_else(|| current.description.clone()),
+    };
+    let mut changes = Changes::modified(time::now());
+    if let Some(name) = &name {
+        changes.set("name", name)?;
+    }
+    if let Some(description) = &description {
+        changes.set("description", description)?;
+    }
+    let renamed = line != FolderLine::of(&current) && state.store.workspace_layout_ready().await?;
+    if !renamed {
+        return Ok(Some(update_owned(state, owner, uuid, changes).await?));
+    }
+    let held: Vec<Uuid> = state
+        .store
+        .request_keys(owner)
+        .await?
+        .into_iter()
+        .filter(|r| r.parent_folder == uuid)
+        .map(|r| r.uuid)
+        .collect();
+    changes.while_number("requests_count", current.requests_count);
+    let mut writes = vec![state.store.update_write::<Folder>(owner, uuid, changes)?];
+    for request in held {
+        let mut row = ItemUpdate::request(owner, request);
+        row.folder_line(&line)?;
+        writes.push(state.store.update(row)?);
+    }
+    let mut chunks: Vec<Vec<Write>> = Vec::new();
+    for write in writes {
+        match chunks.last_mut() {
+            Some(chunk) if chunk.len() < 100 => chunk.push(write),
+            _ => chunks.push(vec![write]),
+        }
+    }
+    for chunk in chunks {
+        match state.store.transact(chunk).await {
+            Err(StoreError::TransactionConflict(_)) => return Ok(None),
+            other => other?,
+        }
+    }
+    Ok(state.store.workspace_object(owner, uuid).await?)
 }
 
 async fn destroy(

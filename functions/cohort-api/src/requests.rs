@@ -9,7 +9,7 @@ use axum::{
 use c360::{
     domain::{
         cohort::{Folder, Kind, Request, Stamps},
-        summary::{RequestLine, RequestSummary},
+        summary::{FolderLine, RequestLine, RequestSummary},
         time,
     },
     error::{AppError, AppResult},
@@ -19,9 +19,9 @@ use c360::{
         Api, AppState, Body, Exposure, Principal, RouteSpec,
     },
     store::{
-        cohort::{put_object, Changes},
-        summaries::{ItemUpdate, RequestKey, RequestRow},
-        Condition, StoreError,
+        cohort::{object_entry, Changes},
+        summaries::{request_entry_with, ItemUpdate, RequestKey, RequestRow, FOLDER_LINE},
+        Condition, StoreError, Write,
     },
 };
 use serde_json::{Map, Value};
@@ -110,30 +110,11 @@ async fn sharer_names(state: &AppState, requests: &[&Request]) -> AppResult<view
     Ok(users.into_iter().map(|(name, user)| (name, user.display_name())).collect())
 }
 
-/// Renders rows with their folders and sharers' names (one BatchGetItem each, only when needed).
-async fn render(
-    state: &AppState,
-    owner: &str,
-    rows: &[&RequestRow],
-    known: Option<&[Folder]>,
-) -> AppResult<Vec<Value>> {
+/// Renders rows with their sharers' names (one BatchGetItem, only when the rows name sharers).
+async fn render(state: &AppState, rows: &[&RequestRow]) -> AppResult<Vec<Value>> {
     let requests: Vec<&Request> = rows.iter().map(|r| &r.request).collect();
-    let folder_ids: Vec<Uuid> = requests.iter().map(|r| r.parent_folder).collect();
-    let (names, folders) = match known {
-        Some(known) => (sharer_names(state, &requests).await?, known.to_vec()),
-        None => {
-            let (names, folders) =
-                tokio::join!(sharer_names(state, &requests), rows::folders(state, owner, &folder_ids));
-            (names?, folders?)
-        }
-    };
-    Ok(rows
-        .iter()
-        .map(|row| {
-            let folder = folders.iter().find(|f| f.uuid == row.request.parent_folder);
-            views::request(row, folder, &names, true)
-        })
-        .collect())
+    let names = sharer_names(state, &requests).await?;
+    Ok(rows.iter().map(|row| views::request(row, &names, true)).collect())
 }
 
 async fn list_scoped(state: &AppState, owner: &str, query: &ListQuery, folder: Option<Uuid>) -> AppResult<Value> {
@@ -145,7 +126,7 @@ async fn list_scoped(state: &AppState, owner: &str, query: &ListQuery, folder: O
     if in_index_order {
         let (limit, offset) = query.limit_offset();
         if let Some((total, page)) = rows::requests_page(state, owner, offset, limit).await? {
-            let rendered = render(state, owner, &page.iter().collect::<Vec<_>>(), None).await?;
+            let rendered = render(state, &page.iter().collect::<Vec<_>>()).await?;
             return Ok(query.limited_window(total, rendered).envelope(|v| v));
         }
     }
@@ -174,7 +155,7 @@ async fn list_scoped(state: &AppState, owner: &str, query: &ListQuery, folder: O
     });
     let page = query.limited_of(requests.into_iter().map(|(r, _)| r.uuid).collect::<Vec<_>>());
     let rows = rows::requests_by_id(state, owner, &page.results, known).await?;
-    let rendered = render(state, owner, &rows.iter().collect::<Vec<_>>(), Some(&folders)).await?;
+    let rendered = render(state, &rows.iter().collect::<Vec<_>>()).await?;
     Ok(query.limited_window(page.count, rendered).envelope(|v| v))
 }
 
@@ -225,12 +206,17 @@ async fn create_scoped(
     };
     let mut counts = ItemUpdate::counts(owner);
     counts.add_requests(1);
+    let summary = RequestSummary { folder: folder.as_ref().map(FolderLine::of), ..RequestSummary::default() };
     let mut holds = ItemUpdate::folder(owner, request.parent_folder);
     holds.folder_requests(1);
+    if let Some(line) = &summary.folder {
+        holds.folder_still_named(line);
+    }
+    let entry = request_entry_with(object_entry(&request)?, &request, &summary)?;
     let writes =
-        vec![put_object(&request, Condition::MustNotExist)?, state.store.update(holds)?, state.store.update(counts)?];
+        vec![Write::Put(entry, Condition::MustNotExist), state.store.update(holds)?, state.store.update(counts)?];
     match state.store.transact(writes).await {
-        // The folder went to the bin meanwhile.
+        // The folder went to the bin, or was renamed, meanwhile.
         Err(StoreError::TransactionConflict(failed)) if failed.get(1) == Some(&true) => {
             return Err(AppError::field(
                 "parent_folder",
@@ -239,8 +225,8 @@ async fn create_scoped(
         }
         other => other?,
     }
-    let row = RequestRow { request, summary: RequestSummary::default() };
-    Ok((StatusCode::CREATED, Json(views::request(&row, folder.as_ref(), &HashMap::new(), false))))
+    let row = RequestRow { request, summary };
+    Ok((StatusCode::CREATED, Json(views::request(&row, &HashMap::new(), false))))
 }
 
 async fn create(
@@ -281,7 +267,7 @@ async fn owned_request(state: &AppState, owner: &str, uuid: &str, folder: Option
 
 async fn retrieve_scoped(state: &AppState, owner: &str, uuid: &str, folder: Option<&str>) -> AppResult<Json<Value>> {
     let row = owned_request(state, owner, uuid, folder).await?;
-    let mut rendered = render(state, owner, &[&row], None).await?;
+    let mut rendered = render(state, &[&row]).await?;
     Ok(Json(rendered.pop().unwrap_or_default()))
 }
 
@@ -354,6 +340,11 @@ async fn patch_once(
             (ItemUpdate::folder(owner, row.request.parent_folder), ItemUpdate::folder(owner, folder));
         left.folder_requests(-1);
         joined.folder_requests(1);
+        // The request's row shows its new folder, as named when read.
+        if let Some(line) = named.as_ref().map(FolderLine::of) {
+            changes.set(FOLDER_LINE, &line)?;
+            joined.folder_still_named(&line);
+        }
         summaries.extend([left, joined]);
     }
     let line = RequestLine {
@@ -390,8 +381,12 @@ async fn patch_once(
         }
         state.store.workspace_object(owner, row.request.uuid).await?.ok_or(AppError::NotFound("Request"))?
     };
-    let row = RequestRow { request: updated, summary: row.summary };
-    let mut rendered = render(state, owner, &[&row], None).await?;
+    let mut summary = row.summary;
+    if updated.parent_folder != row.request.parent_folder {
+        summary.folder = named.as_ref().map(FolderLine::of);
+    }
+    let row = RequestRow { request: updated, summary };
+    let mut rendered = render(state, &[&row]).await?;
     Ok(Some(Json(rendered.pop().unwrap_or_default())))
 }
 

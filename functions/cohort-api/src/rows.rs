@@ -77,7 +77,7 @@ pub async fn one_request(state: &AppState, owner: &str, uuid: Uuid) -> AppResult
     if state.store.workspace_layout_ready().await? {
         return Ok(state.store.request_row(owner, uuid).await?);
     }
-    let ws = load(state, owner, &REQUEST_KINDS[1..]).await?;
+    let ws = load(state, owner, &REQUEST_KINDS).await?;
     Ok(request_rows_of(&ws).into_iter().find(|r| r.request.uuid == uuid))
 }
 
@@ -155,11 +155,6 @@ impl Parents {
     pub fn of_row(&self, row: &CohortRow) -> Option<&CohortResult> {
         row.cohort.parent_cohort.and_then(|p| self.0.get(&p))
     }
-}
-
-/// Folders by uuid (one BatchGetItem).
-pub async fn folders(state: &AppState, owner: &str, uuids: &[Uuid]) -> AppResult<Vec<Folder>> {
-    Ok(state.store.workspace_objects::<Folder>(owner, uuids).await?)
 }
 
 /// The part of the owner's workspace around one snapshot: the snapshot, its request, its request's

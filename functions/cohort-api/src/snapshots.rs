@@ -14,7 +14,7 @@ use c360::{
             perimeters_ids, query_too_large, CohortResult, Folder, Kind, Request, Snapshot, SnapshotQuery, Stamps,
             Workspace, MAX_QUERY_BYTES,
         },
-        summary::{RequestSummary, SnapshotLine, SnapshotSummary},
+        summary::{FolderLine, RequestSummary, SnapshotLine, SnapshotSummary},
         time,
     },
     error::{AppError, AppResult},
@@ -582,9 +582,9 @@ async fn share(
         let folder = match folders.into_iter().find(|f| f.name == state.settings.shared_folder_name) {
             Some(folder) => {
                 let mut holds = ItemUpdate::folder(recipient, folder.uuid);
-                holds.folder_requests(1);
+                holds.folder_requests(1).folder_still_named(&FolderLine::of(&folder));
                 writes.push(state.store.update(holds)?);
-                folder.uuid
+                folder
             }
             None => {
                 let folder = Folder {
@@ -596,9 +596,10 @@ async fn share(
                     stamps: Stamps::new(now),
                 };
                 writes.push(put_object(&folder, Condition::MustNotExist)?);
-                folder.uuid
+                folder
             }
         };
+        let (folder, folder_line) = (folder.uuid, FolderLine::of(&folder));
         let request = Request {
             uuid: Uuid::new_v4(),
             owner: recipient.to_owned(),
@@ -623,7 +624,7 @@ async fn share(
             query_patches: 0,
             stamps: Stamps::new(now),
         };
-        let mut listed = RequestSummary::default();
+        let mut listed = RequestSummary { folder: Some(folder_line), ..RequestSummary::default() };
         let line = SnapshotLine::of(&copy);
         listed.snapshots.insert(
             copy.uuid,
@@ -643,7 +644,13 @@ async fn share(
         writes.push(snapshot_query_write(recipient, copy.uuid, &text)?);
         writes.push(put_object(&copy, Condition::MustNotExist)?);
         writes.extend(snapshot_perimeter_writes(&copy)?);
-        state.store.transact(writes).await?;
+        match state.store.transact(writes).await {
+            // The recipient's folder was renamed or deleted meanwhile.
+            Err(StoreError::TransactionConflict(_)) => {
+                return Err(AppError::InvalidString("A recipient's folder changed meanwhile, please try again".into()))
+            }
+            other => other?,
+        }
     }
     let notify = match body.get("notify_by_email") {
         Some(Value::Bool(b)) => *b,

@@ -31,7 +31,7 @@ pub fn folder(f: &Folder, requests_count: i64) -> Value {
 
 /// A request row (spec §5.4): its snapshots, their counts and cohorts come from its summary;
 /// `with_updated_at` is false in the POST response only (spec §5.4 quirk).
-pub fn request(row: &RequestRow, folder: Option<&Folder>, names: &Names, with_updated_at: bool) -> Value {
+pub fn request(row: &RequestRow, names: &Names, with_updated_at: bool) -> Value {
     let r = &row.request;
     let snapshots: Vec<Value> = row
         .summary
@@ -55,7 +55,7 @@ pub fn request(row: &RequestRow, folder: Option<&Folder>, names: &Names, with_up
         "favorite": r.favorite,
         "query_snapshots": snapshots,
         "shared_by": r.shared_by.as_ref().map(|u| names.get(u).cloned().unwrap_or_else(|| u.clone())),
-        "parent_folder": folder.filter(|f| f.uuid == r.parent_folder).map(|f| json!({"uuid": f.uuid, "name": f.name, "description": f.description})),
+        "parent_folder": row.summary.folder.as_ref().map(|f| json!({"uuid": r.parent_folder, "name": f.name, "description": f.description})),
     });
     if with_updated_at {
         value["updated_at"] = json!(row.summary.updated_at().map(time::python_str));

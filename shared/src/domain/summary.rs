@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    cohort::{CohortResult, DatedMeasure, MeasureMode, Request, Snapshot, Workspace},
+    cohort::{CohortResult, DatedMeasure, Folder, MeasureMode, Request, Snapshot, Workspace},
     time::{iso_format, DateTime},
 };
 
@@ -64,6 +64,22 @@ pub struct SnapshotSummary {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RequestSummary {
     pub snapshots: BTreeMap<Uuid, SnapshotSummary>,
+    /// Its folder's name and description (the folder's uuid is on the request).
+    pub folder: Option<FolderLine>,
+}
+
+/// What a request's row shows of its folder (`parent_folder`: uuid, name, description).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FolderLine {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+impl FolderLine {
+    pub fn of(folder: &Folder) -> Self {
+        Self { name: folder.name.clone(), description: folder.description.clone() }
+    }
 }
 
 impl RequestSummary {
@@ -85,7 +101,8 @@ impl RequestSummary {
                 (s.uuid, summary)
             })
             .collect();
-        Self { snapshots }
+        let folder = ws.request(request).and_then(|r| ws.folder(r.parent_folder)).map(FolderLine::of);
+        Self { snapshots, folder }
     }
 
     /// `updated_at` of a request: the creation of its newest snapshot (hidden ones included).

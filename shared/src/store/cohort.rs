@@ -547,6 +547,7 @@ pub struct Changes {
     while_status: Vec<JobStatus>,
     while_equal: Option<(String, AttributeValue)>,
     while_rev: Option<i64>,
+    while_number: Option<(String, Option<i64>)>,
 }
 
 impl Changes {
@@ -557,6 +558,7 @@ impl Changes {
             while_status: Vec::new(),
             while_equal: None,
             while_rev: None,
+            while_number: None,
         }
     }
 
@@ -570,6 +572,12 @@ impl Changes {
     /// (`summaries::REV`), and bumps it.
     pub fn while_rev(&mut self, rev: i64) -> &mut Self {
         self.while_rev = Some(rev);
+        self
+    }
+
+    /// Applies only while the number attribute `name` still holds `value` (`None`: absent).
+    pub fn while_number(&mut self, name: &str, value: Option<i64>) -> &mut Self {
+        self.while_number = Some((name.to_owned(), value));
         self
     }
 
@@ -610,6 +618,16 @@ impl Changes {
             names.insert("#expected".into(), name.clone());
             values.insert(":expected".into(), value.clone());
             condition.push_str(" AND #expected = :expected");
+        }
+        if let Some((name, value)) = &self.while_number {
+            names.insert("#number".into(), name.clone());
+            match value {
+                Some(v) => {
+                    values.insert(":number".into(), AttributeValue::N(v.to_string()));
+                    condition.push_str(" AND #number = :number");
+                }
+                None => condition.push_str(" AND attribute_not_exists(#number)"),
+            }
         }
         if let Some(rev) = self.while_rev {
             names.insert("#rev".into(), summaries::REV.into());

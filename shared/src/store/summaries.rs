@@ -23,7 +23,8 @@ use super::{
 use crate::domain::{
     cohort::{CohortResult, DatedMeasure, Kind, Request},
     summary::{
-        newest_first_key, CohortSummary, CountLine, CountRole, RequestLine, RequestSummary, SampleLine, SnapshotLine,
+        newest_first_key, CohortSummary, CountLine, CountRole, FolderLine, RequestLine, RequestSummary, SampleLine,
+        SnapshotLine,
     },
     time,
 };
@@ -40,6 +41,8 @@ const SIZE: &str = "v_size";
 const MIN: &str = "v_min";
 const MAX: &str = "v_max";
 const REQUEST_LINE: &str = "v_request";
+/// A request's folder line (also set by the request's own update when it moves).
+pub const FOLDER_LINE: &str = "v_folder";
 const REQUESTS_COUNT: &str = "requests";
 const FOLDER_REQUESTS: &str = "requests_count";
 const COHORTS_COUNT: &str = "cohorts";
@@ -81,6 +84,8 @@ enum Guard {
     Counts(Option<(i64, i64)>),
     /// A number attribute still holds what was read (`None`: absent).
     Number(&'static str, Option<i64>),
+    /// An optional text attribute still holds what was read (`None`: absent).
+    OptionalText(&'static str, Option<String>),
     /// A text attribute still holds what was read.
     Text(&'static str, String),
 }
@@ -370,6 +375,20 @@ impl ItemUpdate {
 
     // ---- folders ----------------------------------------------------------------------------------
 
+    /// The folder still has the name and description a request's row copies (a rename meanwhile
+    /// makes the writer read it again).
+    pub fn folder_still_named(&mut self, line: &FolderLine) -> &mut Self {
+        self.guards.push(Guard::Text("name", line.name.clone()));
+        self.guards.push(Guard::OptionalText("description", line.description.clone()));
+        self
+    }
+
+    /// A request's folder line (its folder was renamed, or it moved).
+    pub fn folder_line(&mut self, line: &FolderLine) -> StoreResult<&mut Self> {
+        self.set(FOLDER_LINE.into(), value(line)?);
+        Ok(self.bump())
+    }
+
     /// `n` more (or fewer) requests in the folder.
     pub fn folder_requests(&mut self, n: i64) -> &mut Self {
         *self.add.entry(FOLDER_REQUESTS.into()).or_default() += n;
@@ -522,6 +541,13 @@ impl ItemUpdate {
                         format!("{n} = {v}")
                     }
                 }
+                Guard::OptionalText(attribute, seen) => {
+                    let n = name_of(&mut names, attribute);
+                    match seen {
+                        None => format!("attribute_not_exists({n})"),
+                        Some(v) => format!("{n} = {}", value_of(&mut values, AttributeValue::S(v.clone()))),
+                    }
+                }
                 Guard::Number(attribute, seen) => {
                     let n = name_of(&mut names, attribute);
                     match seen {
@@ -547,7 +573,10 @@ impl ItemUpdate {
 
 /// The summary of a request item.
 pub fn request_summary_of(item: &Item) -> RequestSummary {
-    let mut summary = RequestSummary::default();
+    let mut summary = RequestSummary {
+        folder: item.get(FOLDER_LINE).and_then(from_value::<FolderLine>),
+        ..RequestSummary::default()
+    };
     for (name, v) in item {
         if let Some(snapshot) = uuid_after(name, LINE) {
             let Some(line) = from_value::<SnapshotLine>(v) else { continue };
@@ -596,6 +625,9 @@ pub fn list_entry(entry: Entry, kind: Kind, owner: &str, at: Option<time::DateTi
 /// A new request item with its whole summary (shared copies, seeded data).
 pub fn request_entry_with(entry: Entry, request: &Request, summary: &RequestSummary) -> StoreResult<Entry> {
     let mut entry = list_entry(entry, Kind::Request, &request.owner, summary.updated_at(), request.uuid);
+    if let Some(folder) = &summary.folder {
+        entry = entry.attribute(FOLDER_LINE, value(folder)?);
+    }
     for (uuid, s) in &summary.snapshots {
         entry = entry.attribute(&attr(LINE, *uuid), value(&s.line)?);
         if let Some(count) = &s.newest_count {
