@@ -21,7 +21,7 @@ use c360::{
     store::{
         cohort::{put_object, Changes},
         summaries::ItemUpdate,
-        Condition, StoreError, Write,
+        Condition, StoreError,
     },
 };
 use serde_json::Value;
@@ -196,18 +196,9 @@ async fn rename(
         row.folder_line(&line)?;
         writes.push(state.store.update(row)?);
     }
-    let mut chunks: Vec<Vec<Write>> = Vec::new();
-    for write in writes {
-        match chunks.last_mut() {
-            Some(chunk) if chunk.len() < 100 => chunk.push(write),
-            _ => chunks.push(vec![write]),
-        }
-    }
-    for chunk in chunks {
-        match state.store.transact(chunk).await {
-            Err(StoreError::TransactionConflict(_)) => return Ok(None),
-            other => other?,
-        }
+    match state.store.transact_in_chunks(writes).await {
+        Err(StoreError::TransactionConflict(_)) => return Ok(None),
+        other => other?,
     }
     Ok(state.store.workspace_object(owner, uuid).await?)
 }

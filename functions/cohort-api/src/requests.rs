@@ -365,19 +365,9 @@ async fn patch_once(
     } else {
         let mut writes = vec![state.store.update_write::<Request>(owner, row.request.uuid, changes)?];
         writes.extend(state.store.updates(summaries)?);
-        // A transaction holds 100 operations: the cohorts of a request beyond them follow in the next ones.
-        let mut chunks: Vec<Vec<c360::store::Write>> = Vec::new();
-        for write in writes {
-            match chunks.last_mut() {
-                Some(chunk) if chunk.len() < 100 => chunk.push(write),
-                _ => chunks.push(vec![write]),
-            }
-        }
-        for chunk in chunks {
-            match state.store.transact(chunk).await {
-                Err(StoreError::TransactionConflict(_)) => return Ok(None),
-                other => other?,
-            }
+        match state.store.transact_in_chunks(writes).await {
+            Err(StoreError::TransactionConflict(_)) => return Ok(None),
+            other => other?,
         }
         state.store.workspace_object(owner, row.request.uuid).await?.ok_or(AppError::NotFound("Request"))?
     };

@@ -354,6 +354,23 @@ impl DynamoStore {
         }
     }
 
+    /// Writes more than a transaction holds: 100 operations each, in order, the first holding the
+    /// edited object and its condition (a fan-out past it is applied after, not with it). Stops at the
+    /// first transaction that fails.
+    pub async fn transact_in_chunks(&self, writes: Vec<Write>) -> StoreResult<()> {
+        let mut chunks: Vec<Vec<Write>> = Vec::new();
+        for write in writes {
+            match chunks.last_mut() {
+                Some(chunk) if chunk.len() < 100 => chunk.push(write),
+                _ => chunks.push(vec![write]),
+            }
+        }
+        for chunk in chunks {
+            self.transact(chunk).await?;
+        }
+        Ok(())
+    }
+
     async fn write_one(&self, write: Write) -> StoreResult<()> {
         match write {
             Write::Put(entry, condition) => {
