@@ -183,6 +183,10 @@ async fn owner_once(store: &DynamoStore, owner: &str) -> StoreResult<usize> {
         done.map_err(|e| StoreError::Sdk(format!("backfill write task: {e}")))??;
     }
     let listed_cohorts = ws.cohorts.iter().filter(|c| !c.is_subset).count();
+    if seen_counts.is_none() && ws.requests.is_empty() && listed_cohorts == 0 {
+        // No workspace (most users): no counters, the lists count zero without them.
+        return Ok(written);
+    }
     let mut counts = ItemUpdate::counts(owner);
     counts.whole_counts(seen_counts, ws.requests.len() as i64, listed_cohorts as i64);
     store.transact(vec![store.update(counts)?]).await?;
