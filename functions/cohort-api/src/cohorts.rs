@@ -491,7 +491,8 @@ async fn patch(
             }
             other => {
                 other?;
-                (state.store.workspace_object(&cohort.owner, cohort.uuid).await?.unwrap_or(edited), true)
+                // A transaction returns nothing: the cohort is what the changes make of it.
+                (edited, true)
             }
         }
     };

@@ -363,13 +363,16 @@ async fn patch_once(
     let updated: Request = if summaries.is_empty() {
         update_owned(state, owner, row.request.uuid, changes).await?
     } else {
+        // A transaction returns nothing: the request is what the changes make of it.
+        let mut updated = row.request.clone();
+        changes.apply_to(&mut updated)?;
         let mut writes = vec![state.store.update_write::<Request>(owner, row.request.uuid, changes)?];
         writes.extend(state.store.updates(summaries)?);
         match state.store.transact_in_chunks(writes).await {
             Err(StoreError::TransactionConflict(_)) => return Ok(None),
             other => other?,
         }
-        state.store.workspace_object(owner, row.request.uuid).await?.ok_or(AppError::NotFound("Request"))?
+        updated
     };
     let mut summary = row.summary;
     if updated.parent_folder != row.request.parent_folder {

@@ -833,16 +833,7 @@ impl DynamoStore {
 
     /// The owner's counters: (requests, cohorts), `None` before their first change.
     pub async fn workspace_counts(&self, owner: &str) -> StoreResult<Option<(i64, i64)>> {
-        let item = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(super::key_item(&keys::workspace_counts(owner))))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(sdk_error)?
-            .item;
+        let item = self.raw(&keys::workspace_counts(owner)).await?;
         Ok(item.map(|i| (read_number(&i, REQUESTS_COUNT).unwrap_or(0), read_number(&i, COHORTS_COUNT).unwrap_or(0))))
     }
 
