@@ -204,29 +204,39 @@ async fn create_scoped(
         summary_rev: 0,
         stamps: Stamps::new(time::now()),
     };
-    let mut counts = ItemUpdate::counts(owner);
+    // A folder renamed between the read and the write: read it again (a folder gone is the 400 of a
+    // missing folder).
+    let mut folder = folder;
+    for _ in 0..3 {
+        let Some(current) = folder.take() else { break };
+        let summary = RequestSummary { folder: Some(FolderLine::of(&current)), ..RequestSummary::default() };
+        if insert_request(state, &request, &summary).await? {
+            let row = RequestRow { request, summary };
+            return Ok((StatusCode::CREATED, Json(views::request(&row, &HashMap::new(), false))));
+        }
+        folder = state.store.workspace_object::<Folder>(owner, request.parent_folder).await?;
+    }
+    let missing = format!("Invalid pk \"{}\" - object does not exist.", request.parent_folder);
+    Err(AppError::field("parent_folder", missing))
+}
+
+/// Writes a new request with its folder's count and the owner's; `false` when the folder was renamed
+/// or went to the bin meanwhile (nothing written).
+async fn insert_request(state: &AppState, request: &Request, summary: &RequestSummary) -> AppResult<bool> {
+    let mut counts = ItemUpdate::counts(&request.owner);
     counts.add_requests(1);
-    let summary = RequestSummary { folder: folder.as_ref().map(FolderLine::of), ..RequestSummary::default() };
-    let mut holds = ItemUpdate::folder(owner, request.parent_folder);
+    let mut holds = ItemUpdate::folder(&request.owner, request.parent_folder);
     holds.folder_requests(1);
     if let Some(line) = &summary.folder {
         holds.folder_still_named(line);
     }
-    let entry = request_entry_with(object_entry(&request)?, &request, &summary)?;
+    let entry = request_entry_with(object_entry(request)?, request, summary)?;
     let writes =
         vec![Write::Put(entry, Condition::MustNotExist), state.store.update(holds)?, state.store.update(counts)?];
     match state.store.transact(writes).await {
-        // The folder went to the bin, or was renamed, meanwhile.
-        Err(StoreError::TransactionConflict(failed)) if failed.get(1) == Some(&true) => {
-            return Err(AppError::field(
-                "parent_folder",
-                format!("Invalid pk \"{}\" - object does not exist.", request.parent_folder),
-            ))
-        }
-        other => other?,
+        Err(StoreError::TransactionConflict(failed)) if failed.get(1) == Some(&true) => Ok(false),
+        other => other.map(|()| true).map_err(Into::into),
     }
-    let row = RequestRow { request, summary };
-    Ok((StatusCode::CREATED, Json(views::request(&row, &HashMap::new(), false))))
 }
 
 async fn create(

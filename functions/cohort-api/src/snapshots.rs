@@ -217,12 +217,15 @@ async fn create_scoped(state: &AppState, owner: &str, body: Map<String, Value>) 
 async fn try_create(state: &AppState, owner: &str, mut body: Map<String, Value>) -> AppResult<Option<Response>> {
     apply_id_aliases(&mut body, &RELATIONS);
     let named = |field: &str| body.get(field).and_then(Value::as_str).and_then(|s| Uuid::parse_str(s.trim()).ok());
-    // The named previous version's request (or the named request) with all its versions.
+    // The named previous version's request (or the named request) with all its versions: a new version
+    // needs no count or cohort.
+    let ready = state.store.workspace_layout_ready().await?;
     let ws = match (named("previous_snapshot"), named("request")) {
-        (Some(previous), _) => rows::around_snapshot(state, owner, Some(previous)).await?,
-        (None, Some(request)) if state.store.workspace_layout_ready().await? => {
-            rows::around_request(state, owner, request, None).await?
-        }
+        (Some(previous), _) if ready => match state.store.workspace_object::<Snapshot>(owner, previous).await? {
+            Some(previous) => rows::around_request(state, owner, previous.request, None).await?,
+            None => Workspace::default(),
+        },
+        (None, Some(request)) if ready => rows::around_request(state, owner, request, None).await?,
         _ => load(state, owner, &SNAPSHOT_KINDS).await?,
     };
     let given = |field: &str| body.get(field).filter(|v| !v.is_null());
