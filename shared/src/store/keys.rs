@@ -57,7 +57,7 @@ pub const GSI2: &str = "gsi2";
 /// Workspace lists in their default order (requests by newest snapshot, cohorts by creation).
 pub const GSI3: &str = "gsi3";
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Key {
     pub pk: String,
     pub sk: String,
@@ -216,8 +216,15 @@ pub fn request_log_user_sort(id: i64) -> String {
     padded(id)
 }
 
+const REQUEST_LOG_COUNTER_PREFIX: &str = "LOGCOUNT#";
+
 fn request_log_counter_partition(day: &str) -> String {
-    format!("LOGCOUNT#{day}")
+    format!("{REQUEST_LOG_COUNTER_PREFIX}{day}")
+}
+
+/// The day of a request log counter item (any of the day's counters).
+pub fn request_log_counter_day(key: &Key) -> Option<&str> {
+    key.pk.strip_prefix(REQUEST_LOG_COUNTER_PREFIX)
 }
 
 /// How many rows a day holds, by method and by status (`ADD` on every write).
@@ -254,7 +261,8 @@ pub fn request_log_search_counter(day: &str) -> Key {
     key(request_log_counter_partition(day), "#SEARCH")
 }
 
-/// The first day whose rows are counted: older rows (written before the counters existed) are read.
+/// The first day whose rows are counted (older rows, written before the counters existed, are read),
+/// and `late`, bumped by every write to a closed day's counters (see `store::logs`, "closed days").
 pub fn request_log_counting_since() -> Key {
     key("META#LOGCOUNT", "#SINCE")
 }

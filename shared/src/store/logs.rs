@@ -2,7 +2,7 @@
 //! Route-template matching is pure logic, in [`crate::domain::log_paths`].
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
-    sync::Arc,
+    sync::{Arc, LazyLock, Mutex},
 };
 
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, Select};
@@ -26,6 +26,37 @@ fn day_of_log_id(id: i64) -> Option<String> {
     Some(day_of(dt))
 }
 
+/// A day is closed from the day before yesterday back: only late writes (a bulk load, a request
+/// running across two midnights) still count rows there, so listings keep its counters in memory.
+fn is_closed(day: &str, now: DateTime) -> bool {
+    day < day_of(now - Duration::days(1)).as_str()
+}
+
+/// The counter items of closed days, kept per process and table: a listing then reads only the
+/// open days' counters (2 days instead of the window's 90). A write to a closed day's counters
+/// bumps `late` on the counting-start item once it is done; a listing reads that item before any
+/// closed day and drops the table's entries when it moved, so no entry is older than its `late`.
+#[derive(Default)]
+struct ClosedDays {
+    late: i64,
+    /// `None`: the day has no such counter.
+    items: HashMap<keys::Key, Option<Arc<Item>>>,
+}
+
+static CLOSED_DAYS: LazyLock<Mutex<HashMap<String, ClosedDays>>> = LazyLock::new(Default::default);
+/// Entries kept per table at most (a window's days × counter kinds, plus the users listed).
+const CLOSED_DAYS_MAX_ITEMS: usize = 4_096;
+const LATE_WRITES: &str = "late";
+
+fn closed_days<T>(table: &str, late: i64, f: impl FnOnce(&mut ClosedDays) -> T) -> T {
+    let mut tables = CLOSED_DAYS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let days = tables.entry(table.to_owned()).or_default();
+    if days.late != late || days.items.len() > CLOSED_DAYS_MAX_ITEMS {
+        *days = ClosedDays { late, items: HashMap::new() };
+    }
+    f(days)
+}
+
 impl DynamoStore {
     /// Stores a log row (its id is the request time in microseconds, bumped on collision) and counts
     /// it in its day's counters at the same time, so the audited request waits one round trip.
@@ -33,7 +64,7 @@ impl DynamoStore {
         let expires = (log.requested_at + retention).unix_timestamp();
         let day = day_of_log_id(log.id).unwrap_or_else(|| day_of(log.requested_at));
         let counted = self.count_request_log(day.clone(), log.user.clone(), log.method.clone(), log.id, expires);
-        let routed = self.count_request_log_route(day, &log, expires);
+        let routed = self.count_request_log_route(day.clone(), &log, expires);
         let stored = async {
             for _ in 0..16 {
                 let day = day_of_log_id(log.id).unwrap_or_else(|| day_of(log.requested_at));
@@ -52,11 +83,31 @@ impl DynamoStore {
             Err(StoreError::ConditionFailed)
         };
         let (stored, counted, routed) = tokio::join!(stored, counted, routed);
-        if let Err(err) = counted.and(routed) {
+        let mut counted = counted.and(routed);
+        if counted.is_ok() && is_closed(&day, t::now()) {
+            counted = self.note_late_write().await;
+        }
+        if let Err(err) = counted {
             // The row matters, not its count: `/logs/` counts drift by one.
             tracing::warn!(error = %err, "could not count the request log");
         }
         stored
+    }
+
+    /// Tells listings that a closed day's counters changed (see [`ClosedDays`]).
+    async fn note_late_write(&self) -> StoreResult<()> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(&keys::request_log_counting_since())))
+            .update_expression("ADD #late :one SET entity = :entity")
+            .expression_attribute_names("#late", LATE_WRITES)
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":entity", AttributeValue::S("request_log_counter".into()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(sdk_error)
     }
 
     /// `ADD` on the day's counters (all rows, and the user's rows): rows, rows by method.
@@ -218,8 +269,12 @@ impl DynamoStore {
             .send();
         let (row, counter) = tokio::join!(row, counter);
         row.map_err(|e| conditional(e, |s| s.is_conditional_check_failed_exception()))?;
-        if let Err(err) = counter {
-            tracing::warn!(error = %sdk_error(err), "could not count the request log's status");
+        let mut counted = counter.map(|_| ()).map_err(sdk_error);
+        if counted.is_ok() && is_closed(&day, t::now()) {
+            counted = self.note_late_write().await;
+        }
+        if let Err(err) = counted {
+            tracing::warn!(error = %err, "could not count the request log's status");
         }
         Ok(())
     }
@@ -1112,16 +1167,15 @@ impl DynamoStore {
         if by_route && !scan.paths.terms.is_empty() {
             wanted.extend(days.iter().map(|d| keys::request_log_search_counter(d)));
         }
-        wanted.push(keys::request_log_counting_since());
-        let found = self.batch_get(wanted).await?;
-        listing.items_read += found.len();
+        let (found, read) = self.log_counters(wanted, scan.now).await?;
+        listing.items_read += read;
         let text = |item: &Item, name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
         let number =
             |item: &Item, name: &str| item.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok());
         let (routes_sort, search_sort) =
             (keys::request_log_route_counter("").sk, keys::request_log_search_counter("").sk);
-        let mut counters: HashMap<String, Item> = HashMap::new();
-        let (mut routes, mut searched): (HashMap<String, Item>, HashMap<String, Item>) = Default::default();
+        let mut counters: HashMap<String, Arc<Item>> = HashMap::new();
+        let (mut routes, mut searched): (HashMap<String, Arc<Item>>, HashMap<String, Arc<Item>>) = Default::default();
         let mut since: Option<String> = None;
         for item in found {
             let (pk, sk) = (text(&item, "pk").unwrap_or_default(), text(&item, "sk").unwrap_or_default());
@@ -1137,7 +1191,7 @@ impl DynamoStore {
         }
         let routed: HashMap<String, DayRoutes> = routes
             .iter()
-            .filter_map(|(pk, item)| Some((pk.clone(), DayRoutes::parse(item, searched.get(pk))?)))
+            .filter_map(|(pk, item)| Some((pk.clone(), DayRoutes::parse(item, searched.get(pk).map(|s| &**s))?)))
             .collect();
         let plan = RoutePlan::new(&scan.paths, &routed);
         let tally = Tally::of(scan);
@@ -1228,6 +1282,59 @@ impl DynamoStore {
         }
         self.count_unknown_segments(scan, &mut listing).await?;
         Ok(listing)
+    }
+
+    /// The counter items `wanted` and the counting-start item, and how many items DynamoDB read: the
+    /// open days' counters are read with the counting-start item, closed days' come from memory or,
+    /// when missing there, are read after it (see [`ClosedDays`]).
+    async fn log_counters(&self, wanted: Vec<keys::Key>, now: DateTime) -> StoreResult<(Vec<Arc<Item>>, usize)> {
+        let since = keys::request_log_counting_since();
+        let yesterday = day_of(now - Duration::days(1));
+        let (closed, mut open): (Vec<keys::Key>, Vec<keys::Key>) = wanted
+            .into_iter()
+            .partition(|k| keys::request_log_counter_day(k).is_some_and(|day| day < yesterday.as_str()));
+        open.push(since.clone());
+        let opened = self.batch_get(open).await?;
+        let mut read = opened.len();
+        let key_of = |item: &Item| {
+            let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            keys::Key { pk: text("pk"), sk: text("sk") }
+        };
+        let late = opened
+            .iter()
+            .find(|item| key_of(item) == since)
+            .and_then(|item| item.get(LATE_WRITES)?.as_n().ok()?.parse().ok())
+            .unwrap_or(0);
+        let mut found: Vec<Arc<Item>> = opened.into_iter().map(Arc::new).collect();
+        let missing: Vec<keys::Key> = closed_days(&self.table, late, |days| {
+            closed
+                .into_iter()
+                .filter(|key| match days.items.get(key) {
+                    Some(kept) => {
+                        found.extend(kept.clone());
+                        false
+                    }
+                    None => true,
+                })
+                .collect()
+        });
+        if !missing.is_empty() {
+            let mut fetched: HashMap<keys::Key, Arc<Item>> = self
+                .batch_get(missing.clone())
+                .await?
+                .into_iter()
+                .map(|item| (key_of(&item), Arc::new(item)))
+                .collect();
+            read += fetched.len();
+            closed_days(&self.table, late, |days| {
+                for key in missing {
+                    let item = fetched.remove(&key);
+                    found.extend(item.clone());
+                    days.items.insert(key, item);
+                }
+            });
+        }
+        Ok((found, read))
     }
 
     /// Reads the segments the counters do not answer, in listing order and concurrently, until the
