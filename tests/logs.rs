@@ -503,3 +503,84 @@ async fn closed_days_are_read_once_and_a_late_row_there_is_seen_by_the_next_list
         assert_eq!((listing.count as usize, listing.ids), (expected.len(), expected), "{query} after late rows");
     }
 }
+
+#[tokio::test]
+async fn one_access_history_reads_its_paths_only() {
+    let app = TestApp::new().await;
+    let token = admin_token(&app).await;
+    // Four days of writes on two access routes, over access ids whose text contains 42 or not.
+    let mut rows = Vec::new();
+    for ago in 1..=4 {
+        for i in 0..40 {
+            let at = midnight(ago) + Duration::hours(3) + Duration::minutes(i);
+            let id = ["7", "42", "420", "1042", "142"][i as usize % 5];
+            let (path, route) = if i % 2 == 0 {
+                (format!("/accesses/accesses/{id}/"), "/accesses/accesses/{id}/")
+            } else {
+                (format!("/accesses/accesses/{id}/close/"), "/accesses/accesses/{id}/close/")
+            };
+            rows.push(Row {
+                id: micros(at),
+                at,
+                user: Some("carol"),
+                method: "PATCH",
+                path,
+                route: Some(route),
+                view: "accesses",
+                status: 200,
+                query: "",
+                data: "{}",
+            });
+        }
+    }
+    seed(&app, &rows).await;
+    // Day 3 as written before the path index: no path entry on its rows, no `pfirst` on its counter.
+    let (table, client) = (app.state.settings.table_name.clone(), dynamodb().await);
+    let day3 = t::iso(midnight(3))[..10].to_owned();
+    for row in rows.iter().filter(|r| t::iso(r.at).starts_with(&day3)) {
+        let key = HashMap::from([
+            ("pk".to_owned(), AttributeValue::S(format!("LOGS#{day3}"))),
+            ("sk".to_owned(), AttributeValue::S(format!("LOG#{:016}", row.id))),
+        ]);
+        let update = client.update_item().table_name(&table).set_key(Some(key));
+        update.update_expression("REMOVE gsi3pk, gsi3sk").send().await.expect("a row without its path entry");
+    }
+    let counter = HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(format!("LOGCOUNT#{day3}"))),
+        ("sk".to_owned(), AttributeValue::S("#ROUTES".into())),
+    ]);
+    let update = client.update_item().table_name(&table).set_key(Some(counter));
+    update.update_expression("REMOVE pfirst").send().await.expect("a route counter without pfirst");
+
+    let before = midnight(0) - Duration::microseconds(1);
+    let past = "requested_at_before=".to_owned() + &t::iso(before);
+    for wanted in ["/accesses/42/", "/accesses/1042/", "/accesses/9/", "/42/close/"] {
+        for ordering in ["-requested_at", "requested_at"] {
+            let listing = all_pages(&app, &token, &format!("ordering={ordering}&{past}&path_contains={wanted}")).await;
+            let mut expected = ids_of(&rows, |r| r.path.contains(wanted));
+            if ordering == "requested_at" {
+                expected.reverse();
+            }
+            assert_eq!((listing.count as usize, listing.estimated), (expected.len(), false), "{wanted} count");
+            assert_eq!(listing.ids, expected, "{wanted} {ordering}");
+        }
+    }
+    // Over days 2 and 1 (indexed by path), the rows read are the access's own (counted, then the
+    // page), not the 80 rows of its two routes.
+    let scan = LogScan {
+        user: None,
+        after: Some(midnight(2)),
+        before: Some(before),
+        conditions: Vec::new(),
+        residual: None,
+        paths: PathFilter::new(Some("/accesses/42/"), &[]),
+        ascending: false,
+        retention_days: 90,
+        now: t::now(),
+        count_budget: 5_000,
+    };
+    let mut listing = app.state.store.plan_request_logs(&scan).await.expect("a plan");
+    let page = app.state.store.request_logs_page(&scan, &mut listing, 0, 20).await.expect("a page");
+    assert_eq!((listing.count, page.len()), (16, 16));
+    assert!(listing.items_read <= 2 * 16 + 8, "read {} items for 16 rows", listing.items_read);
+}

@@ -125,6 +125,49 @@ impl Template {
     }
 }
 
+/// The paths of a route (lower case) that contain `wanted`, when `wanted` fixes the value of every
+/// parameter wherever it lies in such a path: `/accesses/42/` in `/accesses/accesses/{id}/` can only
+/// be `/accesses/accesses/42/`. `None` when a placement leaves a parameter free, or when a parameter
+/// is not a whole path segment. Such paths are read from the path index instead of the route's rows.
+pub fn pinned_paths(route: &str, wanted: &str) -> Option<Vec<String>> {
+    let route = route.to_lowercase();
+    let segments: Vec<&str> = route.split('/').collect();
+    let param = |s: &str| s.starts_with('{') && s.ends_with('}');
+    if segments.iter().any(|s| s.contains(['{', '}']) && !param(s)) || !segments.iter().any(|s| param(s)) {
+        return None;
+    }
+    let pieces: Vec<&str> = wanted.split('/').collect();
+    let k = pieces.len() - 1;
+    let mut paths = Vec::new();
+    for j in 0..segments.len().saturating_sub(k) {
+        let fits = (0..=k).all(|i| {
+            let (segment, piece) = (segments[j + i], pieces[i]);
+            match (param(segment), i) {
+                (true, _) if i > 0 && i < k => !piece.is_empty(),
+                (true, _) => true,
+                (false, 0) if k > 0 => segment.ends_with(piece),
+                (false, _) if i == k && k > 0 => segment.starts_with(piece),
+                (false, _) if k == 0 => segment.contains(piece),
+                (false, _) => segment == piece,
+            }
+        });
+        if !fits {
+            continue;
+        }
+        // Every parameter must be one of the pieces `wanted` holds whole.
+        let pinned = |p: usize| p > j && p < j + k;
+        if (0..segments.len()).any(|p| param(segments[p]) && !pinned(p)) {
+            return None;
+        }
+        let path: Vec<&str> =
+            segments.iter().enumerate().map(|(p, s)| if param(s) { pieces[p - j] } else { *s }).collect();
+        paths.push(path.join("/"));
+    }
+    paths.sort_unstable();
+    paths.dedup();
+    Some(paths)
+}
+
 /// The lower-case characters of a path's parameter values (segments matched by a template segment
 /// with a parameter), sorted; `None` (any character) when the path does not split like the template.
 pub fn param_chars(route: &str, path: &str) -> Option<Vec<char>> {
@@ -181,6 +224,36 @@ mod tests {
         assert_eq!(nested.fit("s/abc/x", Some(&hex)), Fit::Impossible);
         assert_eq!(Template::parse("/users/").fit("", None), Fit::Certain);
         assert!(!Template::parse("/users/{username}/").literal_contains("username"));
+    }
+
+    #[test]
+    fn a_path_filter_pins_the_parameters_it_holds_whole() {
+        let pinned = |route: &str, wanted: &str| pinned_paths(route, wanted);
+        let paths = |p: &[&str]| Some(p.iter().map(|p| p.to_string()).collect::<Vec<_>>());
+        // The Portail's history of one access.
+        assert_eq!(pinned("/accesses/accesses/{id}/", "/accesses/42/"), paths(&["/accesses/accesses/42/"]));
+        assert_eq!(pinned("/accesses/accesses/{id}/close/", "/accesses/42/"), paths(&["/accesses/accesses/42/close/"]));
+        assert_eq!(
+            pinned("/accesses/accesses/{id}/", "/ACCESSES/42/".to_lowercase().as_str()),
+            paths(&["/accesses/accesses/42/"])
+        );
+        // Only part of a value, or a parameter outside the text: free.
+        assert_eq!(pinned("/accesses/accesses/{id}/", "/accesses/42"), None);
+        assert_eq!(pinned("/accesses/accesses/{id}/", "s/4"), None);
+        assert_eq!(pinned("/accesses/accesses/{id}/", "accesses"), None);
+        assert_eq!(
+            pinned("/cohort/folders/{parent}/requests/{uuid}/", "/abc/requests/def/"),
+            paths(&["/cohort/folders/abc/requests/def/"])
+        );
+        assert_eq!(pinned("/cohort/folders/{parent}/requests/{uuid}/", "/abc/requests/"), None);
+        // No placement at all: no path.
+        assert_eq!(pinned("/accesses/roles/{id}/", "/accesses/42/"), paths(&[]));
+        // Without parameters, or with one inside a segment: the route index answers.
+        assert_eq!(pinned("/users/", "/users/"), None);
+        assert_eq!(pinned("/files/{name}.zip/", "/files/a.zip/"), None);
+        // The text holds the first value whole, the second only from its start.
+        assert_eq!(pinned("/a/{x}/a/{y}/", "/a/1/a/"), None);
+        assert_eq!(pinned("/a/{x}/a/{y}/", "/a/1/a/2/"), paths(&["/a/1/a/2/"]));
     }
 
     #[test]

@@ -25,6 +25,7 @@
 //! | workspace object (alive) | `WS#<owner>` | `<KIND>#<uuid>` | counts, cohorts, studies: `BYID#<KIND>#<uuid[0]>` / `<uuid>` | jobs not ended: `OPEN_JOBS#<KIND>` / `<uuid>`; schedules: `REFRESH_DUE` / `<next run>#<uuid>` |
 //! | workspace object (deleted) | `WS#<owner>` | `BIN#<KIND>#<uuid>` | | |
 //! | workspace list entry (gsi3) | requests, cohorts: `LIST#<KIND>#<owner>` / `<newest first key>` on the object | | | |
+//! | request log path entry (gsi3) | rows of a route with parameters: `LOGPATH#<lower path>` / `<id>` on the row | | | |
 //! | workspace counts | `WS#<owner>` | `#COUNTS` | | |
 //! | workspace layout marker | `META#WORKSPACES` | `#LAYOUT` | | |
 //! | snapshot query text | `WS#<owner>` | `QUERY#<uuid>` | | |
@@ -248,6 +249,21 @@ pub fn request_log_by_route(route: &str, id: i64) -> Key {
 
 /// The `gsi2` sort key bound of [`request_log_by_route`] for an id.
 pub fn request_log_route_sort(id: i64) -> String {
+    padded(id)
+}
+
+pub fn request_log_path_partition(path: &str) -> String {
+    format!("LOGPATH#{}", path.to_lowercase())
+}
+
+/// The rows of one concrete path of a route with parameters, in id order (`gsi3`): a `path_contains`
+/// that fixes every parameter (one access's history) reads only them.
+pub fn request_log_by_path(path: &str, id: i64) -> Key {
+    key(request_log_path_partition(path), padded(id))
+}
+
+/// The `gsi3` sort key bound of [`request_log_by_path`] for an id.
+pub fn request_log_path_sort(id: i64) -> String {
     padded(id)
 }
 

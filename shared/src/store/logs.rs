@@ -12,7 +12,7 @@ use super::{
     conditional, decode, key_item, keys, sdk_error, Condition, DynamoStore, Entry, Item, StoreError, StoreResult,
 };
 use crate::domain::{
-    log_paths::{param_chars, term_fit, Fit, PathFilter, Template},
+    log_paths::{param_chars, pinned_paths, term_fit, Fit, PathFilter, Template},
     request_log::RequestLog,
     time::{self as t, DateTime},
 };
@@ -24,6 +24,12 @@ fn day_of(dt: DateTime) -> String {
 fn day_of_log_id(id: i64) -> Option<String> {
     let dt = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(id) * 1_000).ok()?;
     Some(day_of(dt))
+}
+
+/// Rows of a route with parameters are also indexed by their concrete path, when the path splits
+/// like the route (see [`pinned_paths`]).
+fn path_indexed(route: &str, path: &str) -> bool {
+    route.contains('{') && param_chars(route, path).is_some()
 }
 
 /// A day is closed from the day before yesterday back: only late writes (a bulk load, a request
@@ -74,6 +80,9 @@ impl DynamoStore {
                 }
                 if let Some(route) = &log.route {
                     entry = entry.gsi2(&keys::request_log_by_route(route, log.id));
+                    if path_indexed(route, &log.path) {
+                        entry = entry.gsi3(&keys::request_log_by_path(&log.path, log.id));
+                    }
                 }
                 match self.put(entry, Condition::MustNotExist).await {
                     Err(StoreError::ConditionFailed) => log.id += 1,
@@ -221,8 +230,9 @@ impl DynamoStore {
                 .expression_attribute_values(":user", AttributeValue::Ss(vec![user.clone()]));
             search_adds.push("#u :user");
         }
-        let routes = routes.update_expression(format!(
-            "ADD {} SET #first = if_not_exists(#first, :id), expires_at = :expires, entity = :entity",
+        let routes = routes.expression_attribute_names("#pfirst", PATH_INDEXED_FIRST).update_expression(format!(
+            "ADD {} SET #first = if_not_exists(#first, :id), #pfirst = if_not_exists(#pfirst, :id), \
+             expires_at = :expires, entity = :entity",
             adds.join(", ")
         ));
         let search = (!search_adds.is_empty()).then(|| {
@@ -307,6 +317,8 @@ const COUNT_STATUS: &str = "s_";
 /// The first id a day counter counted (rows before it on the first counted day are not counted).
 const FIRST_COUNTED: &str = "first";
 const COUNTING_SINCE: &str = "since";
+/// In a route counter: the first id whose row was also indexed by path (days before have none).
+const PATH_INDEXED_FIRST: &str = "pfirst";
 /// Route counter attributes: rows of a route (`r:/users/`), by method (`m:POST:/users/`), the
 /// lower-case characters of its parameter values (`c:…`, a string set; [`ANY_CHAR`] when a path does
 /// not split like its template), rows without a route. Search counter attributes (an item of their
@@ -391,6 +403,8 @@ impl Default for DayRoute {
 struct DayRoutes {
     /// The first row indexed by route that day (earlier rows predate the route index).
     first: i64,
+    /// The first row indexed by path that day, if any.
+    path_first: Option<i64>,
     routes: BTreeMap<String, DayRoute>,
     unrouted: usize,
     users: Vec<String>,
@@ -401,7 +415,8 @@ impl DayRoutes {
     fn parse(item: &Item, search: Option<&Item>) -> Option<Self> {
         let number = |v: &AttributeValue| v.as_n().ok().and_then(|n| n.parse::<usize>().ok()).unwrap_or(0);
         let first = item.get(FIRST_COUNTED)?.as_n().ok()?.parse().ok()?;
-        let mut day = Self { first, routes: BTreeMap::new(), unrouted: 0, users: Vec::new() };
+        let path_first = item.get(PATH_INDEXED_FIRST).and_then(|v| v.as_n().ok()?.parse().ok());
+        let mut day = Self { first, path_first, routes: BTreeMap::new(), unrouted: 0, users: Vec::new() };
         for (name, value) in item.iter().chain(search.into_iter().flatten()) {
             let set = || value.as_ss().cloned().unwrap_or_default();
             if let Some(route) = name.strip_prefix(ROUTE_ROWS) {
@@ -440,6 +455,8 @@ struct RoutePlan<'a> {
     pivot: Option<String>,
     /// The window's route templates, parsed once (each day names the same few dozen).
     templates: HashMap<String, Template>,
+    /// For `path_contains`, the paths of each route it pins (see [`pinned_paths`]).
+    pinned: HashMap<String, Option<Vec<String>>>,
 }
 
 impl<'a> RoutePlan<'a> {
@@ -471,7 +488,11 @@ impl<'a> RoutePlan<'a> {
             })
             .flatten()
             .cloned();
-        Self { filter, pivot, templates }
+        let pinned = match &filter.path_contains {
+            Some(wanted) => templates.keys().map(|route| (route.clone(), pinned_paths(route, wanted))).collect(),
+            None => HashMap::new(),
+        };
+        Self { filter, pivot, templates, pinned }
     }
 
     fn classify(&self, route: &str, info: &DayRoute) -> Fit {
@@ -534,6 +555,8 @@ enum Source {
     User(String),
     /// A route's `gsi2` partition.
     Route(String),
+    /// A concrete path's `gsi3` partition (rows of a route with parameters).
+    Path(String),
 }
 
 /// The rows of one source and day within the listing's bounds.
@@ -666,6 +689,16 @@ fn plan_routed_day(
         }
         candidates.insert(route.clone());
         let certain = fit == Fit::Certain;
+        let pinned = plan.pinned.get(route).and_then(Option::as_ref).filter(|_| !certain);
+        // Both indexes began with the same row: the path index holds every row the route index does.
+        let path_indexed = index.path_first.is_some_and(|first| first == index.first || first <= lo);
+        if let Some(paths) = pinned.filter(|_| path_indexed) {
+            // One object's history: its paths' rows only, not every row of the route.
+            for path in paths {
+                listing.segments.push(segment(Source::Path(path.clone()), 1));
+            }
+            continue;
+        }
         listing.segments.push(Segment {
             check_paths: !certain,
             exact: tally.filter(|_| certain && whole).and_then(|t| t.count_route(info)),
@@ -1088,6 +1121,13 @@ impl DynamoStore {
                 keys::request_log_route_partition(route),
                 keys::request_log_route_sort(range.lo),
                 keys::request_log_route_sort(range.hi),
+            ),
+            Source::Path(path) => (
+                Some(keys::GSI3),
+                "gsi3pk = :pk AND gsi3sk BETWEEN :lo AND :hi",
+                keys::request_log_path_partition(path),
+                keys::request_log_path_sort(range.lo),
+                keys::request_log_path_sort(range.hi),
             ),
             Source::Day => (
                 None,
