@@ -349,7 +349,10 @@ class Emulator:
         for index in props.get("GlobalSecondaryIndexes", []):
             if index["IndexName"] in have:
                 continue
-            used = [definitions[k["AttributeName"]] for k in index["KeySchema"]]
+            # The table's definitions and the new index's: moto replaces the table's with those sent.
+            used = list({d["AttributeName"]: d for d in desc.get("AttributeDefinitions", [])}.values())
+            used += [definitions[k["AttributeName"]] for k in index["KeySchema"] if k["AttributeName"] not in
+                     {d["AttributeName"] for d in used}]
             create = {k: index[k] for k in ("IndexName", "KeySchema", "Projection")}
             if props.get("BillingMode", "PROVISIONED") == "PROVISIONED":
                 create["ProvisionedThroughput"] = {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use c360::{
     domain::{log_paths::PathFilter, request_log::RequestLog, time as t},
-    store::logs::LogScan,
+    store::logs::{LogCondition, LogScan},
 };
 use http::{Method, StatusCode};
 use integration_tests::{dynamodb, TestApp, ADMIN};
@@ -583,4 +583,66 @@ async fn one_access_history_reads_its_paths_only() {
     let page = app.state.store.request_logs_page(&scan, &mut listing, 0, 20).await.expect("a page");
     assert_eq!((listing.count, page.len()), (16, 16));
     assert!(listing.items_read <= 2 * 16 + 8, "read {} items for 16 rows", listing.items_read);
+}
+
+#[tokio::test]
+async fn a_status_listing_reads_the_rows_of_its_statuses() {
+    let app = TestApp::new().await;
+    let token = admin_token(&app).await;
+    // 60 rows a day over three days, a fifth of them 500s; day 3 as written before the status index.
+    let rows = rows(&[(3, 60), (2, 60), (1, 60)]);
+    seed(&app, &rows).await;
+    let (table, client) = (app.state.settings.table_name.clone(), dynamodb().await);
+    let day3 = t::iso(midnight(3))[..10].to_owned();
+    for row in rows.iter().filter(|r| t::iso(r.at).starts_with(&day3)) {
+        let key = HashMap::from([
+            ("pk".to_owned(), AttributeValue::S(format!("LOGS#{day3}"))),
+            ("sk".to_owned(), AttributeValue::S(format!("LOG#{:016}", row.id))),
+        ]);
+        let update = client.update_item().table_name(&table).set_key(Some(key));
+        update.update_expression("REMOVE gsi4pk, gsi4sk").send().await.expect("a row without its status entry");
+    }
+    let counter = HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(format!("LOGCOUNT#{day3}"))),
+        ("sk".to_owned(), AttributeValue::S("#ALL".into())),
+    ]);
+    let update = client.update_item().table_name(&table).set_key(Some(counter));
+    update.update_expression("REMOVE sfirst").send().await.expect("a day counter without sfirst");
+
+    let before = midnight(0) - Duration::microseconds(1);
+    let past = "requested_at_before=".to_owned() + &t::iso(before);
+    let cases: Vec<(&str, Keep)> = vec![
+        ("status_code=500", Box::new(|r| r.status == 500)),
+        ("status_code=500,400", Box::new(|r| r.status == 500 || r.status == 400)),
+        ("status_code=500&method=POST", Box::new(|r| r.status == 500 && r.method == "POST")),
+        ("status_code=418", Box::new(|_| false)),
+    ];
+    for (query, keep) in cases {
+        for ordering in ["-requested_at", "requested_at"] {
+            let listing = all_pages(&app, &token, &format!("ordering={ordering}&{past}&{query}")).await;
+            let mut expected = ids_of(&rows, &keep);
+            if ordering == "requested_at" {
+                expected.reverse();
+            }
+            assert_eq!((listing.count as usize, listing.estimated), (expected.len(), false), "{query} count");
+            assert_eq!(listing.ids, expected, "{query} {ordering}");
+        }
+    }
+    // Over days 2 and 1 the page reads 500s only: 12 a day, not the 120 rows.
+    let scan = LogScan {
+        user: None,
+        after: Some(midnight(2)),
+        before: Some(before),
+        conditions: vec![LogCondition::Statuses(vec![500])],
+        residual: None,
+        paths: PathFilter::default(),
+        ascending: false,
+        retention_days: 90,
+        now: t::now(),
+        count_budget: 5_000,
+    };
+    let mut listing = app.state.store.plan_request_logs(&scan).await.expect("a plan");
+    let page = app.state.store.request_logs_page(&scan, &mut listing, 0, 20).await.expect("a page");
+    assert_eq!((listing.count, page.len()), (24, 20));
+    assert!(listing.items_read <= 20 + 2 + 8, "read {} items for a page of 20", listing.items_read);
 }

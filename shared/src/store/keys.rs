@@ -26,6 +26,7 @@
 //! | workspace object (deleted) | `WS#<owner>` | `BIN#<KIND>#<uuid>` | | |
 //! | workspace list entry (gsi3) | requests, cohorts: `LIST#<KIND>#<owner>` / `<newest first key>` on the object | | | |
 //! | request log path entry (gsi3) | rows of a route with parameters: `LOGPATH#<lower path>` / `<id>` on the row | | | |
+//! | request log status entry (gsi4) | finished rows: `LOGSTATUS#<status>` / `<id>` on the row | | | |
 //! | workspace counts | `WS#<owner>` | `#COUNTS` | | |
 //! | workspace layout marker | `META#WORKSPACES` | `#LAYOUT` | | |
 //! | snapshot query text | `WS#<owner>` | `QUERY#<uuid>` | | |
@@ -57,6 +58,7 @@ pub const GSI1: &str = "gsi1";
 pub const GSI2: &str = "gsi2";
 /// Workspace lists in their default order (requests by newest snapshot, cohorts by creation).
 pub const GSI3: &str = "gsi3";
+pub const GSI4: &str = "gsi4";
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Key {
@@ -264,6 +266,20 @@ pub fn request_log_by_path(path: &str, id: i64) -> Key {
 
 /// The `gsi3` sort key bound of [`request_log_by_path`] for an id.
 pub fn request_log_path_sort(id: i64) -> String {
+    padded(id)
+}
+
+pub fn request_log_status_partition(status: u16) -> String {
+    format!("LOGSTATUS#{status}")
+}
+
+/// The finished rows of one status, in id order (`gsi4`): a `status_code` filter reads only them.
+pub fn request_log_by_status(status: u16, id: i64) -> Key {
+    key(request_log_status_partition(status), padded(id))
+}
+
+/// The `gsi4` sort key bound of [`request_log_by_status`] for an id.
+pub fn request_log_status_sort(id: i64) -> String {
     padded(id)
 }
 

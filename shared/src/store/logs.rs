@@ -136,12 +136,14 @@ impl DynamoStore {
                 .expression_attribute_names("#n", COUNT_ROWS)
                 .expression_attribute_names("#m", format!("{COUNT_METHOD}{method}"))
                 .expression_attribute_names("#first", FIRST_COUNTED)
+                .expression_attribute_names("#sfirst", STATUS_INDEXED_FIRST)
                 .expression_attribute_values(":one", AttributeValue::N("1".into()))
                 .expression_attribute_values(":id", AttributeValue::N(id.to_string()))
                 .expression_attribute_values(":expires", AttributeValue::N(expires.to_string()))
                 .expression_attribute_values(":entity", AttributeValue::S("request_log_counter".into()))
                 .update_expression(
-                    "ADD #n :one, #m :one SET #first = if_not_exists(#first, :id), expires_at = :expires, entity = :entity",
+                    "ADD #n :one, #m :one SET #first = if_not_exists(#first, :id), \
+                     #sfirst = if_not_exists(#sfirst, :id), expires_at = :expires, entity = :entity",
                 )
         };
         let all = counter(&keys::request_log_counter(&day)).return_values(ReturnValue::UpdatedOld).send();
@@ -264,8 +266,10 @@ impl DynamoStore {
             .table_name(&self.table)
             .set_key(Some(key_item(&keys::request_log(&day, id))))
             .condition_expression("attribute_exists(pk)")
-            .update_expression("SET status_code = :status, response_ms = :ms")
+            .update_expression("SET status_code = :status, response_ms = :ms, gsi4pk = :spk, gsi4sk = :ssk")
             .expression_attribute_values(":status", AttributeValue::N(status_code.to_string()))
+            .expression_attribute_values(":spk", AttributeValue::S(keys::request_log_status_partition(status_code)))
+            .expression_attribute_values(":ssk", AttributeValue::S(keys::request_log_status_sort(id)))
             .expression_attribute_values(":ms", AttributeValue::N(response_ms.to_string()))
             .send();
         let counter = self
@@ -319,6 +323,8 @@ const FIRST_COUNTED: &str = "first";
 const COUNTING_SINCE: &str = "since";
 /// In a route counter: the first id whose row was also indexed by path (days before have none).
 const PATH_INDEXED_FIRST: &str = "pfirst";
+/// In a day counter: the first id whose row is indexed by status once finished.
+const STATUS_INDEXED_FIRST: &str = "sfirst";
 /// Route counter attributes: rows of a route (`r:/users/`), by method (`m:POST:/users/`), the
 /// lower-case characters of its parameter values (`c:…`, a string set; [`ANY_CHAR`] when a path does
 /// not split like its template), rows without a route. Search counter attributes (an item of their
@@ -447,6 +453,9 @@ impl DayRoutes {
     }
 }
 
+/// A route and the sorted characters its parameters took (`None`: any).
+type FitKey = (String, Option<Vec<char>>);
+
 /// How the route index answers a path filter.
 struct RoutePlan<'a> {
     filter: &'a PathFilter,
@@ -457,6 +466,8 @@ struct RoutePlan<'a> {
     templates: HashMap<String, Template>,
     /// For `path_contains`, the paths of each route it pins (see [`pinned_paths`]).
     pinned: HashMap<String, Option<Vec<String>>>,
+    /// `path_contains` against a route and its parameters' characters: most days repeat both.
+    fits: Mutex<HashMap<FitKey, Fit>>,
 }
 
 impl<'a> RoutePlan<'a> {
@@ -492,14 +503,21 @@ impl<'a> RoutePlan<'a> {
             Some(wanted) => templates.keys().map(|route| (route.clone(), pinned_paths(route, wanted))).collect(),
             None => HashMap::new(),
         };
-        Self { filter, pivot, templates, pinned }
+        Self { filter, pivot, templates, pinned, fits: Mutex::default() }
     }
 
     fn classify(&self, route: &str, info: &DayRoute) -> Fit {
         let template = &self.templates[route];
         let terms_certain = self.filter.terms.iter().all(|t| term_fit(template, &info.views, t) == Fit::Certain);
         let candidate = match (&self.filter.path_contains, &self.pivot) {
-            (Some(wanted), _) => template.fit(wanted, info.chars.as_ref()),
+            (Some(wanted), _) => {
+                let mut chars: Option<Vec<char>> = info.chars.as_ref().map(|c| c.iter().copied().collect());
+                if let Some(chars) = &mut chars {
+                    chars.sort_unstable();
+                }
+                let mut fits = self.fits.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                *fits.entry((route.to_owned(), chars)).or_insert_with(|| template.fit(wanted, info.chars.as_ref()))
+            }
             (None, Some(pivot)) => term_fit(template, &info.views, pivot),
             (None, None) => Fit::Certain,
         };
@@ -557,6 +575,8 @@ enum Source {
     Route(String),
     /// A concrete path's `gsi3` partition (rows of a route with parameters).
     Path(String),
+    /// A status's `gsi4` partition (finished rows).
+    Status(u16),
 }
 
 /// The rows of one source and day within the listing's bounds.
@@ -1129,6 +1149,13 @@ impl DynamoStore {
                 keys::request_log_path_sort(range.lo),
                 keys::request_log_path_sort(range.hi),
             ),
+            Source::Status(status) => (
+                Some(keys::GSI4),
+                "gsi4pk = :pk AND gsi4sk BETWEEN :lo AND :hi",
+                keys::request_log_status_partition(*status),
+                keys::request_log_status_sort(range.lo),
+                keys::request_log_status_sort(range.hi),
+            ),
             Source::Day => (
                 None,
                 "pk = :pk AND sk BETWEEN :lo AND :hi",
@@ -1299,6 +1326,25 @@ impl DynamoStore {
                 }
                 group += 1;
                 plan_routed_day(&plan, tally.as_ref(), index, (day, indexed_from, lo, hi, end), group, &mut listing);
+                continue;
+            }
+            // A status filter over rows indexed by status: one segment per status, counted.
+            let status_indexed = number(counter, STATUS_INDEXED_FIRST)
+                .is_some_and(|first| Some(first) == number(counter, FIRST_COUNTED) || first <= lo);
+            if let (Some(Tally::Statuses(codes)), true, true) =
+                (&tally, status_indexed, scan.user.is_none() && scan.paths.is_empty())
+            {
+                group += 1;
+                for &code in codes {
+                    let rows = number(counter, &format!("{COUNT_STATUS}{code}")).unwrap_or(0) as usize;
+                    listing.segments.push(Segment {
+                        source: Source::Status(code),
+                        group,
+                        base: Some(share(rows, counted_from)),
+                        exact: (lo == counted_from && hi == end).then_some(rows),
+                        ..uncounted(lo, hi, None)
+                    });
+                }
                 continue;
             }
             push_segment(
