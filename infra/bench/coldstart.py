@@ -11,6 +11,12 @@ machine, not in Firecracker: no VM boot, no code download. Prints a Markdown tab
 With BENCH_TOKEN (an access token of a full admin of the table the functions use), the functions that need the
 perimeter tree are also started with an authenticated request that loads it (AUTHENTICATED_CASES): their first
 invocation and peak RSS are the cost of the tree in a new container.
+
+With --load N, each HTTP function then serves N invocations of its own endpoints in one container (LOAD_CASES), one
+at a time as Lambda sends them, and its peak RSS (VmHWM) and RSS at the end are read: what a warm container holds
+after a working day's mix, against the template's MemorySize. Needs BENCH_TOKEN, BENCH_ADMIN (username and password
+of that admin, "user:password"), BENCH_OWNER and BENCH_OWNER10 (the heavy owners' usernames, password
+BENCH_OWNER_PASSWORD), and BENCH_OWNER_TOKEN / BENCH_OWNER10_TOKEN.
 """
 import argparse
 import json
@@ -19,6 +25,7 @@ import statistics
 import subprocess
 import threading
 import time
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 # (function, sample event, what the event does)
@@ -47,27 +54,68 @@ AUTHENTICATED_CASES = [
 ]
 
 
-def authenticated(event: bytes, path: str, query: dict, token: str) -> bytes:
-    """The sample API Gateway event, made a request to `path` with a bearer token."""
+# (function, [(method, path, query, body, who)]): each function's own endpoints for --load, cycled through; `who` is
+# "admin", "owner" (the heavy owner) or "owner10" (the 10x owner); a body is form-encoded.
+LOAD_CASES = [
+    ("auth-api", [("POST", "/auth/login/", {}, "admin-credentials", None)]),
+    ("users-api", [("GET", "/users/", {"page": "1"}, None, "admin"),
+                   ("GET", "/users/", {"page": "1", "search": "load"}, None, "admin")]),
+    ("accesses-api", [("GET", "/accesses/perimeters/", {"limit": "20"}, None, "admin"),
+                      ("GET", "/accesses/perimeters/patient-data/rights/", {"limit": "20"}, None, "admin"),
+                      ("GET", "/accesses/accesses/my-accesses/", {}, None, "admin"),
+                      ("GET", "/accesses/accesses/", {"limit": "20"}, None, "admin")]),
+    ("cohort-api", [("GET", "/cohort/requests/", {"limit": "20"}, None, "owner"),
+                    ("GET", "/cohort/cohorts/", {"limit": "20"}, None, "owner"),
+                    ("GET", "/cohort/folders/", {}, None, "owner"),
+                    ("GET", "/cohort/cohorts/cohort-rights/", {}, None, "owner"),
+                    ("GET", "/cohort/requests/", {"limit": "20", "ordering": "name"}, None, "owner10"),
+                    ("GET", "/cohort/cohorts/", {"limit": "20"}, None, "owner10")]),
+    ("platform-api", [("GET", "/maintenances/", {}, None, "admin"),
+                      ("GET", "/logs/", {"page": "1", "ordering": "-requested_at"}, None, "admin")]),
+]
+
+
+def api_event(event: bytes, path: str, query: dict, token, method="GET", body=None) -> bytes:
+    """The sample API Gateway event, made a `method` request to `path`, with a bearer token if given and a
+    form-encoded body if given."""
     e = json.loads(event)
+    e["httpMethod"] = method
+    first, *rest = path.strip("/").split("/", 1)
+    e["resource"] = f"/{first}/{{proxy+}}" if rest else f"/{first}"
     e["path"] = path
-    e["pathParameters"] = {"proxy": path.strip("/").split("/", 1)[1]}
+    e["pathParameters"] = {"proxy": rest[0]} if rest else None
     e["requestContext"]["path"] = "/prod" + path
+    e["requestContext"]["httpMethod"] = method
     e["queryStringParameters"] = query or None
     e["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()} or None
-    e["headers"]["Authorization"] = f"Bearer {token}"
-    e["multiValueHeaders"]["Authorization"] = [f"Bearer {token}"]
+    auth = f"Bearer {token}" if token else "Bearer null"
+    e["headers"]["Authorization"] = auth
+    e["multiValueHeaders"]["Authorization"] = [auth]
+    if body is not None:
+        e["body"] = urllib.parse.urlencode(body)
+        e["isBase64Encoded"] = False
+        e["headers"]["Content-Type"] = "application/x-www-form-urlencoded"
+        e["multiValueHeaders"]["Content-Type"] = ["application/x-www-form-urlencoded"]
     return json.dumps(e).encode()
 
 
-class Stub:
-    """One run's Runtime API: a single event, then `next` blocks until the process is killed."""
+def authenticated(event: bytes, path: str, query: dict, token: str) -> bytes:
+    """The sample API Gateway event, made a request to `path` with a bearer token."""
+    return api_event(event, path, query, token)
 
-    def __init__(self, event: bytes):
-        self.event = event
+
+class Stub:
+    """One run's Runtime API: its events one after the other, then `next` blocks until the process is killed."""
+
+    def __init__(self, events):
+        self.events = list(events)
+        self.handed = 0
         self.next_at = None
+        self.asked_at = None
         self.done_at = None
         self.outcome = None
+        self.durations = []
+        self.outcomes = []
         self.done = threading.Event()
 
 
@@ -81,31 +129,39 @@ def handler_for(stub: Stub):
         def do_GET(self):
             if not self.path.endswith("/runtime/invocation/next"):
                 return self.reply(404, b"{}")
-            if stub.next_at is not None:
-                stub.done.wait(30)  # a second `next`: the run is over
+            if stub.handed == len(stub.events):
+                stub.done.wait(30)  # every event answered: the run is over
                 return self.reply(500, b"{}")
-            stub.next_at = time.perf_counter()
+            event = stub.events[stub.handed]
+            stub.handed += 1
+            stub.asked_at = time.perf_counter()
+            if stub.next_at is None:
+                stub.next_at = stub.asked_at
             deadline = int(time.time() * 1000) + 30_000
             self.send_response(200)
             for name, value in [
-                ("Lambda-Runtime-Aws-Request-Id", "coldstart-1"),
+                ("Lambda-Runtime-Aws-Request-Id", f"coldstart-{stub.handed}"),
                 ("Lambda-Runtime-Deadline-Ms", str(deadline)),
                 ("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:bench"),
                 ("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000"),
                 ("Content-Type", "application/json"),
-                ("Content-Length", str(len(stub.event))),
+                ("Content-Length", str(len(event))),
             ]:
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(stub.event)
+            self.wfile.write(event)
 
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             if "/invocation/" in self.path or self.path.endswith("/init/error"):
-                stub.done_at = time.perf_counter()
+                now = time.perf_counter()
                 kind = "response" if self.path.endswith("/response") else "error"
-                stub.outcome = (kind, body)
-                stub.done.set()
+                if stub.done_at is None:
+                    stub.done_at, stub.outcome = now, (kind, body)
+                stub.durations.append((now - stub.asked_at) * 1000 if stub.asked_at else 0.0)
+                stub.outcomes.append(answer_of((kind, body)))
+                if self.path.endswith("/init/error") or len(stub.outcomes) == len(stub.events):
+                    stub.done.set()
             self.reply(202, b'{"status":"OK"}')
 
         def reply(self, status, body):
@@ -126,12 +182,17 @@ class Server(ThreadingHTTPServer):
         pass  # the process is killed at the end of each run: its connections break, as expected
 
 
-def peak_rss_mib(pid: int) -> float:
+def rss_mib(pid: int, field: str = "VmHWM") -> float:
+    """VmHWM (peak resident set) or VmRSS (now) of a process, MiB."""
     with open(f"/proc/{pid}/status") as status:
         for line in status:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return 0.0
+
+
+def peak_rss_mib(pid: int) -> float:
+    return rss_mib(pid)
 
 
 def answer_of(outcome) -> str:
@@ -149,7 +210,15 @@ def answer_of(outcome) -> str:
 
 
 def run_once(binary: str, event: bytes):
-    stub = Stub(event)
+    stub, rss = run_events(binary, [event], 30)
+    if stub.next_at is None or stub.done_at is None:
+        raise SystemExit(f"{binary}: no invocation completed")
+    return (stub.next_at - stub.spawned) * 1000, (stub.done_at - stub.next_at) * 1000, rss[0], answer_of(stub.outcome)
+
+
+def run_events(binary: str, events, timeout: float):
+    """Starts the binary, serves it `events` one at a time, and answers the stub and (peak RSS, RSS) at the end."""
+    stub = Stub(events)
     server = Server(("127.0.0.1", 0), handler_for(stub))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     env = dict(os.environ)
@@ -162,18 +231,51 @@ def run_once(binary: str, event: bytes):
         AWS_LAMBDA_LOG_GROUP_NAME="bench",
         RUST_LOG="warn",
     )
-    spawned = time.perf_counter()
+    stub.spawned = time.perf_counter()
     process = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        stub.done.wait(30)
-        rss = peak_rss_mib(process.pid) if process.poll() is None else 0.0
+        stub.done.wait(timeout)
+        alive = process.poll() is None
+        rss = (rss_mib(process.pid), rss_mib(process.pid, "VmRSS")) if alive else (0.0, 0.0)
     finally:
         process.kill()
         process.wait()
         server.shutdown()
-    if stub.next_at is None or stub.done_at is None:
-        raise SystemExit(f"{binary}: no invocation completed (exit code {process.returncode})")
-    return (stub.next_at - spawned) * 1000, (stub.done_at - stub.next_at) * 1000, rss, answer_of(stub.outcome)
+    return stub, rss
+
+
+def load_events(sample: bytes, steps, count: int, env) -> list:
+    """`count` events cycling through a function's endpoints, as the users `who` names."""
+    tokens = {"admin": env["BENCH_TOKEN"], "owner": env["BENCH_OWNER_TOKEN"], "owner10": env["BENCH_OWNER10_TOKEN"]}
+    user, password = env["BENCH_ADMIN"].split(":", 1)
+    events = []
+    for method, path, query, body, who in steps:
+        form = {"username": user, "password": password} if body == "admin-credentials" else body
+        events.append(api_event(sample, path, query, tokens.get(who), method, form))
+    return [events[i % len(events)] for i in range(count)]
+
+
+def load_run(args):
+    """Each HTTP function serves --load invocations of its endpoints in one container; prints a Markdown table."""
+    print("| function | invocations: what | invocation ms (p50 / p99) | peak RSS MiB | RSS at the end MiB | answers |")
+    print("|---|---|---|---|---|---|")
+    for function, steps in LOAD_CASES:
+        if args.only and function not in args.only:
+            continue
+        sample_file = sorted(os.listdir(os.path.join(args.events, function)))[0]
+        with open(os.path.join(args.events, function, sample_file), "rb") as f:
+            sample = f.read()
+        events = load_events(sample, steps, args.load, os.environ)
+        stub, (peak, end) = run_events(os.path.join(args.bin_dir, function), events, 600)
+        if len(stub.durations) != len(events):
+            raise SystemExit(f"{function}: {len(stub.durations)} of {len(events)} invocations answered")
+        durations = sorted(stub.durations)
+        p99 = durations[min(len(durations) - 1, int(len(durations) * 0.99))]
+        what = ", ".join(f"{m} {p}{'?' + urllib.parse.urlencode(q) if q else ''} ({w or 'anonymous'})"
+                         for m, p, q, _, w in steps)
+        answers = ", ".join(f"{a} × {stub.outcomes.count(a)}" for a in sorted(set(stub.outcomes)))
+        print(f"| `{function}` | {len(events)}: {what} | {statistics.median(durations):.1f} / {p99:.1f} | "
+              f"{peak:.0f} | {end:.0f} | {answers} |")
 
 
 def main():
@@ -182,6 +284,7 @@ def main():
     parser.add_argument("--events", default="events")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--only", nargs="*", help="these functions only")
+    parser.add_argument("--load", type=int, default=0, help="then this many invocations per HTTP function")
     args = parser.parse_args()
     token = os.environ.get("BENCH_TOKEN")
     cases = [(f, e, None, None, w) for f, e, w in CASES]
@@ -205,6 +308,11 @@ def main():
             f"{statistics.median(firsts):.1f} / {max(firsts):.1f} | {max(r[2] for r in runs):.0f} | "
             f"{what} → {', '.join(answers)} |"
         )
+
+
+    if args.load:
+        print()
+        load_run(args)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@
 //! - [`store`]: DynamoDB records and repositories (every key is built in [`store::keys`]).
 //! - [`domain`]: pure types and rules, no I/O.
 pub mod access_alerts;
+pub mod allocator;
 pub mod auth;
 pub mod aws;
 pub mod backfill;

@@ -2,7 +2,9 @@
 //! code, never whole headers or bodies, so no token or password reaches a log.
 use tracing_subscriber::{fmt, EnvFilter};
 
+/// Every binary's first call: logging, and the allocator settings of [`crate::allocator`].
 pub fn init() {
+    crate::allocator::tune();
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| {
             EnvFilter::try_new(std::env::var("AWS_LAMBDA_LOG_LEVEL").unwrap_or_else(|_| "info".into()).to_lowercase())
