@@ -54,6 +54,11 @@ static CLOSED_DAYS: LazyLock<Mutex<HashMap<String, ClosedDays>>> = LazyLock::new
 const CLOSED_DAYS_MAX_ITEMS: usize = 4_096;
 const LATE_WRITES: &str = "late";
 
+/// The views and users this process has added to a day's search counter (`table|day|attribute|member`):
+/// a member already there is not sent again, so most audited requests skip that write.
+static SEARCH_NOTED: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(Default::default);
+const SEARCH_NOTED_MAX: usize = 50_000;
+
 fn closed_days<T>(table: &str, late: i64, f: impl FnOnce(&mut ClosedDays) -> T) -> T {
     let mut tables = CLOSED_DAYS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let days = tables.entry(table.to_owned()).or_default();
@@ -200,8 +205,13 @@ impl DynamoStore {
             .expression_attribute_names("#first", FIRST_COUNTED)
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .expression_attribute_values(":id", AttributeValue::N(log.id.to_string()));
-        let mut search = update(keys::request_log_search_counter(&day));
-        let (mut adds, mut search_adds) = (Vec::new(), Vec::new());
+        // Set members are added once: the search counter lives as long as the day's last row can.
+        let into_day = i64::from(log.requested_at.time().hour()) * 3_600
+            + i64::from(log.requested_at.time().minute()) * 60
+            + i64::from(log.requested_at.time().second());
+        let mut search = update(keys::request_log_search_counter(&day))
+            .expression_attribute_values(":expires", AttributeValue::N((expires - into_day + 86_400).to_string()));
+        let (mut adds, mut search_adds, mut members) = (Vec::new(), Vec::new(), Vec::new());
         match &log.route {
             Some(route) => {
                 routes = routes
@@ -220,6 +230,7 @@ impl DynamoStore {
                     .expression_attribute_names("#v", format!("{ROUTE_VIEWS}{route}"))
                     .expression_attribute_values(":view", AttributeValue::Ss(vec![log.view.clone()]));
                 search_adds.push("#v :view");
+                members.push(format!("{}|{day}|{ROUTE_VIEWS}{route}|{}", self.table, log.view));
             }
             None => {
                 routes = routes.expression_attribute_names("#unrouted", UNROUTED);
@@ -231,13 +242,18 @@ impl DynamoStore {
                 .expression_attribute_names("#u", DAY_USERS)
                 .expression_attribute_values(":user", AttributeValue::Ss(vec![user.clone()]));
             search_adds.push("#u :user");
+            members.push(format!("{}|{day}|{DAY_USERS}|{user}", self.table));
         }
         let routes = routes.expression_attribute_names("#pfirst", PATH_INDEXED_FIRST).update_expression(format!(
             "ADD {} SET #first = if_not_exists(#first, :id), #pfirst = if_not_exists(#pfirst, :id), \
              expires_at = :expires, entity = :entity",
             adds.join(", ")
         ));
-        let search = (!search_adds.is_empty()).then(|| {
+        let noted = |members: &[String]| {
+            let noted = SEARCH_NOTED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            members.iter().all(|m| noted.contains(m))
+        };
+        let search = (!search_adds.is_empty() && !noted(&members)).then(|| {
             search.update_expression(format!(
                 "ADD {} SET expires_at = :expires, entity = :entity",
                 search_adds.join(", ")
@@ -246,13 +262,21 @@ impl DynamoStore {
         async move {
             let search = async {
                 match search {
-                    Some(search) => search.send().await.map(|_| ()),
+                    Some(search) => {
+                        search.send().await.map_err(sdk_error)?;
+                        let mut noted = SEARCH_NOTED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                        if noted.len() > SEARCH_NOTED_MAX {
+                            noted.clear();
+                        }
+                        noted.extend(members);
+                        Ok(())
+                    }
                     None => Ok(()),
                 }
             };
             let (routes, search) = tokio::join!(routes.send(), search);
             routes.map_err(sdk_error)?;
-            search.map_err(sdk_error)
+            search
         }
     }
 
@@ -1068,6 +1092,25 @@ impl Reader {
         let filter = self.filter(segment);
         let mut segment = segment.clone();
         let (mut skip_left, mut scanned) = (skip, 0);
+        let counted = segment.exact.filter(|_| filter.expression.is_none() && !self.checks(&segment));
+        if let Some(total) = counted.filter(|&total| skip_left > total / 2 && skip_left < total) {
+            // Past the middle of a counted segment, the page's first row is found from the far end:
+            // 980 rows into a day of 1,000, that reads 20 keys, not 980.
+            let from_end = total - skip_left;
+            let reverse = Range { forward: !self.forward, ..self.range(&segment) };
+            let found = self.store.query_logs(&reverse, &filter, Read::Keys, Some(from_end), None).await?;
+            scanned += found.scanned;
+            // Fewer rows than counted: the forward skip below finds the place.
+            if let Some(first) = found.items.get(from_end - 1) {
+                let id = sort_id(first)?;
+                if self.forward {
+                    segment.lo = id;
+                } else {
+                    segment.hi = id;
+                }
+                skip_left = 0;
+            }
+        }
         if skip_left > 0 && !self.checks(&segment) {
             // Skip by keys only: the position of the skip-th matching row narrows the range.
             let mut start = None;
