@@ -109,6 +109,10 @@ pub struct Settings {
     pub disable_data_translation: bool,
     /// `DAYS_TO_KEEP_EXPORTED_FILES`: csv/xlsx files are downloadable, then deleted, after this.
     pub days_to_keep_exported_files: i64,
+    /// `EXPORT_POLL_SECONDS`: the first delay between two polls of an export task (doubled up to
+    /// SQS's 900 s); `EXPORT_MAX_WAIT_HOURS`: an export not ended by then fails.
+    pub export_poll_seconds: u32,
+    pub export_max_wait_hours: i64,
     /// `REPORTING_PERIMETER_TYPES`: the perimeter levels a feasibility report descends into.
     pub reporting_perimeter_types: Vec<String>,
     pub fhir: FhirSettings,
@@ -296,6 +300,8 @@ impl Settings {
             hive_user: or("HIVE_USER", "hive"),
             disable_data_translation: flag("DISABLE_DATA_TRANSLATION"),
             days_to_keep_exported_files: number("DAYS_TO_KEEP_EXPORTED_FILES", 7)?.clamp(1, 3650),
+            export_poll_seconds: u32::try_from(number("EXPORT_POLL_SECONDS", 10)?.clamp(0, 900)).unwrap_or(10),
+            export_max_wait_hours: number("EXPORT_MAX_WAIT_HOURS", 24)?.clamp(1, 24 * 14),
             reporting_perimeter_types: list("REPORTING_PERIMETER_TYPES", ""),
             fhir,
             use_solr,

@@ -118,6 +118,10 @@ pub struct Export {
     pub clean_datetime: Option<DateTime>,
     #[serde(default)]
     pub retried: bool,
+    /// When the current run was sent to the Export API: polls stop after the wait bound, and the
+    /// duration is measured from it.
+    #[serde(default, with = "super::time::iso_format::option")]
+    pub launched_at: Option<DateTime>,
     /// Embedded: a handful per export, always read and written with it.
     #[serde(default)]
     pub tables: Vec<ExportTable>,
@@ -572,6 +576,7 @@ mod tests {
             is_user_notified: false,
             clean_datetime: None,
             retried: false,
+            launched_at: None,
             tables,
             summary: ExportSummary::default(),
             rev: 0,

@@ -20,6 +20,16 @@ fn export_entry(export: &Export) -> StoreResult<Entry> {
         .gsi2(&keys::exports_of(&export.owner, &created, export.uuid)))
 }
 
+/// The guard item of a datalab name: which datalab holds it.
+#[derive(serde::Serialize)]
+struct NameGuard {
+    datalab: Uuid,
+}
+
+fn name_guard(datalab: &Datalab) -> StoreResult<Entry> {
+    Entry::new("datalab_name", &keys::datalab_name_guard(&datalab.name), &NameGuard { datalab: datalab.uuid })
+}
+
 fn count_update(table: &str, key: &keys::Key) -> StoreResult<Write> {
     let update = Update::builder()
         .table_name(table)
@@ -122,7 +132,7 @@ impl DynamoStore {
 
     /// Creates a datalab if its name is free (`ConditionFailed` otherwise).
     pub async fn create_datalab(&self, datalab: &Datalab) -> StoreResult<()> {
-        let guard = Entry::new("datalab_name", &keys::datalab_name_guard(&datalab.name), &datalab.uuid)?;
+        let guard = name_guard(datalab)?;
         match self
             .transact(vec![
                 Write::Put(Entry::new("datalab", &keys::datalab(datalab.uuid), datalab)?, Condition::MustNotExist),
@@ -140,7 +150,7 @@ impl DynamoStore {
         let mut writes =
             vec![Write::Put(Entry::new("datalab", &keys::datalab(datalab.uuid), datalab)?, Condition::MustExist)];
         if previous.name != datalab.name {
-            let guard = Entry::new("datalab_name", &keys::datalab_name_guard(&datalab.name), &datalab.uuid)?;
+            let guard = name_guard(datalab)?;
             writes.push(Write::Put(guard, Condition::MustNotExist));
             writes.push(Write::Delete(keys::datalab_name_guard(&previous.name), Condition::None));
         }
