@@ -40,6 +40,7 @@ fn expectations() -> BTreeMap<&'static str, &'static str> {
         ("scheduled-tasks/perimeters-sync.json", "skipped"),
         ("scheduled-tasks/fhir-perimeters-sync.json", "skipped"),
         ("scheduled-tasks/count-users-on-perimeters.json", "done"),
+        ("scheduled-tasks/export-cleanup.json", "done"),
         ("scheduled-tasks/refresh-schedules.json", "done"),
         ("ws-api/connect.json", "200"),
         ("ws-api/handshake.json", "200"),

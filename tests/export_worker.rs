@@ -9,7 +9,7 @@ use http::{Method, StatusCode};
 use integration_tests::{
     cohort::{created, get, post, uuid_of},
     exports::{app_with, csv_request, export_jobs, finished_cohort, user, worker},
-    s3, TestApp, ADMIN, ROOT_PERIMETER,
+    s3, tasks, LogCapture, TestApp, ADMIN, ROOT_PERIMETER,
 };
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -63,7 +63,7 @@ async fn stored(s: &Stack, uuid: &str) -> c360::domain::exports::Export {
 #[tokio::test]
 async fn an_export_goes_from_request_to_a_downloadable_zip() {
     let s = stack(Outcome::Success).await;
-    let uuid = export(&s, &["note", "person"]).await;
+    let uuid = export(&s, &["visit_occurrence", "person"]).await;
     let handled = drain(&s).await;
     let kinds: Vec<&str> = handled.iter().map(|j| j["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["launch", "poll"], "one poll: the task ends at once");
@@ -82,7 +82,7 @@ tablesToExport:
 - tableName: person
   cohortId: g-alice
   relation: true
-- tableName: note
+- tableName: visit_occurrence
   relation: true
 noDateShift: true
 disableTerminology: false
@@ -90,7 +90,7 @@ disableTerminology: false
         e.target_name
     );
     assert_eq!(tasks[0].yaml, golden, "the YAML file on the wire, person first");
-    assert_eq!(tasks[0].tables, ["person", "note"]);
+    assert_eq!(tasks[0].tables, ["person", "visit_occurrence"]);
     assert_eq!(
         (e.job.request_job_status, e.job.request_job_id.as_str(), e.job.request_job_fail_msg.as_str()),
         (JobStatus::Finished, tasks[0].task_id.as_str(), "")
@@ -106,6 +106,19 @@ disableTerminology: false
     assert_eq!(&zip[..4], b"PK\x03\x04");
     let csv = made_up_rows("person");
     assert!(zip.windows(csv.len()).any(|w| w == csv.as_slice()), "the person CSV is in the zip");
+
+    let to = "alice@cohort360.test";
+    assert_eq!(
+        s.app.outbox.subjects_to(to),
+        [
+            "[Cohorte g-alice] Demande d'export `Cohorte g-alice` reçue",
+            "[Cohorte g-alice] Export `Cohorte g-alice` terminé"
+        ]
+    );
+    let emails = s.app.outbox.emails();
+    assert!(emails[0].text.contains("Tables demandées : visit_occurrence, person"), "{}", emails[0].text);
+    assert!(emails[1].text.contains(&format!("http://localhost:3000/download/exports/{uuid}/")), "{}", emails[1].text);
+    assert!(e.is_user_notified, "the success e-mail marks the export notified");
 }
 
 #[tokio::test]
@@ -136,6 +149,10 @@ async fn polls_follow_a_running_task_then_record_its_end_states() {
         assert_eq!(
             e.job.request_job_fail_msg,
             format!("Export terminated with an error: Job `{}` ended with status `{status}`", e.job.request_job_id),
+        );
+        assert_eq!(
+            s.app.outbox.subjects_to("alice@cohort360.test").last().map(String::as_str),
+            Some("[Cohorte g-alice] Votre demande d'export `Cohorte g-alice` n'a pas abouti")
         );
     }
 }
@@ -268,4 +285,75 @@ async fn logs_come_from_the_export_api_as_a_json_attachment() {
     assert_eq!(body["out_logs"], format!("[fake] task {} exporting person", e.job.request_job_id));
     let (status, _) = get(&s.app, &s.alice, &format!("/exports/{uuid}/")).await;
     assert_eq!(status, StatusCode::OK);
+}
+
+/// An export finished `days_ago` days ago whose zip is in the bucket.
+async fn finished_export(s: &Stack, days_ago: i64) -> c360::domain::exports::Export {
+    let uuid = export(s, &["person"]).await;
+    drain(s).await;
+    let mut e = stored(s, &uuid).await;
+    e.stamps.created_at -= time::Duration::days(days_ago);
+    s.app.state.store.save_export(&e).await.unwrap()
+}
+
+async fn object_exists(bucket: &str, key: &str) -> bool {
+    s3().await.head_object().bucket(bucket).key(key).send().await.is_ok()
+}
+
+#[tokio::test]
+async fn the_cleanup_deletes_expired_files_once_and_skips_what_it_cannot_delete() {
+    let s = stack(Outcome::Success).await;
+    let bucket = s.app.state.settings.exports_bucket.clone().unwrap();
+    let expired = finished_export(&s, 8).await;
+    let recent = finished_export(&s, 1).await;
+    let mut broken = finished_export(&s, 9).await;
+    broken.target_location = "/not/in/the/bucket".into();
+    s.app.state.store.save_export(&broken).await.unwrap();
+    let expired_key = format!("exports/{}.zip", expired.target_name);
+    assert!(object_exists(&bucket, &expired_key).await);
+
+    let tasks = tasks(&s.app, None).await;
+    let run = || scheduled_tasks::function_handler(&tasks, json!({"task": "export_cleanup"}));
+    assert_eq!(run().await.unwrap(), json!({"task": "export_cleanup", "status": "done", "cleaned": 1, "failed": 1}));
+    assert!(!object_exists(&bucket, &expired_key).await, "the expired zip is deleted");
+    assert!(object_exists(&bucket, &format!("exports/{}.zip", recent.target_name)).await, "the recent one is kept");
+    let cleaned = stored(&s, &expired.uuid.to_string()).await;
+    assert!(cleaned.clean_datetime.is_some());
+    assert!(stored(&s, &recent.uuid.to_string()).await.clean_datetime.is_none());
+
+    assert_eq!(run().await.unwrap(), json!({"task": "export_cleanup", "status": "done", "cleaned": 0, "failed": 1}));
+    assert_eq!(stored(&s, &expired.uuid.to_string()).await.rev, cleaned.rev, "a second run changes nothing");
+}
+
+#[tokio::test]
+async fn no_token_or_presigned_url_reaches_the_logs() {
+    let capture = LogCapture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let s = stack(Outcome::StatusDown).await;
+    let uuid = export(&s, &["person"]).await;
+    drain(&s).await;
+    s.api.set(Duration::ZERO, Outcome::Success);
+    let e = finished_export(&s, 0).await;
+    let big = vec![b'x'; usize::try_from(exports_api::STREAM_LIMIT_BYTES).unwrap() + 1];
+    let bucket = s.app.state.settings.exports_bucket.clone().unwrap();
+    let key = format!("exports/{}.zip", e.target_name);
+    s3().await.put_object().bucket(&bucket).key(&key).body(big.into()).send().await.unwrap();
+    let (status, headers, _) =
+        s.app.call(Method::GET, &format!("/exports/{}/download/", e.uuid)).token(&s.alice).send_full().await;
+    assert_eq!(status, StatusCode::FOUND);
+    let location = headers["location"].to_str().unwrap();
+    let signature = location.split("X-Amz-Signature=").nth(1).unwrap();
+
+    let logs = capture.text();
+    assert!(logs.contains(&uuid), "the export's events are logged");
+    for secret in [TOKEN, signature, location] {
+        assert!(!logs.contains(secret), "{secret} reached the logs");
+    }
 }

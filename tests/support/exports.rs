@@ -122,6 +122,7 @@ pub fn worker(app: &TestApp, export_api_url: Option<&str>) -> export_worker::Wor
                 settings.export_api_auth_token.clone(),
             )
         }),
+        mailer: c360::mail::SharedMailer::new(app.outbox.clone()),
         settings,
     }
 }

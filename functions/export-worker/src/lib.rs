@@ -16,6 +16,8 @@ use c360::{
     },
     export_api::ExportApi,
     jobs::{ExportJob, ExportMessage, ExportQueue, JOB_MESSAGE_VERSION},
+    mail::{SesMailer, SharedMailer},
+    notify::{self, ExportNews},
     store::{DynamoStore, StoreError},
     worker::{process_batch, MessageError},
 };
@@ -31,6 +33,8 @@ pub struct Worker {
     pub queue: ExportQueue,
     /// `None` when `EXPORT_API_URL` is not set: every export fails with that reason.
     pub api: Option<ExportApi>,
+    /// The owner's e-mails: received, succeeded (download link), failed.
+    pub mailer: SharedMailer,
     pub settings: Settings,
 }
 
@@ -60,7 +64,9 @@ impl Worker {
 
     pub fn new(settings: Settings, sdk: &aws_config::SdkConfig) -> Self {
         let http = c360::aws::http_client(settings.http_timeout);
+        let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(sdk), settings.default_from_email.clone());
         Self {
+            mailer: SharedMailer::new(mailer),
             store: DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), settings.table_name.clone()),
             queue: ExportQueue::new(aws_sdk_sqs::Client::new(sdk), settings.export_jobs_queue_url.clone()),
             api: settings
@@ -112,15 +118,33 @@ impl Worker {
     /// Ends an export still running `task` (or not launched yet, `task` empty) as failed.
     async fn fail(&self, uuid: Uuid, task: &str, reason: String) -> Result<(), MessageError> {
         tracing::warn!(export = %uuid, reason = %reason, "export failed");
-        self.update(
-            uuid,
-            |e| !e.job.request_job_status.is_final() && e.job.request_job_id == task,
-            |e| {
-                e.job.request_job_status = JobStatus::Failed;
-                e.job.request_job_fail_msg = reason.clone();
-            },
-        )
-        .await?;
+        let failed = self
+            .update(
+                uuid,
+                |e| !e.job.request_job_status.is_final() && e.job.request_job_id == task,
+                |e| {
+                    e.job.request_job_status = JobStatus::Failed;
+                    e.job.request_job_fail_msg = reason.clone();
+                    e.is_user_notified = true;
+                },
+            )
+            .await?;
+        match failed {
+            Some(export) => self.tell(&export, ExportNews::Failed).await,
+            None => Ok(()),
+        }
+    }
+
+    /// E-mails the export's owner; a delivery failure is logged, never retried.
+    async fn tell(&self, export: &Export, news: ExportNews) -> Result<(), MessageError> {
+        let owner = self.store.user(&export.owner).await.map_err(failure)?;
+        match owner {
+            Some(owner) => {
+                let email = notify::export_news(&self.settings, &owner, export, news);
+                notify::deliver(&self.mailer, email, "export").await;
+            }
+            None => tracing::warn!(export = %export.uuid, "the export's owner is gone: no e-mail"),
+        }
         Ok(())
     }
 
@@ -156,8 +180,9 @@ impl Worker {
                 },
             )
             .await?;
-        if claimed.is_none() {
-            return Ok(());
+        let Some(claimed) = claimed else { return Ok(()) };
+        if status == JobStatus::New {
+            self.tell(&claimed, ExportNews::Received).await?;
         }
         let task = match api.launch(&params.render()).await {
             Ok(task) => task,
@@ -232,13 +257,20 @@ impl Worker {
         let running = |e: &Export| !e.job.request_job_status.is_final() && e.job.request_job_id == task;
         match status {
             JobStatus::Finished => {
-                self.update(uuid, running, |e| {
-                    e.job.request_job_status = JobStatus::Finished;
-                    e.job.request_job_duration = python_duration(time::now() - launched);
-                })
-                .await?;
-                tracing::info!(export = %uuid, "export finished");
-                Ok(())
+                let finished = self
+                    .update(uuid, running, |e| {
+                        e.job.request_job_status = JobStatus::Finished;
+                        e.job.request_job_duration = python_duration(time::now() - launched);
+                        e.is_user_notified = true;
+                    })
+                    .await?;
+                match finished {
+                    Some(export) => {
+                        tracing::info!(export = %uuid, "export finished");
+                        self.tell(&export, ExportNews::Succeeded).await
+                    }
+                    None => Ok(()),
+                }
             }
             s if s.is_final() => self.fail(uuid, task, ended_with(task, s)).await,
             s if s == export.job.request_job_status => self.queue_poll(uuid, task, attempt + 1, 0).await,

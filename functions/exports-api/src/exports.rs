@@ -13,8 +13,8 @@ use c360::{
         access_rules::my_data_rights,
         cohort::{CohortResult, DatedMeasure, JobStatus, Snapshot, Stamps},
         exports::{
-            check_tables, clean_motivation, invalid, missing_data_right, permission_refusal, target_name, Export,
-            ExportRequest, ExportSummary, OutputFormat, TableRequest,
+            check_tables, clean_motivation, invalid, missing_data_right, needs_subset, permission_refusal, s3_location,
+            target_name, Export, ExportRequest, ExportSummary, OutputFormat, TableRequest,
         },
         rights::Right,
         time,
@@ -331,6 +331,14 @@ async fn prepare(state: &AppState, principal: &Principal, request: &ExportReques
     if request.tables.iter().any(|t| t.fhir_filter.is_some() && t.source().is_none()) {
         return Err(invalid_data("A FHIR filter was provided but not a cohort source to filter"));
     }
+    // Exporting such a table without its subset would export unfiltered rows: refused until built.
+    if let Some(table) = request.tables.iter().find(|t| needs_subset(t)) {
+        return Err(invalid_data(format!(
+            "The `{}` table needs a cohort subset (a FHIR filter, or the notes' filter), which this version does not \
+             build yet",
+            table.table_name
+        )));
+    }
     let user = principal.user.as_ref();
     let email = user.and_then(|u| u.email.as_deref()).filter(|e| !e.is_empty());
     let email = email.ok_or_else(|| invalid_data("No email address is configured. Please contact an administrator"))?;
@@ -538,11 +546,6 @@ async fn logs(
     }
 }
 
-/// `s3://<bucket>/<key>` as `(bucket, key)`.
-fn s3_location(path: &str) -> Option<(&str, &str)> {
-    path.strip_prefix("s3://")?.split_once('/').filter(|(b, k)| !b.is_empty() && !k.is_empty())
-}
-
 /// `download/` (spec §7.6): the zip from the exports bucket, saved by the browser as
 /// `export_<group id>.zip`. The Cohort360 app downloads with XHR into a blob and reads the name from
 /// `Content-Disposition`: a cross-origin redirect would lose both (CORS on the bucket, a `null`
@@ -600,16 +603,4 @@ async fn download(
         bytes,
     )
         .into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn s3_paths_split_into_bucket_and_key() {
-        assert_eq!(s3_location("s3://b/exports/x.zip"), Some(("b", "exports/x.zip")));
-        assert_eq!(s3_location("/user/hive/x.zip"), None);
-        assert_eq!(s3_location("s3://b/"), None);
-    }
 }

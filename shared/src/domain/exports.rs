@@ -153,6 +153,11 @@ impl Export {
     }
 }
 
+/// `s3://<bucket>/<key>` as `(bucket, key)`: where a csv/xlsx export's file is.
+pub fn s3_location(path: &str) -> Option<(&str, &str)> {
+    path.strip_prefix("s3://")?.split_once('/').filter(|(b, k)| !b.is_empty() && !k.is_empty())
+}
+
 /// A place exports to Jupyter land (spec §3.4).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Datalab {
@@ -305,6 +310,18 @@ pub fn check_tables(
         }
     }
     Ok(format)
+}
+
+/// Tables never filtered through a cohort subset (spec §7.4).
+const TABLES_WITHOUT_SUBSET: [&str; 4] =
+    ["imaging_series", "questionnaire__item", "questionnaireresponse__item", "questionnaireresponse__item__answer"];
+
+/// §7.4: whether a table is exported through a cohort subset of its source cohort (a FHIR filter, or
+/// the `note` table's auto-generated one).
+pub fn needs_subset(table: &TableRequest) -> bool {
+    table.source().is_some()
+        && (table.fhir_filter.is_some() || table.table_name == "note")
+        && !TABLES_WITHOUT_SUBSET.contains(&table.table_name.as_str())
 }
 
 /// §7.3.2 data-right check: over the §4.10 rights of the source cohorts' perimeters, the reading
@@ -692,6 +709,22 @@ mod tests {
     }
 
     #[test]
+    fn filtered_tables_and_notes_need_a_subset_except_the_excluded_ones() {
+        let source = Some(Uuid::nil().to_string());
+        let table = |name: &str, filter: bool, source: Option<String>| TableRequest {
+            table_name: name.into(),
+            cohort_result_source: source,
+            fhir_filter: filter.then(Uuid::nil),
+            ..Default::default()
+        };
+        assert!(needs_subset(&table("note", false, source.clone())));
+        assert!(needs_subset(&table("condition_occurrence", true, source.clone())));
+        assert!(!needs_subset(&table("condition_occurrence", false, source.clone())));
+        assert!(!needs_subset(&table("imaging_series", true, source.clone())));
+        assert!(!needs_subset(&table("note", false, None)));
+    }
+
+    #[test]
     fn the_data_right_check_names_the_first_missing_right_and_its_perimeters() {
         let right = |perimeter_id, read_nominative, export_csv_xlsx_nominative| DataRight {
             perimeter_id,
@@ -852,6 +885,13 @@ pseudo: lab1
         ] {
             assert_eq!(Yaml::text(raw).scalar(), written, "{raw}");
         }
+    }
+
+    #[test]
+    fn s3_paths_split_into_bucket_and_key() {
+        assert_eq!(s3_location("s3://b/exports/x.zip"), Some(("b", "exports/x.zip")));
+        assert_eq!(s3_location("/user/hive/x.zip"), None);
+        assert_eq!(s3_location("s3://b/"), None);
     }
 
     #[test]

@@ -130,6 +130,34 @@ impl DynamoStore {
         self.query_index(index, &pk, None, false).await?.into_iter().map(decode).collect()
     }
 
+    /// Every export created at or before `cutoff`, oldest first (the cleanup's candidates).
+    pub async fn exports_created_until(&self, cutoff: time::DateTime) -> StoreResult<Vec<Export>> {
+        // Sort keys are `<created_at ISO>#<uuid>`: `~` sorts after every uuid character.
+        let bound = format!("{}#~", time::iso(cutoff));
+        let mut items: Vec<Item> = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(keys::GSI1)
+                .key_condition_expression("gsi1pk = :pk AND gsi1sk <= :bound")
+                .expression_attribute_values(":pk", AttributeValue::S(keys::EXPORTS_INDEX_PK.into()))
+                .expression_attribute_values(":bound", AttributeValue::S(bound.clone()))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        items.into_iter().map(decode).collect()
+    }
+
     /// Creates a datalab if its name is free (`ConditionFailed` otherwise).
     pub async fn create_datalab(&self, datalab: &Datalab) -> StoreResult<()> {
         let guard = name_guard(datalab)?;
