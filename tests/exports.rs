@@ -463,3 +463,50 @@ async fn datalabs_and_infrastructure_providers_need_the_datalab_rights() {
     let (_, providers) = get(&app, &labs, "/exports/infrastructure-providers/").await;
     assert_eq!(providers["count"], 0);
 }
+
+#[tokio::test]
+async fn export_stats_follow_the_visibility_of_their_export() {
+    let (app, alice, cohort) = exporter().await;
+    let bob = user(&app, "bob", Some(EXPORT_CSV), ROOT_PERIMETER).await;
+    let labs = user(&app, "labs", Some(DATALABS), ROOT_PERIMETER).await;
+    let export = export_of(&app, &alice, csv_request(&cohort, &["person"])).await;
+    let body = json!({"name": "rows", "type": "Integer", "value": "1200", "export": export["uuid"]});
+    let stat = created(&app, &alice, "/exports/export-stats/", body.clone()).await;
+    assert_eq!(
+        keys(&stat),
+        [
+            "created_at",
+            "deleted",
+            "deleted_by_cascade",
+            "export",
+            "export_target",
+            "modified_at",
+            "name",
+            "type",
+            "uuid",
+            "value"
+        ]
+    );
+    assert_eq!((&stat["export_target"], &stat["type"]), (&export["target_name"], &json!("Integer")));
+    assert_eq!(
+        post(&app, &bob, "/exports/export-stats/", body).await,
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"export": [format!("Invalid pk \"{}\" - object does not exist.", uuid_of(&export))]})
+        ),
+        "another user's export"
+    );
+    let bad = json!({"name": "rows", "type": "Float", "value": "1", "export": export["uuid"]});
+    assert_eq!(
+        post(&app, &alice, "/exports/export-stats/", bad).await,
+        (StatusCode::BAD_REQUEST, json!({"type": ["\"Float\" is not a valid choice."]}))
+    );
+    let (_, mine) = get(&app, &alice, "/exports/export-stats/?export_target_name=ALICE").await;
+    assert_eq!(mine["count"], 1);
+    assert_eq!(get(&app, &bob, "/exports/export-stats/").await.1["count"], 0);
+    assert_eq!(get(&app, &labs, "/exports/export-stats/?type=Integer&ordering=value").await.1["count"], 1);
+    let one = format!("/exports/export-stats/{}/", uuid_of(&stat));
+    assert_eq!(get(&app, &bob, &one).await.0, StatusCode::NOT_FOUND);
+    let (status, edited) = patch(&app, &alice, &one, json!({"value": "1300"})).await;
+    assert_eq!((status, &edited["value"], &edited["name"]), (StatusCode::OK, &json!("1300"), &json!("rows")));
+}

@@ -181,6 +181,25 @@ pub struct InfrastructureProvider {
     pub stamps: Stamps,
 }
 
+/// A figure about an export's result (spec §3.4 ExportResultStat), posted by whoever measured it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExportResultStat {
+    pub uuid: Uuid,
+    pub export: Uuid,
+    /// The export's owner and target name, copied so the list reads the stats only.
+    pub export_owner: String,
+    pub export_target: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub value: String,
+    #[serde(flatten)]
+    pub stamps: Stamps,
+}
+
+/// The types a stat's value may have.
+pub const STAT_TYPES: [&str; 3] = ["Integer", "Text", "SizeBytes"];
+
 /// A table as `POST /exports/` sends it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TableRequest {

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::{decode, key_item, keys, sdk_error, Condition, DynamoStore, Entry, Item, StoreError, StoreResult, Write};
 use crate::domain::{
-    exports::{Datalab, Export, InfrastructureProvider},
+    exports::{Datalab, Export, ExportResultStat, InfrastructureProvider},
     time,
 };
 
@@ -195,6 +195,15 @@ impl DynamoStore {
     /// Every datalab (a few dozen: one partition).
     pub async fn datalabs(&self) -> StoreResult<Vec<Datalab>> {
         self.query_partition(keys::DATALABS_PK, Some("DATALAB#"), true).await?.into_iter().map(decode).collect()
+    }
+
+    pub async fn put_export_stat(&self, stat: &ExportResultStat, condition: Condition) -> StoreResult<()> {
+        self.put(Entry::new("export_stat", &keys::export_stat(stat.uuid), stat)?, condition).await
+    }
+
+    /// Every export result stat (a few per export: one partition).
+    pub async fn export_stats(&self) -> StoreResult<Vec<ExportResultStat>> {
+        self.query_partition(keys::EXPORT_STATS_PK, Some("STAT#"), true).await?.into_iter().map(decode).collect()
     }
 
     pub async fn put_infrastructure_provider(

@@ -37,6 +37,7 @@
 //! | datalab | `DATALABS` | `DATALAB#<uuid>` | | |
 //! | datalab name guard | `DATALABNAME#<name>` | `#DATALABNAME` | | |
 //! | infrastructure provider | `INFRA_PROVIDERS` | `PROVIDER#<uuid>` | | |
+//! | export result stat | `EXPORT_STATS` | `STAT#<uuid>` | | |
 //! | WebSocket connection (TTL) | `WSCONN#<connection id>` | `#WSCONN` | `WSUSER#<username>` / `<connection id>` | `WSCONNS` / `<connection id>` |
 //!
 //! Numeric ids are zero-padded so that sort keys order like numbers.
@@ -446,6 +447,12 @@ pub const INFRA_PROVIDERS_PK: &str = "INFRA_PROVIDERS";
 
 pub fn infrastructure_provider(uuid: Uuid) -> Key {
     key(INFRA_PROVIDERS_PK, format!("PROVIDER#{uuid}"))
+}
+
+pub const EXPORT_STATS_PK: &str = "EXPORT_STATS";
+
+pub fn export_stat(uuid: Uuid) -> Key {
+    key(EXPORT_STATS_PK, format!("STAT#{uuid}"))
 }
 
 #[cfg(test)]
