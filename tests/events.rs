@@ -29,17 +29,18 @@ fn expectations() -> BTreeMap<&'static str, &'static str> {
         ("users-api/list-users-anonymous.json", "403"),
         ("accesses-api/my-accesses-anonymous.json", "403"),
         ("cohort-api/list-folders-anonymous.json", "403"),
-        ("exports-api/unknown-route.json", "404"),
+        ("exports-api/list-anonymous.json", "403"),
         ("platform-api/maintenances-next.json", "200"),
         ("platform-api/root.json", "404"),
         ("cohort-worker/batch-with-poison.json", "failures: msg-poison,msg-future-version"),
-        ("export-worker/batch-with-poison.json", "failures: msg-export,msg-poison"),
+        ("export-worker/batch-with-poison.json", "failures: msg-poison"),
         ("scheduled-tasks/maintenance-broadcast.json", "done"),
         ("scheduled-tasks/expiring-accesses-alerts.json", "skipped"),
         ("scheduled-tasks/stuck-jobs-sweeper.json", "done"),
         ("scheduled-tasks/perimeters-sync.json", "skipped"),
         ("scheduled-tasks/fhir-perimeters-sync.json", "skipped"),
         ("scheduled-tasks/count-users-on-perimeters.json", "done"),
+        ("scheduled-tasks/export-cleanup.json", "done"),
         ("scheduled-tasks/refresh-schedules.json", "done"),
         ("ws-api/connect.json", "200"),
         ("ws-api/handshake.json", "200"),
@@ -85,9 +86,12 @@ async fn every_sample_event_runs_through_its_lambda_handler() {
                         let event = serde_json::from_str::<SqsEvent>(&payload).unwrap();
                         failures(&cohort_worker::function_handler(&worker, event).await)
                     }
-                    "export-worker" => failures(
-                        &export_worker::function_handler(serde_json::from_str::<SqsEvent>(&payload).unwrap()).await,
-                    ),
+                    "export-worker" => {
+                        // An export that no longer exists is done with; malformed messages fail.
+                        let worker = integration_tests::exports::worker(&app, None);
+                        let event = serde_json::from_str::<SqsEvent>(&payload).unwrap();
+                        failures(&export_worker::function_handler(&worker, event).await)
+                    }
                     "scheduled-tasks" => {
                         let tasks = integration_tests::tasks(&app, None).await;
                         let out = scheduled_tasks::function_handler(&tasks, serde_json::from_str(&payload).unwrap())

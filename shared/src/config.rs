@@ -94,6 +94,25 @@ pub struct Settings {
     pub email_support_contact: String,
     /// `EXPORTS_BUCKET`: exports and feasibility reports.
     pub exports_bucket: Option<String>,
+    /// Where export jobs (launch, polls) are queued; required to create exports.
+    pub export_jobs_queue_url: Option<String>,
+    /// `EXPORT_API_URL` / `EXPORT_API_AUTH_TOKEN`: the Export API (spec §7.5).
+    pub export_api_url: Option<String>,
+    pub export_api_auth_token: Secret,
+    /// `HADOOP_API_URL` / `HADOOP_API_AUTH_TOKEN`: the Hadoop API of hive exports.
+    pub hadoop_api_url: Option<String>,
+    pub hadoop_api_auth_token: Secret,
+    /// `HIVE_DB_PATH`: where hive databases are created; `HIVE_USER`: their owner while being filled.
+    pub hive_db_path: String,
+    pub hive_user: String,
+    /// `DISABLE_DATA_TRANSLATION`: sent to the Export API as `disableTerminology`.
+    pub disable_data_translation: bool,
+    /// `DAYS_TO_KEEP_EXPORTED_FILES`: csv/xlsx files are downloadable, then deleted, after this.
+    pub days_to_keep_exported_files: i64,
+    /// `EXPORT_POLL_SECONDS`: the first delay between two polls of an export task (doubled up to
+    /// SQS's 900 s); `EXPORT_MAX_WAIT_HOURS`: an export not ended by then fails.
+    pub export_poll_seconds: u32,
+    pub export_max_wait_hours: i64,
     /// `REPORTING_PERIMETER_TYPES`: the perimeter levels a feasibility report descends into.
     pub reporting_perimeter_types: Vec<String>,
     pub fhir: FhirSettings,
@@ -272,6 +291,17 @@ impl Settings {
             default_from_email: or("DEFAULT_FROM_EMAIL", "no-reply@cohort360.local"),
             email_support_contact: or("EMAIL_SUPPORT_CONTACT", ""),
             exports_bucket: get("EXPORTS_BUCKET"),
+            export_jobs_queue_url: get("EXPORT_JOBS_QUEUE_URL"),
+            export_api_url: get("EXPORT_API_URL").map(|u| u.trim_end_matches('/').to_owned()),
+            export_api_auth_token: Secret::new(or("EXPORT_API_AUTH_TOKEN", "")),
+            hadoop_api_url: get("HADOOP_API_URL").map(|u| u.trim_end_matches('/').to_owned()),
+            hadoop_api_auth_token: Secret::new(or("HADOOP_API_AUTH_TOKEN", "")),
+            hive_db_path: or("HIVE_DB_PATH", "/user/hive/exports"),
+            hive_user: or("HIVE_USER", "hive"),
+            disable_data_translation: flag("DISABLE_DATA_TRANSLATION"),
+            days_to_keep_exported_files: number("DAYS_TO_KEEP_EXPORTED_FILES", 7)?.clamp(1, 3650),
+            export_poll_seconds: u32::try_from(number("EXPORT_POLL_SECONDS", 10)?.clamp(0, 900)).unwrap_or(10),
+            export_max_wait_hours: number("EXPORT_MAX_WAIT_HOURS", 24)?.clamp(1, 24 * 14),
             reporting_perimeter_types: list("REPORTING_PERIMETER_TYPES", ""),
             fhir,
             use_solr,

@@ -38,6 +38,9 @@ pub enum AppError {
     /// 400 with a bare JSON string.
     #[error("invalid input: {0}")]
     InvalidString(String),
+    /// 400 with a JSON list of strings (a DRF `ValidationError` raised with a message: export requests).
+    #[error("invalid input: {0:?}")]
+    InvalidList(Vec<String>),
     /// 404 with a bare JSON string (a feasibility report not generated yet).
     #[error("not found: {0}")]
     NotFoundString(String),

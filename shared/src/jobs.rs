@@ -65,6 +65,8 @@ impl std::fmt::Debug for ForwardedAuth {
 pub enum QueueError {
     #[error("COHORT_JOBS_QUEUE_URL is not configured")]
     NotConfigured,
+    #[error("EXPORT_JOBS_QUEUE_URL is not configured")]
+    ExportsNotConfigured,
     #[error("SQS error: {0}")]
     Sqs(String),
 }
@@ -98,6 +100,60 @@ impl JobQueue {
     }
 }
 
+/// Export job messages (the export jobs queue's contract between the API and the export worker).
+/// Like cohort jobs they carry ids only: the worker acts on the stored export.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ExportJob {
+    /// Send a `new` export to the Export API.
+    Launch { export: Uuid },
+    /// Ask the Export API where `task` stands: the `attempt`-th poll, after `errors` failed calls in
+    /// a row. A poll for another task than the export's current one is stale and does nothing.
+    Poll { export: Uuid, task: String, attempt: u32, errors: u32 },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExportMessage {
+    pub version: u32,
+    #[serde(flatten)]
+    pub job: ExportJob,
+}
+
+impl ExportMessage {
+    pub fn new(job: ExportJob) -> Self {
+        Self { version: JOB_MESSAGE_VERSION, job }
+    }
+}
+
+/// The export jobs queue; a poll is a message delayed until it is due (no sleeping in a Lambda).
+#[derive(Clone)]
+pub struct ExportQueue {
+    client: aws_sdk_sqs::Client,
+    url: Option<String>,
+}
+
+impl ExportQueue {
+    pub fn new(client: aws_sdk_sqs::Client, url: Option<String>) -> Self {
+        Self { client, url }
+    }
+
+    /// Queues a job, delivered after `delay_seconds` (SQS allows at most 900).
+    pub async fn send(&self, job: ExportJob, delay_seconds: u32) -> Result<(), QueueError> {
+        let url = self.url.as_deref().ok_or(QueueError::ExportsNotConfigured)?;
+        let body = serde_json::to_string(&ExportMessage::new(job)).map_err(|e| QueueError::Sqs(e.to_string()))?;
+        let delay = i32::try_from(delay_seconds.min(900)).unwrap_or(900);
+        self.client.send_message().queue_url(url).message_body(body).delay_seconds(delay).send().await.map_err(
+            |e| {
+                QueueError::Sqs(match e.as_service_error() {
+                    Some(service) => format!("{service:?}"),
+                    None => format!("{e:?}").chars().take(300).collect(),
+                })
+            },
+        )?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +168,18 @@ mod tests {
         assert_eq!(json["dated_measure"], uuid.to_string());
         assert_eq!(serde_json::from_value::<JobMessage>(json.clone()).unwrap(), message);
         assert!(json.get("fhir_auth").is_none(), "no credentials unless the Solr formatting needs them");
+    }
+
+    #[test]
+    fn export_messages_carry_version_and_kind() {
+        let message =
+            ExportMessage::new(ExportJob::Poll { export: Uuid::nil(), task: "t".into(), attempt: 2, errors: 1 });
+        let json = serde_json::to_value(&message).unwrap();
+        assert_eq!(
+            (&json["version"], &json["kind"], &json["task"]),
+            (&serde_json::json!(1), &serde_json::json!("poll"), &serde_json::json!("t"))
+        );
+        assert_eq!(serde_json::from_value::<ExportMessage>(json).unwrap(), message);
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod documents;
 pub mod domain;
 pub mod error;
 pub mod executor;
+pub mod export_api;
 pub mod fhir;
 pub mod http;
 pub mod job_news;

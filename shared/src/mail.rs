@@ -68,6 +68,10 @@ pub fn template(name: &str) -> Option<(&'static str, &'static str)> {
     templates![
         "access_expiry_alert",
         "count_request_refreshed",
+        "csv_export_received",
+        "csv_export_succeeded",
+        "export_failed",
+        "exported_files_deleted",
         "feasibility_report_error",
         "feasibility_report_ready",
         "feasibility_report_requested",

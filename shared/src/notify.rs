@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::{
     config::Settings,
-    domain::user::User,
+    domain::{exports::Export, user::User},
     mail::{render, Email, Mailer},
 };
 
@@ -92,6 +92,52 @@ pub fn feasibility_report(settings: &Settings, owner: &User, request_name: &str,
 }
 
 /// Sends, logging (without the address) what could not be delivered.
+/// What an export's owner is told (spec §10.2).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ExportNews {
+    /// The export was sent to the Export API: "csv_export_received".
+    Received,
+    /// The files are ready: "csv_export_succeeded", with the download link and the deletion date.
+    Succeeded,
+    /// The export failed: "export_failed".
+    Failed,
+    /// The cleanup deleted the files: "exported_files_deleted".
+    FilesDeleted,
+}
+
+pub fn export_news(settings: &Settings, owner: &User, export: &Export, news: ExportNews) -> Option<Email> {
+    let to = owner.email.as_deref()?;
+    let group = export.summary.cohort_id.clone().unwrap_or_default();
+    let name = export.summary.cohort_name.clone().unwrap_or_default();
+    let tables: Vec<&str> = export.tables.iter().map(|t| t.name.as_str()).collect();
+    let front = settings.frontend_url.trim_end_matches('/');
+    let delete_date = crate::domain::time::now() + time::Duration::days(settings.days_to_keep_exported_files);
+    let context = BTreeMap::from([
+        ("recipient_name", owner.full_name()),
+        ("cohort_id", group.clone()),
+        ("cohort_name", name.clone()),
+        ("selected_tables", tables.join(", ")),
+        ("retried", if export.retried { " (nouvelle tentative)".to_owned() } else { String::new() }),
+        ("download_url", format!("{front}/download/exports/{}/", export.uuid)),
+        (
+            "delete_date",
+            delete_date.format(time::macros::format_description!("[day] [month repr:long] [year]")).unwrap_or_default(),
+        ),
+        ("contact_email_address", settings.email_support_contact.clone()),
+    ]);
+    let (template, subject) = match news {
+        ExportNews::Received => ("csv_export_received", format!("[Cohorte {group}] Demande d'export `{name}` reçue")),
+        ExportNews::Succeeded => ("csv_export_succeeded", format!("[Cohorte {group}] Export `{name}` terminé")),
+        ExportNews::Failed => {
+            ("export_failed", format!("[Cohorte {group}] Votre demande d'export `{name}` n'a pas abouti"))
+        }
+        ExportNews::FilesDeleted => {
+            ("exported_files_deleted", format!("[Cohorte {group}] Confirmation de suppression de fichiers exportés"))
+        }
+    };
+    render(template, to, &subject, &context)
+}
+
 pub async fn deliver(mailer: &impl Mailer, email: Option<Email>, what: &str) {
     match email {
         Some(email) => {

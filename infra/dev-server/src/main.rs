@@ -84,6 +84,11 @@ async fn main() -> Result<(), lambda_http::Error> {
         tokio::spawn(dev_server::triggers::poll_cohort_jobs(worker, sqs, queue_url));
         tokio::spawn(dev_server::triggers::run_refresh_schedules(state.store.clone(), state.jobs.clone()));
     }
+    if let Some(queue_url) = state.settings.export_jobs_queue_url.clone() {
+        let worker = export_worker::Worker::from_env().await?;
+        let sqs = aws_sdk_sqs::Client::new(&c360::aws::sdk_config().await);
+        tokio::spawn(dev_server::triggers::poll_export_jobs(worker, sqs, queue_url));
+    }
     tokio::spawn(dev_server::triggers::broadcast_maintenances(state.notifier.clone()));
     tracing::info!(startup_ms = started.elapsed().as_millis() as u64, "dev server ready");
     serve::run(dev_server::app(&state)).await

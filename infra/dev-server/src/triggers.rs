@@ -1,34 +1,47 @@
-//! What AWS triggers in production, played locally: the SQS event source of the cohort worker (long
-//! polling of the same queue; a message is deleted once handled, else it comes back after the
-//! visibility timeout and ends in the DLQ, as with Lambda) and the EventBridge schedules of the
-//! refresh task and of the maintenance broadcasts.
-use std::time::Duration;
+//! What AWS triggers in production, played locally: the SQS event sources of the cohort and export
+//! workers (long polling of the same queues; a message is deleted once handled, else it comes back
+//! after the visibility timeout and ends in the DLQ, as with Lambda; delayed messages wait in SQS as
+//! they do in AWS) and the EventBridge schedules of the refresh task and of the maintenance broadcasts.
+use std::{future::Future, time::Duration};
 
-use c360::{domain::time, jobs::JobQueue, refresh::run_due_schedules};
-use cohort_worker::Worker;
+use c360::{domain::time, jobs::JobQueue, refresh::run_due_schedules, worker::MessageError};
 
-pub async fn poll_cohort_jobs(worker: Worker, sqs: aws_sdk_sqs::Client, queue_url: String) {
+pub async fn poll_cohort_jobs(worker: cohort_worker::Worker, sqs: aws_sdk_sqs::Client, queue_url: String) {
+    let worker = &worker;
+    poll("cohort", &sqs, &queue_url, |body| async move { Box::pin(worker.handle(&body)).await }).await
+}
+
+pub async fn poll_export_jobs(worker: export_worker::Worker, sqs: aws_sdk_sqs::Client, queue_url: String) {
+    let worker = &worker;
+    poll("export", &sqs, &queue_url, |body| async move { Box::pin(worker.handle(&body)).await }).await
+}
+
+async fn poll<F, Fut>(kind: &str, sqs: &aws_sdk_sqs::Client, queue_url: &str, handle: F)
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = Result<(), MessageError>>,
+{
     loop {
         let received =
-            sqs.receive_message().queue_url(&queue_url).max_number_of_messages(10).wait_time_seconds(5).send().await;
+            sqs.receive_message().queue_url(queue_url).max_number_of_messages(10).wait_time_seconds(5).send().await;
         let messages = match received {
             Ok(out) => out.messages.unwrap_or_default(),
             Err(err) => {
-                tracing::warn!(error = ?err.as_service_error(), "cohort jobs queue unreachable; retrying");
+                tracing::warn!(kind, error = ?err.as_service_error(), "jobs queue unreachable; retrying");
                 tokio::time::sleep(Duration::from_secs(2)).await;
                 continue;
             }
         };
         for message in messages {
             let id = message.message_id().unwrap_or_default().to_owned();
-            match Box::pin(worker.handle(message.body().unwrap_or_default())).await {
+            match handle(message.body().unwrap_or_default().to_owned()).await {
                 Ok(()) => {
-                    let handle = message.receipt_handle().unwrap_or_default();
-                    if let Err(err) = sqs.delete_message().queue_url(&queue_url).receipt_handle(handle).send().await {
+                    let receipt = message.receipt_handle().unwrap_or_default();
+                    if let Err(err) = sqs.delete_message().queue_url(queue_url).receipt_handle(receipt).send().await {
                         tracing::warn!(message_id = %id, error = ?err.as_service_error(), "handled job not deleted");
                     }
                 }
-                Err(err) => tracing::warn!(message_id = %id, error = %err, "cohort job failed; it will be retried"),
+                Err(err) => tracing::warn!(kind, message_id = %id, error = %err, "job failed; it will be retried"),
             }
         }
     }

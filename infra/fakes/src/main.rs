@@ -1,6 +1,6 @@
 //! The fakes of `make dev`, on the ports of the URLs in infra/env/local.env. A fake runs only where its
 //! URL is still the dev default, so a real service configured in the environment (even on the same
-//! port) is never shadowed; `FAKES=identity,oidc,fhir,query-executor` (or `none`) chooses explicitly.
+//! port) is never shadowed; `FAKES=identity,oidc,fhir,query-executor,export-api` (or `none`) chooses explicitly.
 use std::sync::Arc;
 
 /// Whether the fake `name` plays the service at `url` (whose dev default is `default`).
@@ -98,6 +98,22 @@ async fn main() -> std::io::Result<()> {
         let executor = Arc::new(fakes::query_executor::QueryExecutor::new(config));
         let (url, task) = fakes::spawn(fakes::query_executor::router(executor), port).await?;
         tracing::info!("fake QueryExecutor on {url} ({callbacks})");
+        tasks.push(task);
+    }
+
+    const EXPORT_API_DEFAULT: &str = "http://127.0.0.1:8095";
+    let export_api_url = env("EXPORT_API_URL", EXPORT_API_DEFAULT);
+    let run = wanted("export-api", &export_api_url, EXPORT_API_DEFAULT);
+    announce("Export API", &export_api_url, run);
+    if let Some((port, _)) = port_and_path(&export_api_url).filter(|_| run) {
+        let config = fakes::export_api::Config {
+            token: env("EXPORT_API_AUTH_TOKEN", ""),
+            delay: std::time::Duration::from_millis(env("FAKE_EXPORT_DELAY_MS", "3000").parse().unwrap_or(3000)),
+            outcome: fakes::export_api::Outcome::parse(&env("FAKE_EXPORT_OUTCOME", "success")),
+        };
+        let api = Arc::new(fakes::export_api::ExportApi::new(config, Some(fakes::s3_from_env().await)));
+        let (url, task) = fakes::spawn(fakes::export_api::router(api), port).await?;
+        tracing::info!("fake Export API on {url} (files into the exports bucket)");
         tasks.push(task);
     }
 

@@ -179,6 +179,11 @@ impl UserRules {
         })
     }
 
+    /// `EMAIL_REGEX`, as the export requests check the owner's address (`re.match`: from the start).
+    pub fn email_has_valid_format(&self, email: &str) -> bool {
+        self.email.find(email).is_some_and(|m| m.start() == 0)
+    }
+
     pub fn username_has_valid_format(&self, username: &str) -> bool {
         self.username_check.is_match(username)
     }

@@ -26,6 +26,7 @@ impl AppError {
             Self::NotFoundError(msg) => (StatusCode::NOT_FOUND, json!({ "error": msg })),
             Self::Invalid(errors) => (StatusCode::BAD_REQUEST, json!(errors)),
             Self::InvalidString(message) => (StatusCode::BAD_REQUEST, json!(message)),
+            Self::InvalidList(messages) => (StatusCode::BAD_REQUEST, json!(messages)),
             Self::NotFoundString(message) => (StatusCode::NOT_FOUND, json!(message)),
             Self::ParseError(detail) => (StatusCode::BAD_REQUEST, json!({ "detail": detail })),
             Self::BadRequest(msg) => (StatusCode::BAD_REQUEST, json!({ "error": msg })),

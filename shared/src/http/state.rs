@@ -16,7 +16,7 @@ use crate::{
         user::{User, UserRules},
     },
     error::{AppError, AppResult},
-    jobs::JobQueue,
+    jobs::{ExportQueue, JobQueue},
     mail::{SesMailer, SharedMailer},
     push::Notifier,
     store::{DynamoStore, StoreResult},
@@ -114,6 +114,8 @@ pub struct Inner {
     pub user_rules: UserRules,
     pub http: reqwest::Client,
     pub jobs: JobQueue,
+    /// The export jobs queue (launches and delayed polls).
+    pub export_jobs: ExportQueue,
     pub mailer: SharedMailer,
     pub s3: aws_sdk_s3::Client,
     /// Pushes to WebSocket clients (spec §10.3).
@@ -164,6 +166,7 @@ impl AppState {
     ) -> Result<Self, InitError> {
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
         let jobs = JobQueue::new(aws_sdk_sqs::Client::new(sdk), settings.cohort_jobs_queue_url.clone());
+        let export_jobs = ExportQueue::new(aws_sdk_sqs::Client::new(sdk), settings.export_jobs_queue_url.clone());
         let http = crate::aws::http_client(settings.http_timeout);
         let tokens = TokenService::new(&settings).map_err(InitError::Invalid)?;
         let oidc = settings.enable_oidc_auth.then(|| OidcService::new(&settings, http.clone()));
@@ -185,6 +188,7 @@ impl AppState {
             user_rules,
             http,
             jobs,
+            export_jobs,
             mailer,
             s3: crate::aws::s3_client(sdk),
             settings,

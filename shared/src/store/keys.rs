@@ -34,6 +34,12 @@
 //! | saved filter name guard | `FILTERNAME#<owner>#<resource>#<name>` | `#FILTERNAME` | | |
 //! | snapshots by perimeter cohort id | `RQS_PERIMETER#<cohort id>` | `<owner>#<snapshot uuid>` | | |
 //! | one schedule per snapshot guard | `SCHEDULE_OF#<snapshot uuid>` | `#SCHEDULE_OF` | | |
+//! | export | `EXPORT#<uuid>` | `#EXPORT` | `EXPORTS` / `<created_at iso>#<uuid>` | `EXPORTS_OF#<owner>` / `<created_at iso>#<uuid>` |
+//! | export counters | `EXPORTS#COUNT` | `#ALL`, `OWNER#<owner>` | | |
+//! | datalab | `DATALABS` | `DATALAB#<uuid>` | | |
+//! | datalab name guard | `DATALABNAME#<name>` | `#DATALABNAME` | | |
+//! | infrastructure provider | `INFRA_PROVIDERS` | `PROVIDER#<uuid>` | | |
+//! | export result stat | `EXPORT_STATS` | `STAT#<uuid>` | | |
 //! | WebSocket connection (TTL) | `WSCONN#<connection id>` | `#WSCONN` | `WSUSER#<username>` / `<connection id>` | `WSCONNS` / `<connection id>` |
 //!
 //! Numeric ids are zero-padded so that sort keys order like numbers.
@@ -428,6 +434,65 @@ pub const WS_CONNECTIONS_PK: &str = "WSCONNS";
 /// of open browser tabs, a few hundred to a few thousand).
 pub fn ws_connection_listing(connection_id: &str) -> Key {
     key(WS_CONNECTIONS_PK, connection_id)
+}
+
+pub const EXPORTS_INDEX_PK: &str = "EXPORTS";
+
+pub fn export(uuid: Uuid) -> Key {
+    key(format!("EXPORT#{uuid}"), "#EXPORT")
+}
+
+/// The `gsi1` / `gsi2` sort key of an export: creation order, the lists' default ordering.
+pub fn export_sort(created_at_iso: &str, uuid: Uuid) -> String {
+    format!("{created_at_iso}#{uuid}")
+}
+
+/// Every user's exports, newest first read backwards (`gsi1`): the list of export managers.
+pub fn exports_listing(created_at_iso: &str, uuid: Uuid) -> Key {
+    key(EXPORTS_INDEX_PK, export_sort(created_at_iso, uuid))
+}
+
+pub fn exports_of_partition(owner: &str) -> String {
+    format!("EXPORTS_OF#{owner}")
+}
+
+/// One owner's exports in creation order (`gsi2`): the list of a plain user.
+pub fn exports_of(owner: &str, created_at_iso: &str, uuid: Uuid) -> Key {
+    key(exports_of_partition(owner), export_sort(created_at_iso, uuid))
+}
+
+const EXPORT_COUNTS_PK: &str = "EXPORTS#COUNT";
+
+/// How many exports exist (exports are never deleted: created with an `ADD 1`).
+pub fn exports_count() -> Key {
+    key(EXPORT_COUNTS_PK, "#ALL")
+}
+
+pub fn exports_count_of(owner: &str) -> Key {
+    key(EXPORT_COUNTS_PK, format!("OWNER#{owner}"))
+}
+
+pub const DATALABS_PK: &str = "DATALABS";
+
+pub fn datalab(uuid: Uuid) -> Key {
+    key(DATALABS_PK, format!("DATALAB#{uuid}"))
+}
+
+/// Keeps datalab names unique (spec §3.4; conditional put with the datalab).
+pub fn datalab_name_guard(name: &str) -> Key {
+    key(format!("DATALABNAME#{name}"), "#DATALABNAME")
+}
+
+pub const INFRA_PROVIDERS_PK: &str = "INFRA_PROVIDERS";
+
+pub fn infrastructure_provider(uuid: Uuid) -> Key {
+    key(INFRA_PROVIDERS_PK, format!("PROVIDER#{uuid}"))
+}
+
+pub const EXPORT_STATS_PK: &str = "EXPORT_STATS";
+
+pub fn export_stat(uuid: Uuid) -> Key {
+    key(EXPORT_STATS_PK, format!("STAT#{uuid}"))
 }
 
 #[cfg(test)]

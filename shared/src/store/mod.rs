@@ -1,6 +1,7 @@
 //! DynamoDB adapter: one table, records separate from domain types (keys live in [`keys`]).
 pub mod accesses;
 pub mod cohort;
+pub mod exports;
 pub mod keys;
 pub mod logs;
 mod platform;

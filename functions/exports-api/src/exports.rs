@@ -1,0 +1,606 @@
+//! `/exports/` (spec §7.3, §7.6): export requests, their list, downloads, and the admins' retry,
+//! relaunch and logs. An export is created `new` and its launch is queued for the export worker.
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use axum::{
+    extract::{Path, State},
+    http::{header, Method, StatusCode},
+    response::{IntoResponse, Response},
+    Json, Router,
+};
+use c360::{
+    domain::{
+        access_rules::my_data_rights,
+        cohort::{CohortResult, DatedMeasure, JobStatus, Snapshot, Stamps},
+        exports::{
+            check_tables, clean_motivation, invalid, missing_data_right, needs_subset, permission_refusal, s3_location,
+            target_name, Export, ExportRequest, ExportSummary, OutputFormat, TableRequest,
+        },
+        rights::Right,
+        time,
+    },
+    error::{AppError, AppResult},
+    export_api::{ExportApi, ExportApiError},
+    http::{
+        listing::{matches_search, sort_by, ListQuery, SortValue},
+        Api, AppState, Body, Exposure, Principal, RouteSpec,
+    },
+    jobs::ExportJob,
+    store::StoreError,
+};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::views;
+
+/// Downloads up to this size go through the function (Lambda answers at most 6 MB, base64 included);
+/// larger files are a redirect to a presigned S3 GET.
+pub const STREAM_LIMIT_BYTES: i64 = 4 * 1024 * 1024;
+/// How long a presigned download URL works.
+const PRESIGNED_TTL: Duration = Duration::from_secs(300);
+
+pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
+    Api::new(state, "exports")
+        .route(Method::GET, "/exports/", Exposure::Authenticated, "List exports (LIMIT; 204 when empty)", list)
+        .audited(Method::POST, "/exports/", Exposure::Authenticated, "Request an export", "exports.create", create)
+        .route(Method::GET, "/exports/{uuid}/", Exposure::Authenticated, "Get one of the caller's exports", retrieve)
+        .audited(
+            Method::GET,
+            "/exports/{uuid}/download/",
+            Exposure::Authenticated,
+            "Download a finished csv/xlsx export (zip; a presigned redirect above 4 MB)",
+            "exports.download",
+            download,
+        )
+        .audited(
+            Method::POST,
+            "/exports/{uuid}/retry/",
+            Exposure::Authenticated,
+            "Launch an export again (full admin)",
+            "exports.retry",
+            retry,
+        )
+        .audited(
+            Method::POST,
+            "/exports/{uuid}/relaunch/",
+            Exposure::Authenticated,
+            "Copy an export and launch the copy (full admin)",
+            "exports.relaunch",
+            relaunch,
+        )
+        .route(
+            Method::GET,
+            "/exports/{uuid}/logs/",
+            Exposure::Authenticated,
+            "The Export API's logs (full admin)",
+            logs,
+        )
+        .build()
+}
+
+/// Callers who manage exports or datalabs list everyone's exports (the Portail's datalab pages);
+/// everyone else lists their own (docs/architecture.md).
+pub fn sees_every_export(principal: &Principal) -> bool {
+    principal.is_full_admin() || principal.has(Right::MANAGE_DATALABS) || principal.has(Right::READ_DATALABS)
+}
+
+const ORDERINGS: [&str; 6] = ["created_at", "modified_at", "output_format", "status", "patients_count", "owner"];
+
+async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: ListQuery) -> AppResult<Response> {
+    let orders = query.ordering("ordering", &ORDERINGS)?;
+    let default_order = query.ordering_from("-created_at");
+    let full = query.flag("return_full_objects") == Some(true);
+    let render = |e: &Export| if full { views::full(e, true) } else { views::list_row(e) };
+    let scope = (!sees_every_export(&principal)).then_some(principal.username.as_str());
+    let (limit, offset) = query.limit_offset();
+    let in_index_order = (orders.is_empty() || orders == default_order)
+        && query.has_only(&["limit", "offset", "ordering", "return_full_objects"]);
+    let (count, page) = if in_index_order {
+        let (count, page) =
+            tokio::try_join!(state.store.exports_count(scope), state.store.exports_page(scope, offset, limit))?;
+        (usize::try_from(count).unwrap_or_default(), page)
+    } else {
+        let orders = if orders.is_empty() { default_order } else { orders };
+        let mut exports = state.store.all_exports(scope).await?;
+        exports.retain(|e| matches_filters(e, &query));
+        sort_by(&mut exports, &orders, sort_value);
+        (exports.len(), exports.into_iter().skip(offset).take(limit).collect())
+    };
+    if page.is_empty() {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let results: Vec<Value> = page.iter().map(render).collect();
+    Ok(Json(query.limited_window(count, results).envelope(|v| v)).into_response())
+}
+
+fn contains(value: &str, wanted: &str) -> bool {
+    value.to_lowercase().contains(&wanted.to_lowercase())
+}
+
+/// The filters and search of spec §7.6 (`request_job_status` is the Portail's name for `status`).
+fn matches_filters(e: &Export, query: &ListQuery) -> bool {
+    let any_of = |param: &str, value: &str| query.list(param).is_none_or(|wanted| wanted.iter().any(|w| w == value));
+    let s = &e.summary;
+    let status = e.job.request_job_status.as_str();
+    any_of("output_format", e.output_format.as_str())
+        && any_of("status", status)
+        && any_of("request_job_status", status)
+        && query
+            .get("owner")
+            .is_none_or(|w| contains(&e.owner, w) || contains(&s.owner_firstname, w) || contains(&s.owner_lastname, w))
+        && query.get("motivation").is_none_or(|w| e.motivation.as_deref().is_some_and(|m| contains(m, w)))
+        && matches_search(
+            &query.search_terms(),
+            &[
+                Some(e.owner.as_str()),
+                Some(s.owner_firstname.as_str()),
+                Some(s.owner_lastname.as_str()),
+                e.motivation.as_deref(),
+                Some(status),
+                Some(e.output_format.as_str()),
+                Some(e.target_name.as_str()),
+                s.datalab_name.as_deref(),
+                s.cohort_name.as_deref(),
+                s.cohort_id.as_deref(),
+            ],
+        )
+}
+
+fn sort_value(e: &Export, field: &str) -> SortValue {
+    match field {
+        "modified_at" => SortValue::Text(time::iso(e.stamps.modified_at)),
+        "output_format" => SortValue::Text(e.output_format.as_str().into()),
+        "status" => SortValue::Text(e.job.request_job_status.as_str().into()),
+        "patients_count" => e.summary.patients_count.map_or(SortValue::Null, SortValue::Int),
+        "owner" => SortValue::Text(e.summary.owner_firstname.clone()),
+        _ => SortValue::Text(time::iso(e.stamps.created_at)),
+    }
+}
+
+/// An export of the caller's; another user's export does not exist for them (404, never 403).
+async fn owned(state: &AppState, principal: &Principal, raw: &str) -> AppResult<Export> {
+    let uuid = Uuid::parse_str(raw).map_err(|_| AppError::NotFound("Export"))?;
+    state.store.export(uuid).await?.filter(|e| e.owner == principal.username).ok_or(AppError::NotFound("Export"))
+}
+
+/// Any export, for the full admins' actions (403 for anyone else, before the lookup as in DRF).
+async fn administered(state: &AppState, principal: &Principal, raw: &str) -> AppResult<Export> {
+    if !principal.is_full_admin() {
+        return Err(AppError::permission_denied());
+    }
+    let uuid = Uuid::parse_str(raw).map_err(|_| AppError::NotFound("Export"))?;
+    state.store.export(uuid).await?.ok_or(AppError::NotFound("Export"))
+}
+
+async fn retrieve(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    Path(raw): Path<String>,
+) -> AppResult<Json<Value>> {
+    Ok(Json(views::full(&owned(&state, &principal, &raw).await?, true)))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    Body(body): Body,
+) -> AppResult<(StatusCode, Json<Value>)> {
+    let request = parse_request(&body)?;
+    if let Some(detail) = permission_refusal(&request.output_format, request.nominative, principal.rights) {
+        return Err(AppError::PermissionDenied(detail.into()));
+    }
+    let export = prepare(&state, &principal, &request).await?;
+    state.store.create_export(&export).await?;
+    let export = launch(&state, export).await?;
+    Ok((StatusCode::CREATED, Json(views::full(&export, false))))
+}
+
+fn invalid_data(reason: impl std::fmt::Display) -> AppError {
+    AppError::InvalidList(vec![invalid(reason)])
+}
+
+fn string_list(value: Option<&Value>) -> Result<Option<Vec<String>>, ()> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(items)) => {
+            items.iter().map(|v| v.as_str().map(str::to_owned).ok_or(())).collect::<Result<_, _>>().map(Some)
+        }
+        Some(_) => Err(()),
+    }
+}
+
+fn flag(value: Option<&Value>, default: bool) -> Result<bool, ()> {
+    match value {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(()),
+    }
+}
+
+fn optional_uuid(value: Option<&Value>) -> Result<Option<Uuid>, String> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => {
+            Uuid::parse_str(s.trim()).map(Some).map_err(|_| format!("Invalid pk \"{s}\" - object does not exist."))
+        }
+        Some(other) => Err(format!("Invalid pk \"{other}\" - object does not exist.")),
+    }
+}
+
+/// The typed body (spec §7.3); a field of the wrong type is a 400 naming it.
+fn parse_request(body: &Map<String, Value>) -> AppResult<ExportRequest> {
+    let mut errors: c360::error::FieldErrors = Default::default();
+    let mut error = |field: &str, message: String| errors.entry(field.to_owned()).or_default().push(message);
+    let output_format = match body.get("output_format") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => {
+            error("output_format", "Not a valid string.".into());
+            String::new()
+        }
+    };
+    let motivation = match body.get("motivation") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => {
+            error("motivation", "Not a valid string.".into());
+            String::new()
+        }
+    };
+    let mut boolean = |field: &str| {
+        flag(body.get(field), false).unwrap_or_else(|()| {
+            error(field, "Must be a valid boolean.".into());
+            false
+        })
+    };
+    let (nominative, shift_dates, group_tables) =
+        (boolean("nominative"), boolean("shift_dates"), boolean("group_tables"));
+    let datalab = optional_uuid(body.get("datalab")).unwrap_or_else(|m| {
+        error("datalab", m);
+        None
+    });
+    let tables = match body.get("export_tables") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|item| {
+                let table = item.as_object().and_then(|t| parse_table(t).ok());
+                if table.is_none() {
+                    error(
+                        "export_tables",
+                        "Each table needs a `table_name` string; `columns`, `pivot_merge_columns` and \
+                         `pivot_merge_ids` are lists of strings, `fhir_filter` a uuid."
+                            .into(),
+                    );
+                }
+                table
+            })
+            .collect(),
+        Some(_) => {
+            error("export_tables", "Expected a list of items.".into());
+            Vec::new()
+        }
+    };
+    if !errors.is_empty() {
+        return Err(AppError::Invalid(errors));
+    }
+    Ok(ExportRequest {
+        output_format,
+        nominative,
+        motivation: Some(clean_motivation(&motivation)),
+        datalab,
+        shift_dates,
+        group_tables,
+        tables,
+    })
+}
+
+fn parse_table(t: &Map<String, Value>) -> Result<TableRequest, ()> {
+    let table_name = t.get("table_name").and_then(Value::as_str).filter(|n| !n.is_empty()).ok_or(())?;
+    let cohort_result_source = match t.get("cohort_result_source") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err(()),
+    };
+    Ok(TableRequest {
+        table_name: table_name.chars().take(55).collect(),
+        cohort_result_source,
+        fhir_filter: optional_uuid(t.get("fhir_filter")).map_err(|_| ())?,
+        columns: string_list(t.get("columns"))?,
+        respect_table_relationships: flag(t.get("respect_table_relationships"), true)?,
+        pivot_merge: flag(t.get("pivot_merge"), false)?,
+        pivot_merge_columns: string_list(t.get("pivot_merge_columns"))?,
+        pivot_merge_ids: string_list(t.get("pivot_merge_ids"))?,
+    })
+}
+
+/// §7.3.2 and §7.3.3: the exporter validation, the data-right check and the completed export.
+async fn prepare(state: &AppState, principal: &Principal, request: &ExportRequest) -> AppResult<Export> {
+    if request.output_format.is_empty() {
+        return Err(invalid_data("output_format is required"));
+    }
+    let mut cohorts: HashMap<Uuid, CohortResult> = HashMap::new();
+    for uuid in request.source_ids().into_iter().filter_map(|id| Uuid::parse_str(id).ok()) {
+        let found: Option<CohortResult> = state.store.object_by_id(uuid).await?;
+        if let Some(cohort) = found.filter(|c| c.stamps.deleted.is_none()) {
+            cohorts.insert(uuid, cohort);
+        }
+    }
+    let format = check_tables(request, &principal.username, &cohorts).map_err(invalid_data)?;
+    if request.tables.iter().any(|t| t.fhir_filter.is_some() && t.source().is_none()) {
+        return Err(invalid_data("A FHIR filter was provided but not a cohort source to filter"));
+    }
+    // Exporting such a table without its subset would export unfiltered rows: refused until built.
+    if let Some(table) = request.tables.iter().find(|t| needs_subset(t)) {
+        return Err(invalid_data(format!(
+            "The `{}` table needs a cohort subset (a FHIR filter, or the notes' filter), which this version does not \
+             build yet",
+            table.table_name
+        )));
+    }
+    let user = principal.user.as_ref();
+    let email = user.and_then(|u| u.email.as_deref()).filter(|e| !e.is_empty());
+    let email = email.ok_or_else(|| invalid_data("No email address is configured. Please contact an administrator"))?;
+    if !state.user_rules.email_has_valid_format(email) {
+        return Err(invalid_data(format!("Invalid email address '{email}'. Please contact an administrator.")));
+    }
+    check_data_rights(state, principal, &cohorts, format, request.nominative).await?;
+
+    let datalab =
+        match request.datalab {
+            Some(uuid) => Some(state.store.datalab(uuid).await?.ok_or_else(|| {
+                AppError::field("datalab", format!("Invalid pk \"{uuid}\" - object does not exist."))
+            })?),
+            None => None,
+        };
+    let now = time::now();
+    let (prefix, location) = match format {
+        OutputFormat::Csv | OutputFormat::Xlsx => {
+            let bucket = state
+                .settings
+                .exports_bucket
+                .as_deref()
+                .ok_or_else(|| AppError::internal("EXPORTS_BUCKET is not set"))?;
+            (principal.username.clone(), format!("s3://{bucket}/exports"))
+        }
+        OutputFormat::Hive => {
+            let lab = datalab.as_ref().ok_or_else(|| invalid_data("A `hive` export needs a `datalab`"))?;
+            (lab.name.clone(), state.settings.hive_db_path.clone())
+        }
+    };
+    let source = request.tables.iter().find_map(|t| t.source()).and_then(|u| cohorts.get(&u));
+    let patients_count = match source.and_then(|c| c.dated_measure.map(|m| (c.owner.as_str(), m))) {
+        Some((owner, measure)) => {
+            state.store.workspace_object::<DatedMeasure>(owner, measure).await?.and_then(|m| m.measure)
+        }
+        None => None,
+    };
+    Ok(Export {
+        uuid: Uuid::new_v4(),
+        owner: principal.username.clone(),
+        output_format: format,
+        datalab: datalab.as_ref().map(|d| d.uuid),
+        nominative: request.nominative,
+        shift_dates: request.shift_dates,
+        group_tables: request.group_tables,
+        motivation: request.motivation.clone(),
+        target_name: target_name(&prefix, now),
+        target_location: location,
+        is_user_notified: false,
+        clean_datetime: None,
+        retried: false,
+        launched_at: None,
+        tables: request.tables.iter().map(TableRequest::table).collect(),
+        summary: ExportSummary {
+            owner_display: user.map_or_else(|| principal.username.clone(), |u| u.display_name()),
+            owner_firstname: user.and_then(|u| u.firstname.clone()).unwrap_or_default(),
+            owner_lastname: user.and_then(|u| u.lastname.clone()).unwrap_or_default(),
+            cohort_id: source.map(|c| c.group_id.clone()),
+            cohort_name: source.and_then(|c| c.name.clone()),
+            patients_count,
+            datalab_name: datalab.map(|d| d.name),
+        },
+        rev: 0,
+        job: Default::default(),
+        stamps: Stamps::new(now),
+    })
+}
+
+/// §7.3.2 over §4.10: the caller's data rights on the perimeters of the source cohorts' snapshots.
+async fn check_data_rights(
+    state: &AppState,
+    principal: &Principal,
+    cohorts: &HashMap<Uuid, CohortResult>,
+    format: OutputFormat,
+    nominative: bool,
+) -> AppResult<()> {
+    let mut cohort_ids: Vec<String> = Vec::new();
+    for cohort in cohorts.values() {
+        let Some(snapshot) = cohort.request_query_snapshot else { continue };
+        if let Some(s) = state.store.workspace_object::<Snapshot>(&cohort.owner, snapshot).await? {
+            cohort_ids.extend(s.perimeters_ids.unwrap_or_default());
+        }
+    }
+    if cohort_ids.is_empty() {
+        return Ok(());
+    }
+    let tree = state.perimeter_tree().await?;
+    let perimeters: Vec<i64> = tree
+        .iter()
+        .filter(|p| p.cohort_id().is_some_and(|id| cohort_ids.iter().any(|c| c == id)))
+        .map(|p| p.id)
+        .collect();
+    let rights = my_data_rights(&principal.grants, Some(&perimeters), &tree);
+    match missing_data_right(&rights, format, nominative) {
+        Some(reason) => Err(invalid_data(reason)),
+        None => Ok(()),
+    }
+}
+
+/// Queues the launch of a `new` export. An export that cannot be queued would never run: it is
+/// marked failed and the request fails.
+async fn launch(state: &AppState, export: Export) -> AppResult<Export> {
+    let Err(err) = state.export_jobs.send(ExportJob::Launch { export: export.uuid }, 0).await else {
+        return Ok(export);
+    };
+    let mut failed = export;
+    failed.job.request_job_status = JobStatus::Failed;
+    failed.job.request_job_fail_msg = format!("Export terminated with an error: {err}");
+    state.store.save_export(&failed).await.ok();
+    Err(AppError::internal(format!("export launch not queued: {err}")))
+}
+
+/// `retry/`: the export starts over as `new` (spec §7.6); a poll of its previous task finds another
+/// task id and stops.
+async fn retry(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    Path(raw): Path<String>,
+) -> AppResult<Json<Value>> {
+    let mut export = administered(&state, &principal, &raw).await?;
+    loop {
+        let mut again = export.clone();
+        again.job.request_job_status = JobStatus::New;
+        again.job.request_job_id = String::new();
+        again.job.request_job_fail_msg = String::new();
+        again.job.request_job_duration = String::new();
+        again.retried = true;
+        again.launched_at = None;
+        match state.store.save_export(&again).await {
+            Ok(saved) => {
+                launch(&state, saved).await?;
+                return Ok(Json(Value::String(format!("The export `{}` has been relaunched", export.uuid))));
+            }
+            Err(StoreError::ConditionFailed) => {
+                export = state.store.export(export.uuid).await?.ok_or(AppError::NotFound("Export"))?;
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+}
+
+/// `relaunch/`: a copy of the export for its owner, launched (the intended behaviour: 201 with the copy).
+async fn relaunch(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    Path(raw): Path<String>,
+) -> AppResult<(StatusCode, Json<Value>)> {
+    let original = administered(&state, &principal, &raw).await?;
+    let now = time::now();
+    let prefix = match original.output_format {
+        OutputFormat::Hive => original.summary.datalab_name.clone().unwrap_or_else(|| original.owner.clone()),
+        OutputFormat::Csv | OutputFormat::Xlsx => original.owner.clone(),
+    };
+    let copy = Export {
+        uuid: Uuid::new_v4(),
+        target_name: target_name(&prefix, now),
+        is_user_notified: false,
+        clean_datetime: None,
+        retried: false,
+        launched_at: None,
+        tables: original
+            .tables
+            .iter()
+            .map(|t| c360::domain::exports::ExportTable { cohort_result_subset: None, ..t.clone() })
+            .collect(),
+        rev: 0,
+        job: Default::default(),
+        stamps: Stamps::new(now),
+        ..original
+    };
+    state.store.create_export(&copy).await?;
+    let copy = launch(&state, copy).await?;
+    Ok((StatusCode::CREATED, Json(views::full(&copy, false))))
+}
+
+async fn logs(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    Path(raw): Path<String>,
+) -> AppResult<Response> {
+    let export = administered(&state, &principal, &raw).await?;
+    let bare = |status: StatusCode, text: &str| (status, Json(Value::String(text.to_owned()))).into_response();
+    if export.job.request_job_status == JobStatus::Finished {
+        return Ok(bare(StatusCode::OK, "No logs available. The target export has finished successfully"));
+    }
+    if export.job.request_job_id.is_empty() {
+        return Ok(bare(StatusCode::BAD_REQUEST, "The target export has no job ID"));
+    }
+    let url = state.settings.export_api_url.clone().ok_or_else(|| AppError::internal("EXPORT_API_URL is not set"))?;
+    let api = ExportApi::new(state.http.clone(), url, state.settings.export_api_auth_token.clone());
+    match api.task_status(&export.job.request_job_id).await {
+        Ok(answer) => {
+            let text = serde_json::to_string_pretty(&answer).map_err(AppError::internal)?;
+            let disposition = format!("attachment; filename=\"logs_export_{}.json\"", export.target_name);
+            Ok((
+                [(header::CONTENT_TYPE, "application/json".to_owned()), (header::CONTENT_DISPOSITION, disposition)],
+                text,
+            )
+                .into_response())
+        }
+        Err(ExportApiError::Timeout) => {
+            Ok(bare(StatusCode::REQUEST_TIMEOUT, "Timeout while fetching logs. Please try again later."))
+        }
+        Err(err) => Ok(bare(StatusCode::INTERNAL_SERVER_ERROR, &format!("Error fetching logs: {err}"))),
+    }
+}
+
+/// `download/` (spec §7.6): the zip from the exports bucket, saved by the browser as
+/// `export_<group id>.zip`. The Cohort360 app downloads with XHR into a blob and reads the name from
+/// `Content-Disposition`: a cross-origin redirect would lose both (CORS on the bucket, a `null`
+/// origin after the redirect), so files up to [`STREAM_LIMIT_BYTES`] are answered directly, and only
+/// larger ones redirect to a presigned GET (which a browser navigation or a script follows).
+async fn download(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    Path(raw): Path<String>,
+) -> AppResult<Response> {
+    let export = owned(&state, &principal, &raw).await?;
+    if export.job.request_job_status != JobStatus::Finished || !export.output_format.is_downloadable() {
+        return Err(AppError::InvalidString(
+            "Error downloading files: The export is not done yet or has failed or not downloadable".into(),
+        ));
+    }
+    if !export.available_for_download(state.settings.days_to_keep_exported_files, time::now()) {
+        return Err(AppError::InvalidString(
+            "Error downloading files: The exported files are no longer available on the server.".into(),
+        ));
+    }
+    let path = export.file_path();
+    let (bucket, key) = s3_location(&path).ok_or_else(|| AppError::internal("the export has no S3 location"))?;
+    let disposition = format!("attachment; filename={}", export.download_name());
+    let head = state.s3.head_object().bucket(bucket).key(key).send().await.map_err(|e| {
+        AppError::internal(format!("Storage provider error: {:?}", e.as_service_error().map(|s| s.to_string())))
+    })?;
+    let size = head.content_length().unwrap_or_default();
+    if size > STREAM_LIMIT_BYTES {
+        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(PRESIGNED_TTL).map_err(AppError::internal)?;
+        let presigned = state
+            .s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .response_content_disposition(&disposition)
+            .response_content_type("application/zip")
+            .presigned(config)
+            .await
+            .map_err(|e| {
+                AppError::internal(format!("Storage provider error: {:?}", e.as_service_error().map(|s| s.to_string())))
+            })?;
+        return Ok((StatusCode::FOUND, [(header::LOCATION, presigned.uri().to_owned())]).into_response());
+    }
+    let object = state.s3.get_object().bucket(bucket).key(key).send().await.map_err(|e| {
+        AppError::internal(format!("Storage provider error: {:?}", e.as_service_error().map(|s| s.to_string())))
+    })?;
+    let bytes = object.body.collect().await.map_err(AppError::internal)?.into_bytes();
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/zip".to_owned()),
+            (header::CONTENT_LENGTH, bytes.len().to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        bytes,
+    )
+        .into_response())
+}

@@ -1,0 +1,236 @@
+//! Exports, datalabs and infrastructure providers (spec §3.4). An export is one item with its
+//! tables; two index entries order it by creation (everyone's exports, one owner's exports) so that
+//! a page of the list is one Query with `Limit`, and counters give the envelope's `count`.
+use aws_sdk_dynamodb::types::{AttributeValue, Update};
+use uuid::Uuid;
+
+use super::{decode, key_item, keys, sdk_error, Condition, DynamoStore, Entry, Item, StoreError, StoreResult, Write};
+use crate::domain::{
+    exports::{Datalab, Export, ExportResultStat, InfrastructureProvider},
+    time,
+};
+
+const EXPORT_ENTITY: &str = "export";
+
+/// The item of an export with its two list entries.
+fn export_entry(export: &Export) -> StoreResult<Entry> {
+    let created = time::iso(export.stamps.created_at);
+    Ok(Entry::new(EXPORT_ENTITY, &keys::export(export.uuid), export)?
+        .gsi1(&keys::exports_listing(&created, export.uuid))
+        .gsi2(&keys::exports_of(&export.owner, &created, export.uuid)))
+}
+
+/// The guard item of a datalab name: which datalab holds it.
+#[derive(serde::Serialize)]
+struct NameGuard {
+    datalab: Uuid,
+}
+
+fn name_guard(datalab: &Datalab) -> StoreResult<Entry> {
+    Entry::new("datalab_name", &keys::datalab_name_guard(&datalab.name), &NameGuard { datalab: datalab.uuid })
+}
+
+fn count_update(table: &str, key: &keys::Key) -> StoreResult<Write> {
+    let update = Update::builder()
+        .table_name(table)
+        .set_key(Some(key_item(key)))
+        .update_expression("ADD #v :one")
+        .expression_attribute_names("#v", "value")
+        .expression_attribute_values(":one", AttributeValue::N("1".into()))
+        .build()
+        .map_err(|e| StoreError::Sdk(e.to_string()))?;
+    Ok(Write::Update(update))
+}
+
+impl DynamoStore {
+    /// Writes a new export and counts it (one transaction).
+    pub async fn create_export(&self, export: &Export) -> StoreResult<()> {
+        self.transact(vec![
+            Write::Put(export_entry(export)?, Condition::MustNotExist),
+            count_update(&self.table, &keys::exports_count())?,
+            count_update(&self.table, &keys::exports_count_of(&export.owner))?,
+        ])
+        .await
+    }
+
+    pub async fn export(&self, uuid: Uuid) -> StoreResult<Option<Export>> {
+        self.get(&keys::export(uuid)).await
+    }
+
+    /// Replaces an export read at revision `export.rev`, bumping it. `ConditionFailed` when another
+    /// write came first: the caller reads again and decides anew.
+    pub async fn save_export(&self, export: &Export) -> StoreResult<Export> {
+        let mut next = export.clone();
+        next.rev = export.rev + 1;
+        next.stamps.modified_at = time::now();
+        let out = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(export_entry(&next)?.item))
+            .condition_expression("#rev = :rev")
+            .expression_attribute_names("#rev", "rev")
+            .expression_attribute_values(":rev", AttributeValue::N(export.rev.to_string()))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(next),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                Err(StoreError::ConditionFailed)
+            }
+            Err(e) => Err(sdk_error(e)),
+        }
+    }
+
+    /// How many exports exist, everyone's (`None`) or one owner's.
+    pub async fn exports_count(&self, owner: Option<&str>) -> StoreResult<i64> {
+        let key = match owner {
+            Some(owner) => keys::exports_count_of(owner),
+            None => keys::exports_count(),
+        };
+        #[derive(serde::Deserialize)]
+        struct Counter {
+            value: i64,
+        }
+        Ok(self.get::<Counter>(&key).await?.map_or(0, |c| c.value))
+    }
+
+    /// Exports `skip..skip + take`, newest first: reads `skip + take` index items, no more.
+    pub async fn exports_page(&self, owner: Option<&str>, skip: usize, take: usize) -> StoreResult<Vec<Export>> {
+        let (index, pk, pk_name) = listing_partition(owner);
+        let wanted = skip.saturating_add(take);
+        let mut items: Vec<Item> = Vec::new();
+        let mut start: Option<Item> = None;
+        while items.len() < wanted {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(index)
+                .key_condition_expression(format!("{pk_name} = :pk"))
+                .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+                .scan_index_forward(false)
+                .limit(i32::try_from(wanted - items.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        items.into_iter().skip(skip).take(take).map(decode).collect()
+    }
+
+    /// Every export of the listing, newest first (filtered and sorted lists).
+    pub async fn all_exports(&self, owner: Option<&str>) -> StoreResult<Vec<Export>> {
+        let (index, pk, _) = listing_partition(owner);
+        self.query_index(index, &pk, None, false).await?.into_iter().map(decode).collect()
+    }
+
+    /// Every export created at or before `cutoff`, oldest first (the cleanup's candidates).
+    pub async fn exports_created_until(&self, cutoff: time::DateTime) -> StoreResult<Vec<Export>> {
+        // Sort keys are `<created_at ISO>#<uuid>`: `~` sorts after every uuid character.
+        let bound = format!("{}#~", time::iso(cutoff));
+        let mut items: Vec<Item> = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(keys::GSI1)
+                .key_condition_expression("gsi1pk = :pk AND gsi1sk <= :bound")
+                .expression_attribute_values(":pk", AttributeValue::S(keys::EXPORTS_INDEX_PK.into()))
+                .expression_attribute_values(":bound", AttributeValue::S(bound.clone()))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        items.into_iter().map(decode).collect()
+    }
+
+    /// Creates a datalab if its name is free (`ConditionFailed` otherwise).
+    pub async fn create_datalab(&self, datalab: &Datalab) -> StoreResult<()> {
+        let guard = name_guard(datalab)?;
+        match self
+            .transact(vec![
+                Write::Put(Entry::new("datalab", &keys::datalab(datalab.uuid), datalab)?, Condition::MustNotExist),
+                Write::Put(guard, Condition::MustNotExist),
+            ])
+            .await
+        {
+            Err(StoreError::TransactionConflict(_)) => Err(StoreError::ConditionFailed),
+            other => other,
+        }
+    }
+
+    /// Replaces a datalab; a new name moves its guard (`ConditionFailed` when the name is taken).
+    pub async fn update_datalab(&self, previous: &Datalab, datalab: &Datalab) -> StoreResult<()> {
+        let mut writes =
+            vec![Write::Put(Entry::new("datalab", &keys::datalab(datalab.uuid), datalab)?, Condition::MustExist)];
+        if previous.name != datalab.name {
+            let guard = name_guard(datalab)?;
+            writes.push(Write::Put(guard, Condition::MustNotExist));
+            writes.push(Write::Delete(keys::datalab_name_guard(&previous.name), Condition::None));
+        }
+        match self.transact(writes).await {
+            Err(StoreError::TransactionConflict(_)) => Err(StoreError::ConditionFailed),
+            other => other,
+        }
+    }
+
+    pub async fn datalab(&self, uuid: Uuid) -> StoreResult<Option<Datalab>> {
+        self.get(&keys::datalab(uuid)).await
+    }
+
+    /// Every datalab (a few dozen: one partition).
+    pub async fn datalabs(&self) -> StoreResult<Vec<Datalab>> {
+        self.query_partition(keys::DATALABS_PK, Some("DATALAB#"), true).await?.into_iter().map(decode).collect()
+    }
+
+    pub async fn put_export_stat(&self, stat: &ExportResultStat, condition: Condition) -> StoreResult<()> {
+        self.put(Entry::new("export_stat", &keys::export_stat(stat.uuid), stat)?, condition).await
+    }
+
+    /// Every export result stat (a few per export: one partition).
+    pub async fn export_stats(&self) -> StoreResult<Vec<ExportResultStat>> {
+        self.query_partition(keys::EXPORT_STATS_PK, Some("STAT#"), true).await?.into_iter().map(decode).collect()
+    }
+
+    pub async fn put_infrastructure_provider(
+        &self,
+        provider: &InfrastructureProvider,
+        condition: Condition,
+    ) -> StoreResult<()> {
+        let entry = Entry::new("infrastructure_provider", &keys::infrastructure_provider(provider.uuid), provider)?;
+        self.put(entry, condition).await
+    }
+
+    /// An infrastructure provider, soft-deleted ones included.
+    pub async fn infrastructure_provider(&self, uuid: Uuid) -> StoreResult<Option<InfrastructureProvider>> {
+        self.get(&keys::infrastructure_provider(uuid)).await
+    }
+
+    /// Every infrastructure provider, soft-deleted ones included (a handful: one partition).
+    pub async fn infrastructure_providers(&self) -> StoreResult<Vec<InfrastructureProvider>> {
+        let items = self.query_partition(keys::INFRA_PROVIDERS_PK, Some("PROVIDER#"), true).await?;
+        items.into_iter().map(decode).collect()
+    }
+}
+
+/// The index, partition and partition key attribute of a list: everyone's exports or one owner's.
+fn listing_partition(owner: Option<&str>) -> (&'static str, String, &'static str) {
+    match owner {
+        Some(owner) => (keys::GSI2, keys::exports_of_partition(owner), "gsi2pk"),
+        None => (keys::GSI1, keys::EXPORTS_INDEX_PK.to_owned(), "gsi1pk"),
+    }
+}
