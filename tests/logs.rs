@@ -129,6 +129,47 @@ fn ids_of(rows: &[Row], keep: impl Fn(&Row) -> bool) -> Vec<i64> {
     ids
 }
 
+/// A newest-first listing through the store, as `/logs/` builds it, for counting the items it reads.
+fn store_scan(
+    after: Option<OffsetDateTime>,
+    before: Option<OffsetDateTime>,
+    conditions: Vec<LogCondition>,
+    paths: PathFilter,
+) -> LogScan {
+    LogScan {
+        user: None,
+        after,
+        before,
+        conditions,
+        residual: None,
+        paths,
+        ascending: false,
+        retention_days: 90,
+        now: t::now(),
+        count_budget: 5_000,
+    }
+}
+
+/// Makes a day look written before an index existed: `attributes` removed from its rows, and
+/// `marker` from its counter item `counter` (`#ALL`, `#ROUTES`).
+async fn before_index(app: &TestApp, rows: &[Row], days_ago: i64, attributes: &str, counter: &str, marker: &str) {
+    let (table, client) = (app.state.settings.table_name.clone(), dynamodb().await);
+    let day = t::iso(midnight(days_ago))[..10].to_owned();
+    let key = |pk: String, sk: String| {
+        HashMap::from([("pk".to_owned(), AttributeValue::S(pk)), ("sk".to_owned(), AttributeValue::S(sk))])
+    };
+    for row in rows.iter().filter(|r| t::iso(r.at).starts_with(&day)) {
+        let update = client
+            .update_item()
+            .table_name(&table)
+            .set_key(Some(key(format!("LOGS#{day}"), format!("LOG#{:016}", row.id))));
+        update.update_expression(format!("REMOVE {attributes}")).send().await.expect("a row without the index entry");
+    }
+    let update =
+        client.update_item().table_name(&table).set_key(Some(key(format!("LOGCOUNT#{day}"), counter.to_owned())));
+    update.update_expression(format!("REMOVE {marker}")).send().await.expect("a counter without the index marker");
+}
+
 /// The full admin's token; its login writes a row of today, which the tests' `requested_at_before` leaves out.
 async fn admin_token(app: &TestApp) -> String {
     app.login(ADMIN).await.0
@@ -466,18 +507,7 @@ async fn closed_days_are_read_once_and_a_late_row_there_is_seen_by_the_next_list
     seed(&app, &now).await;
 
     // A second planning reads only the open days' counters and the counting start.
-    let scan = LogScan {
-        user: None,
-        after: None,
-        before: None,
-        conditions: Vec::new(),
-        residual: None,
-        paths: PathFilter::new(Some("/cohort/"), &[]),
-        ascending: false,
-        retention_days: 90,
-        now: t::now(),
-        count_budget: 5_000,
-    };
+    let scan = store_scan(None, None, Vec::new(), PathFilter::new(Some("/cohort/"), &[]));
     let first = app.state.store.plan_request_logs(&scan).await.expect("a plan");
     let second = app.state.store.plan_request_logs(&scan).await.expect("a plan");
     assert_eq!(first.count, second.count);
@@ -535,22 +565,7 @@ async fn one_access_history_reads_its_paths_only() {
     }
     seed(&app, &rows).await;
     // Day 3 as written before the path index: no path entry on its rows, no `pfirst` on its counter.
-    let (table, client) = (app.state.settings.table_name.clone(), dynamodb().await);
-    let day3 = t::iso(midnight(3))[..10].to_owned();
-    for row in rows.iter().filter(|r| t::iso(r.at).starts_with(&day3)) {
-        let key = HashMap::from([
-            ("pk".to_owned(), AttributeValue::S(format!("LOGS#{day3}"))),
-            ("sk".to_owned(), AttributeValue::S(format!("LOG#{:016}", row.id))),
-        ]);
-        let update = client.update_item().table_name(&table).set_key(Some(key));
-        update.update_expression("REMOVE gsi3pk, gsi3sk").send().await.expect("a row without its path entry");
-    }
-    let counter = HashMap::from([
-        ("pk".to_owned(), AttributeValue::S(format!("LOGCOUNT#{day3}"))),
-        ("sk".to_owned(), AttributeValue::S("#ROUTES".into())),
-    ]);
-    let update = client.update_item().table_name(&table).set_key(Some(counter));
-    update.update_expression("REMOVE pfirst").send().await.expect("a route counter without pfirst");
+    before_index(&app, &rows, 3, "gsi3pk, gsi3sk", "#ROUTES", "pfirst").await;
 
     let before = midnight(0) - Duration::microseconds(1);
     let past = "requested_at_before=".to_owned() + &t::iso(before);
@@ -567,18 +582,7 @@ async fn one_access_history_reads_its_paths_only() {
     }
     // Over days 2 and 1 (indexed by path), the rows read are the access's own (counted, then the
     // page), not the 80 rows of its two routes.
-    let scan = LogScan {
-        user: None,
-        after: Some(midnight(2)),
-        before: Some(before),
-        conditions: Vec::new(),
-        residual: None,
-        paths: PathFilter::new(Some("/accesses/42/"), &[]),
-        ascending: false,
-        retention_days: 90,
-        now: t::now(),
-        count_budget: 5_000,
-    };
+    let scan = store_scan(Some(midnight(2)), Some(before), Vec::new(), PathFilter::new(Some("/accesses/42/"), &[]));
     let mut listing = app.state.store.plan_request_logs(&scan).await.expect("a plan");
     let page = app.state.store.request_logs_page(&scan, &mut listing, 0, 20).await.expect("a page");
     assert_eq!((listing.count, page.len()), (16, 16));
@@ -592,22 +596,7 @@ async fn a_status_listing_reads_the_rows_of_its_statuses() {
     // 60 rows a day over three days, a fifth of them 500s; day 3 as written before the status index.
     let rows = rows(&[(3, 60), (2, 60), (1, 60)]);
     seed(&app, &rows).await;
-    let (table, client) = (app.state.settings.table_name.clone(), dynamodb().await);
-    let day3 = t::iso(midnight(3))[..10].to_owned();
-    for row in rows.iter().filter(|r| t::iso(r.at).starts_with(&day3)) {
-        let key = HashMap::from([
-            ("pk".to_owned(), AttributeValue::S(format!("LOGS#{day3}"))),
-            ("sk".to_owned(), AttributeValue::S(format!("LOG#{:016}", row.id))),
-        ]);
-        let update = client.update_item().table_name(&table).set_key(Some(key));
-        update.update_expression("REMOVE gsi4pk, gsi4sk").send().await.expect("a row without its status entry");
-    }
-    let counter = HashMap::from([
-        ("pk".to_owned(), AttributeValue::S(format!("LOGCOUNT#{day3}"))),
-        ("sk".to_owned(), AttributeValue::S("#ALL".into())),
-    ]);
-    let update = client.update_item().table_name(&table).set_key(Some(counter));
-    update.update_expression("REMOVE sfirst").send().await.expect("a day counter without sfirst");
+    before_index(&app, &rows, 3, "gsi4pk, gsi4sk", "#ALL", "sfirst").await;
 
     let before = midnight(0) - Duration::microseconds(1);
     let past = "requested_at_before=".to_owned() + &t::iso(before);
@@ -629,18 +618,8 @@ async fn a_status_listing_reads_the_rows_of_its_statuses() {
         }
     }
     // Over days 2 and 1 the page reads 500s only: 12 a day, not the 120 rows.
-    let scan = LogScan {
-        user: None,
-        after: Some(midnight(2)),
-        before: Some(before),
-        conditions: vec![LogCondition::Statuses(vec![500])],
-        residual: None,
-        paths: PathFilter::default(),
-        ascending: false,
-        retention_days: 90,
-        now: t::now(),
-        count_budget: 5_000,
-    };
+    let scan =
+        store_scan(Some(midnight(2)), Some(before), vec![LogCondition::Statuses(vec![500])], PathFilter::default());
     let mut listing = app.state.store.plan_request_logs(&scan).await.expect("a plan");
     let page = app.state.store.request_logs_page(&scan, &mut listing, 0, 20).await.expect("a page");
     assert_eq!((listing.count, page.len()), (24, 20));

@@ -4,7 +4,7 @@
 use aws_sdk_dynamodb::types::{AttributeValue, Update};
 use uuid::Uuid;
 
-use super::{decode, key_item, keys, sdk_error, Condition, DynamoStore, Entry, Item, StoreError, StoreResult, Write};
+use super::{decode, key_item, keys, sdk_error, Condition, DynamoStore, Entry, StoreError, StoreResult, Write};
 use crate::domain::{
     exports::{Datalab, Export, ExportResultStat, InfrastructureProvider},
     time,
@@ -97,36 +97,13 @@ impl DynamoStore {
 
     /// Exports `skip..skip + take`, newest first: reads `skip + take` index items, no more.
     pub async fn exports_page(&self, owner: Option<&str>, skip: usize, take: usize) -> StoreResult<Vec<Export>> {
-        let (index, pk, pk_name) = listing_partition(owner);
-        let wanted = skip.saturating_add(take);
-        let mut items: Vec<Item> = Vec::new();
-        let mut start: Option<Item> = None;
-        while items.len() < wanted {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(index)
-                .key_condition_expression(format!("{pk_name} = :pk"))
-                .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
-                .scan_index_forward(false)
-                .limit(i32::try_from(wanted - items.len()).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(sdk_error)?;
-            items.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
-            }
-        }
-        items.into_iter().skip(skip).take(take).map(decode).collect()
+        let (index, pk) = listing_partition(owner);
+        self.index_page_newest_first(index, &pk, skip, take).await?.into_iter().map(decode).collect()
     }
 
     /// Every export of the listing, newest first (filtered and sorted lists).
     pub async fn all_exports(&self, owner: Option<&str>) -> StoreResult<Vec<Export>> {
-        let (index, pk, _) = listing_partition(owner);
+        let (index, pk) = listing_partition(owner);
         self.query_index(index, &pk, None, false).await?.into_iter().map(decode).collect()
     }
 
@@ -134,28 +111,9 @@ impl DynamoStore {
     pub async fn exports_created_until(&self, cutoff: time::DateTime) -> StoreResult<Vec<Export>> {
         // Sort keys are `<created_at ISO>#<uuid>`: `~` sorts after every uuid character.
         let bound = format!("{}#~", time::iso(cutoff));
-        let mut items: Vec<Item> = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(keys::GSI1)
-                .key_condition_expression("gsi1pk = :pk AND gsi1sk <= :bound")
-                .expression_attribute_values(":pk", AttributeValue::S(keys::EXPORTS_INDEX_PK.into()))
-                .expression_attribute_values(":bound", AttributeValue::S(bound.clone()))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(sdk_error)?;
-            items.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
-            }
-        }
-        items.into_iter().map(decode).collect()
+        let condition = "gsi1pk = :pk AND gsi1sk <= :bound";
+        let items = self.query_all(Some(keys::GSI1), condition, keys::EXPORTS_INDEX_PK, Some((":bound", &bound)), true);
+        items.await?.into_iter().map(decode).collect()
     }
 
     /// Creates a datalab if its name is free (`ConditionFailed` otherwise).
@@ -228,9 +186,9 @@ impl DynamoStore {
 }
 
 /// The index, partition and partition key attribute of a list: everyone's exports or one owner's.
-fn listing_partition(owner: Option<&str>) -> (&'static str, String, &'static str) {
+fn listing_partition(owner: Option<&str>) -> (&'static str, String) {
     match owner {
-        Some(owner) => (keys::GSI2, keys::exports_of_partition(owner), "gsi2pk"),
-        None => (keys::GSI1, keys::EXPORTS_INDEX_PK.to_owned(), "gsi1pk"),
+        Some(owner) => (keys::GSI2, keys::exports_of_partition(owner)),
+        None => (keys::GSI1, keys::EXPORTS_INDEX_PK.to_owned()),
     }
 }

@@ -158,7 +158,8 @@ fn index_keys(index: &str) -> (&'static str, &'static str) {
     match index {
         keys::GSI1 => ("gsi1pk", "gsi1sk"),
         keys::GSI2 => ("gsi2pk", "gsi2sk"),
-        _ => ("gsi3pk", "gsi3sk"),
+        keys::GSI3 => ("gsi3pk", "gsi3sk"),
+        _ => ("gsi4pk", "gsi4sk"),
     }
 }
 
@@ -239,6 +240,42 @@ impl DynamoStore {
             None => format!("{pk_name} = :pk"),
         };
         self.query_all(Some(index), &condition, pk, sk_from.map(|f| (":from", f)), forward).await
+    }
+
+    /// Items `skip..skip + take` of an index partition, newest (highest sort key) first: reads
+    /// `skip + take` items at most (the first page of a list is one Query with `Limit`).
+    pub async fn index_page_newest_first(
+        &self,
+        index: &str,
+        pk: &str,
+        skip: usize,
+        take: usize,
+    ) -> StoreResult<Vec<Item>> {
+        let (pk_name, _) = index_keys(index);
+        let wanted = skip.saturating_add(take);
+        let mut items: Vec<Item> = Vec::new();
+        let mut start: Option<Item> = None;
+        while items.len() < wanted {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(index)
+                .key_condition_expression(format!("{pk_name} = :pk"))
+                .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
+                .scan_index_forward(false)
+                .limit(i32::try_from(wanted - items.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        Ok(items.into_iter().skip(skip).take(take).collect())
     }
 
     /// Every item of an index partition whose sort key starts with `prefix`.

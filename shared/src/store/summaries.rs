@@ -905,31 +905,7 @@ impl DynamoStore {
 
     async fn list_page(&self, kind: Kind, owner: &str, skip: usize, take: usize) -> StoreResult<Vec<Item>> {
         let pk = keys::workspace_list(kind, owner, String::new()).pk;
-        let wanted = skip.saturating_add(take);
-        let mut items: Vec<Item> = Vec::new();
-        let mut start: Option<Item> = None;
-        while items.len() < wanted {
-            let limit = i32::try_from(wanted - items.len()).unwrap_or(i32::MAX);
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(keys::GSI3)
-                .key_condition_expression("gsi3pk = :pk")
-                .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
-                .scan_index_forward(false)
-                .limit(limit)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(sdk_error)?;
-            items.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
-            }
-        }
-        Ok(items.into_iter().skip(skip).take(take).collect())
+        self.index_page_newest_first(keys::GSI3, &pk, skip, take).await
     }
 
     /// One alive request with its summary.
