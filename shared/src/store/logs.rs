@@ -1,6 +1,7 @@
 //! The request audit log (`/logs/`): rows, their day and route counters, and listings.
 //! Route-template matching is pure logic, in [`crate::domain::log_paths`].
 use std::{
+    cell::RefCell,
     collections::{BTreeMap, HashMap, HashSet},
     sync::{Arc, LazyLock, Mutex},
 };
@@ -47,6 +48,8 @@ struct ClosedDays {
     late: i64,
     /// `None`: the day has no such counter.
     items: HashMap<keys::Key, Option<Arc<Item>>>,
+    /// Route counters parsed (by partition, and whether with the search counter).
+    routes: HashMap<(String, bool), Arc<DayRoutes>>,
 }
 
 static CLOSED_DAYS: LazyLock<Mutex<HashMap<String, ClosedDays>>> = LazyLock::new(Default::default);
@@ -63,7 +66,7 @@ fn closed_days<T>(table: &str, late: i64, f: impl FnOnce(&mut ClosedDays) -> T) 
     let mut tables = CLOSED_DAYS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let days = tables.entry(table.to_owned()).or_default();
     if days.late != late || days.items.len() > CLOSED_DAYS_MAX_ITEMS {
-        *days = ClosedDays { late, items: HashMap::new() };
+        *days = ClosedDays { late, ..ClosedDays::default() };
     }
     f(days)
 }
@@ -74,7 +77,14 @@ impl DynamoStore {
     pub async fn put_request_log(&self, mut log: RequestLog, retention: Duration) -> StoreResult<i64> {
         let expires = (log.requested_at + retention).unix_timestamp();
         let day = day_of_log_id(log.id).unwrap_or_else(|| day_of(log.requested_at));
-        let counted = self.count_request_log(day.clone(), log.user.clone(), log.method.clone(), log.id, expires);
+        let counted = self.count_request_log(
+            day.clone(),
+            log.user.clone(),
+            log.route.clone(),
+            log.method.clone(),
+            log.id,
+            expires,
+        );
         let routed = self.count_request_log_route(day.clone(), &log, expires);
         let stored = async {
             for _ in 0..16 {
@@ -124,11 +134,13 @@ impl DynamoStore {
             .map_err(sdk_error)
     }
 
-    /// `ADD` on the day's counters (all rows, and the user's rows): rows, rows by method.
+    /// `ADD` on the day's counters (all rows, and the user's rows): rows, rows by method; the user's
+    /// also by route (what a search on the user counts with).
     async fn count_request_log(
         &self,
         day: String,
         user: Option<String>,
+        route: Option<String>,
         method: String,
         id: i64,
         expires: i64,
@@ -146,17 +158,23 @@ impl DynamoStore {
                 .expression_attribute_values(":id", AttributeValue::N(id.to_string()))
                 .expression_attribute_values(":expires", AttributeValue::N(expires.to_string()))
                 .expression_attribute_values(":entity", AttributeValue::S("request_log_counter".into()))
-                .update_expression(
-                    "ADD #n :one, #m :one SET #first = if_not_exists(#first, :id), \
-                     #sfirst = if_not_exists(#sfirst, :id), expires_at = :expires, entity = :entity",
-                )
         };
-        let all = counter(&keys::request_log_counter(&day)).return_values(ReturnValue::UpdatedOld).send();
+        let set = "SET #first = if_not_exists(#first, :id), #sfirst = if_not_exists(#sfirst, :id), \
+                   expires_at = :expires, entity = :entity";
+        let all = counter(&keys::request_log_counter(&day)).update_expression(format!("ADD #n :one, #m :one {set}"));
+        let all = all.return_values(ReturnValue::UpdatedOld).send();
         let of_user = async {
-            match &user {
-                Some(user) => counter(&keys::request_log_user_counter(&day, user)).send().await.map(|_| ()),
-                None => Ok(()),
-            }
+            let Some(user) = &user else { return Ok(()) };
+            let route = route.as_ref().map_or_else(|| UNROUTED.to_owned(), |r| format!("{ROUTE_ROWS}{r}"));
+            counter(&keys::request_log_user_counter(&day, user))
+                .expression_attribute_names("#r", route)
+                .expression_attribute_names("#rfirst", ROUTES_COUNTED_FIRST)
+                .update_expression(format!(
+                    "ADD #n :one, #m :one, #r :one {set}, #rfirst = if_not_exists(#rfirst, :id)"
+                ))
+                .send()
+                .await
+                .map(|_| ())
         };
         let (all, of_user) = tokio::join!(all, of_user);
         let first_of_day = all.map_err(sdk_error)?.attributes.is_none_or(|old| !old.contains_key(COUNT_ROWS));
@@ -349,6 +367,8 @@ const COUNTING_SINCE: &str = "since";
 const PATH_INDEXED_FIRST: &str = "pfirst";
 /// In a day counter: the first id whose row is indexed by status once finished.
 const STATUS_INDEXED_FIRST: &str = "sfirst";
+/// In a user's day counter: the first id also counted by route (`r:<route>`, `unrouted`).
+const ROUTES_COUNTED_FIRST: &str = "rfirst";
 /// Route counter attributes: rows of a route (`r:/users/`), by method (`m:POST:/users/`), the
 /// lower-case characters of its parameter values (`c:…`, a string set; [`ANY_CHAR`] when a path does
 /// not split like its template), rows without a route. Search counter attributes (an item of their
@@ -419,13 +439,13 @@ struct DayRoute {
     rows: usize,
     methods: HashMap<String, usize>,
     views: Vec<String>,
-    /// The characters of its parameter values (none without parameters); `None`: any character.
-    chars: Option<HashSet<char>>,
+    /// The characters of its parameter values, sorted (none without parameters); `None`: any character.
+    chars: Option<Vec<char>>,
 }
 
 impl Default for DayRoute {
     fn default() -> Self {
-        Self { rows: 0, methods: HashMap::new(), views: Vec::new(), chars: Some(HashSet::new()) }
+        Self { rows: 0, methods: HashMap::new(), views: Vec::new(), chars: Some(Vec::new()) }
     }
 }
 
@@ -457,8 +477,13 @@ impl DayRoutes {
                 day.routes.entry(route.to_owned()).or_default().views = set();
             } else if let Some(route) = name.strip_prefix(ROUTE_CHARS) {
                 let chars = set();
-                day.routes.entry(route.to_owned()).or_default().chars = (!chars.iter().any(|c| c == ANY_CHAR))
-                    .then(|| chars.iter().filter_map(|c| c.chars().next()).collect());
+                day.routes.entry(route.to_owned()).or_default().chars =
+                    (!chars.iter().any(|c| c == ANY_CHAR)).then(|| {
+                        let mut chars: Vec<char> = chars.iter().filter_map(|c| c.chars().next()).collect();
+                        chars.sort_unstable();
+                        chars.dedup();
+                        chars
+                    });
             } else if name == UNROUTED {
                 day.unrouted = number(value);
             } else if name == DAY_USERS {
@@ -478,7 +503,7 @@ impl DayRoutes {
 }
 
 /// A route and the sorted characters its parameters took (`None`: any).
-type FitKey = (String, Option<Vec<char>>);
+type FitKey<'a> = (&'a str, Option<&'a [char]>);
 
 /// How the route index answers a path filter.
 struct RoutePlan<'a> {
@@ -487,21 +512,19 @@ struct RoutePlan<'a> {
     /// rows) are read; every matching row is among them.
     pivot: Option<String>,
     /// The window's route templates, parsed once (each day names the same few dozen).
-    templates: HashMap<String, Template>,
+    templates: HashMap<&'a str, Template>,
     /// For `path_contains`, the paths of each route it pins (see [`pinned_paths`]).
     pinned: HashMap<String, Option<Vec<String>>>,
     /// `path_contains` against a route and its parameters' characters: most days repeat both.
-    fits: Mutex<HashMap<FitKey, Fit>>,
+    fits: RefCell<HashMap<FitKey<'a>, Fit>>,
 }
 
 impl<'a> RoutePlan<'a> {
     /// The pivot is the term with the fewest candidate rows in the window.
-    fn new(filter: &'a PathFilter, days: &HashMap<String, DayRoutes>) -> Self {
+    fn new(filter: &'a PathFilter, days: &'a HashMap<String, Arc<DayRoutes>>) -> Self {
         let mut templates = HashMap::new();
         for route in days.values().flat_map(|d| d.routes.keys()) {
-            if !templates.contains_key(route) {
-                templates.insert(route.clone(), Template::parse(route));
-            }
+            templates.entry(route.as_str()).or_insert_with(|| Template::parse(route));
         }
         let pivot = filter
             .path_contains
@@ -513,7 +536,9 @@ impl<'a> RoutePlan<'a> {
                             let routes: usize = day
                                 .routes
                                 .iter()
-                                .filter(|(r, info)| term_fit(&templates[*r], &info.views, term) != Fit::Impossible)
+                                .filter(|(r, info)| {
+                                    term_fit(&templates[r.as_str()], &info.views, term) != Fit::Impossible
+                                })
                                 .map(|(_, info)| info.rows)
                                 .sum();
                             routes + day.users_matching(term).len() * day.rows() / day.users.len().max(1)
@@ -524,24 +549,21 @@ impl<'a> RoutePlan<'a> {
             .flatten()
             .cloned();
         let pinned = match &filter.path_contains {
-            Some(wanted) => templates.keys().map(|route| (route.clone(), pinned_paths(route, wanted))).collect(),
+            Some(wanted) => templates.keys().map(|route| (route.to_string(), pinned_paths(route, wanted))).collect(),
             None => HashMap::new(),
         };
-        Self { filter, pivot, templates, pinned, fits: Mutex::default() }
+        Self { filter, pivot, templates, pinned, fits: RefCell::default() }
     }
 
-    fn classify(&self, route: &str, info: &DayRoute) -> Fit {
+    fn classify(&self, route: &'a str, info: &'a DayRoute) -> Fit {
         let template = &self.templates[route];
         let terms_certain = self.filter.terms.iter().all(|t| term_fit(template, &info.views, t) == Fit::Certain);
         let candidate = match (&self.filter.path_contains, &self.pivot) {
-            (Some(wanted), _) => {
-                let mut chars: Option<Vec<char>> = info.chars.as_ref().map(|c| c.iter().copied().collect());
-                if let Some(chars) = &mut chars {
-                    chars.sort_unstable();
-                }
-                let mut fits = self.fits.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                *fits.entry((route.to_owned(), chars)).or_insert_with(|| template.fit(wanted, info.chars.as_ref()))
-            }
+            (Some(wanted), _) => *self
+                .fits
+                .borrow_mut()
+                .entry((route, info.chars.as_deref()))
+                .or_insert_with(|| template.fit(wanted, info.chars.as_deref())),
             (None, Some(pivot)) => term_fit(template, &info.views, pivot),
             (None, None) => Fit::Certain,
         };
@@ -688,16 +710,34 @@ fn day_bounds(date: time::Date) -> (i64, i64) {
     (start, start + 86_400_000_000 - 1)
 }
 
+/// One day of a listing, as [`plan_routed_day`] plans it.
+struct DayPlan<'p> {
+    day: &'p String,
+    /// The first row indexed by route, the listing's bounds that day, the day's last id.
+    first: i64,
+    lo: i64,
+    hi: i64,
+    end: i64,
+    group: usize,
+    /// The day counters of the users a one-term search matches, when read.
+    user_counters: &'p HashMap<keys::Key, Arc<Item>>,
+}
+
+/// Past this share of a day's rows, candidate routes are read from the day partition in one Query
+/// rather than merged from one Query per route (`path_contains=/cohort/` matches 4 rows in 5).
+const DENSE_SHARE: f64 = 0.5;
+const DENSE_MIN_ROUTES: usize = 3;
+
 /// The segments of a day's rows indexed by route, one group: its candidate routes (counted when
 /// every row matches, else read), for a search its users' other rows, and its rows without a route.
-fn plan_routed_day(
-    plan: &RoutePlan,
+fn plan_routed_day<'a>(
+    plan: &RoutePlan<'a>,
     tally: Option<&Tally>,
-    index: &DayRoutes,
-    (day, first, lo, hi, end): (&String, i64, i64, i64, i64),
-    group: usize,
+    index: &'a DayRoutes,
+    at: DayPlan,
     listing: &mut LogListing,
 ) {
+    let DayPlan { day, first, lo, hi, end, group, .. } = at;
     let whole = lo == first && hi == end;
     let share = |rows: usize| {
         if whole {
@@ -725,7 +765,10 @@ fn plan_routed_day(
         listing.segments.push(segment(Source::Day, index.rows()));
         return;
     }
+    // Both indexes began with the same row: the path index holds every row the route index does.
+    let path_indexed = index.path_first.is_some_and(|first| first == index.first || first <= lo);
     let mut candidates = HashSet::new();
+    let (mut routes, mut pinned_routes) = (Vec::new(), HashSet::new());
     for (route, info) in &index.routes {
         let fit = plan.classify(route, info);
         if fit == Fit::Impossible {
@@ -734,25 +777,58 @@ fn plan_routed_day(
         candidates.insert(route.clone());
         let certain = fit == Fit::Certain;
         let pinned = plan.pinned.get(route).and_then(Option::as_ref).filter(|_| !certain);
-        // Both indexes began with the same row: the path index holds every row the route index does.
-        let path_indexed = index.path_first.is_some_and(|first| first == index.first || first <= lo);
         if let Some(paths) = pinned.filter(|_| path_indexed) {
             // One object's history: its paths' rows only, not every row of the route.
+            pinned_routes.insert(route.clone());
             for path in paths {
                 listing.segments.push(segment(Source::Path(path.clone()), 1));
             }
             continue;
         }
-        listing.segments.push(Segment {
+        routes.push(Segment {
             check_paths: !certain,
             exact: tally.filter(|_| certain && whole).and_then(|t| t.count_route(info)),
             ..segment(Source::Route(route.clone()), info.rows)
         });
     }
+    let routed_rows = index.rows() - index.unrouted;
+    let candidate_rows: usize = routes.iter().map(|s| s.base.unwrap_or(0)).sum();
+    let dense = users.is_empty()
+        && routes.len() >= DENSE_MIN_ROUTES
+        && candidate_rows as f64 >= share(routed_rows) as f64 * DENSE_SHARE;
+    if dense {
+        // Most routed rows are candidates: one read of the day's routed rows, checked.
+        // (Rows of a pinned route come from its paths' segments.)
+        listing.segments.push(Segment {
+            exclude: Some(Arc::new(pinned_routes)),
+            exact: routes.iter().map(|s| s.exact).sum(),
+            ..segment(Source::Day, routed_rows)
+        });
+    } else {
+        listing.segments.extend(routes);
+    }
     let candidates = Arc::new(candidates);
     let per_user = index.rows() / index.users.len().max(1);
+    // A one-term search: every row of a matching user matches, so the rows outside the candidate
+    // routes are counted from the user's day counter.
+    let counted_outside = |user: &str| -> Option<usize> {
+        let counter = at.user_counters.get(&keys::request_log_user_counter(day, user)).filter(|_| whole)?;
+        let number = |name: &str| counter.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<usize>().ok());
+        (number(FIRST_COUNTED)? == number(ROUTES_COUNTED_FIRST)?).then(|| {
+            counter
+                .iter()
+                .filter(|(name, _)| name.strip_prefix(ROUTE_ROWS).is_some_and(|route| !candidates.contains(route)))
+                .filter_map(|(_, v)| v.as_n().ok()?.parse::<usize>().ok())
+                .sum()
+        })
+    };
     for user in users {
-        listing.segments.push(Segment { exclude: Some(candidates.clone()), ..segment(Source::User(user), per_user) });
+        let exact = counted_outside(&user);
+        listing.segments.push(Segment {
+            exclude: Some(candidates.clone()),
+            exact,
+            ..segment(Source::User(user), per_user)
+        });
     }
     if index.unrouted > 0 {
         listing.segments.push(Segment { unrouted: true, ..segment(Source::Day, index.unrouted) });
@@ -1277,7 +1353,7 @@ impl DynamoStore {
         if by_route && !scan.paths.terms.is_empty() {
             wanted.extend(days.iter().map(|d| keys::request_log_search_counter(d)));
         }
-        let (found, read) = self.log_counters(wanted, scan.now).await?;
+        let (found, read, late) = self.log_counters(wanted, scan.now, None).await?;
         listing.items_read += read;
         let text = |item: &Item, name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
         let number =
@@ -1299,12 +1375,46 @@ impl DynamoStore {
                 counters.insert(pk, item);
             }
         }
-        let routed: HashMap<String, DayRoutes> = routes
-            .iter()
-            .filter_map(|(pk, item)| Some((pk.clone(), DayRoutes::parse(item, searched.get(pk).map(|s| &**s))?)))
-            .collect();
+        let mut routed: HashMap<String, Arc<DayRoutes>> = HashMap::new();
+        for (pk, item) in &routes {
+            let search = searched.get(pk);
+            let parse = || DayRoutes::parse(item, search.map(|s| &**s)).map(Arc::new);
+            let closed = keys::request_log_counter_day(&keys::Key { pk: pk.clone(), sk: routes_sort.clone() })
+                .is_some_and(|day| is_closed(day, scan.now));
+            // A closed day's routes are parsed once per process, like its counters are read once.
+            let cache_key = (pk.clone(), search.is_some());
+            let parsed = match closed.then(|| closed_days(&self.table, late, |d| d.routes.get(&cache_key).cloned())) {
+                Some(Some(kept)) => Some(kept),
+                Some(None) => parse().inspect(|parsed| {
+                    closed_days(&self.table, late, |d| d.routes.insert(cache_key, parsed.clone()));
+                }),
+                None => parse(),
+            };
+            routed.extend(parsed.map(|p| (pk.clone(), p)));
+        }
         let plan = RoutePlan::new(&scan.paths, &routed);
         let tally = Tally::of(scan);
+        // A search on one term counts its users' rows with their day counters (`r:<route>`).
+        let mut user_counters: HashMap<keys::Key, Arc<Item>> = HashMap::new();
+        if let (Some(pivot), Some(Tally::Rows), [_]) = (&plan.pivot, &tally, scan.paths.terms.as_slice()) {
+            let wanted: Vec<keys::Key> = days
+                .iter()
+                .filter_map(|day| Some((day, routed.get(&keys::request_log_route_counter(day).pk)?)))
+                .flat_map(|(day, index)| {
+                    let users = index.users_matching(pivot);
+                    let users = if users.len() > MAX_SEARCH_USERS { Vec::new() } else { users };
+                    users.into_iter().map(|user| keys::request_log_user_counter(day, &user))
+                })
+                .collect();
+            if !wanted.is_empty() {
+                let (found, read, _) = self.log_counters(wanted, scan.now, Some(late)).await?;
+                listing.items_read += read;
+                user_counters.extend(found.into_iter().map(|item| {
+                    let text = |name: &str| text(&item, name).unwrap_or_default();
+                    (keys::Key { pk: text("pk"), sk: text("sk") }, item)
+                }));
+            }
+        }
         let mut group = 0;
         for (date, day) in dates.iter().zip(&days) {
             let (start, end) = day_bounds(*date);
@@ -1368,7 +1478,8 @@ impl DynamoStore {
                     continue;
                 }
                 group += 1;
-                plan_routed_day(&plan, tally.as_ref(), index, (day, indexed_from, lo, hi, end), group, &mut listing);
+                let day_plan = DayPlan { day, first: indexed_from, lo, hi, end, group, user_counters: &user_counters };
+                plan_routed_day(&plan, tally.as_ref(), index, day_plan, &mut listing);
                 continue;
             }
             // A status filter over rows indexed by status: one segment per status, counted.
@@ -1413,27 +1524,35 @@ impl DynamoStore {
         Ok(listing)
     }
 
-    /// The counter items `wanted` and the counting-start item, and how many items DynamoDB read: the
-    /// open days' counters are read with the counting-start item, closed days' come from memory or,
-    /// when missing there, are read after it (see [`ClosedDays`]).
-    async fn log_counters(&self, wanted: Vec<keys::Key>, now: DateTime) -> StoreResult<(Vec<Arc<Item>>, usize)> {
+    /// The counter items `wanted` (with the counting-start item when `late` is not known yet), how
+    /// many items DynamoDB read and the `late` they are valid for: the open days' counters are read
+    /// with the counting-start item, closed days' come from memory or, when missing there, are read
+    /// after it (see [`ClosedDays`]).
+    async fn log_counters(
+        &self,
+        wanted: Vec<keys::Key>,
+        now: DateTime,
+        late: Option<i64>,
+    ) -> StoreResult<(Vec<Arc<Item>>, usize, i64)> {
         let since = keys::request_log_counting_since();
-        let yesterday = day_of(now - Duration::days(1));
-        let (closed, mut open): (Vec<keys::Key>, Vec<keys::Key>) = wanted
-            .into_iter()
-            .partition(|k| keys::request_log_counter_day(k).is_some_and(|day| day < yesterday.as_str()));
-        open.push(since.clone());
-        let opened = self.batch_get(open).await?;
+        let (closed, mut open): (Vec<keys::Key>, Vec<keys::Key>) =
+            wanted.into_iter().partition(|k| keys::request_log_counter_day(k).is_some_and(|day| is_closed(day, now)));
+        if late.is_none() {
+            open.push(since.clone());
+        }
+        let opened = if open.is_empty() { Vec::new() } else { self.batch_get(open).await? };
         let mut read = opened.len();
         let key_of = |item: &Item| {
             let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
             keys::Key { pk: text("pk"), sk: text("sk") }
         };
-        let late = opened
-            .iter()
-            .find(|item| key_of(item) == since)
-            .and_then(|item| item.get(LATE_WRITES)?.as_n().ok()?.parse().ok())
-            .unwrap_or(0);
+        let late = late.unwrap_or_else(|| {
+            opened
+                .iter()
+                .find(|item| key_of(item) == since)
+                .and_then(|item| item.get(LATE_WRITES)?.as_n().ok()?.parse().ok())
+                .unwrap_or(0)
+        });
         let mut found: Vec<Arc<Item>> = opened.into_iter().map(Arc::new).collect();
         let missing: Vec<keys::Key> = closed_days(&self.table, late, |days| {
             closed
@@ -1463,7 +1582,7 @@ impl DynamoStore {
                 }
             });
         }
-        Ok((found, read))
+        Ok((found, read, late))
     }
 
     /// Reads the segments the counters do not answer, in listing order and concurrently, until the
