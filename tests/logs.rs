@@ -670,3 +670,55 @@ async fn a_search_on_a_user_counts_their_rows_from_their_day_counters() {
         listing.items_read
     );
 }
+
+#[tokio::test]
+async fn a_sparse_route_filter_reads_each_route_once_across_the_days_of_a_page() {
+    let app = TestApp::new().await;
+    let token = admin_token(&app).await;
+    // Six days of 20 snapshot saves, 3 role listings and 2 role edits: `path_contains=roles` holds
+    // two certain routes, one row in five, so each day is a group of two route segments.
+    let mut rows = Vec::new();
+    for ago in 1..=6 {
+        for (i, (route, path)) in std::iter::repeat_n(("/cohort/requests/", "/cohort/requests/".to_owned()), 20)
+            .chain(std::iter::repeat_n(("/accesses/roles/", "/accesses/roles/".to_owned()), 3))
+            .chain((0..2).map(|k| ("/accesses/roles/{id}/", format!("/accesses/roles/{}/", ago * 10 + k))))
+            .enumerate()
+        {
+            let at =
+                midnight(ago) + Duration::hours(1) + Duration::minutes(i as i64 * 7 % 60) + Duration::seconds(i as i64);
+            rows.push(Row {
+                id: micros(at),
+                at,
+                user: Some("frank"),
+                method: "POST",
+                path,
+                route: Some(route),
+                view: route.split('/').nth(2).expect("a view"),
+                status: 201,
+                query: "",
+                data: "{}",
+            });
+        }
+    }
+    seed(&app, &rows).await;
+    let before = midnight(0) - Duration::microseconds(1);
+    let past = "requested_at_before=".to_owned() + &t::iso(before);
+    for ordering in ["-requested_at", "requested_at"] {
+        let listing = all_pages(&app, &token, &format!("ordering={ordering}&{past}&path_contains=roles")).await;
+        let mut expected = ids_of(&rows, |r| r.path.contains("roles"));
+        if ordering == "requested_at" {
+            expected.reverse();
+        }
+        assert_eq!((listing.count as usize, listing.estimated), (expected.len(), false));
+        assert_eq!(listing.ids, expected, "{ordering}");
+    }
+    // A page of 20 spans four days (5 matching rows a day): one Query per route over those days,
+    // not one per route and day (8), and rows read in proportion to each route's share.
+    let scan = store_scan(Some(midnight(6)), Some(before), Vec::new(), PathFilter::new(Some("roles"), &[]));
+    let mut listing = app.state.store.plan_request_logs(&scan).await.expect("a plan");
+    // Counted from the route counters (the first counted day's start, before its counter, is probed).
+    assert_eq!((listing.count, listing.queries), (30, 1));
+    let page = app.state.store.request_logs_page(&scan, &mut listing, 0, 20).await.expect("a page");
+    assert_eq!(page.iter().map(|l| l.id).collect::<Vec<_>>(), ids_of(&rows, |r| r.path.contains("roles"))[..20]);
+    assert!(listing.queries <= 4, "{} Queries for a page over four days of two routes", listing.queries);
+}

@@ -3,7 +3,10 @@
 use std::{
     cell::RefCell,
     collections::{BTreeMap, HashMap, HashSet},
-    sync::{Arc, LazyLock, Mutex},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, LazyLock, Mutex,
+    },
 };
 
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, Select};
@@ -608,6 +611,8 @@ pub struct LogListing {
     pub estimated: bool,
     /// Rows and counter items DynamoDB read so far (the benchmarks report it).
     pub items_read: usize,
+    /// Queries of rows sent so far (counter reads are BatchGetItems, not counted).
+    pub queries: usize,
 }
 
 /// Where a segment's rows are read.
@@ -938,6 +943,8 @@ struct Reader {
     check: Option<LogPredicate>,
     paths: Option<Arc<PathFilter>>,
     forward: bool,
+    /// Queries sent (the tests and the benchmarks report them).
+    queries: Arc<AtomicUsize>,
 }
 
 /// A segment counted: its index in the listing, its matching rows' number, the rows when read.
@@ -970,7 +977,24 @@ impl Reader {
             check,
             paths: (!scan.paths.is_empty()).then(|| Arc::new(scan.paths.clone())),
             forward: scan.ascending,
+            queries: Arc::default(),
         }
+    }
+
+    async fn query(
+        &self,
+        range: &Range<'_>,
+        filter: &LogFilter,
+        read: Read,
+        limit: Option<usize>,
+        start: Option<Item>,
+    ) -> StoreResult<Found> {
+        self.queries.fetch_add(1, Ordering::Relaxed);
+        self.store.query_logs(range, filter, read, limit, start).await
+    }
+
+    fn queries_sent(&self) -> usize {
+        self.queries.load(Ordering::Relaxed)
     }
 
     /// Whether the rows read must be checked in memory.
@@ -1010,7 +1034,7 @@ impl Reader {
         let read = if self.checks(&segment) { Read::Items } else { Read::Count };
         let (mut matching, mut scanned, mut rows, mut start) = (0, 0, Vec::new(), None);
         loop {
-            let found = self.store.query_logs(&range, &filter, read, None, start).await?;
+            let found = self.query(&range, &filter, read, None, start).await?;
             scanned += found.scanned;
             if read == Read::Items {
                 rows.extend(self.decode_matching(&segment, found.items)?);
@@ -1049,7 +1073,7 @@ impl Reader {
         let (mut matching, mut rows) = (0, Vec::new());
         loop {
             let limit = cap.saturating_sub(scanned).max(100);
-            let found = self.store.query_logs(&range, &filter, read, Some(limit), start.take()).await?;
+            let found = self.query(&range, &filter, read, Some(limit), start.take()).await?;
             scanned += found.scanned;
             for item in found.items {
                 let id = sort_id(&item)?;
@@ -1174,7 +1198,7 @@ impl Reader {
             // 980 rows into a day of 1,000, that reads 20 keys, not 980.
             let from_end = total - skip_left;
             let reverse = Range { forward: !self.forward, ..self.range(&segment) };
-            let found = self.store.query_logs(&reverse, &filter, Read::Keys, Some(from_end), None).await?;
+            let found = self.query(&reverse, &filter, Read::Keys, Some(from_end), None).await?;
             scanned += found.scanned;
             // Fewer rows than counted: the forward skip below finds the place.
             if let Some(first) = found.items.get(from_end - 1) {
@@ -1192,8 +1216,7 @@ impl Reader {
             let mut start = None;
             loop {
                 let limit = if filter.expression.is_none() { skip_left } else { skip_left.max(100) };
-                let found =
-                    self.store.query_logs(&self.range(&segment), &filter, Read::Keys, Some(limit), start).await?;
+                let found = self.query(&self.range(&segment), &filter, Read::Keys, Some(limit), start).await?;
                 scanned += found.scanned;
                 if found.items.len() >= skip_left {
                     let id = sort_id(&found.items[skip_left - 1])?;
@@ -1217,7 +1240,7 @@ impl Reader {
         let mut limit = if unfiltered { skip_left + need } else { (skip_left + need).max(50) * 2 };
         let (mut rows, mut start) = (Vec::new(), None);
         loop {
-            let found = self.store.query_logs(&range, &filter, Read::Items, Some(limit), start).await?;
+            let found = self.query(&range, &filter, Read::Items, Some(limit), start).await?;
             scanned += found.scanned;
             for log in self.decode_matching(&segment, found.items)? {
                 if skip_left > 0 {
@@ -1323,7 +1346,7 @@ impl DynamoStore {
     /// The segments of a listing and its count: one BatchGetItem of the days' counters, then, for
     /// what they do not answer, the segments read in listing order (concurrently, within the budget).
     pub async fn plan_request_logs(&self, scan: &LogScan) -> StoreResult<LogListing> {
-        let mut listing = LogListing { segments: Vec::new(), count: 0, estimated: false, items_read: 0 };
+        let mut listing = LogListing { segments: Vec::new(), count: 0, estimated: false, items_read: 0, queries: 0 };
         let oldest = scan.now - Duration::days(scan.retention_days);
         let from = scan.after.map_or(oldest, |a| a.max(oldest));
         let to = scan.before.map_or(scan.now, |b| b.min(scan.now));
@@ -1657,6 +1680,7 @@ impl DynamoStore {
         let extrapolated =
             if scanned == 0 { 0 } else { (unread as f64 * matched as f64 / scanned as f64).round() as usize };
         listing.count = listing.segments.iter().filter_map(|s| s.exact).sum::<usize>() + extrapolated;
+        listing.queries += reader.queries_sent();
         Ok(())
     }
 
@@ -1679,7 +1703,23 @@ impl DynamoStore {
             skip = listing.count.saturating_sub(offset + need);
         }
         let mut rows = Vec::new();
-        for group in order.chunk_by(|&a, &b| listing.segments[a].group == listing.segments[b].group) {
+        let groups: Vec<&[usize]> =
+            order.chunk_by(|&a, &b| listing.segments[a].group == listing.segments[b].group).collect();
+        // Counted route segments with nothing else in their group: a route's rows of several days
+        // are one `gsi2` range. (A search's route may be certain one day and not the next: its views vary.)
+        let coalescible = |group: &[usize]| {
+            scan.paths.terms.is_empty()
+                && group.iter().map(|&i| &listing.segments[i]).all(|s| {
+                    matches!(s.source, Source::Route(_))
+                        && !s.check_paths
+                        && s.exact.is_some()
+                        && s.exclude.is_none()
+                        && s.rows.is_none()
+                })
+        };
+        let mut next = 0;
+        while let Some(&group) = groups.get(next) {
+            next += 1;
             if rows.len() == need {
                 break;
             }
@@ -1696,6 +1736,35 @@ impl DynamoStore {
                     listing.items_read += read;
                     skip -= skipped;
                     rows.extend(found);
+                    continue;
+                }
+            }
+            if group.len() > 1 && coalescible(group) {
+                // The page spans several days of the same routes: one read per route, not per route and day.
+                let mut run = vec![group];
+                let mut counted = known.unwrap_or(0);
+                while let Some(&later) = groups.get(next).filter(|g| counted < want && coalescible(g)) {
+                    counted += later.iter().filter_map(|&i| listing.segments[i].exact).sum::<usize>();
+                    run.push(later);
+                    next += 1;
+                }
+                if run.len() > 1 {
+                    let mut by_route: HashMap<&Source, Segment> = HashMap::new();
+                    for segment in run.iter().flat_map(|g| g.iter()).map(|&i| &listing.segments[i]) {
+                        by_route
+                            .entry(&segment.source)
+                            .and_modify(|s| {
+                                (s.lo, s.hi) = (s.lo.min(segment.lo), s.hi.max(segment.hi));
+                                s.exact = s.exact.zip(segment.exact).map(|(a, b)| a + b);
+                                s.base = s.base.zip(segment.base).map(|(a, b)| a + b);
+                            })
+                            .or_insert_with(|| segment.clone());
+                    }
+                    let (merged, read) = reader.merge(by_route.into_values().collect(), want).await?;
+                    listing.items_read += read;
+                    let total = merged.len();
+                    rows.extend(merged.into_iter().skip(skip).take(need - rows.len()));
+                    skip = skip.saturating_sub(total);
                     continue;
                 }
             }
@@ -1718,6 +1787,7 @@ impl DynamoStore {
         if flip {
             rows.reverse();
         }
+        listing.queries += reader.queries_sent();
         Ok(rows)
     }
 }
