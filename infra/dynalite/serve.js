@@ -1,7 +1,9 @@
 // DynamoDB for the load runs: dynalite (in memory) on 127.0.0.1:$DYNALITE_PORT, started by infra/scripts/dynalite.sh.
 // dynalite 4.0.0 has no TransactWriteItems, which seeding and user, access and role writes use: this shim plays one
-// as its Put / Delete / Update items sent to dynalite in order. Not atomic (a failed condition leaves the earlier
-// items written) and not isolated: good enough for bench data written once, never for correctness tests.
+// as its Put / Delete / Update items sent to dynalite in order. Not isolated, and by default not atomic (a failed
+// condition leaves the earlier items written): good enough for bench data written once, never for correctness tests.
+// DYNALITE_TRANSACTIONS=rollback (what `make dev` runs) reads each item before writing it and, when a later condition
+// fails, puts the earlier items back as they were: all or nothing for one user at a time, at one more read per item.
 // GET /c360/calls answers the number of calls served per operation, so a load run can count round trips per request,
 // and under `items_read` the items read per reading operation (Query and Scan: ScannedCount, the items evaluated
 // before any filter; GetItem: 1 when an Item came back; BatchGetItem: the items of Responses), taken from the answers.
@@ -16,6 +18,8 @@ server.removeAllListeners('request')
 const agent = new http.Agent({ keepAlive: true })
 const OPERATIONS = { Put: 'PutItem', Delete: 'DeleteItem', Update: 'UpdateItem' }
 const SHIM_HEADER = 'x-c360-transaction-item'
+const ROLLBACK = process.env.DYNALITE_TRANSACTIONS === 'rollback'
+const keySchemas = new Map()
 const calls = {}
 const itemsRead = {}
 // Items read, from the JSON answer of a reading operation; the others' answers are never looked at.
@@ -89,17 +93,46 @@ function send (headers, operation, body) {
   })
 }
 
+// The key attributes of a table (DescribeTable once per table), to read a Put's item before it is replaced.
+async function keyOf (headers, table, write) {
+  if (write.Key) return write.Key
+  if (!keySchemas.has(table)) {
+    const out = await send(headers, 'DescribeTable', { TableName: table })
+    keySchemas.set(table, (out.body.Table?.KeySchema || []).map((k) => k.AttributeName))
+  }
+  return Object.fromEntries(keySchemas.get(table).map((name) => [name, write.Item[name]]))
+}
+
+// Puts back what the written items held before the transaction, last written first.
+async function rollBack (headers, written) {
+  for (const { table, key, before } of written.reverse()) {
+    if (before) await send(headers, 'PutItem', { TableName: table, Item: before })
+    else await send(headers, 'DeleteItem', { TableName: table, Key: key })
+  }
+}
+
 async function transactWriteItems (req, res, text) {
   const items = JSON.parse(text).TransactItems || []
   const reasons = items.map(() => ({ Code: 'None' }))
+  const written = []
   for (const [i, item] of items.entries()) {
     const [kind] = Object.keys(item)
     if (!OPERATIONS[kind]) {
       return reply(res, 400, { __type: 'com.amazon.coral.validate#ValidationException', message: `${kind} is not played by infra/dynalite/serve.js` })
     }
     const { ReturnValuesOnConditionCheckFailure, ...write } = item[kind]
+    let undo = null
+    if (ROLLBACK) {
+      const key = await keyOf(req.headers, write.TableName, write)
+      const read = await send(req.headers, 'GetItem', { TableName: write.TableName, Key: key, ConsistentRead: true })
+      undo = { table: write.TableName, key, before: read.body.Item }
+    }
     const out = await send(req.headers, OPERATIONS[kind], write)
-    if (out.status === 200) continue
+    if (out.status === 200) {
+      if (undo) written.push(undo)
+      continue
+    }
+    await rollBack(req.headers, written)
     if (!String(out.body.__type).endsWith('#ConditionalCheckFailedException')) return reply(res, out.status, out.body)
     reasons[i] = { Code: 'ConditionalCheckFailed', Message: 'The conditional request failed' }
     return reply(res, 400, {
@@ -116,7 +149,8 @@ server.on('request', (req, res) => {
   const operation = String(req.headers['x-amz-target'] || '').split('.')[1]
   // The items of a transaction are part of its one call.
   if (operation && !req.headers[SHIM_HEADER]) calls[operation] = (calls[operation] || 0) + 1
-  if (Object.hasOwn(ITEMS_READ, operation)) countItemsRead(operation, res)
+  // The shim's own reads (rollback) are not the service's.
+  if (Object.hasOwn(ITEMS_READ, operation) && !req.headers[SHIM_HEADER]) countItemsRead(operation, res)
   if (operation !== 'TransactWriteItems') return dynaliteHandler(req, res)
   const chunks = []
   req.on('data', (c) => chunks.push(c))

@@ -2,7 +2,9 @@
 # shellcheck disable=SC2317  # cleanup functions are invoked from traps
 # `make dev`: the whole stack on this machine.
 #   1. pinned Python tools into .tools/venv (tools.sh; instant when already there)
-#   2. the AWS emulator on 127.0.0.1:4566 (reused if one already answers)
+#   2. the AWS emulator on 127.0.0.1:4566 (reused if one already answers); the tables in dynalite on 127.0.0.1:4567
+#      (DEV_DYNAMODB=dynalite, the default when npm is there: it reads key ranges as DynamoDB does, where moto scans
+#      the whole table per Query and slows down as an afternoon's audit rows pile up) or in the emulator (moto)
 #   3. cargo build of the dev server and the fakes
 #   4. the template's tables/queues/bucket in the emulator (bootstrap.py) -> .dev/resources.env
 #   5. the fake third parties (identity server, OIDC provider) in the background
@@ -26,6 +28,7 @@ mkdir -p "$DEV_DIR"
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 OWN_EMULATOR=0
+OWN_DYNALITE=0
 FAKES_PID=""
 SERVER_PID=""
 # Stop one of our background processes: TERM, up to 3 s of grace, then KILL.
@@ -43,6 +46,9 @@ cleanup() {
   trap - EXIT INT TERM
   stop_pid "$SERVER_PID" "dev server"
   stop_pid "$FAKES_PID" "fakes"
+  if [ "$OWN_DYNALITE" = 1 ]; then
+    infra/scripts/dynalite.sh stop || true
+  fi
   if [ "$OWN_EMULATOR" = 1 ]; then
     infra/scripts/emulator.sh stop || true
   fi
@@ -61,6 +67,25 @@ if ! infra/scripts/emulator.sh status >/dev/null 2>&1; then
   OWN_EMULATOR=1
 fi
 infra/scripts/emulator.sh start
+
+step "DynamoDB"
+DEV_DYNAMODB="${DEV_DYNAMODB:-auto}"
+if [ "$DEV_DYNAMODB" = auto ]; then
+  if command -v npm >/dev/null; then DEV_DYNAMODB=dynalite; else
+    DEV_DYNAMODB=moto
+    echo "[dev] npm not found: the tables live in moto, whose Queries slow down as the table grows (Node.js 20+ gives dynalite)"
+  fi
+fi
+case "$DEV_DYNAMODB" in
+  dynalite)
+    infra/scripts/dynalite.sh status >/dev/null 2>&1 || OWN_DYNALITE=1
+    # Transactions all or nothing (see infra/dynalite/serve.js).
+    DYNALITE_TRANSACTIONS=rollback infra/scripts/dynalite.sh start
+    export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:${DYNALITE_PORT:-4567}"
+    ;;
+  moto) unset AWS_ENDPOINT_URL_DYNAMODB ;;
+  *) echo "[dev] DEV_DYNAMODB must be auto, dynalite or moto, not '$DEV_DYNAMODB'" >&2; exit 2 ;;
+esac
 
 step "build dev-server and fakes"
 cargo build -p dev-server -p fakes
@@ -91,7 +116,7 @@ cat <<EOF
   Swagger UI         http://127.0.0.1:${PORT}/docs
   OpenAPI schema     http://127.0.0.1:${PORT}/schema
   Admin login        ${DEV_ADMIN_USERNAME} / ${DEV_ADMIN_PASSWORD}
-  AWS emulator       ${AWS_ENDPOINT_URL}   (table ${TABLE_NAME})
+  AWS emulator       ${AWS_ENDPOINT_URL}   (table ${TABLE_NAME} in ${AWS_ENDPOINT_URL_DYNAMODB:-the emulator})
   Logs               ${DEV_DIR#"$REPO"/}/emulator.log, ${DEV_DIR#"$REPO"/}/fakes.log
 
   Ctrl-C stops everything.
