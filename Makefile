@@ -23,7 +23,7 @@ LAMBDA_CRATES := auth-api users-api accesses-api cohort-api exports-api platform
                  cohort-worker export-worker scheduled-tasks
 
 .PHONY: help dev test tools emulator emulator-stop emulator-status dynalite dynalite-stop dynalite-status \
-        bootstrap lint fmt clippy cfn-lint build-lambdas bench bench-accesses bench-logs bench-cohort clean-dev
+        bootstrap lint fmt clippy cfn-lint build-lambdas bench bench-accesses bench-logs bench-cohort bench-exports clean-dev
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -91,6 +91,9 @@ bench-logs: ## /logs/ load run on dynalite: 100,000 request logs over 90 days, 2
 
 bench-cohort: ## cohort workspace load run on dynalite: a heavy and a 10x owner among 151, items read per request -> docs/benchmarks.md
 	@infra/scripts/bench-cohort.sh
+
+bench-exports: ## exports list load run on dynalite: 5,000 exports of 150 owners, as an admin and as a plain user -> docs/benchmarks.md
+	@infra/scripts/bench-exports.sh
 
 .PHONY: bench-coldstart
 bench-coldstart: ## Lambda binaries started against a local Runtime API stub, large tree on dynalite: init, first invocation -> docs/benchmarks.md

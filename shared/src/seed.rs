@@ -289,6 +289,77 @@ const HEAVY_FOLDERS: usize = 20;
 /// The second heavy owner holds this many times the heavy owner's requests, snapshots, counts and cohorts.
 const HEAVY10_FACTOR: usize = 10;
 
+/// What [`seed_exports_dataset`] wrote.
+#[derive(Debug, Default, Clone)]
+pub struct ExportsDataset {
+    pub owners: usize,
+    pub exports: usize,
+    /// The heavy owner of the cohort data set and its exports.
+    pub bench_user: String,
+    pub bench_exports: usize,
+}
+
+/// `exports` exports of the cohort data set's first `owners` owners (`8000000 + i`, written by
+/// [`seed_cohort_dataset`] before), evenly, created over the past year, each with its list summary
+/// (a made-up source cohort) and counted as `POST /exports/` counts them; a tenth of them still
+/// running, a twentieth failed. Fixed seed.
+pub async fn seed_exports_dataset(store: &DynamoStore, owners: usize, exports: usize) -> AppResult<ExportsDataset> {
+    use crate::domain::{
+        cohort::{Job, JobStatus, Stamps},
+        exports::{Export, ExportSummary, ExportTable, OutputFormat},
+    };
+    let mut rng = Xorshift(0x0e59_0a7e_5eed);
+    let now = crate::domain::time::now();
+    let owners = owners.max(1);
+    let mut written = Vec::with_capacity(exports);
+    for i in 0..exports {
+        let owner = (COHORT_OWNER_BASE + i % owners).to_string();
+        let created = now - Duration::seconds((rng.below(365 * 86_400) + 60) as i64);
+        let status = match rng.below(20) {
+            0 => JobStatus::Failed,
+            1 | 2 => JobStatus::Started,
+            _ => JobStatus::Finished,
+        };
+        let format = if rng.below(4) == 0 { OutputFormat::Xlsx } else { OutputFormat::Csv };
+        let source = uuid::Uuid::from_u64_pair(rng.next(), rng.next());
+        let table =
+            |name: &str| ExportTable { name: name.into(), cohort_result_source: Some(source), ..Default::default() };
+        written.push(Export {
+            uuid: uuid::Uuid::from_u64_pair(rng.next(), rng.next()),
+            owner: owner.clone(),
+            output_format: format,
+            datalab: None,
+            nominative: true,
+            shift_dates: false,
+            group_tables: false,
+            motivation: Some(format!("Étude {i}: protocole validé par le CSE")),
+            target_name: format!("{owner}_{}", created.unix_timestamp()),
+            target_location: "s3://bench-exports/exports".into(),
+            is_user_notified: status == JobStatus::Finished,
+            clean_datetime: None,
+            retried: false,
+            launched_at: Some(created),
+            tables: vec![table("person"), table("visit_occurrence"), table("condition_occurrence")],
+            summary: ExportSummary {
+                owner_display: format!("Load {owner}"),
+                owner_firstname: "Load".into(),
+                owner_lastname: owner.clone(),
+                cohort_id: Some((100_000 + rng.below(900_000)).to_string()),
+                cohort_name: Some(format!("Cohorte {}", rng.below(10_000))),
+                patients_count: Some(rng.below(50_000) as i64),
+                datalab_name: None,
+            },
+            rev: 1,
+            job: Job { request_job_status: status, ..Job::new() },
+            stamps: Stamps::new(created),
+        });
+    }
+    store.seed_exports(&written).await?;
+    let bench_user = COHORT_OWNER_BASE.to_string();
+    let bench_exports = written.iter().filter(|e| e.owner == bench_user).count();
+    Ok(ExportsDataset { owners, exports, bench_user, bench_exports })
+}
+
 /// What [`seed_cohort_dataset`] wrote.
 #[derive(Debug, Default, Clone)]
 pub struct CohortDataset {

@@ -1,12 +1,13 @@
 //! `dev-server [--seed | --seed-only]`: seeds the demo data when asked, then serves the whole API on
 //! $PORT (`--seed-only` stops after seeding: the benchmark times a start without it).
 //! `--load-dataset USERS ACCESSES` and `--cohort-dataset OWNERS REQUESTS` write a load-test data set
-//! and stop (infra/scripts/bench-accesses.sh, infra/scripts/bench-cohort.sh).
+//! and stop (infra/scripts/bench-accesses.sh, infra/scripts/bench-cohort.sh); `--exports-dataset OWNERS
+//! EXPORTS` writes exports of the cohort data set's owners and stops (infra/scripts/bench-exports.sh).
 //! `--backfill-summaries` runs the workspace summaries backfill (printing its progress) and stops; a
 //! table whose layout is not marked ready is backfilled before serving.
 use c360::{
     http::{serve, AppState},
-    seed::{seed_cohort_dataset, seed_demo, seed_load_dataset, DemoSeed},
+    seed::{seed_cohort_dataset, seed_demo, seed_exports_dataset, seed_load_dataset, DemoSeed},
 };
 
 fn env(name: &str, default: &str) -> String {
@@ -60,6 +61,17 @@ async fn main() -> Result<(), lambda_http::Error> {
             .await
             .map_err(|e| format!("cohort dataset: {e}"))?;
         // One line on stdout for the bench script (the logs go to stderr or are filtered).
+        println!("{written:?}");
+        return Ok(());
+    }
+    // `--exports-dataset OWNERS EXPORTS`: the exports of the exports load run (bench-exports.sh).
+    if let Some(at) = args.iter().position(|a| a == "--exports-dataset") {
+        let number = |i: usize| {
+            args.get(at + i).and_then(|v| v.parse::<usize>().ok()).ok_or("usage: --exports-dataset OWNERS EXPORTS")
+        };
+        let written = seed_exports_dataset(&state.store, number(1)?, number(2)?)
+            .await
+            .map_err(|e| format!("exports dataset: {e}"))?;
         println!("{written:?}");
         return Ok(());
     }

@@ -192,3 +192,29 @@ fn listing_partition(owner: Option<&str>) -> (&'static str, String) {
         None => (keys::GSI1, keys::EXPORTS_INDEX_PK.to_owned()),
     }
 }
+
+impl DynamoStore {
+    /// Writes exports as [`Self::create_export`] does, with BatchWriteItem (25 a request) and one
+    /// counter update per owner: load-test data only (no conditions).
+    pub async fn seed_exports(&self, exports: &[Export]) -> StoreResult<()> {
+        self.put_batched(exports.iter().map(export_entry).collect::<StoreResult<Vec<_>>>()?).await?;
+        let mut per_owner: std::collections::BTreeMap<&str, i64> = Default::default();
+        for export in exports {
+            *per_owner.entry(&export.owner).or_default() += 1;
+        }
+        let total = (keys::exports_count(), exports.len() as i64);
+        for (key, added) in per_owner.into_iter().map(|(owner, n)| (keys::exports_count_of(owner), n)).chain([total]) {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key_item(&key)))
+                .update_expression("ADD #v :n")
+                .expression_attribute_names("#v", "value")
+                .expression_attribute_values(":n", AttributeValue::N(added.to_string()))
+                .send()
+                .await
+                .map_err(sdk_error)?;
+        }
+        Ok(())
+    }
+}
