@@ -137,15 +137,7 @@ impl Worker {
 
     /// E-mails the export's owner; a delivery failure is logged, never retried.
     async fn tell(&self, export: &Export, news: ExportNews) -> Result<(), MessageError> {
-        let owner = self.store.user(&export.owner).await.map_err(failure)?;
-        match owner {
-            Some(owner) => {
-                let email = notify::export_news(&self.settings, &owner, export, news);
-                notify::deliver(&self.mailer, email, "export").await;
-            }
-            None => tracing::warn!(export = %export.uuid, "the export's owner is gone: no e-mail"),
-        }
-        Ok(())
+        notify::tell_export_owner(&self.store, &self.mailer, &self.settings, export, news).await.map_err(failure)
     }
 
     async fn launch(&self, uuid: Uuid) -> Result<(), MessageError> {
