@@ -3,8 +3,11 @@
 //! polls, and the whole path POST → worker → Export API → zip in the bucket → download.
 use std::{sync::Arc, time::Duration};
 
-use c360::domain::cohort::JobStatus;
-use fakes::export_api::{made_up_rows, Config, ExportApi, Outcome};
+use c360::domain::cohort::{CohortResult, JobStatus};
+use fakes::{
+    export_api::{made_up_rows, Config, ExportApi, Outcome},
+    query_executor::{Config as QeConfig, QueryExecutor},
+};
 use http::{Method, StatusCode};
 use integration_tests::{
     cohort::{created, get, post, uuid_of},
@@ -119,6 +122,88 @@ disableTerminology: false
     assert!(emails[0].text.contains("Tables demandées : visit_occurrence, person"), "{}", emails[0].text);
     assert!(emails[1].text.contains(&format!("http://localhost:3000/download/exports/{uuid}/")), "{}", emails[1].text);
     assert!(e.is_user_notified, "the success e-mail marks the export notified");
+}
+
+/// A subset's whole path: POST → cohort worker → fake QueryExecutor → its callback → the export's
+/// launch → Export API, whose request names the subset's group for the notes (spec §7.4, §7.5).
+#[tokio::test]
+async fn an_export_through_a_subset_sends_the_subsets_group_to_the_export_api() {
+    let s = stack(Outcome::Success).await;
+    let (api_url, _) = fakes::spawn(dev_server::app(&s.app.state), 0).await.unwrap();
+    let executor = Arc::new(QueryExecutor::new(QeConfig {
+        callback_url: api_url,
+        query_executor_token: "test-qe-token".into(),
+        solr_etl_token: "test-etl-token".into(),
+        delay: Duration::from_millis(20),
+        callbacks: true,
+        cohort_size_limit: 1_000_000,
+    }));
+    let (qe_url, _) = fakes::spawn(fakes::query_executor::router(executor.clone()), 0).await.unwrap();
+    let cohort_worker = s.app.worker(Some(&qe_url), 1_000_000);
+    // QueryExecutor reads group ids as numbers.
+    let source = finished_cohort(&s.app, &s.alice, json!(["3"]), "500001").await;
+    s.app.queued_jobs().await;
+
+    let body = csv_request(&source, &["person", "note"]);
+    let uuid = uuid_of(&created(&s.app, &s.alice, "/exports/", body).await);
+    let subset = stored(&s, &uuid).await.tables[1].cohort_result_subset.unwrap();
+    let jobs = s.app.queued_jobs().await;
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    cohort_worker.handle(&jobs[0].to_string()).await.unwrap();
+    let mut launches = Vec::new();
+    for _ in 0..100 {
+        launches.extend(export_jobs(&s.app).await);
+        if !launches.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(launches, [json!({"version": 1, "kind": "launch", "export": uuid})], "the callback launched it");
+    let submitted = executor.jobs();
+    let syntax: Value = serde_json::from_str(&submitted[0].syntax).unwrap();
+    assert_eq!(
+        (&syntax["sourcePopulation"]["caresiteCohortList"], &syntax["request"]["resourceType"]),
+        (&json!([500001]), &json!("DocumentReference"))
+    );
+    assert!(syntax["request"]["filterFhir"].as_str().unwrap().contains("doc-impor"), "{syntax}");
+
+    s.worker.handle(&launches[0].to_string()).await.unwrap();
+    drain(&s).await;
+    let subset: CohortResult = s.app.state.store.workspace_object("alice", subset).await.unwrap().unwrap();
+    assert_eq!(subset.job.request_job_status, JobStatus::Finished);
+    let task = s.api.tasks().pop().unwrap();
+    let tables = task.yaml.split("tablesToExport:\n").nth(1).unwrap();
+    assert!(
+        tables.starts_with(&format!(
+            "- tableName: person\n  cohortId: '500001'\n  relation: true\n- tableName: note\n  relation: true\n  \
+             cohortId: '{}'\n",
+            subset.group_id
+        )),
+        "{}",
+        task.yaml
+    );
+    assert_eq!(stored(&s, &uuid).await.job.request_job_status, JobStatus::Finished);
+}
+
+#[tokio::test]
+async fn a_retry_before_the_subsets_are_built_fails_rather_than_export_unfiltered_rows() {
+    let s = stack(Outcome::Success).await;
+    let (admin, _) = s.app.login(ADMIN).await;
+    let uuid = export(&s, &["person", "note"]).await;
+    assert!(export_jobs(&s.app).await.is_empty(), "the export waits for its subset");
+    let (status, _) = post(&s.app, &admin, &format!("/exports/{uuid}/retry/"), json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    drain(&s).await;
+    let e = stored(&s, &uuid).await;
+    assert_eq!(
+        (e.job.request_job_status, e.job.request_job_fail_msg.as_str(), e.awaiting_subsets),
+        (
+            JobStatus::Failed,
+            "Export terminated with an error: the cohort subset of the `note` table has no group id",
+            false
+        )
+    );
+    assert!(s.api.tasks().is_empty(), "nothing was sent to the Export API");
 }
 
 #[tokio::test]

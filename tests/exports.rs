@@ -128,17 +128,17 @@ async fn exporter_validation_errors_have_their_exact_bodies() {
         post(&app, &alice, "/exports/", filter_alone).await,
         invalid("A FHIR filter was provided but not a cohort source to filter")
     );
-    // Tables exported through a cohort subset (§7.4) are refused until subsets are built.
+    // A subset's filter must be one of the caller's (or the source owner's) saved filters.
+    let mut filtered = csv_request(&cohort, &["person", "condition_occurrence"]);
+    let unknown = Uuid::new_v4();
+    filtered["export_tables"][1]["fhir_filter"] = json!(unknown);
     assert_eq!(
-        post(&app, &alice, "/exports/", csv_request(&cohort, &["person", "note"])).await,
-        invalid(
-            "The `note` table needs a cohort subset (a FHIR filter, or the notes' filter), which this version does \
-             not build yet"
+        post(&app, &alice, "/exports/", filtered).await,
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"export_tables": [format!("Invalid pk \"{unknown}\" - object does not exist.")]})
         )
     );
-    let mut filtered = csv_request(&cohort, &["person", "condition_occurrence"]);
-    filtered["export_tables"][1]["fhir_filter"] = json!(Uuid::new_v4());
-    assert_eq!(post(&app, &alice, "/exports/", filtered).await.0, StatusCode::BAD_REQUEST);
     // Wrong types are 400s naming the field, never a 500.
     let mut wrong = csv_request(&cohort, &["person"]);
     wrong["group_tables"] = json!("maybe");

@@ -1,8 +1,8 @@
 //! What follows a cohort job's status change, whoever wrote it (a callback, the cohort worker, the
 //! stuck-job sweeper): the owner's WebSocket `job_status` event (spec §10.3), the refresh schedule's
-//! record and e-mail (§5.9), the feasibility e-mails (§5.8). One place, so every path tells the
-//! owner the same things. Telling never fails the status change it follows: delivery problems are
-//! logged.
+//! record and e-mail (§5.9), the feasibility e-mails (§5.8), the re-check of the export an ended
+//! subset was made for (§7.4). One place, so every path tells the owner the same things. Telling
+//! never fails the status change it follows: delivery problems are logged.
 use uuid::Uuid;
 
 use crate::{
@@ -12,6 +12,7 @@ use crate::{
         time::DateTime,
     },
     error::AppResult,
+    jobs::ExportQueue,
     mail::Mailer,
     notify::{self, ReportNews},
     push::Notifier,
@@ -53,6 +54,8 @@ pub struct JobNews<'a, M: Mailer> {
     pub notifier: &'a Notifier,
     pub mailer: &'a M,
     pub settings: &'a Settings,
+    /// Where an export whose subsets all finished is launched.
+    pub exports: &'a ExportQueue,
 }
 
 impl<M: Mailer + Sync> JobNews<'_, M> {
@@ -74,6 +77,11 @@ impl<M: Mailer + Sync> JobNews<'_, M> {
         let (size, global) = tokio::join!(measure(cohort.dated_measure), measure(cohort.dated_measure_global));
         let size = size?.and_then(|m| m.measure);
         self.notifier.cohort_status(cohort, size, global?.as_ref()).await;
+        if let Some(export) = cohort.export.filter(|_| cohort.is_subset && cohort.job.request_job_status.is_final()) {
+            let outcome =
+                crate::subsets::recheck_export(self.store, self.exports, self.mailer, self.settings, export).await?;
+            tracing::info!(cohort = %cohort.uuid, %export, ?outcome, "export re-checked after its subset ended");
+        }
         Ok(())
     }
 

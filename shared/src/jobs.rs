@@ -51,6 +51,20 @@ pub struct ForwardedAuth {
     pub trace_id: Option<String>,
 }
 
+impl ForwardedAuth {
+    /// The caller's credentials for the worker's FHIR `$query` calls (spec §6.3): only when `USE_SOLR`
+    /// needs them, so no job message carries a token otherwise.
+    pub fn of_request(use_solr: bool, headers: &axum::http::HeaderMap) -> Option<Self> {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let authorization = header("authorization").filter(|_| use_solr)?;
+        Some(Self {
+            authorization,
+            authorization_method: header("authorizationmethod"),
+            trace_id: header("x-trace-id"),
+        })
+    }
+}
+
 impl std::fmt::Debug for ForwardedAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ForwardedAuth")

@@ -27,6 +27,7 @@ pub mod push;
 pub mod refresh;
 pub mod seed;
 pub mod store;
+pub mod subsets;
 pub mod sweeper;
 pub mod telemetry;
 pub mod worker;

@@ -6,6 +6,7 @@ use crate::{
     config::Settings,
     domain::{exports::Export, user::User},
     mail::{render, Email, Mailer},
+    store::{DynamoStore, StoreResult},
 };
 
 /// "shared_request": a snapshot was shared with `recipient` (spec §5.5).
@@ -136,6 +137,21 @@ pub fn export_news(settings: &Settings, owner: &User, export: &Export, news: Exp
         }
     };
     render(template, to, &subject, &context)
+}
+
+/// E-mails an export's owner about it (an owner who is gone is logged; delivery as [`deliver`]).
+pub async fn tell_export_owner(
+    store: &DynamoStore,
+    mailer: &impl Mailer,
+    settings: &Settings,
+    export: &Export,
+    news: ExportNews,
+) -> StoreResult<()> {
+    match store.user(&export.owner).await? {
+        Some(owner) => deliver(mailer, export_news(settings, &owner, export, news), "export").await,
+        None => tracing::warn!(export = %export.uuid, "the export's owner is gone: no e-mail"),
+    }
+    Ok(())
 }
 
 pub async fn deliver(mailer: &impl Mailer, email: Option<Email>, what: &str) {

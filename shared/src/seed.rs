@@ -696,6 +696,7 @@ pub async fn seed_cohort_dataset(store: &DynamoStore, owners: usize, requests: u
                     dated_measure_global: None,
                     create_task_id: rng.uuid().to_string(),
                     is_subset: false,
+                    export: None,
                     parent_cohort: None,
                     sampling_ratio: None,
                     job: Job {

@@ -24,7 +24,8 @@ pub async fn user(app: &TestApp, username: &str, role: Option<i64>, perimeter: i
     app.login(username).await.0
 }
 
-async fn as_qe(app: &TestApp, path: &str, body: Value) -> Value {
+/// A QueryExecutor callback that must answer 200; returns the answer.
+pub async fn as_qe(app: &TestApp, path: &str, body: Value) -> Value {
     let (status, answer) = app.call(Method::PATCH, path).header("authorization", QE).json(body).send().await;
     assert_eq!(status, StatusCode::OK, "{path}: {answer}");
     answer

@@ -68,6 +68,7 @@ pub async fn tasks(app: &TestApp, expiry_alerts: Option<c360::access_alerts::Exp
         fhir_perimeters_sync: false,
         http: c360::aws::http_client(std::time::Duration::from_secs(10)),
         jobs: app.state.jobs.clone(),
+        export_jobs: app.state.export_jobs.clone(),
         stuck_job_deadlines: c360::sweeper::Deadlines::parse(c360::sweeper::DEFAULT_DEADLINES).expect("valid"),
         notifier: app.state.notifier.clone(),
         settings: app.state.settings.clone(),
@@ -179,6 +180,7 @@ impl TestApp {
             executor: query_executor_url.map(|url| c360::executor::Executor::new(http, url)),
             notifier: self.state.notifier.clone(),
             mailer: c360::mail::SharedMailer::new(self.outbox.clone()),
+            exports: self.state.export_jobs.clone(),
             settings,
         }
     }

@@ -266,6 +266,7 @@ async fn create_once(
         dated_measure_global: None,
         create_task_id: String::new(),
         is_subset: false,
+        export: None,
         parent_cohort: None,
         sampling_ratio: None,
         job: Job::new(),

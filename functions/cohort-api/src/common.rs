@@ -16,7 +16,6 @@ use c360::{
         cohort::{Changes, WorkspaceObject},
         Condition, Key, StoreError, Write,
     },
-    Settings,
 };
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -128,7 +127,7 @@ pub async fn create_and_queue(
         Err(StoreError::TransactionConflict(_)) => return Ok(false),
         other => other?,
     }
-    let fhir_auth = fhir_auth(&state.settings, headers);
+    let fhir_auth = ForwardedAuth::of_request(state.settings.use_solr, headers);
     for job in jobs {
         let message = JobMessage { fhir_auth: fhir_auth.clone(), ..JobMessage::new(job) };
         if let Err(err) = state.jobs.send_message(&message).await {
@@ -139,18 +138,6 @@ pub async fn create_and_queue(
         }
     }
     Ok(true)
-}
-
-/// The caller's credentials for the worker's FHIR `$query` calls (spec §6.3): only when `USE_SOLR`
-/// needs them, so no job message carries a token otherwise.
-fn fhir_auth(settings: &Settings, headers: &HeaderMap) -> Option<ForwardedAuth> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let authorization = header("authorization").filter(|_| settings.use_solr)?;
-    Some(ForwardedAuth {
-        authorization,
-        authorization_method: header("authorizationmethod"),
-        trace_id: header("x-trace-id"),
-    })
 }
 
 /// One of the caller's alive objects, or 404 naming its model.

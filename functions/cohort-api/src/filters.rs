@@ -18,11 +18,11 @@ use c360::{
         Api, AppState, Body, Exposure, Principal, RouteSpec,
     },
     store::{
-        cohort::{patch_history_write, put_object, Changes},
-        keys, Condition, Entry, StoreError, Write,
+        cohort::{filter_name_guard, patch_history_write, put_object, Changes},
+        keys, Condition, StoreError, Write,
     },
 };
-use serde_json::{json, Value};
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::{common::*, views};
@@ -100,11 +100,6 @@ fn duplicate(filter: &FhirFilter) -> AppError {
     ))
 }
 
-fn guard(filter: &FhirFilter) -> Result<Write, StoreError> {
-    let key = keys::filter_name_guard(&filter.owner, &filter.fhir_resource, &filter.name);
-    Ok(Write::Put(Entry::new("filter_name_guard", &key, &json!({"filter": filter.uuid}))?, Condition::MustNotExist))
-}
-
 async fn create(
     State(state): State<AppState>,
     principal: Arc<Principal>,
@@ -135,7 +130,7 @@ async fn create(
         filter_patches: 0,
         stamps: Stamps::new(time::now()),
     };
-    match state.store.transact(vec![put_object(&filter, Condition::MustNotExist)?, guard(&filter)?]).await {
+    match state.store.transact(vec![put_object(&filter, Condition::MustNotExist)?, filter_name_guard(&filter)?]).await {
         Ok(()) => Ok((StatusCode::CREATED, Json(views::filter(&filter, &names(&principal))))),
         Err(StoreError::TransactionConflict(failed)) if failed.get(1) == Some(&true) => Err(duplicate(&filter)),
         Err(other) => Err(other.into()),
@@ -206,7 +201,7 @@ async fn patch(
     if renamed {
         let old = keys::filter_name_guard(owner, &current.fhir_resource, &current.name);
         writes.push(Write::Delete(old, Condition::None));
-        writes.push(guard(&updated)?);
+        writes.push(filter_name_guard(&updated)?);
     }
     match state.store.transact(writes).await {
         Ok(()) => {}

@@ -172,7 +172,8 @@ pub async fn around_snapshot(state: &AppState, owner: &str, snapshot: Option<Uui
     around_request(state, owner, snapshot.request, Some(uuid)).await
 }
 
-/// The owner's request `request`, all its snapshots, and the counts and cohorts of `snapshot`.
+/// The owner's request `request`, all its snapshots (not the hidden copies of export subsets), and
+/// the counts and cohorts of `snapshot`.
 pub async fn around_request(
     state: &AppState,
     owner: &str,
@@ -181,7 +182,7 @@ pub async fn around_request(
 ) -> AppResult<Workspace> {
     let store = &state.store;
     let Some(row) = store.request_row(owner, request).await? else { return Ok(Workspace::default()) };
-    let versions: Vec<Uuid> = row.summary.snapshots.keys().copied().collect();
+    let versions: Vec<Uuid> = row.summary.snapshots.iter().filter(|(_, s)| !s.hidden).map(|(u, _)| *u).collect();
     let listed = snapshot.and_then(|s| row.summary.snapshots.get(&s));
     let cohorts: Vec<Uuid> = listed.map(|l| l.cohorts.iter().copied().collect()).unwrap_or_default();
     let counts: Vec<Uuid> = listed.map(|l| l.counts.iter().copied().collect()).unwrap_or_default();

@@ -263,7 +263,9 @@ async fn try_create(state: &AppState, owner: &str, mut body: Map<String, Value>)
     // The request's claimed version is authoritative (counting covers requests older than the claim);
     // a first snapshot is version 1, so its claim fails if another first snapshot won meanwhile.
     let version = if given("previous_snapshot").is_some() {
-        let counted = ws.snapshots.iter().filter(|s| s.request == request).count() as i64;
+        // Export subsets' hidden copies are no versions (the original's default manager leaves them out).
+        let counted =
+            ws.snapshots.iter().filter(|s| s.request == request && !ws.hidden_snapshot(s.uuid)).count() as i64;
         counted.max(ws.request(request).and_then(|r| r.snapshot_versions).unwrap_or(0)) + 1
     } else {
         1

@@ -20,7 +20,7 @@ use c360::{
     executor::{Executor, ExecutorError},
     fhir::FhirClient,
     job_news::{AsMoved, JobNews},
-    jobs::{CohortJob, ForwardedAuth, JobMessage, JOB_MESSAGE_VERSION},
+    jobs::{CohortJob, ExportQueue, ForwardedAuth, JobMessage, JOB_MESSAGE_VERSION},
     mail::{SesMailer, SharedMailer},
     notify::ReportNews,
     push::Notifier,
@@ -40,6 +40,8 @@ pub struct Worker {
     pub fhir: Option<FhirClient>,
     pub notifier: Notifier,
     pub mailer: SharedMailer,
+    /// The export jobs queue: a subset failed at launch re-checks its export (spec §7.4).
+    pub exports: ExportQueue,
     /// `COHORT_SIZE_LIMIT` (larger cohorts are built by the Solr ETL), and what the e-mails link to.
     pub settings: Settings,
 }
@@ -61,13 +63,20 @@ impl Worker {
             executor: settings.query_executor_url.clone().map(|url| Executor::new(http, url)),
             notifier: Notifier::new(sdk, settings.ws_management_endpoint.as_deref(), store.clone()),
             mailer: SharedMailer::new(mailer),
+            exports: ExportQueue::new(aws_sdk_sqs::Client::new(sdk), settings.export_jobs_queue_url.clone()),
             store,
             settings,
         })
     }
 
     fn news(&self) -> JobNews<'_, SharedMailer> {
-        JobNews { store: &self.store, notifier: &self.notifier, mailer: &self.mailer, settings: &self.settings }
+        JobNews {
+            store: &self.store,
+            notifier: &self.notifier,
+            mailer: &self.mailer,
+            settings: &self.settings,
+            exports: &self.exports,
+        }
     }
 }
 

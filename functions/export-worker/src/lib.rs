@@ -137,15 +137,7 @@ impl Worker {
 
     /// E-mails the export's owner; a delivery failure is logged, never retried.
     async fn tell(&self, export: &Export, news: ExportNews) -> Result<(), MessageError> {
-        let owner = self.store.user(&export.owner).await.map_err(failure)?;
-        match owner {
-            Some(owner) => {
-                let email = notify::export_news(&self.settings, &owner, export, news);
-                notify::deliver(&self.mailer, email, "export").await;
-            }
-            None => tracing::warn!(export = %export.uuid, "the export's owner is gone: no e-mail"),
-        }
-        Ok(())
+        notify::tell_export_owner(&self.store, &self.mailer, &self.settings, export, news).await.map_err(failure)
     }
 
     async fn launch(&self, uuid: Uuid) -> Result<(), MessageError> {
@@ -211,7 +203,14 @@ impl Worker {
             if group_ids.contains_key(&uuid) {
                 continue;
             }
-            let cohort: Option<CohortResult> = self.store.object_by_id(uuid).await.map_err(failure)?;
+            // By key in the owner's workspace (subsets, csv sources): a subset's group id was written
+            // just before its callback launched the export, and the uuid index may not show it yet.
+            let mut cohort: Option<CohortResult> =
+                self.store.workspace_object(&export.owner, uuid).await.map_err(failure)?;
+            if cohort.is_none() {
+                // Another owner's source cohort (hive).
+                cohort = self.store.object_by_id(uuid).await.map_err(failure)?;
+            }
             if let Some(cohort) = cohort.filter(|c| !c.group_id.is_empty()) {
                 group_ids.insert(uuid, cohort.group_id);
             }

@@ -1,23 +1,35 @@
 //! `/exports/` (spec §7.3, §7.6): export requests, their list, downloads, and the admins' retry,
-//! relaunch and logs. An export is created `new` and its launch is queued for the export worker.
-use std::{collections::HashMap, sync::Arc, time::Duration};
+//! relaunch and logs. An export is created `new` and its launch is queued for the export worker, or,
+//! when tables are filtered through cohort subsets (§7.4), created `pending` with its subsets, whose
+//! creations are queued for the cohort worker: the end of the last one launches it (`c360::subsets`).
+use std::{
+    collections::{hash_map::Entry, HashMap},
+    sync::Arc,
+    time::Duration,
+};
 
 use axum::{
     extract::{Path, State},
-    http::{header, Method, StatusCode},
+    http::{header, HeaderMap, Method, StatusCode},
     response::{IntoResponse, Response},
     Json, Router,
 };
 use c360::{
     domain::{
         access_rules::my_data_rights,
-        cohort::{CohortResult, DatedMeasure, JobStatus, Snapshot, Stamps},
-        exports::{
-            check_tables, clean_motivation, invalid, missing_data_right, needs_subset, permission_refusal, s3_location,
-            target_name, Export, ExportRequest, ExportSummary, OutputFormat, TableRequest,
+        cohort::{
+            CohortResult, DatedMeasure, FhirFilter, Job, JobStatus, Request, Snapshot, SnapshotQuery, Stamps,
+            DEFAULT_QUERY_VERSION,
         },
+        exports::{
+            check_tables, clean_motivation, invalid, missing_data_right, needs_subset, note_filter_name,
+            permission_refusal, s3_location, subset_name, target_name, Export, ExportRequest, ExportSummary,
+            OutputFormat, TableRequest, NOTE_FILTER, NOTE_FILTER_FHIR_VERSION, NOTE_FILTER_RESOURCE, NOTE_TABLE,
+        },
+        query_executor::single_criterion_query,
         rights::Right,
-        time,
+        summary::RequestLine,
+        time::{self, DateTime},
     },
     error::{AppError, AppResult},
     export_api::{ExportApi, ExportApiError},
@@ -25,8 +37,8 @@ use c360::{
         listing::{matches_search, sort_by, ListQuery, SortValue},
         Api, AppState, Body, Exposure, Principal, RouteSpec,
     },
-    jobs::ExportJob,
-    store::StoreError,
+    jobs::{CohortJob, ExportJob, ForwardedAuth, JobMessage},
+    store::{exports::NewSubset, StoreError},
 };
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -183,16 +195,29 @@ async fn retrieve(
 async fn create(
     State(state): State<AppState>,
     principal: Arc<Principal>,
+    headers: HeaderMap,
     Body(body): Body,
 ) -> AppResult<(StatusCode, Json<Value>)> {
     let request = parse_request(&body)?;
     if let Some(detail) = permission_refusal(&request.output_format, request.nominative, principal.rights) {
         return Err(AppError::PermissionDenied(detail.into()));
     }
-    let export = prepare(&state, &principal, &request).await?;
-    state.store.create_export(&export).await?;
-    let export = launch(&state, export).await?;
-    Ok((StatusCode::CREATED, Json(views::full(&export, false))))
+    // A source request renamed or deleted between the reads and the write: read again.
+    for _ in 0..3 {
+        let (mut export, cohorts) = prepare(&state, &principal, &request).await?;
+        let (filters, subsets) = plan_subsets(&state, &mut export, &request, &cohorts).await?;
+        match state.store.create_export_with(&export, &filters, &subsets).await {
+            Err(StoreError::TransactionConflict(_)) => continue,
+            other => other?,
+        }
+        let export = if subsets.is_empty() {
+            launch(&state, export).await?
+        } else {
+            build_subsets(&state, &headers, export, &subsets).await?
+        };
+        return Ok((StatusCode::CREATED, Json(views::full(&export, false))));
+    }
+    Err(invalid_data("The source cohort changed meanwhile, please try again"))
 }
 
 fn invalid_data(reason: impl std::fmt::Display) -> AppError {
@@ -315,8 +340,13 @@ fn parse_table(t: &Map<String, Value>) -> Result<TableRequest, ()> {
     })
 }
 
-/// §7.3.2 and §7.3.3: the exporter validation, the data-right check and the completed export.
-async fn prepare(state: &AppState, principal: &Principal, request: &ExportRequest) -> AppResult<Export> {
+/// §7.3.2 and §7.3.3: the exporter validation, the data-right check and the completed export, with
+/// the source cohorts it names.
+async fn prepare(
+    state: &AppState,
+    principal: &Principal,
+    request: &ExportRequest,
+) -> AppResult<(Export, HashMap<Uuid, CohortResult>)> {
     if request.output_format.is_empty() {
         return Err(invalid_data("output_format is required"));
     }
@@ -330,14 +360,6 @@ async fn prepare(state: &AppState, principal: &Principal, request: &ExportReques
     let format = check_tables(request, &principal.username, &cohorts).map_err(invalid_data)?;
     if request.tables.iter().any(|t| t.fhir_filter.is_some() && t.source().is_none()) {
         return Err(invalid_data("A FHIR filter was provided but not a cohort source to filter"));
-    }
-    // Exporting such a table without its subset would export unfiltered rows: refused until built.
-    if let Some(table) = request.tables.iter().find(|t| needs_subset(t)) {
-        return Err(invalid_data(format!(
-            "The `{}` table needs a cohort subset (a FHIR filter, or the notes' filter), which this version does not \
-             build yet",
-            table.table_name
-        )));
     }
     let user = principal.user.as_ref();
     let email = user.and_then(|u| u.email.as_deref()).filter(|e| !e.is_empty());
@@ -376,7 +398,7 @@ async fn prepare(state: &AppState, principal: &Principal, request: &ExportReques
         }
         None => None,
     };
-    Ok(Export {
+    let export = Export {
         uuid: Uuid::new_v4(),
         owner: principal.username.clone(),
         output_format: format,
@@ -391,6 +413,7 @@ async fn prepare(state: &AppState, principal: &Principal, request: &ExportReques
         clean_datetime: None,
         retried: false,
         launched_at: None,
+        awaiting_subsets: false,
         tables: request.tables.iter().map(TableRequest::table).collect(),
         summary: ExportSummary {
             owner_display: user.map_or_else(|| principal.username.clone(), |u| u.display_name()),
@@ -404,7 +427,174 @@ async fn prepare(state: &AppState, principal: &Principal, request: &ExportReques
         rev: 0,
         job: Default::default(),
         stamps: Stamps::new(now),
-    })
+    };
+    Ok((export, cohorts))
+}
+
+/// What the subsets of one source cohort copy: its snapshot, its count and its request's line (when
+/// the request is in the export owner's workspace).
+struct SourceParts {
+    snapshot: Snapshot,
+    measure: Option<DatedMeasure>,
+    request: Option<RequestLine>,
+}
+
+/// §7.4, table by table: the notes' auto-generated filter, then a cohort subset for each table that
+/// needs one, recorded on the table. An export with subsets waits for them (`pending`).
+async fn plan_subsets(
+    state: &AppState,
+    export: &mut Export,
+    request: &ExportRequest,
+    cohorts: &HashMap<Uuid, CohortResult>,
+) -> AppResult<(Vec<FhirFilter>, Vec<NewSubset>)> {
+    let (owner, now) = (export.owner.clone(), export.stamps.created_at);
+    let mut filters: Vec<FhirFilter> = Vec::new();
+    let mut subsets: Vec<NewSubset> = Vec::new();
+    let mut sources: HashMap<Uuid, SourceParts> = HashMap::new();
+    for (table, asked) in export.tables.iter_mut().zip(&request.tables) {
+        let Some(source) = table.cohort_result_source.and_then(|u| cohorts.get(&u)) else { continue };
+        if table.name == NOTE_TABLE && table.fhir_filter.is_none() {
+            // One per export: its name is the export's.
+            if filters.is_empty() {
+                filters.push(note_filter(export.uuid, &owner, now));
+            }
+            table.fhir_filter = filters.first().map(|f| f.uuid);
+        }
+        let Some(filter) = table.fhir_filter.filter(|_| needs_subset(asked)) else { continue };
+        let filter = match filters.iter().find(|f| f.uuid == filter) {
+            Some(auto) => auto.clone(),
+            None => saved_filter(state, &owner, &source.owner, filter).await?,
+        };
+        let parts = match sources.entry(source.uuid) {
+            Entry::Occupied(read) => read.into_mut(),
+            Entry::Vacant(unread) => unread.insert(source_parts(state, &owner, source).await?),
+        };
+        let subset = subset_of(parts, &owner, export.uuid, &table.name, source, &filter, now);
+        table.cohort_result_subset = Some(subset.cohort.uuid);
+        subsets.push(subset);
+    }
+    if !subsets.is_empty() {
+        export.job.request_job_status = JobStatus::Pending;
+        export.awaiting_subsets = true;
+    }
+    Ok((filters, subsets))
+}
+
+/// The notes' filter (spec §7.4): the documents that are not imported ones, in plain text.
+fn note_filter(export: Uuid, owner: &str, now: DateTime) -> FhirFilter {
+    FhirFilter {
+        uuid: Uuid::new_v4(),
+        owner: owner.to_owned(),
+        fhir_resource: NOTE_FILTER_RESOURCE.to_owned(),
+        fhir_version: NOTE_FILTER_FHIR_VERSION.to_owned(),
+        query_version: DEFAULT_QUERY_VERSION.to_owned(),
+        name: note_filter_name(export),
+        filter: NOTE_FILTER.to_owned(),
+        identifying: false,
+        auto_generated: true,
+        filter_patches: 0,
+        stamps: Stamps::new(now),
+    }
+}
+
+/// A saved filter a table names: the caller's, or the source cohort owner's (the forms list the
+/// filters of the owner they show). Filters are found by owner, never by uuid alone.
+async fn saved_filter(state: &AppState, owner: &str, source_owner: &str, uuid: Uuid) -> AppResult<FhirFilter> {
+    for candidate in [owner, source_owner] {
+        if let Some(filter) = state.store.workspace_object::<FhirFilter>(candidate, uuid).await? {
+            return Ok(filter);
+        }
+    }
+    Err(AppError::field("export_tables", format!("Invalid pk \"{uuid}\" - object does not exist.")))
+}
+
+async fn source_parts(state: &AppState, owner: &str, source: &CohortResult) -> AppResult<SourceParts> {
+    let no_snapshot = || invalid_data(format!("Cohort `{}` has no query snapshot to filter", source.uuid));
+    let snapshot = source.request_query_snapshot.ok_or_else(no_snapshot)?;
+    let snapshot = state.store.workspace_object::<Snapshot>(&source.owner, snapshot).await?.ok_or_else(no_snapshot)?;
+    let measure = match source.dated_measure {
+        Some(m) => state.store.workspace_object::<DatedMeasure>(&source.owner, m).await?,
+        None => None,
+    };
+    let request = if source.owner == owner {
+        state.store.workspace_object::<Request>(owner, snapshot.request).await?.map(|r| RequestLine::of(&r))
+    } else {
+        None
+    };
+    Ok(SourceParts { snapshot, measure, request })
+}
+
+/// A cohort subset of `source` through `filter` for `table` (spec §7.4): in the export owner's
+/// workspace, since a cohort's snapshot and count live in its owner's. The source is the owner's for
+/// csv/xlsx; for a hive export of another user's cohort the copies keep that user's request without
+/// being listed on it.
+fn subset_of(
+    parts: &SourceParts,
+    owner: &str,
+    export: Uuid,
+    table: &str,
+    source: &CohortResult,
+    filter: &FhirFilter,
+    now: DateTime,
+) -> NewSubset {
+    let request = parts.snapshot.request;
+    let snapshot = Snapshot {
+        uuid: Uuid::new_v4(),
+        owner: owner.to_owned(),
+        request,
+        name: None,
+        previous_snapshot: None,
+        shared_by: None,
+        perimeters_ids: parts.snapshot.perimeters_ids.clone(),
+        version: 1,
+        query_patches: 0,
+        stamps: Stamps::new(now),
+    };
+    let query = single_criterion_query(&source.group_id, &filter.fhir_resource, &filter.filter);
+    let measure = parts.measure.as_ref().map(|m| DatedMeasure {
+        uuid: Uuid::new_v4(),
+        owner: owner.to_owned(),
+        request_query_snapshot: snapshot.uuid,
+        request,
+        measure: m.measure,
+        measure_min: None,
+        measure_max: None,
+        extra: None,
+        count_task_id: String::new(),
+        mode: m.mode,
+        job: Job {
+            request_job_status: m.job.request_job_status,
+            request_job_duration: m.job.request_job_duration.clone(),
+            ..Job::new()
+        },
+        stamps: Stamps::new(now),
+    });
+    let cohort = CohortResult {
+        uuid: Uuid::new_v4(),
+        owner: owner.to_owned(),
+        name: Some(subset_name(table, &source.group_id)),
+        description: None,
+        favorite: false,
+        request_query_snapshot: Some(snapshot.uuid),
+        request: Some(request),
+        group_id: String::new(),
+        dated_measure: measure.as_ref().map(|m| m.uuid),
+        dated_measure_global: None,
+        create_task_id: String::new(),
+        is_subset: true,
+        export: Some(export),
+        parent_cohort: None,
+        sampling_ratio: None,
+        job: Job::new(),
+        stamps: Stamps::new(now),
+    };
+    NewSubset {
+        snapshot,
+        query: SnapshotQuery { serialized_query: query, translated_query: None },
+        measure,
+        cohort,
+        request: parts.request.clone(),
+    }
 }
 
 /// §7.3.2 over §4.10: the caller's data rights on the perimeters of the source cohorts' snapshots.
@@ -444,11 +634,37 @@ async fn launch(state: &AppState, export: Export) -> AppResult<Export> {
     let Err(err) = state.export_jobs.send(ExportJob::Launch { export: export.uuid }, 0).await else {
         return Ok(export);
     };
+    Err(not_queued(state, export, "export launch", err).await)
+}
+
+/// Queues the creation of an export's subsets, as a cohort's creation is queued (spec §5.7 step 2).
+/// A subset that cannot be queued would never end: the export fails and the request fails (the
+/// subsets queued before end on their own and find it failed).
+async fn build_subsets(
+    state: &AppState,
+    headers: &HeaderMap,
+    export: Export,
+    subsets: &[NewSubset],
+) -> AppResult<Export> {
+    let fhir_auth = ForwardedAuth::of_request(state.settings.use_solr, headers);
+    for subset in subsets {
+        let job = CohortJob::Create { owner: subset.cohort.owner.clone(), cohort: subset.cohort.uuid };
+        let message = JobMessage { fhir_auth: fhir_auth.clone(), ..JobMessage::new(job) };
+        if let Err(err) = state.jobs.send_message(&message).await {
+            return Err(not_queued(state, export, "cohort subset", err).await);
+        }
+    }
+    Ok(export)
+}
+
+/// Fails an export whose next step (`what`) could not be queued; the request's error.
+async fn not_queued(state: &AppState, export: Export, what: &str, err: impl std::fmt::Display) -> AppError {
     let mut failed = export;
     failed.job.request_job_status = JobStatus::Failed;
     failed.job.request_job_fail_msg = format!("Export terminated with an error: {err}");
+    failed.awaiting_subsets = false;
     state.store.save_export(&failed).await.ok();
-    Err(AppError::internal(format!("export launch not queued: {err}")))
+    AppError::internal(format!("{what} not queued: {err}"))
 }
 
 /// `retry/`: the export starts over as `new` (spec §7.6); a poll of its previous task finds another
@@ -467,6 +683,9 @@ async fn retry(
         again.job.request_job_duration = String::new();
         again.retried = true;
         again.launched_at = None;
+        // Launched now: a subset still being built fails it at launch (no group id to send), and one
+        // ending later finds it no longer waiting.
+        again.awaiting_subsets = false;
         match state.store.save_export(&again).await {
             Ok(saved) => {
                 launch(&state, saved).await?;
@@ -499,11 +718,8 @@ async fn relaunch(
         clean_datetime: None,
         retried: false,
         launched_at: None,
-        tables: original
-            .tables
-            .iter()
-            .map(|t| c360::domain::exports::ExportTable { cohort_result_subset: None, ..t.clone() })
-            .collect(),
+        // The copy exports through the original's subsets (`tables` as they are), launched at once.
+        awaiting_subsets: false,
         rev: 0,
         job: Default::default(),
         stamps: Stamps::new(now),

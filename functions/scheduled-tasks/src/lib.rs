@@ -10,7 +10,7 @@ use c360::{
     config::{ConfigError, FhirSettings, Settings},
     domain::time,
     job_news::JobNews,
-    jobs::JobQueue,
+    jobs::{ExportQueue, JobQueue},
     mail::SesMailer,
     push::Notifier,
     store::DynamoStore,
@@ -49,6 +49,8 @@ pub struct Tasks {
     pub http: reqwest::Client,
     /// The cohort jobs queue (`COHORT_JOBS_QUEUE_URL`): scheduled re-counts go through it.
     pub jobs: JobQueue,
+    /// The export jobs queue (`EXPORT_JOBS_QUEUE_URL`): a swept subset re-checks its export.
+    pub export_jobs: ExportQueue,
     /// `STUCK_JOB_DEADLINES`: how long a job may stay in each status.
     pub stuck_job_deadlines: Deadlines,
     /// Pushes to WebSocket clients (`WS_MANAGEMENT_ENDPOINT`): the maintenance broadcasts and the
@@ -111,6 +113,7 @@ impl Tasks {
             fhir_perimeters_sync,
             http: c360::aws::http_client(std::time::Duration::from_secs(timeout)),
             jobs: JobQueue::new(aws_sdk_sqs::Client::new(&sdk), std::env::var("COHORT_JOBS_QUEUE_URL").ok()),
+            export_jobs: ExportQueue::new(aws_sdk_sqs::Client::new(&sdk), std::env::var("EXPORT_JOBS_QUEUE_URL").ok()),
             stuck_job_deadlines: Deadlines::parse(&env("STUCK_JOB_DEADLINES", DEFAULT_DEADLINES))
                 .map_err(|reason| ConfigError::Invalid { name: "STUCK_JOB_DEADLINES".into(), reason })?,
         })
@@ -191,6 +194,7 @@ pub async fn function_handler(tasks: &Tasks, input: Value) -> Result<Value, Task
                 notifier: &tasks.notifier,
                 mailer: &tasks.mailer,
                 settings: &tasks.settings,
+                exports: &tasks.export_jobs,
             };
             let report = c360::sweeper::sweep(&news, &tasks.stuck_job_deadlines, time::now()).await.map_err(failed)?;
             tracing::info!(?report, "stuck jobs swept");

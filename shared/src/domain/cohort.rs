@@ -287,6 +287,9 @@ pub struct CohortResult {
     /// Internal cohorts created for exports: never shown to their owner.
     #[serde(default)]
     pub is_subset: bool,
+    /// The export a subset was made for: the end of its creation job re-checks that export (spec §7.4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<Uuid>,
     #[serde(default)]
     pub parent_cohort: Option<Uuid>,
     #[serde(default)]
@@ -820,6 +823,7 @@ mod tests {
                 dated_measure_global: None,
                 create_task_id: String::new(),
                 is_subset: false,
+                export: None,
                 parent_cohort: None,
                 sampling_ratio: None,
                 job: Job::new(),

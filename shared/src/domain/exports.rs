@@ -122,6 +122,10 @@ pub struct Export {
     /// duration is measured from it.
     #[serde(default, with = "super::time::iso_format::option")]
     pub launched_at: Option<DateTime>,
+    /// Set while the export (`pending`) waits for its cohort subsets (spec §7.4): nothing launches it
+    /// but the end of the last one, which clears it with a write conditioned on `rev`.
+    #[serde(default)]
+    pub awaiting_subsets: bool,
     /// Embedded: a handful per export, always read and written with it.
     #[serde(default)]
     pub tables: Vec<ExportTable>,
@@ -335,12 +339,65 @@ pub fn check_tables(
 const TABLES_WITHOUT_SUBSET: [&str; 4] =
     ["imaging_series", "questionnaire__item", "questionnaireresponse__item", "questionnaireresponse__item__answer"];
 
+/// The table whose rows are filtered even without a FHIR filter: an auto-generated one leaves out
+/// the imported documents (spec §7.4).
+pub const NOTE_TABLE: &str = "note";
+pub const NOTE_FILTER_RESOURCE: &str = "DocumentReference";
+pub const NOTE_FILTER: &str =
+    "type:not=https%3A%2F%2Fterminology.eds.aphp.fr%2Faphp-orbis-document-textuel-hospitalier\
+                               %7Cdoc-impor&contenttype=text%2Fplain";
+/// The FHIR version of the auto-generated filter (the one the apps save their filters with).
+pub const NOTE_FILTER_FHIR_VERSION: &str = "4.0";
+
+/// `<first 8 characters of the export's uuid>_note_(auto generated)`.
+pub fn note_filter_name(export: Uuid) -> String {
+    let uuid = export.to_string();
+    format!("{}_{NOTE_TABLE}_(auto generated)", &uuid[..8])
+}
+
+/// A subset cohort is named `<table>_<source cohort's group id>`.
+pub fn subset_name(table: &str, source_group_id: &str) -> String {
+    format!("{table}_{source_group_id}")
+}
+
+/// `request_job_fail_msg` of an export whose subsets did not all finish.
+pub const SUBSETS_FAILED: &str = "One or multiple cohort subsets has failed";
+
 /// §7.4: whether a table is exported through a cohort subset of its source cohort (a FHIR filter, or
 /// the `note` table's auto-generated one).
 pub fn needs_subset(table: &TableRequest) -> bool {
     table.source().is_some()
-        && (table.fhir_filter.is_some() || table.table_name == "note")
+        && (table.fhir_filter.is_some() || table.table_name == NOTE_TABLE)
         && !TABLES_WITHOUT_SUBSET.contains(&table.table_name.as_str())
+}
+
+/// Where the cohort subsets of a waiting export stand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subsets {
+    /// At least one is still being built: the export waits.
+    Building,
+    /// One ended without finishing (or is gone): it can never finish, the export fails.
+    Failed,
+    /// All finished: the export is launched.
+    Finished,
+}
+
+/// §7.4 over the subsets' statuses (`None`: the subset is gone). The original waits on a subset
+/// that ended `cancelled` or `unknown`, forever; here any end other than `finished` fails the export.
+pub fn subsets_state(statuses: impl IntoIterator<Item = Option<JobStatus>>) -> Subsets {
+    let mut building = false;
+    for status in statuses {
+        match status {
+            Some(JobStatus::Finished) => {}
+            Some(s) if !s.is_final() => building = true,
+            _ => return Subsets::Failed,
+        }
+    }
+    if building {
+        Subsets::Building
+    } else {
+        Subsets::Finished
+    }
 }
 
 /// §7.3.2 data-right check: over the §4.10 rights of the source cohorts' perimeters, the reading
@@ -403,6 +460,10 @@ pub enum ParamsError {
     MissingPersonTable,
     #[error("export.datalab is required when nominative is False")]
     MissingDatalab,
+    /// Never sent unfiltered: a subset without group id is one that did not finish (a retry while
+    /// it was being built).
+    #[error("the cohort subset of the `{0}` table has no group id")]
+    SubsetWithoutGroup(String),
 }
 
 /// What the params read besides the export: the group ids of the tables' cohorts by uuid, the
@@ -509,6 +570,10 @@ pub fn export_params(export: &Export, ctx: &ParamsContext) -> Result<Yaml, Param
         }
     }
     params.push(("overwrite", Yaml::Bool(true)));
+    let unbuilt = |t: &&ExportTable| t.cohort_result_subset.is_some_and(|u| !ctx.group_ids.contains_key(&u));
+    if let Some(table) = export.tables.iter().find(unbuilt) {
+        return Err(ParamsError::SubsetWithoutGroup(table.name.clone()));
+    }
     let group = |uuid: Option<Uuid>| uuid.and_then(|u| ctx.group_ids.get(&u)).map_or(Yaml::Null, |g| Yaml::text(g));
     let person = export.tables.iter().find(|t| t.name == REQUIRED_TABLE).ok_or(ParamsError::MissingPersonTable)?;
     let mut first = vec![
@@ -613,6 +678,7 @@ mod tests {
             clean_datetime: None,
             retried: false,
             launched_at: None,
+            awaiting_subsets: false,
             tables,
             summary: ExportSummary::default(),
             rev: 0,
@@ -744,6 +810,24 @@ mod tests {
     }
 
     #[test]
+    fn subsets_launch_when_all_finished_and_fail_on_any_other_end() {
+        use JobStatus::*;
+        assert_eq!(subsets_state([Some(Finished), Some(Finished)]), Subsets::Finished);
+        assert_eq!(subsets_state([Some(Finished), Some(LongPending)]), Subsets::Building);
+        assert_eq!(subsets_state([Some(New), Some(Failed)]), Subsets::Failed, "a failure does not wait");
+        assert_eq!(subsets_state([Some(Finished), Some(Cancelled)]), Subsets::Failed);
+        assert_eq!(subsets_state([Some(Unknown)]), Subsets::Failed);
+        assert_eq!(subsets_state([Some(Started), None]), Subsets::Failed, "a subset that is gone");
+    }
+
+    #[test]
+    fn the_notes_filter_and_the_subsets_are_named_as_the_original_names_them() {
+        let export = Uuid::parse_str("1a2b3c4d-0000-4000-8000-000000000000").unwrap();
+        assert_eq!(note_filter_name(export), "1a2b3c4d_note_(auto generated)");
+        assert_eq!(subset_name("note", "123456"), "note_123456");
+    }
+
+    #[test]
     fn the_data_right_check_names_the_first_missing_right_and_its_perimeters() {
         let right = |perimeter_id, read_nominative, export_csv_xlsx_nominative| DataRight {
             perimeter_id,
@@ -845,6 +929,9 @@ noDateShift: true
 disableTerminology: false
 ";
         assert_eq!(yaml, golden);
+        let without_subset = HashMap::from([(person, "123".to_owned())]);
+        let ctx = ParamsContext { group_ids: &without_subset, ..ctx };
+        assert_eq!(export_params(&e, &ctx).unwrap_err(), ParamsError::SubsetWithoutGroup("note".into()));
     }
 
     #[test]

@@ -282,6 +282,7 @@ mod tests {
             dated_measure_global: None,
             create_task_id: String::new(),
             is_subset: false,
+            export: None,
             parent_cohort: parent,
             sampling_ratio: parent.map(|_| 0.5),
             job: Job::new(),

@@ -206,6 +206,7 @@ impl AppState {
             notifier: &self.notifier,
             mailer: &self.mailer,
             settings: &self.settings,
+            exports: &self.export_jobs,
         }
     }
 

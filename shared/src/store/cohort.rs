@@ -107,6 +107,14 @@ pub fn snapshot_query_write(owner: &str, snapshot: Uuid, query: &SnapshotQuery) 
     Ok(Write::Put(Entry::new("snapshot_query", &keys::snapshot_query(owner, snapshot), query)?, Condition::None))
 }
 
+/// The guard keeping (name, resource) unique among an owner's alive saved filters, written with the
+/// filter (`MustNotExist`: a taken name cancels the filter's write).
+pub fn filter_name_guard(filter: &FhirFilter) -> StoreResult<Write> {
+    let key = keys::filter_name_guard(&filter.owner, &filter.fhir_resource, &filter.name);
+    let record = serde_json::json!({"filter": filter.uuid});
+    Ok(Write::Put(Entry::new("filter_name_guard", &key, &record)?, Condition::MustNotExist))
+}
+
 /// The references from the perimeter cohort ids of a snapshot's population to the snapshot.
 pub fn snapshot_perimeter_writes(snapshot: &Snapshot) -> StoreResult<Vec<Write>> {
     let mut ids: Vec<&String> = snapshot.perimeters_ids.iter().flatten().collect();

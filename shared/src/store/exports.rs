@@ -4,9 +4,16 @@
 use aws_sdk_dynamodb::types::{AttributeValue, Update};
 use uuid::Uuid;
 
-use super::{decode, key_item, keys, sdk_error, Condition, DynamoStore, Entry, StoreError, StoreResult, Write};
+use super::{
+    cohort::{filter_name_guard, object_entry, put_object, snapshot_query_write},
+    decode, key_item, keys, sdk_error,
+    summaries::{cohort_entry_with, count_entry_with, ItemUpdate},
+    Condition, DynamoStore, Entry, StoreError, StoreResult, Write,
+};
 use crate::domain::{
+    cohort::{CohortResult, DatedMeasure, FhirFilter, Snapshot, SnapshotQuery},
     exports::{Datalab, Export, ExportResultStat, InfrastructureProvider},
+    summary::{CohortSummary, CountLine, CountRole, RequestLine, SnapshotLine},
     time,
 };
 
@@ -42,15 +49,84 @@ fn count_update(table: &str, key: &keys::Key) -> StoreResult<Write> {
     Ok(Write::Update(update))
 }
 
+/// A cohort subset of an export table (spec §7.4), in the export owner's workspace: the copy of the
+/// source cohort's snapshot with the filtered query, the copy of its count, and the subset cohort.
+pub struct NewSubset {
+    pub snapshot: Snapshot,
+    pub query: SnapshotQuery,
+    pub measure: Option<DatedMeasure>,
+    pub cohort: CohortResult,
+    /// The request's name and description when the request is in that workspace (the source cohort
+    /// is the export owner's): its row lists the hidden copy as it lists every snapshot.
+    pub request: Option<RequestLine>,
+}
+
+impl NewSubset {
+    /// The subset's items, and its request's summary changes (merged per request by the caller).
+    fn writes(&self) -> StoreResult<(Vec<Write>, Option<ItemUpdate>)> {
+        let (snapshot, cohort, owner) = (&self.snapshot, &self.cohort, &self.cohort.owner);
+        let mut writes = vec![
+            put_object(snapshot, Condition::MustNotExist)?,
+            snapshot_query_write(owner, snapshot.uuid, &self.query)?,
+        ];
+        // No `RQS_PERIMETER` references: the query names the source cohort's group, not perimeters.
+        if let Some(measure) = &self.measure {
+            let built_on = [(cohort.uuid, CountRole::Size)].into();
+            writes.push(Write::Put(count_entry_with(object_entry(measure)?, &built_on)?, Condition::MustNotExist));
+        }
+        let summary = CohortSummary {
+            request: self.request.clone(),
+            result_size: self.measure.as_ref().and_then(|m| m.measure),
+            ..CohortSummary::default()
+        };
+        writes.push(Write::Put(cohort_entry_with(object_entry(cohort)?, &summary)?, Condition::MustNotExist));
+        let Some(line) = &self.request else { return Ok((writes, None)) };
+        let mut row = ItemUpdate::request(owner, snapshot.request);
+        // A rename of the request meanwhile would miss this cohort's line: the creation reads again.
+        row.still_named(line)
+            .snapshot_added(owner, snapshot.request, snapshot.uuid, &SnapshotLine::of(snapshot))?
+            .snapshot_hidden(snapshot.uuid)
+            .cohort_added(snapshot.uuid, cohort.uuid);
+        if let Some(measure) = &self.measure {
+            row.count_created(snapshot.uuid, &CountLine::of(measure))?;
+        }
+        Ok((writes, Some(row)))
+    }
+}
+
 impl DynamoStore {
     /// Writes a new export and counts it (one transaction).
     pub async fn create_export(&self, export: &Export) -> StoreResult<()> {
-        self.transact(vec![
-            Write::Put(export_entry(export)?, Condition::MustNotExist),
-            count_update(&self.table, &keys::exports_count())?,
-            count_update(&self.table, &keys::exports_count_of(&export.owner))?,
-        ])
-        .await
+        self.create_export_with(export, &[], &[]).await
+    }
+
+    /// Writes a new export with the filters and cohort subsets its tables were given (spec §7.4), and
+    /// counts it, in one transaction; past what one holds (23 subsets), in chunks with the export in
+    /// the last, so that a failure leaves subsets no export names, never an export without its
+    /// subsets. `TransactionConflict` when a filter's name is taken or a source request changed
+    /// meanwhile.
+    pub async fn create_export_with(
+        &self,
+        export: &Export,
+        filters: &[FhirFilter],
+        subsets: &[NewSubset],
+    ) -> StoreResult<()> {
+        let mut writes = Vec::new();
+        for filter in filters {
+            writes.push(put_object(filter, Condition::MustNotExist)?);
+            writes.push(filter_name_guard(filter)?);
+        }
+        let mut rows = Vec::new();
+        for subset in subsets {
+            let (items, row) = subset.writes()?;
+            writes.extend(items);
+            rows.extend(row);
+        }
+        writes.extend(self.updates(rows)?);
+        writes.push(Write::Put(export_entry(export)?, Condition::MustNotExist));
+        writes.push(count_update(&self.table, &keys::exports_count())?);
+        writes.push(count_update(&self.table, &keys::exports_count_of(&export.owner))?);
+        self.transact_in_chunks(writes).await
     }
 
     pub async fn export(&self, uuid: Uuid) -> StoreResult<Option<Export>> {

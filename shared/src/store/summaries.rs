@@ -191,6 +191,12 @@ impl ItemUpdate {
         self.set("snapshot_versions".into(), AttributeValue::N(version.to_string()))
     }
 
+    /// The snapshot is an export subset's copy: listed nowhere (spec §3.3).
+    pub fn snapshot_hidden(&mut self, snapshot: Uuid) -> &mut Self {
+        self.set(attr(HIDDEN, snapshot), AttributeValue::Bool(true));
+        self.bump()
+    }
+
     /// A snapshot's name or version changed.
     pub fn snapshot_line(&mut self, snapshot: Uuid, line: &SnapshotLine) -> StoreResult<&mut Self> {
         self.set(attr(LINE, snapshot), value(line)?);
