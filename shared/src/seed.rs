@@ -339,6 +339,7 @@ pub async fn seed_exports_dataset(store: &DynamoStore, owners: usize, exports: u
             clean_datetime: None,
             retried: false,
             launched_at: Some(created),
+            awaiting_subsets: false,
             tables: vec![table("person"), table("visit_occurrence"), table("condition_occurrence")],
             summary: ExportSummary {
                 owner_display: format!("Load {owner}"),
