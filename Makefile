@@ -55,10 +55,11 @@ dynalite-stop: ## stop the dynalite started by `make dynalite` / the bench scrip
 dynalite-status: ## tell whether dynalite answers on its port
 	@infra/scripts/dynalite.sh status
 
+# The tables too go to the emulator: a resources.env left by `make dev` may name its dynalite, gone with it.
 bootstrap: emulator ## create the template's tables/queues/bucket in the emulator, write .dev/resources.env
 	@source infra/scripts/with-env.sh && \
 	  "$(VENV)/bin/python" infra/bootstrap.py --prefix "$${C360_RESOURCE_PREFIX:-c360-local}" \
-	    --endpoint "$$AWS_ENDPOINT_URL" --env-out "$(DEV_DIR)/resources.env"
+	    --endpoint "$$AWS_ENDPOINT_URL" --dynamodb-endpoint "$$AWS_ENDPOINT_URL" --env-out "$(DEV_DIR)/resources.env"
 
 lint: fmt clippy cfn-lint ## cargo fmt --check, clippy -D warnings, cfn-lint + SAM translation
 

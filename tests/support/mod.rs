@@ -94,6 +94,26 @@ pub async fn fresh_queue() -> String {
     out.queue_url.expect("create_queue returns the url")
 }
 
+/// Deletes the test tables created over an hour ago (`t-<unix seconds>-…`): the emulator keeps every table in
+/// memory, and a day of local test runs grew moto past 20 GB. No test runs that long.
+async fn drop_stale_tables(client: &aws_sdk_dynamodb::Client, now: u64) {
+    let mut start = None;
+    loop {
+        let Ok(page) = client.list_tables().set_exclusive_start_table_name(start).send().await else { return };
+        for name in page.table_names() {
+            let born = name.strip_prefix("t-").and_then(|rest| rest.split('-').next()?.parse::<u64>().ok());
+            if born.is_some_and(|born| born + 3_600 < now) {
+                // Another test process may be dropping it too: either way it goes.
+                let _ = client.delete_table().table_name(name).send().await;
+            }
+        }
+        match page.last_evaluated_table_name() {
+            Some(last) => start = Some(last.to_owned()),
+            None => return,
+        }
+    }
+}
+
 /// Creates a fresh table with the schema of `C360_REFERENCE_TABLE` (made from template.yaml by
 /// infra/bootstrap.py; `make test` sets it, `make dev` creates `c360-local-AppTable`).
 pub async fn fresh_table() -> String {
@@ -107,7 +127,9 @@ pub async fn fresh_table() -> String {
         )
     });
     let source = described.table.expect("describe_table returns the table");
-    let name = format!("t-{}", uuid::Uuid::new_v4().simple());
+    let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    drop_stale_tables(&client, created).await;
+    let name = format!("t-{created}-{}", uuid::Uuid::new_v4().simple());
     let indexes: Vec<GlobalSecondaryIndex> = source
         .global_secondary_indexes()
         .iter()
