@@ -1,11 +1,20 @@
-//! The export worker against the fake Export API (spec §7.5): the YAML request on the wire, the poll
-//! chain on delayed messages, each end state, an API that is down or refuses, redeliveries and late
-//! polls, and the whole path POST → worker → Export API → zip in the bucket → download.
+//! The export worker against the fake Export API and Hadoop API (spec §7.5): the YAML request on the
+//! wire, the poll chain on delayed messages, each end state, an API that is down or refuses,
+//! redeliveries and late polls, the whole path POST → worker → Export API → zip in the bucket →
+//! download, and a hive export's stages (database created, given to HIVE_USER, filled, given to the
+//! datalab) with their failures and redeliveries.
 use std::{sync::Arc, time::Duration};
 
-use c360::domain::cohort::{CohortResult, JobStatus};
+use c360::{
+    domain::{
+        cohort::{CohortResult, JobStatus},
+        export_run::HiveStage,
+    },
+    hadoop_api::HadoopApi as HadoopClient,
+};
 use fakes::{
     export_api::{made_up_rows, Config, ExportApi, Outcome},
+    hadoop_api::{Call, Chown, Config as HadoopConfig, HadoopApi, Outcome as Creation},
     query_executor::{Config as QeConfig, QueryExecutor},
 };
 use http::{Method, StatusCode};
@@ -41,14 +50,18 @@ async fn stack(outcome: Outcome) -> Stack {
 
 /// Handles queued export jobs until none is left (polls are not delayed in tests); returns them.
 async fn drain(s: &Stack) -> Vec<Value> {
+    drain_with(&s.app, &s.worker).await
+}
+
+async fn drain_with(app: &TestApp, worker: &export_worker::Worker) -> Vec<Value> {
     let mut handled = Vec::new();
     for _ in 0..50 {
-        let jobs = export_jobs(&s.app).await;
+        let jobs = export_jobs(app).await;
         if jobs.is_empty() {
             return handled;
         }
         for job in jobs {
-            s.worker.handle(&job.to_string()).await.unwrap_or_else(|e| panic!("{job}: {e}"));
+            worker.handle(&job.to_string()).await.unwrap_or_else(|e| panic!("{job}: {e}"));
             handled.push(job);
         }
     }
@@ -441,4 +454,423 @@ async fn no_token_or_presigned_url_reaches_the_logs() {
     for secret in [TOKEN, signature, location] {
         assert!(!logs.contains(secret), "{secret} reached the logs");
     }
+}
+
+// ---- hive exports ---------------------------------------------------------------------------------------
+
+const HADOOP_TOKEN: &str = "hadoop-api-test-token";
+const EXPORT_JUPYTER: i64 = 7;
+const HIVE_USER: &str = "hive-writer";
+const HIVE_DB_PATH: &str = "/user/hive/exports-test";
+const JULES: &str = "jules@cohort360.test";
+
+struct Hive {
+    app: TestApp,
+    api: Arc<ExportApi>,
+    api_url: String,
+    hadoop: Arc<HadoopApi>,
+    hadoop_url: String,
+    worker: export_worker::Worker,
+    jules: String,
+    cohort: String,
+    lab: String,
+}
+
+async fn hive_stack() -> Hive {
+    let config = Config { token: TOKEN.into(), delay: Duration::ZERO, outcome: Outcome::Success };
+    let api = Arc::new(ExportApi::new(config, None));
+    let (api_url, _) = fakes::spawn(fakes::export_api::router(api.clone()), 0).await.unwrap();
+    let config = HadoopConfig {
+        token: HADOOP_TOKEN.into(),
+        delay: Duration::ZERO,
+        outcome: Creation::Success,
+        chown: Chown::Success,
+    };
+    let hadoop = Arc::new(HadoopApi::new(config));
+    let (hadoop_url, _) = fakes::spawn(fakes::hadoop_api::router(hadoop.clone()), 0).await.unwrap();
+    let app = app_with(&[
+        ("EXPORT_API_AUTH_TOKEN", TOKEN),
+        ("EXPORT_API_URL", &api_url),
+        ("HADOOP_API_URL", &hadoop_url),
+        ("HADOOP_API_AUTH_TOKEN", HADOOP_TOKEN),
+        ("HIVE_USER", HIVE_USER),
+        ("HIVE_DB_PATH", HIVE_DB_PATH),
+    ])
+    .await;
+    let worker = worker(&app, Some(&api_url));
+    let jules = user(&app, "jules", Some(EXPORT_JUPYTER), ROOT_PERIMETER).await;
+    let cohort = finished_cohort(&app, &jules, json!(["3"]), "g-jules").await;
+    let (admin, _) = app.login(ADMIN).await;
+    let provider = created(&app, &admin, "/exports/infrastructure-providers/", json!({"name": "Cloud"})).await;
+    let body = json!({"name": "lab1", "infrastructure_provider": provider["uuid"]});
+    let lab = uuid_of(&created(&app, &admin, "/exports/datalabs/", body).await);
+    Hive { app, api, api_url, hadoop, hadoop_url, worker, jules, cohort, lab }
+}
+
+/// A hive export of the person and visit tables of Jules's cohort to `lab1`; returns its uuid.
+async fn hive_export(h: &Hive, nominative: bool) -> String {
+    let tables: Vec<Value> = ["person", "visit_occurrence"]
+        .iter()
+        .map(|t| json!({"table_name": t, "cohort_result_source": h.cohort, "columns": null}))
+        .collect();
+    let body = json!({
+        "output_format": "hive", "nominative": nominative, "shift_dates": true, "datalab": h.lab,
+        "motivation": "Étude", "export_tables": tables,
+    });
+    uuid_of(&created(&h.app, &h.jules, "/exports/", body).await)
+}
+
+async fn stored_in(app: &TestApp, uuid: &str) -> c360::domain::exports::Export {
+    app.state.store.export(Uuid::parse_str(uuid).unwrap()).await.unwrap().unwrap()
+}
+
+fn call(method: &str, path: &str, query: &[(&str, &str)]) -> Call {
+    Call {
+        method: method.into(),
+        path: path.into(),
+        query: query.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+    }
+}
+
+fn create_call(name: &str) -> Call {
+    let location = format!("{HIVE_DB_PATH}/{name}.db");
+    call("POST", "/hadoop/hive/create_base_hive", &[("name", name), ("location", &location), ("if_not_exists", "True")])
+}
+
+fn status_call(task: &str) -> Call {
+    call("GET", "/hadoop/task_status", &[("task_uuid", task), ("return_out_logs", "True"), ("return_err_logs", "True")])
+}
+
+fn chown_call(name: &str, uid: &str) -> Call {
+    let location = format!("{HIVE_DB_PATH}/{name}.db");
+    call(
+        "POST",
+        "/hadoop/hdfs/chown_directory",
+        &[("location", &location), ("uid", uid), ("gid", "hdfs"), ("recursive", "True")],
+    )
+}
+
+#[tokio::test]
+async fn a_hive_export_creates_its_database_fills_it_and_gives_it_to_the_datalab() {
+    let h = hive_stack().await;
+    let uuid = hive_export(&h, false).await;
+    let e = stored_in(&h.app, &uuid).await;
+    assert!(e.target_name.starts_with("lab1_"), "{}", e.target_name);
+    assert_eq!(e.target_location, HIVE_DB_PATH);
+
+    let handled = drain_with(&h.app, &h.worker).await;
+    let kinds: Vec<&str> = handled.iter().map(|j| j["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["launch", "poll", "poll"], "the database task, then the export task: each ends at once");
+    let database_task = handled[1]["task"].as_str().unwrap();
+    let tasks = h.api.tasks();
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(handled[2]["task"], tasks[0].task_id.as_str());
+    let name = e.target_name.as_str();
+    assert_eq!(
+        h.hadoop.calls(),
+        [create_call(name), status_call(database_task), chown_call(name, HIVE_USER), chown_call(name, "lab1")],
+        "create, poll, give to HIVE_USER, then (after the export) to the datalab"
+    );
+    let listed = c360::aws::http_client(Duration::from_secs(5))
+        .get(format!("{}/fake/calls", h.hadoop_url))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(listed, serde_json::to_value(h.hadoop.calls()).unwrap(), "GET /fake/calls lists the same calls");
+
+    let golden = format!(
+        "output:
+  type: hive
+  databaseName: {name}
+overwrite: true
+tablesToExport:
+- tableName: person
+  cohortId: g-jules
+  relation: true
+- tableName: visit_occurrence
+  relation: true
+noDateShift: false
+disableTerminology: false
+pseudo: lab1
+"
+    );
+    assert_eq!(tasks[0].yaml, golden);
+    assert_eq!((tasks[0].database_name.as_deref(), tasks[0].file_path.as_deref()), (Some(name), None));
+
+    let e = stored_in(&h.app, &uuid).await;
+    assert_eq!(
+        (e.job.request_job_status, e.job.request_job_id.as_str(), e.job.request_job_fail_msg.as_str()),
+        (JobStatus::Finished, tasks[0].task_id.as_str(), "")
+    );
+    assert_eq!(e.hive_stage, Some(HiveStage::HandingOver), "the last stage reached");
+    assert!(e.job.request_job_duration.starts_with("0:00:"), "{}", e.job.request_job_duration);
+    assert!(e.is_user_notified);
+    assert_eq!(
+        h.app.outbox.subjects_to(JULES),
+        [
+            "[Cohorte g-jules] Demande reçue de transfert en environnement Jupyter",
+            "[Cohorte g-jules] Export `Cohorte g-jules` terminé"
+        ]
+    );
+    let emails = h.app.outbox.emails();
+    let done = emails.iter().find(|m| m.subject.ends_with("terminé")).unwrap();
+    assert!(done.text.contains(&format!("base de données « {name} »")), "{}", done.text);
+    assert!(!done.text.contains("/download/"), "no download link for a database: {}", done.text);
+}
+
+#[tokio::test]
+async fn each_failing_stage_of_a_hive_export_fails_it_with_its_message() {
+    let h = hive_stack().await;
+    let prepare = "Error while preparing DB for export";
+    // Runs a new export with the fakes set so, to its end; returns it and the Hadoop API calls it made.
+    let run = |creation: Creation, chown: Chown, export: Outcome| {
+        let h = &h;
+        async move {
+            h.hadoop.set(Duration::ZERO, creation, chown);
+            h.api.set(Duration::ZERO, export);
+            let before = h.hadoop.calls().len();
+            let uuid = hive_export(h, true).await;
+            drain_with(&h.app, &h.worker).await;
+            let e = stored_in(&h.app, &uuid).await;
+            assert_eq!(e.job.request_job_status, JobStatus::Failed, "{}", e.job.request_job_fail_msg);
+            (e, h.hadoop.calls()[before..].to_vec())
+        }
+    };
+
+    let (e, calls) = run(Creation::RefuseCreate, Chown::Success, Outcome::Success).await;
+    assert_eq!(
+        e.job.request_job_fail_msg,
+        format!("{prepare}: the Hadoop API answered 500: {{\"detail\":\"the fake Hadoop API refuses databases\"}}")
+    );
+    assert_eq!(calls, [create_call(&e.target_name)]);
+
+    let (e, calls) = run(Creation::Status("FinishedWithError".into()), Chown::Success, Outcome::Success).await;
+    let task = calls[1].query["task_uuid"].clone();
+    assert_eq!(e.job.request_job_fail_msg, format!("{prepare}: Job `{task}` ended with status `failed`"));
+    assert_eq!(calls, [create_call(&e.target_name), status_call(&task)], "no chown of a database not created");
+
+    let (e, calls) = run(Creation::StatusDown, Chown::Success, Outcome::Success).await;
+    assert!(
+        e.job.request_job_fail_msg.starts_with(&format!("{prepare}: the Hadoop API answered 503")),
+        "{}",
+        e.job.request_job_fail_msg
+    );
+    assert_eq!(calls.len(), 1 + 5, "five failed polls in a row");
+
+    let (e, calls) = run(Creation::Success, Chown::Fail, Outcome::Success).await;
+    assert_eq!(
+        e.job.request_job_fail_msg,
+        format!(
+            "{prepare}: Error granting `{HIVE_USER}` rights on DB `{}` - Granting rights did not succeed: \
+             chown: `{HIVE_USER}`: no such user",
+            e.target_name
+        )
+    );
+    assert_eq!(calls[2], chown_call(&e.target_name, HIVE_USER));
+
+    let (e, _) = run(Creation::Success, Chown::Refuse, Outcome::Success).await;
+    assert_eq!(
+        e.job.request_job_fail_msg,
+        format!(
+            "{prepare}: Error granting `{HIVE_USER}` rights on DB `{}` - the Hadoop API answered 500: \
+             the fake Hadoop API refuses chown",
+            e.target_name
+        )
+    );
+    assert!(h.api.tasks().is_empty(), "no export is sent before its database is ready");
+
+    let (e, calls) = run(Creation::Success, Chown::Success, Outcome::Status("FinishedWithError".into())).await;
+    assert_eq!(
+        e.job.request_job_fail_msg,
+        format!("Export terminated with an error: Job `{}` ended with status `failed`", e.job.request_job_id)
+    );
+    assert_eq!(calls.last(), Some(&chown_call(&e.target_name, HIVE_USER)), "a failed export is not handed over");
+
+    // The database is ready and filled, then the datalab cannot be given it.
+    h.hadoop.set(Duration::ZERO, Creation::Success, Chown::Success);
+    h.api.set(Duration::ZERO, Outcome::Success);
+    let uuid = hive_export(&h, true).await;
+    for _ in 0..2 {
+        let job = export_jobs(&h.app).await.remove(0);
+        h.worker.handle(&job.to_string()).await.unwrap();
+    }
+    h.hadoop.set(Duration::ZERO, Creation::Success, Chown::Fail);
+    drain_with(&h.app, &h.worker).await;
+    let e = stored_in(&h.app, &uuid).await;
+    assert_eq!(
+        (e.job.request_job_status, e.job.request_job_fail_msg.as_str()),
+        (
+            JobStatus::Failed,
+            format!(
+                "Could not conclude export: Error granting `lab1` rights on DB `{}` - Granting rights did not \
+                 succeed: chown: `lab1`: no such user",
+                e.target_name
+            )
+            .as_str()
+        )
+    );
+    assert_eq!(h.hadoop.calls().last(), Some(&chown_call(&e.target_name, "lab1")));
+
+    // No Hadoop API configured, or one expecting another token.
+    let mut other = worker(&h.app, Some(&h.api_url));
+    other.hadoop = None;
+    let uuid = hive_export(&h, true).await;
+    drain_with(&h.app, &other).await;
+    assert_eq!(
+        stored_in(&h.app, &uuid).await.job.request_job_fail_msg,
+        format!("{prepare}: HADOOP_API_URL is not set")
+    );
+    let http = c360::aws::http_client(Duration::from_secs(5));
+    other.hadoop = Some(HadoopClient::new(http, h.hadoop_url.clone(), c360::config::Secret::new("another-token")));
+    let uuid = hive_export(&h, true).await;
+    drain_with(&h.app, &other).await;
+    assert_eq!(
+        stored_in(&h.app, &uuid).await.job.request_job_fail_msg,
+        format!("{prepare}: the Hadoop API answered 401: {{\"detail\":\"invalid auth-token\"}}")
+    );
+
+    let subjects = h.app.outbox.subjects_to(JULES);
+    let count = |subject: &str| subjects.iter().filter(|s| *s == subject).count();
+    // Without a Hadoop API the export fails before it is claimed: no "received" e-mail.
+    assert_eq!(count("[Cohorte g-jules] Demande reçue de transfert en environnement Jupyter"), 8);
+    assert_eq!(count("[Cohorte g-jules] Votre demande d'export `Cohorte g-jules` n'a pas abouti"), 9);
+    assert_eq!(subjects.len(), 17, "no success: {subjects:?}");
+}
+
+#[tokio::test]
+async fn redelivered_hive_messages_never_repeat_a_call_already_done() {
+    let h = hive_stack().await;
+    let uuid = hive_export(&h, true).await;
+    let launch = export_jobs(&h.app).await.remove(0);
+    h.worker.handle(&launch.to_string()).await.unwrap();
+    assert_eq!(h.hadoop.calls().len(), 1, "the database is asked for");
+    let database_poll = export_jobs(&h.app).await.remove(0);
+    // The launch again: the database is not asked for twice; its poll is queued again.
+    h.worker.handle(&launch.to_string()).await.unwrap();
+    assert_eq!(h.hadoop.calls().len(), 1);
+    assert_eq!(export_jobs(&h.app).await, std::slice::from_ref(&database_poll));
+
+    h.worker.handle(&database_poll.to_string()).await.unwrap();
+    assert_eq!(h.hadoop.calls().len(), 3, "polled and given to HIVE_USER");
+    assert_eq!(h.api.tasks().len(), 1, "then sent to the Export API");
+    let export_poll = export_jobs(&h.app).await.remove(0);
+    // The database poll and the launch again: no Hadoop call, no second export; the launch queues the
+    // export's poll again.
+    h.worker.handle(&database_poll.to_string()).await.unwrap();
+    h.worker.handle(&launch.to_string()).await.unwrap();
+    assert_eq!((h.hadoop.calls().len(), h.api.tasks().len()), (3, 1));
+    assert_eq!(export_jobs(&h.app).await, std::slice::from_ref(&export_poll));
+
+    h.worker.handle(&export_poll.to_string()).await.unwrap();
+    let finished = stored_in(&h.app, &uuid).await;
+    assert_eq!(finished.job.request_job_status, JobStatus::Finished);
+    assert_eq!(h.hadoop.calls().len(), 4, "given to the datalab");
+    for late in [&export_poll, &database_poll, &launch] {
+        h.worker.handle(&late.to_string()).await.unwrap();
+    }
+    let after = stored_in(&h.app, &uuid).await;
+    assert_eq!((after.rev, h.hadoop.calls().len(), h.api.tasks()[0].status_calls), (finished.rev, 4, 1));
+    assert!(export_jobs(&h.app).await.is_empty());
+    assert_eq!(h.app.outbox.subjects_to(JULES).len(), 2, "received and finished, once each");
+}
+
+#[tokio::test]
+async fn a_hive_export_resumes_at_the_stage_a_stopped_delivery_recorded() {
+    let h = hive_stack().await;
+    // A delivery of the database poll stopped after recording the database ready: the next one sends
+    // the export without asking the Hadoop API anything.
+    let uuid = hive_export(&h, true).await;
+    let launch = export_jobs(&h.app).await.remove(0);
+    h.worker.handle(&launch.to_string()).await.unwrap();
+    let database_poll = export_jobs(&h.app).await.remove(0);
+    let task = database_poll["task"].as_str().unwrap().to_owned();
+    let mut e = stored_in(&h.app, &uuid).await;
+    assert_eq!(e.hive_stage, Some(HiveStage::CreatingDatabase { task: task.clone() }));
+    e.hive_stage = Some(HiveStage::DatabaseReady { task });
+    h.app.state.store.save_export(&e).await.unwrap();
+    h.worker.handle(&database_poll.to_string()).await.unwrap();
+    assert_eq!(h.hadoop.calls().len(), 1, "only the creation");
+    assert_eq!(h.api.tasks().len(), 1);
+
+    // A delivery of the export poll stopped after recording the hand-over: the next one gives the
+    // database to the datalab without asking the Export API again.
+    let export_poll = export_jobs(&h.app).await.remove(0);
+    let mut e = stored_in(&h.app, &uuid).await;
+    e.hive_stage = Some(HiveStage::HandingOver);
+    h.app.state.store.save_export(&e).await.unwrap();
+    h.worker.handle(&export_poll.to_string()).await.unwrap();
+    assert_eq!(h.api.tasks()[0].status_calls, 0);
+    assert_eq!(h.hadoop.calls()[1..], [chown_call(&e.target_name, "lab1")]);
+    assert_eq!(stored_in(&h.app, &uuid).await.job.request_job_status, JobStatus::Finished);
+}
+
+#[tokio::test]
+async fn a_retried_hive_export_starts_over_with_its_database() {
+    let h = hive_stack().await;
+    h.hadoop.set(Duration::ZERO, Creation::Success, Chown::Fail);
+    let uuid = hive_export(&h, true).await;
+    drain_with(&h.app, &h.worker).await;
+    let failed = stored_in(&h.app, &uuid).await;
+    assert_eq!(failed.job.request_job_status, JobStatus::Failed);
+
+    h.hadoop.set(Duration::ZERO, Creation::Success, Chown::Success);
+    let (admin, _) = h.app.login(ADMIN).await;
+    let (status, _) = post(&h.app, &admin, &format!("/exports/{uuid}/retry/"), json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(stored_in(&h.app, &uuid).await.hive_stage, None, "the retry clears the stages");
+    drain_with(&h.app, &h.worker).await;
+    let e = stored_in(&h.app, &uuid).await;
+    assert_eq!((e.job.request_job_status, e.retried), (JobStatus::Finished, true));
+    let paths: Vec<String> = h.hadoop.calls().iter().map(|c| c.path.rsplit('/').next().unwrap().to_owned()).collect();
+    assert_eq!(
+        paths,
+        [
+            "create_base_hive",
+            "task_status",
+            "chown_directory",
+            "create_base_hive",
+            "task_status",
+            "chown_directory",
+            "chown_directory"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn no_hadoop_token_reaches_the_logs_or_the_messages() {
+    let capture = LogCapture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let h = hive_stack().await;
+    let mut uuids = Vec::new();
+    for (creation, chown) in [
+        (Creation::StatusDown, Chown::Success),
+        (Creation::RefuseCreate, Chown::Success),
+        (Creation::Success, Chown::Refuse),
+        (Creation::Success, Chown::Success),
+    ] {
+        h.hadoop.set(Duration::ZERO, creation, chown);
+        let uuid = hive_export(&h, true).await;
+        drain_with(&h.app, &h.worker).await;
+        uuids.push(uuid);
+    }
+    let logs = capture.text();
+    for uuid in &uuids {
+        assert!(logs.contains(uuid.as_str()), "the export's events are logged");
+        let e = stored_in(&h.app, uuid).await;
+        assert!(!e.job.request_job_fail_msg.contains(HADOOP_TOKEN));
+    }
+    assert!(logs.contains("hive database given to the datalab"));
+    assert!(!logs.contains(HADOOP_TOKEN), "the Hadoop API token reached the logs");
+    let emails = h.app.outbox.emails();
+    assert!(emails.iter().all(|m| !m.text.contains(HADOOP_TOKEN) && !m.html.contains(HADOOP_TOKEN)));
 }

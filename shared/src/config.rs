@@ -351,6 +351,9 @@ mod tests {
         assert!(!dbg.contains("test-qe-token"));
         let fhir = test_settings("t", &[("FHIR_ACCESS_TOKEN", "fhir-secret-token")]);
         assert!(!format!("{fhir:?}").contains("fhir-secret-token"));
+        let hadoop = test_settings("t", &[("HADOOP_API_AUTH_TOKEN", "hadoop-secret-token")]);
+        assert_eq!(hadoop.hadoop_api_auth_token.expose(), "hadoop-secret-token");
+        assert!(!format!("{hadoop:?}").contains("hadoop-secret-token"));
     }
 
     #[test]

@@ -25,7 +25,8 @@ pub struct ExportApi {
     token: Secret,
 }
 
-fn short(text: &str) -> String {
+/// At most 300 characters of a remote answer, for error messages.
+pub(crate) fn short(text: &str) -> String {
     text.chars().take(300).collect()
 }
 

@@ -121,8 +121,9 @@ impl JobQueue {
 pub enum ExportJob {
     /// Send a `new` export to the Export API.
     Launch { export: Uuid },
-    /// Ask the Export API where `task` stands: the `attempt`-th poll, after `errors` failed calls in
-    /// a row. A poll for another task than the export's current one is stale and does nothing.
+    /// Ask where `task` stands (the Export API task, or the Hadoop task creating a hive export's
+    /// database): the `attempt`-th poll, after `errors` failed calls in a row. A poll of a task the
+    /// export has moved past, or never had, is stale and does nothing.
     Poll { export: Uuid, task: String, attempt: u32, errors: u32 },
 }
 

@@ -17,6 +17,7 @@ pub mod error;
 pub mod executor;
 pub mod export_api;
 pub mod fhir;
+pub mod hadoop_api;
 pub mod http;
 pub mod job_news;
 pub mod jobs;

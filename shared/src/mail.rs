@@ -75,6 +75,8 @@ pub fn template(name: &str) -> Option<(&'static str, &'static str)> {
         "feasibility_report_error",
         "feasibility_report_ready",
         "feasibility_report_requested",
+        "hive_export_received",
+        "hive_export_succeeded",
         "large_cohort_finished",
         "shared_request",
     ]
@@ -177,6 +179,8 @@ mod tests {
             "feasibility_report_error",
             "feasibility_report_ready",
             "feasibility_report_requested",
+            "hive_export_received",
+            "hive_export_succeeded",
             "large_cohort_finished",
             "shared_request",
         ];

@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 
 use crate::{
     config::Settings,
-    domain::{exports::Export, user::User},
+    domain::{
+        exports::{Export, OutputFormat},
+        user::User,
+    },
     mail::{render, Email, Mailer},
     store::{DynamoStore, StoreResult},
 };
@@ -96,9 +99,10 @@ pub fn feasibility_report(settings: &Settings, owner: &User, request_name: &str,
 /// What an export's owner is told (spec §10.2).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ExportNews {
-    /// The export was sent to the Export API: "csv_export_received".
+    /// The export was sent to the Export API: "csv_export_received" ("hive_export_received" for hive).
     Received,
-    /// The files are ready: "csv_export_succeeded", with the download link and the deletion date.
+    /// The files are ready: "csv_export_succeeded", with the download link and the deletion date; for
+    /// hive, "hive_export_succeeded" names the database instead.
     Succeeded,
     /// The export failed: "export_failed".
     Failed,
@@ -124,11 +128,19 @@ pub fn export_news(settings: &Settings, owner: &User, export: &Export, news: Exp
             "delete_date",
             delete_date.format(time::macros::format_description!("[day] [month repr:long] [year]")).unwrap_or_default(),
         ),
+        ("database_name", export.target_name.clone()),
         ("contact_email_address", settings.email_support_contact.clone()),
     ]);
+    let hive = export.output_format == OutputFormat::Hive;
     let (template, subject) = match news {
+        ExportNews::Received if hive => {
+            ("hive_export_received", format!("[Cohorte {group}] Demande reçue de transfert en environnement Jupyter"))
+        }
         ExportNews::Received => ("csv_export_received", format!("[Cohorte {group}] Demande d'export `{name}` reçue")),
-        ExportNews::Succeeded => ("csv_export_succeeded", format!("[Cohorte {group}] Export `{name}` terminé")),
+        ExportNews::Succeeded => (
+            if hive { "hive_export_succeeded" } else { "csv_export_succeeded" },
+            format!("[Cohorte {group}] Export `{name}` terminé"),
+        ),
         ExportNews::Failed => {
             ("export_failed", format!("[Cohorte {group}] Votre demande d'export `{name}` n'a pas abouti"))
         }

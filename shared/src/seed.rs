@@ -340,6 +340,7 @@ pub async fn seed_exports_dataset(store: &DynamoStore, owners: usize, exports: u
             retried: false,
             launched_at: Some(created),
             awaiting_subsets: false,
+            hive_stage: None,
             tables: vec![table("person"), table("visit_occurrence"), table("condition_occurrence")],
             summary: ExportSummary {
                 owner_display: format!("Load {owner}"),

@@ -108,21 +108,21 @@ pub fn csv_request(cohort: &str, tables: &[&str]) -> Value {
 }
 
 /// An export worker on the app's table and export queue, calling the Export API at `export_api_url`
-/// and polling without delay.
+/// (and the Hadoop API at the app's `HADOOP_API_URL`) and polling without delay.
 pub fn worker(app: &TestApp, export_api_url: Option<&str>) -> export_worker::Worker {
     let mut settings = app.state.settings.clone();
     settings.export_api_url = export_api_url.map(str::to_owned);
     settings.export_poll_seconds = 0;
+    let http = c360::aws::http_client(std::time::Duration::from_secs(5));
     export_worker::Worker {
         store: app.state.store.clone(),
         queue: app.state.export_jobs.clone(),
-        api: export_api_url.map(|url| {
-            c360::export_api::ExportApi::new(
-                c360::aws::http_client(std::time::Duration::from_secs(5)),
-                url,
-                settings.export_api_auth_token.clone(),
-            )
-        }),
+        api: export_api_url
+            .map(|url| c360::export_api::ExportApi::new(http.clone(), url, settings.export_api_auth_token.clone())),
+        hadoop: settings
+            .hadoop_api_url
+            .as_deref()
+            .map(|url| c360::hadoop_api::HadoopApi::new(http.clone(), url, settings.hadoop_api_auth_token.clone())),
         mailer: c360::mail::SharedMailer::new(app.outbox.clone()),
         settings,
     }

@@ -1,9 +1,12 @@
 //! Export jobs from the export jobs queue (spec §7.5). A launch sends the export to the Export API;
 //! the task is then followed without sleeping in a Lambda: each poll is an SQS message delayed until
 //! it is due (`EXPORT_POLL_SECONDS`, doubled each time up to SQS's 900 s), the chain stops on an end
-//! state, after 5 failed calls in a row, or past `EXPORT_MAX_WAIT_HOURS`. Every status change is a
-//! conditional write on the export's revision: a redelivered or late message re-reads the export and
-//! does nothing once it has ended or moved to another task.
+//! state, after 5 failed calls in a row, or past `EXPORT_MAX_WAIT_HOURS`. A hive export first has its
+//! database created by a Hadoop task (followed the same way) and handed to `HIVE_USER`, and once the
+//! Export API has filled it, handed to the datalab; each stage is recorded on the export
+//! ([`c360::domain::export_run`]) so that any message resumes where the stored export is. Every
+//! status change is a conditional write on the export's revision: a redelivered or late message
+//! re-reads the export and does nothing once it has ended or moved past its task.
 use std::collections::HashMap;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
@@ -11,16 +14,19 @@ use c360::{
     config::{ConfigError, Settings},
     domain::{
         cohort::{python_duration, CohortResult, JobStatus},
-        exports::{api_status, export_params, Export, OutputFormat, ParamsContext},
+        export_run::{database_location, launch_step, poll_step, HiveStage, LaunchStep, PollStep},
+        exports::{api_status, export_params, Export, OutputFormat, ParamsContext, Yaml},
         time,
     },
     export_api::ExportApi,
+    hadoop_api::{HadoopApi, HadoopApiError},
     jobs::{ExportJob, ExportMessage, ExportQueue, JOB_MESSAGE_VERSION},
     mail::{SesMailer, SharedMailer},
     notify::{self, ExportNews},
     store::{DynamoStore, StoreError},
     worker::{process_batch, MessageError},
 };
+use serde_json::Value;
 use uuid::Uuid;
 
 /// Failed calls in a row after which a poll chain gives up (spec §7.5).
@@ -28,11 +34,19 @@ pub const MAX_POLL_ERRORS: u32 = 5;
 /// SQS delays a message at most this long.
 const MAX_DELAY_SECONDS: u32 = 900;
 
+/// The prefixes of the failure messages (spec §7.5): the Export API's part, the preparation of a hive
+/// database, its hand-over to the datalab.
+const EXPORT_ERROR: &str = "Export terminated with an error";
+const PREPARE_ERROR: &str = "Error while preparing DB for export";
+const CONCLUDE_ERROR: &str = "Could not conclude export";
+
 pub struct Worker {
     pub store: DynamoStore,
     pub queue: ExportQueue,
     /// `None` when `EXPORT_API_URL` is not set: every export fails with that reason.
     pub api: Option<ExportApi>,
+    /// `None` when `HADOOP_API_URL` is not set: every hive export fails with that reason.
+    pub hadoop: Option<HadoopApi>,
     /// The owner's e-mails: received, succeeded (download link), failed.
     pub mailer: SharedMailer,
     pub settings: Settings,
@@ -51,8 +65,22 @@ fn failure(err: impl std::fmt::Display) -> MessageError {
     MessageError(err.to_string())
 }
 
+fn reason(prefix: &str, detail: impl std::fmt::Display) -> String {
+    format!("{prefix}: {detail}")
+}
+
 fn ended_with(task: &str, status: JobStatus) -> String {
-    format!("Export terminated with an error: Job `{task}` ended with status `{}`", status.as_str())
+    format!("Job `{task}` ended with status `{}`", status.as_str())
+}
+
+/// The mapped `task_status` of an Export API or Hadoop API answer.
+fn status_of(answer: &Value) -> JobStatus {
+    api_status(answer.get("task_status").and_then(Value::as_str).unwrap_or_default())
+}
+
+/// Why `uid` could not be given the export's database.
+fn not_granted(uid: &str, export: &Export, err: HadoopApiError) -> String {
+    format!("Error granting `{uid}` rights on DB `{}` - {err}", export.target_name)
 }
 
 impl Worker {
@@ -72,7 +100,11 @@ impl Worker {
             api: settings
                 .export_api_url
                 .clone()
-                .map(|url| ExportApi::new(http, url, settings.export_api_auth_token.clone())),
+                .map(|url| ExportApi::new(http.clone(), url, settings.export_api_auth_token.clone())),
+            hadoop: settings
+                .hadoop_api_url
+                .clone()
+                .map(|url| HadoopApi::new(http, url, settings.hadoop_api_auth_token.clone())),
             settings,
         }
     }
@@ -92,8 +124,9 @@ impl Worker {
         }
     }
 
-    /// Applies `change` to the stored export while `applies` holds, re-reading after a concurrent
-    /// write. `None` when the export is gone or no longer in a state the change applies to.
+    /// Applies `change` to the stored export while it has not ended and `applies` holds, re-reading
+    /// after a concurrent write. `None` when the export is gone, ended, or no longer in a state the
+    /// change applies to.
     async fn update(
         &self,
         uuid: Uuid,
@@ -102,7 +135,7 @@ impl Worker {
     ) -> Result<Option<Export>, MessageError> {
         for _ in 0..5 {
             let Some(mut export) = self.store.export(uuid).await.map_err(failure)? else { return Ok(None) };
-            if !applies(&export) {
+            if export.job.request_job_status.is_final() || !applies(&export) {
                 return Ok(None);
             }
             change(&mut export);
@@ -115,22 +148,37 @@ impl Worker {
         Err(failure("the export kept changing under the worker"))
     }
 
-    /// Ends an export still running `task` (or not launched yet, `task` empty) as failed.
-    async fn fail(&self, uuid: Uuid, task: &str, reason: String) -> Result<(), MessageError> {
+    /// Ends the export as failed while it is still where `still` says (the step that failed).
+    async fn fail(&self, uuid: Uuid, still: impl Fn(&Export) -> bool, reason: String) -> Result<(), MessageError> {
         tracing::warn!(export = %uuid, reason = %reason, "export failed");
         let failed = self
-            .update(
-                uuid,
-                |e| !e.job.request_job_status.is_final() && e.job.request_job_id == task,
-                |e| {
-                    e.job.request_job_status = JobStatus::Failed;
-                    e.job.request_job_fail_msg = reason.clone();
-                    e.is_user_notified = true;
-                },
-            )
+            .update(uuid, still, |e| {
+                e.job.request_job_status = JobStatus::Failed;
+                e.job.request_job_fail_msg = reason.clone();
+                e.is_user_notified = true;
+            })
             .await?;
         match failed {
             Some(export) => self.tell(&export, ExportNews::Failed).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Ends the export as finished while `still` holds, and tells its owner.
+    async fn finish(&self, export: &Export, still: impl Fn(&Export) -> bool) -> Result<(), MessageError> {
+        let launched = export.launched_at.unwrap_or(export.stamps.created_at);
+        let finished = self
+            .update(export.uuid, still, |e| {
+                e.job.request_job_status = JobStatus::Finished;
+                e.job.request_job_duration = python_duration(time::now() - launched);
+                e.is_user_notified = true;
+            })
+            .await?;
+        match finished {
+            Some(export) => {
+                tracing::info!(export = %export.uuid, "export finished");
+                self.tell(&export, ExportNews::Succeeded).await
+            }
             None => Ok(()),
         }
     }
@@ -142,52 +190,89 @@ impl Worker {
 
     async fn launch(&self, uuid: Uuid) -> Result<(), MessageError> {
         let Some(export) = self.store.export(uuid).await.map_err(failure)? else { return Ok(()) };
-        let status = export.job.request_job_status;
-        if status == JobStatus::Pending && !export.job.request_job_id.is_empty() {
-            // A launch redelivered after the task was recorded: make sure it is followed.
-            return self.queue_poll(uuid, &export.job.request_job_id, 0, 0).await;
+        match export.job.request_job_status {
+            JobStatus::New => self.start(export).await,
+            // A redelivered launch: a previous delivery claimed the export; go on from what it recorded.
+            JobStatus::Pending if export.launched_at.is_some() => self.advance(&export, None).await,
+            _ => Ok(()),
         }
-        // `new`, or `pending` without a task: a previous delivery stopped before recording it.
-        if status != JobStatus::New && !(status == JobStatus::Pending && export.launched_at.is_some()) {
-            return Ok(());
+    }
+
+    /// Claims a `new` export (`pending`), tells its owner, and takes the first step of its run.
+    async fn start(&self, export: Export) -> Result<(), MessageError> {
+        let uuid = export.uuid;
+        let unclaimed = |e: &Export| e.job.request_job_id.is_empty() && e.hive_stage.is_none();
+        if self.api.is_none() {
+            return self.fail(uuid, unclaimed, reason(EXPORT_ERROR, "EXPORT_API_URL is not set")).await;
         }
-        let Some(api) = &self.api else {
-            return self.fail(uuid, "", "Export terminated with an error: EXPORT_API_URL is not set".into()).await;
-        };
-        if export.output_format == OutputFormat::Hive {
-            let reason = "Export terminated with an error: hive exports need the Hadoop API, not supported yet";
-            return self.fail(uuid, "", reason.into()).await;
+        if export.output_format == OutputFormat::Hive && self.hadoop.is_none() {
+            return self.fail(uuid, unclaimed, reason(PREPARE_ERROR, "HADOOP_API_URL is not set")).await;
         }
+        // Built before anything is done: no hive database is made for an export that cannot be sent.
         let params = match export_params(&export, &self.context_of(&export).await?.view()) {
             Ok(params) => params,
-            Err(e) => return self.fail(uuid, "", format!("Export terminated with an error: {e}")).await,
+            Err(e) => return self.fail(uuid, unclaimed, reason(EXPORT_ERROR, e)).await,
         };
         let claimed = self
-            .update(
-                uuid,
-                |e| e.job.request_job_id.is_empty() && !e.job.request_job_status.is_final(),
-                |e| {
-                    e.job.request_job_status = JobStatus::Pending;
-                    e.launched_at = Some(time::now());
-                },
-            )
+            .update(uuid, unclaimed, |e| {
+                e.job.request_job_status = JobStatus::Pending;
+                e.launched_at = Some(time::now());
+            })
             .await?;
         let Some(claimed) = claimed else { return Ok(()) };
-        if status == JobStatus::New {
-            self.tell(&claimed, ExportNews::Received).await?;
+        self.tell(&claimed, ExportNews::Received).await?;
+        self.advance(&claimed, Some(params)).await
+    }
+
+    /// The step of a claimed export's run that no delivery has recorded yet.
+    async fn advance(&self, export: &Export, params: Option<Yaml>) -> Result<(), MessageError> {
+        match launch_step(export) {
+            LaunchStep::Poll(task) => self.queue_poll(export.uuid, &task, 0, 0).await,
+            LaunchStep::CreateDatabase => self.create_database(export).await,
+            LaunchStep::Send => self.send(export, params).await,
         }
+    }
+
+    /// Asks the Hadoop API for the hive database and records the creating task.
+    async fn create_database(&self, export: &Export) -> Result<(), MessageError> {
+        let uuid = export.uuid;
+        let not_asked = |e: &Export| e.job.request_job_id.is_empty() && e.hive_stage.is_none();
+        let Some(hadoop) = &self.hadoop else {
+            return self.fail(uuid, not_asked, reason(PREPARE_ERROR, "HADOOP_API_URL is not set")).await;
+        };
+        let task = match hadoop.create_database(&export.target_name, &database_location(export)).await {
+            Ok(task) => task,
+            Err(e) => return self.fail(uuid, not_asked, reason(PREPARE_ERROR, e)).await,
+        };
+        tracing::info!(export = %uuid, task = %task, "hive database asked of the Hadoop API");
+        let stage = HiveStage::CreatingDatabase { task: task.clone() };
+        let recorded = self.update(uuid, not_asked, |e| e.hive_stage = Some(stage.clone())).await?;
+        match recorded {
+            Some(_) => self.queue_poll(uuid, &task, 0, 0).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Sends the export to the Export API (`params` when the launch built them) and records the task.
+    async fn send(&self, export: &Export, params: Option<Yaml>) -> Result<(), MessageError> {
+        let uuid = export.uuid;
+        let unsent = |e: &Export| e.job.request_job_id.is_empty() && e.hive_stage == export.hive_stage;
+        let Some(api) = &self.api else {
+            return self.fail(uuid, unsent, reason(EXPORT_ERROR, "EXPORT_API_URL is not set")).await;
+        };
+        let params = match params {
+            Some(params) => params,
+            None => match export_params(export, &self.context_of(export).await?.view()) {
+                Ok(params) => params,
+                Err(e) => return self.fail(uuid, unsent, reason(EXPORT_ERROR, e)).await,
+            },
+        };
         let task = match api.launch(&params.render()).await {
             Ok(task) => task,
-            Err(e) => return self.fail(uuid, "", format!("Export terminated with an error: {e}")).await,
+            Err(e) => return self.fail(uuid, unsent, reason(EXPORT_ERROR, e)).await,
         };
         tracing::info!(export = %uuid, task = %task, "export sent to the Export API");
-        let recorded = self
-            .update(
-                uuid,
-                |e| e.job.request_job_id.is_empty() && e.job.request_job_status == JobStatus::Pending,
-                |e| e.job.request_job_id = task.clone(),
-            )
-            .await?;
+        let recorded = self.update(uuid, unsent, |e| e.job.request_job_id = task.clone()).await?;
         match recorded {
             Some(_) => self.queue_poll(uuid, &task, 0, 0).await,
             None => Ok(()),
@@ -230,48 +315,93 @@ impl Worker {
 
     async fn poll(&self, uuid: Uuid, task: &str, attempt: u32, errors: u32) -> Result<(), MessageError> {
         let Some(export) = self.store.export(uuid).await.map_err(failure)? else { return Ok(()) };
-        if export.job.request_job_status.is_final() || export.job.request_job_id != task {
-            return Ok(()); // ended, or retried since: this chain is stale
+        match poll_step(&export, task) {
+            PollStep::Stale => Ok(()),
+            PollStep::Database => self.poll_database(&export, task, attempt, errors).await,
+            PollStep::Send => self.send(&export, None).await,
+            PollStep::Export => self.poll_export(&export, task, attempt, errors).await,
+            PollStep::HandOver => self.hand_over(&export).await,
         }
+    }
+
+    /// Why a task followed since the launch must be given up: it ran past `EXPORT_MAX_WAIT_HOURS`.
+    fn overdue(&self, export: &Export, task: &str) -> Option<String> {
         let launched = export.launched_at.unwrap_or(export.stamps.created_at);
-        if time::now() - launched > ::time::Duration::hours(self.settings.export_max_wait_hours) {
-            let hours = self.settings.export_max_wait_hours;
-            let reason = format!("Export terminated with an error: Job `{task}` did not end within {hours} hours");
-            return self.fail(uuid, task, reason).await;
+        let hours = self.settings.export_max_wait_hours;
+        (time::now() - launched > ::time::Duration::hours(hours))
+            .then(|| format!("Job `{task}` did not end within {hours} hours"))
+    }
+
+    /// Follows the Hadoop task creating the database; once created, hands it to `HIVE_USER`, records
+    /// the database ready and sends the export.
+    async fn poll_database(&self, export: &Export, task: &str, attempt: u32, errors: u32) -> Result<(), MessageError> {
+        let uuid = export.uuid;
+        let stage = Some(HiveStage::CreatingDatabase { task: task.to_owned() });
+        let creating = |e: &Export| e.hive_stage == stage;
+        if let Some(late) = self.overdue(export, task) {
+            return self.fail(uuid, creating, reason(PREPARE_ERROR, late)).await;
+        }
+        let Some(hadoop) = &self.hadoop else {
+            return self.fail(uuid, creating, reason(PREPARE_ERROR, "HADOOP_API_URL is not set")).await;
+        };
+        let answer = match hadoop.task_status(task).await {
+            Ok(answer) => answer,
+            Err(e) if errors + 1 >= MAX_POLL_ERRORS => {
+                return self.fail(uuid, creating, reason(PREPARE_ERROR, e)).await
+            }
+            Err(e) => {
+                tracing::warn!(export = %uuid, error = %e, "Hadoop API poll failed");
+                return self.queue_poll(uuid, task, attempt + 1, errors + 1).await;
+            }
+        };
+        match status_of(&answer) {
+            JobStatus::Finished => {}
+            s if s.is_final() => return self.fail(uuid, creating, reason(PREPARE_ERROR, ended_with(task, s))).await,
+            _ => return self.queue_poll(uuid, task, attempt + 1, 0).await,
+        }
+        let user = &self.settings.hive_user;
+        if let Err(e) = hadoop.chown(&database_location(export), user).await {
+            return self.fail(uuid, creating, reason(PREPARE_ERROR, not_granted(user, export, e))).await;
+        }
+        tracing::info!(export = %uuid, "hive database created and given to HIVE_USER");
+        let ready = HiveStage::DatabaseReady { task: task.to_owned() };
+        let recorded = self.update(uuid, creating, |e| e.hive_stage = Some(ready.clone())).await?;
+        match recorded {
+            Some(ready) => self.send(&ready, None).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Follows the Export API task: saves each new status, ends the export on an end state (a
+    /// finished hive export is first handed to its datalab).
+    async fn poll_export(&self, export: &Export, task: &str, attempt: u32, errors: u32) -> Result<(), MessageError> {
+        let uuid = export.uuid;
+        let running = |e: &Export| e.job.request_job_id == task;
+        if let Some(late) = self.overdue(export, task) {
+            return self.fail(uuid, running, reason(EXPORT_ERROR, late)).await;
         }
         let Some(api) = &self.api else {
-            return self.fail(uuid, task, "Export terminated with an error: EXPORT_API_URL is not set".into()).await;
+            return self.fail(uuid, running, reason(EXPORT_ERROR, "EXPORT_API_URL is not set")).await;
         };
         let answer = match api.task_status(task).await {
             Ok(answer) => answer,
-            Err(e) if errors + 1 >= MAX_POLL_ERRORS => {
-                return self.fail(uuid, task, format!("Export terminated with an error: {e}")).await;
-            }
+            Err(e) if errors + 1 >= MAX_POLL_ERRORS => return self.fail(uuid, running, reason(EXPORT_ERROR, e)).await,
             Err(e) => {
                 tracing::warn!(export = %uuid, error = %e, "Export API poll failed");
                 return self.queue_poll(uuid, task, attempt + 1, errors + 1).await;
             }
         };
-        let status = api_status(answer.get("task_status").and_then(|s| s.as_str()).unwrap_or_default());
-        let running = |e: &Export| !e.job.request_job_status.is_final() && e.job.request_job_id == task;
-        match status {
-            JobStatus::Finished => {
-                let finished = self
-                    .update(uuid, running, |e| {
-                        e.job.request_job_status = JobStatus::Finished;
-                        e.job.request_job_duration = python_duration(time::now() - launched);
-                        e.is_user_notified = true;
-                    })
-                    .await?;
-                match finished {
-                    Some(export) => {
-                        tracing::info!(export = %uuid, "export finished");
-                        self.tell(&export, ExportNews::Succeeded).await
-                    }
+        match status_of(&answer) {
+            JobStatus::Finished if export.output_format == OutputFormat::Hive => {
+                let filled = |e: &Export| running(e) && e.hive_stage != Some(HiveStage::HandingOver);
+                let handing = self.update(uuid, filled, |e| e.hive_stage = Some(HiveStage::HandingOver)).await?;
+                match handing {
+                    Some(handing) => self.hand_over(&handing).await,
                     None => Ok(()),
                 }
             }
-            s if s.is_final() => self.fail(uuid, task, ended_with(task, s)).await,
+            JobStatus::Finished => self.finish(export, running).await,
+            s if s.is_final() => self.fail(uuid, running, reason(EXPORT_ERROR, ended_with(task, s))).await,
             s if s == export.job.request_job_status => self.queue_poll(uuid, task, attempt + 1, 0).await,
             s => {
                 let saved = self.update(uuid, running, |e| e.job.request_job_status = s).await?;
@@ -281,6 +411,26 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Gives the filled hive database to the datalab (the name the export was made for), then ends
+    /// the export finished.
+    async fn hand_over(&self, export: &Export) -> Result<(), MessageError> {
+        let uuid = export.uuid;
+        let handing = |e: &Export| {
+            e.job.request_job_id == export.job.request_job_id && e.hive_stage == Some(HiveStage::HandingOver)
+        };
+        let Some(hadoop) = &self.hadoop else {
+            return self.fail(uuid, handing, reason(CONCLUDE_ERROR, "HADOOP_API_URL is not set")).await;
+        };
+        let Some(datalab) = export.summary.datalab_name.as_deref() else {
+            return self.fail(uuid, handing, reason(CONCLUDE_ERROR, "the export has no datalab")).await;
+        };
+        if let Err(e) = hadoop.chown(&database_location(export), datalab).await {
+            return self.fail(uuid, handing, reason(CONCLUDE_ERROR, not_granted(datalab, export, e))).await;
+        }
+        tracing::info!(export = %uuid, "hive database given to the datalab");
+        self.finish(export, handing).await
     }
 }
 

@@ -414,6 +414,7 @@ async fn prepare(
         retried: false,
         launched_at: None,
         awaiting_subsets: false,
+        hive_stage: None,
         tables: request.tables.iter().map(TableRequest::table).collect(),
         summary: ExportSummary {
             owner_display: user.map_or_else(|| principal.username.clone(), |u| u.display_name()),
@@ -686,6 +687,7 @@ async fn retry(
         // Launched now: a subset still being built fails it at launch (no group id to send), and one
         // ending later finds it no longer waiting.
         again.awaiting_subsets = false;
+        again.hive_stage = None;
         match state.store.save_export(&again).await {
             Ok(saved) => {
                 launch(&state, saved).await?;
@@ -720,6 +722,7 @@ async fn relaunch(
         launched_at: None,
         // The copy exports through the original's subsets (`tables` as they are), launched at once.
         awaiting_subsets: false,
+        hive_stage: None,
         rev: 0,
         job: Default::default(),
         stamps: Stamps::new(now),

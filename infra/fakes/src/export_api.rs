@@ -2,7 +2,8 @@
 //! `yaml_file` and answers a `task_id`; `GET /task_status?task_uuid=…` answers `Running` until the
 //! configured delay has passed, then the configured outcome. A successful csv/xlsx task first writes
 //! `output.filePath` (`s3://<bucket>/<key>`): a zip holding one CSV of made-up rows per exported
-//! table. Every call needs the `auth-token` header. `GET /fake/tasks` lists what was received.
+//! table; a hive task (`output.databaseName`) writes nothing. Every call needs the `auth-token` header.
+//! `GET /fake/tasks` lists what was received.
 use std::{
     collections::HashMap,
     io::Write,
@@ -61,6 +62,8 @@ pub struct ReceivedTask {
     /// The YAML file exactly as received.
     pub yaml: String,
     pub file_path: Option<String>,
+    /// The database a hive export fills.
+    pub database_name: Option<String>,
     pub tables: Vec<String>,
     pub status_calls: usize,
     #[serde(skip)]
@@ -139,12 +142,14 @@ async fn launch(State(api): State<Arc<ExportApi>>, headers: HeaderMap, mut form:
     }
     let Some(yaml) = yaml else { return refused(StatusCode::UNPROCESSABLE_ENTITY, "missing yaml_file") };
     let file_path = yaml.lines().find_map(|l| yaml_value(l, "filePath"));
+    let database_name = yaml.lines().find_map(|l| yaml_value(l, "databaseName"));
     let tables = yaml.lines().filter_map(|l| yaml_value(l, "tableName")).collect();
     let task_id = uuid::Uuid::new_v4().to_string();
     api.tasks.lock().expect("tasks lock").push(ReceivedTask {
         task_id: task_id.clone(),
         yaml,
         file_path,
+        database_name,
         tables,
         status_calls: 0,
         received: Some(Instant::now()),

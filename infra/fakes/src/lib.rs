@@ -3,6 +3,7 @@
 //! memory. Each starts on a given listener so tests can bind port 0.
 pub mod export_api;
 pub mod fhir;
+pub mod hadoop_api;
 pub mod identity;
 pub mod oidc;
 pub mod query_executor;

@@ -1,6 +1,7 @@
 //! The fakes of `make dev`, on the ports of the URLs in infra/env/local.env. A fake runs only where its
 //! URL is still the dev default, so a real service configured in the environment (even on the same
-//! port) is never shadowed; `FAKES=identity,oidc,fhir,query-executor,export-api` (or `none`) chooses explicitly.
+//! port) is never shadowed; `FAKES=identity,oidc,fhir,query-executor,export-api,hadoop-api` (or `none`) chooses
+//! explicitly.
 use std::sync::Arc;
 
 /// Whether the fake `name` plays the service at `url` (whose dev default is `default`).
@@ -114,6 +115,23 @@ async fn main() -> std::io::Result<()> {
         let api = Arc::new(fakes::export_api::ExportApi::new(config, Some(fakes::s3_from_env().await)));
         let (url, task) = fakes::spawn(fakes::export_api::router(api), port).await?;
         tracing::info!("fake Export API on {url} (files into the exports bucket)");
+        tasks.push(task);
+    }
+
+    const HADOOP_API_DEFAULT: &str = "http://127.0.0.1:8096";
+    let hadoop_api_url = env("HADOOP_API_URL", HADOOP_API_DEFAULT);
+    let run = wanted("hadoop-api", &hadoop_api_url, HADOOP_API_DEFAULT);
+    announce("Hadoop API", &hadoop_api_url, run);
+    if let Some((port, _)) = port_and_path(&hadoop_api_url).filter(|_| run) {
+        let config = fakes::hadoop_api::Config {
+            token: env("HADOOP_API_AUTH_TOKEN", ""),
+            delay: std::time::Duration::from_millis(env("FAKE_HADOOP_DELAY_MS", "2000").parse().unwrap_or(2000)),
+            outcome: fakes::hadoop_api::Outcome::parse(&env("FAKE_HADOOP_OUTCOME", "success")),
+            chown: fakes::hadoop_api::Chown::parse(&env("FAKE_HADOOP_CHOWN", "success")),
+        };
+        let api = Arc::new(fakes::hadoop_api::HadoopApi::new(config));
+        let (url, task) = fakes::spawn(fakes::hadoop_api::router(api), port).await?;
+        tracing::info!("fake Hadoop API on {url} (GET /fake/calls lists the calls)");
         tasks.push(task);
     }
 

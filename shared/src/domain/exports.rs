@@ -126,6 +126,9 @@ pub struct Export {
     /// but the end of the last one, which clears it with a write conditioned on `rev`.
     #[serde(default)]
     pub awaiting_subsets: bool,
+    /// How far a hive export's current run went (spec §7.5); `None` for csv/xlsx and before a run.
+    #[serde(default)]
+    pub hive_stage: Option<super::export_run::HiveStage>,
     /// Embedded: a handful per export, always read and written with it.
     #[serde(default)]
     pub tables: Vec<ExportTable>,
@@ -679,6 +682,7 @@ mod tests {
             retried: false,
             launched_at: None,
             awaiting_subsets: false,
+            hive_stage: None,
             tables,
             summary: ExportSummary::default(),
             rev: 0,

@@ -2,6 +2,7 @@
 pub mod access_rules;
 pub mod cohort;
 pub mod content;
+pub mod export_run;
 pub mod exports;
 pub mod feasibility;
 pub mod fhir_tree;
