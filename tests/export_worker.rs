@@ -874,3 +874,51 @@ async fn no_hadoop_token_reaches_the_logs_or_the_messages() {
     let emails = h.app.outbox.emails();
     assert!(emails.iter().all(|m| !m.text.contains(HADOOP_TOKEN) && !m.html.contains(HADOOP_TOKEN)));
 }
+
+/// The owner's connection sees each change of the export as a `job_status` push (`job_name: export`),
+/// through the real Management API client to a stub endpoint; nobody else's connection does.
+#[tokio::test]
+async fn each_change_of_an_export_is_pushed_to_its_owner() {
+    type Posts = Arc<std::sync::Mutex<Vec<(String, Value)>>>;
+    let posts: Posts = Arc::default();
+    let record = |axum::extract::State(posts): axum::extract::State<Posts>,
+                  axum::extract::Path(id): axum::extract::Path<String>,
+                  body: axum::body::Bytes| async move {
+        posts.lock().unwrap().push((id, serde_json::from_slice(&body).expect("pushes are JSON")));
+        StatusCode::OK
+    };
+    let management =
+        axum::Router::new().route("/stage/@connections/{id}", axum::routing::post(record)).with_state(posts.clone());
+    let (management_url, _) = fakes::spawn(management, 0).await.unwrap();
+    let config = Config { token: TOKEN.into(), delay: Duration::ZERO, outcome: Outcome::Success };
+    let api = Arc::new(ExportApi::new(config, Some(s3().await)));
+    let (url, _) = fakes::spawn(fakes::export_api::router(api.clone()), 0).await.unwrap();
+    let endpoint = format!("{}/stage", management_url.trim_end_matches('/'));
+    let app =
+        app_with(&[("EXPORT_API_AUTH_TOKEN", TOKEN), ("EXPORT_API_URL", &url), ("WS_MANAGEMENT_ENDPOINT", &endpoint)])
+            .await;
+    let worker = worker(&app, Some(&url));
+    let alice = user(&app, "alice", Some(EXPORT_CSV), ROOT_PERIMETER).await;
+    let bob = user(&app, "bob", Some(EXPORT_CSV), ROOT_PERIMETER).await;
+    for (id, token) in [("alice-1", &alice), ("bob-1", &bob)] {
+        ws_api::on_message(&app.state, id, &integration_tests::live::handshake(token)).await.unwrap();
+    }
+    let cohort = finished_cohort(&app, &alice, json!(["3"]), "g-alice").await;
+    let uuid = uuid_of(&created(&app, &alice, "/exports/", csv_request(&cohort, &["person"])).await);
+    posts.lock().unwrap().clear();
+
+    drain_with(&app, &worker).await;
+    let pushed = posts.lock().unwrap().clone();
+    assert!(pushed.iter().all(|(to, _)| to == "alice-1"), "only the owner's connection: {pushed:?}");
+    let statuses: Vec<&str> = pushed.iter().map(|(_, frame)| frame["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses.first(), Some(&"pending"), "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&"finished"), "{statuses:?}");
+    let last = &pushed.last().unwrap().1;
+    assert_eq!(
+        (last["type"].clone(), last["job_name"].clone(), last["uuid"].clone()),
+        (json!("job_status"), json!("export"), json!(uuid))
+    );
+    assert_eq!(last["extra_info"]["request_job_status"], "finished");
+    assert!(last["extra_info"]["elapsed_ms"].as_i64().is_some_and(|ms| ms >= 0), "{last}");
+    assert_eq!(last["extra_info"]["stage"], Value::Null, "csv exports have no database stage");
+}

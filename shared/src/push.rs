@@ -8,6 +8,8 @@ use serde_json::{json, Value};
 use crate::{
     domain::{
         cohort::{CohortResult, DatedMeasure, MeasureMode},
+        export_run::HiveStage,
+        exports::Export,
         maintenance::due_broadcasts,
         time::DateTime,
     },
@@ -130,6 +132,12 @@ impl Notifier {
         }
     }
 
+    /// The export's `job_status` to its owner (beyond the original: the app may show an export's
+    /// progress without polling `/exports/`).
+    pub async fn export_status(&self, export: &Export, now: DateTime) {
+        self.to_user(&export.owner, &export_event(export, now)).await;
+    }
+
     /// The cohort's `job_status` to its owner.
     pub async fn cohort_status(&self, cohort: &CohortResult, result_size: Option<i64>, global: Option<&DatedMeasure>) {
         self.to_user(&cohort.owner, &cohort_event(cohort, result_size, global)).await;
@@ -170,6 +178,31 @@ pub fn cohort_event(cohort: &CohortResult, result_size: Option<i64>, global: Opt
         extra_info["global"] = json!({"measure_min": global.measure_min, "measure_max": global.measure_max});
     }
     json!({"type": "job_status", "status": status, "uuid": cohort.uuid, "job_name": "create", "extra_info": extra_info})
+}
+
+/// `{"type": "job_status", "job_name": "export", …}`: its status, its stage (a hive export's database
+/// preparation: `creating_database`, `database_ready`, `handing_over`) and the time since its launch.
+pub fn export_event(export: &Export, now: DateTime) -> Value {
+    let status = export.job.request_job_status.as_str();
+    let stage = export.hive_stage.as_ref().map(|stage| match stage {
+        HiveStage::CreatingDatabase { .. } => "creating_database",
+        HiveStage::DatabaseReady { .. } => "database_ready",
+        HiveStage::HandingOver => "handing_over",
+    });
+    let elapsed_ms = export.launched_at.map(|at| (now - at).whole_milliseconds().max(0) as i64);
+    json!({
+        "type": "job_status",
+        "status": status,
+        "uuid": export.uuid,
+        "job_name": "export",
+        "extra_info": {
+            "request_job_status": status,
+            "request_job_fail_msg": export.job.request_job_fail_msg,
+            "target_name": export.target_name,
+            "stage": stage,
+            "elapsed_ms": elapsed_ms,
+        },
+    })
 }
 
 /// `{"type": "maintenance", "info": …}` (`info` as `MaintenancePhase::websocket_info`).

@@ -124,6 +124,7 @@ pub fn worker(app: &TestApp, export_api_url: Option<&str>) -> export_worker::Wor
             .as_deref()
             .map(|url| c360::hadoop_api::HadoopApi::new(http.clone(), url, settings.hadoop_api_auth_token.clone())),
         mailer: c360::mail::SharedMailer::new(app.outbox.clone()),
+        notifier: app.state.notifier.clone(),
         settings,
     }
 }

@@ -1,6 +1,6 @@
 //! Export jobs from the export jobs queue (spec §7.5). A launch sends the export to the Export API;
 //! the task is then followed without sleeping in a Lambda: each poll is an SQS message delayed until
-//! it is due (`EXPORT_POLL_SECONDS`, doubled each time up to SQS's 900 s), the chain stops on an end
+//! it is due (`EXPORT_POLL_SECONDS`, doubled each time up to a minute), the chain stops on an end
 //! state, after 5 failed calls in a row, or past `EXPORT_MAX_WAIT_HOURS`. A hive export first has its
 //! database created by a Hadoop task (followed the same way) and handed to `HIVE_USER`, and once the
 //! Export API has filled it, handed to the datalab; each stage is recorded on the export
@@ -23,6 +23,7 @@ use c360::{
     jobs::{ExportJob, ExportMessage, ExportQueue, JOB_MESSAGE_VERSION},
     mail::{SesMailer, SharedMailer},
     notify::{self, ExportNews},
+    push::Notifier,
     store::{DynamoStore, StoreError},
     worker::{process_batch, MessageError},
 };
@@ -31,8 +32,10 @@ use uuid::Uuid;
 
 /// Failed calls in a row after which a poll chain gives up (spec §7.5).
 pub const MAX_POLL_ERRORS: u32 = 5;
-/// SQS delays a message at most this long.
-const MAX_DELAY_SECONDS: u32 = 900;
+/// The longest wait between two polls: a finished export is seen within a minute (doubling up to
+/// SQS's 900 s would leave the owner waiting up to 15 minutes for a long export), at one poll a minute
+/// per running export.
+const MAX_POLL_INTERVAL_SECONDS: u32 = 60;
 
 /// The prefixes of the failure messages (spec §7.5): the Export API's part, the preparation of a hive
 /// database, its hand-over to the datalab.
@@ -49,6 +52,8 @@ pub struct Worker {
     pub hadoop: Option<HadoopApi>,
     /// The owner's e-mails: received, succeeded (download link), failed.
     pub mailer: SharedMailer,
+    /// The owner's `job_status` pushes, at each change of status or stage.
+    pub notifier: Notifier,
     pub settings: Settings,
 }
 
@@ -56,9 +61,9 @@ pub async fn function_handler(worker: &Worker, event: SqsEvent) -> SqsBatchRespo
     process_batch(event, |body| async move { worker.handle(&body).await }).await
 }
 
-/// The delay before poll number `attempt` (0-based): `base`, doubled each time, at most 900 s.
+/// The delay before poll number `attempt` (0-based): `base`, doubled each time, at most a minute.
 pub fn poll_delay(base: u32, attempt: u32) -> u32 {
-    base.saturating_mul(1 << attempt.min(10)).min(MAX_DELAY_SECONDS)
+    base.saturating_mul(1 << attempt.min(10)).min(MAX_POLL_INTERVAL_SECONDS)
 }
 
 fn failure(err: impl std::fmt::Display) -> MessageError {
@@ -93,9 +98,11 @@ impl Worker {
     pub fn new(settings: Settings, sdk: &aws_config::SdkConfig) -> Self {
         let http = c360::aws::http_client(settings.http_timeout);
         let mailer = SesMailer::new(aws_sdk_sesv2::Client::new(sdk), settings.default_from_email.clone());
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), settings.table_name.clone());
         Self {
             mailer: SharedMailer::new(mailer),
-            store: DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), settings.table_name.clone()),
+            notifier: Notifier::new(sdk, settings.ws_management_endpoint.as_deref(), store.clone()),
+            store,
             queue: ExportQueue::new(aws_sdk_sqs::Client::new(sdk), settings.export_jobs_queue_url.clone()),
             api: settings
                 .export_api_url
@@ -138,9 +145,15 @@ impl Worker {
             if export.job.request_job_status.is_final() || !applies(&export) {
                 return Ok(None);
             }
+            let before = (export.job.request_job_status, export.hive_stage.clone());
             change(&mut export);
             match self.store.save_export(&export).await {
-                Ok(saved) => return Ok(Some(saved)),
+                Ok(saved) => {
+                    if before != (saved.job.request_job_status, saved.hive_stage.clone()) {
+                        self.notifier.export_status(&saved, time::now()).await;
+                    }
+                    return Ok(Some(saved));
+                }
                 Err(StoreError::ConditionFailed) => continue,
                 Err(other) => return Err(failure(other)),
             }
@@ -456,10 +469,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn polls_back_off_to_the_sqs_maximum() {
-        let delays: Vec<u32> = (0..9).map(|a| poll_delay(10, a)).collect();
-        assert_eq!(delays, [10, 20, 40, 80, 160, 320, 640, 900, 900]);
+    fn polls_back_off_to_a_minute() {
+        let delays: Vec<u32> = (0..6).map(|a| poll_delay(10, a)).collect();
+        assert_eq!(delays, [10, 20, 40, 60, 60, 60]);
         assert_eq!(poll_delay(0, 5), 0);
-        assert_eq!(poll_delay(10, u32::MAX), 900);
+        assert_eq!(poll_delay(10, u32::MAX), 60);
     }
 }
