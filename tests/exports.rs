@@ -260,6 +260,10 @@ async fn a_plain_user_lists_their_own_exports_and_managers_list_everyones() {
     assert_eq!(by_owner["count"], 1);
     let (_, full) = get(&app, &alice, "/exports/?return_full_objects=true&limit=1").await;
     assert_eq!(keys(&full["results"][0]), FULL_KEYS);
+    // A filtered list reads its exports without their tables, then the page's whole for full objects.
+    let (_, filtered) = get(&app, &alice, "/exports/?return_full_objects=true&output_format=csv&limit=1").await;
+    assert_eq!(filtered["results"][0], full["results"][0], "{filtered}");
+    assert!(!filtered["results"][0]["export_tables"].as_array().unwrap().is_empty(), "{filtered}");
     let (status, bad) = get(&app, &alice, "/exports/?ordering=motivation").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
 }

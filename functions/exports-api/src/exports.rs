@@ -113,10 +113,16 @@ async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: L
         (usize::try_from(count).unwrap_or_default(), page)
     } else {
         let orders = if orders.is_empty() { default_order } else { orders };
-        let mut exports = state.store.all_exports(scope).await?;
-        exports.retain(|e| matches_filters(e, &query));
+        let mut exports = state.store.exports_matching(scope, |e| matches_filters(e, &query)).await?;
         sort_by(&mut exports, &orders, sort_value);
-        (exports.len(), exports.into_iter().skip(offset).take(limit).collect())
+        let page: Vec<Export> = exports.iter().skip(offset).take(limit).cloned().collect();
+        // Read without their tables: the full rows read the page's exports again.
+        let page = if full {
+            state.store.exports_by_uuid(&page.iter().map(|e| e.uuid).collect::<Vec<_>>()).await?
+        } else {
+            page
+        };
+        (exports.len(), page)
     };
     if page.is_empty() {
         return Ok(StatusCode::NO_CONTENT.into_response());

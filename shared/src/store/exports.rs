@@ -177,10 +177,55 @@ impl DynamoStore {
         self.index_page_newest_first(index, &pk, skip, take).await?.into_iter().map(decode).collect()
     }
 
-    /// Every export of the listing, newest first (filtered and sorted lists).
-    pub async fn all_exports(&self, owner: Option<&str>) -> StoreResult<Vec<Export>> {
+    /// The exports of the listing that `keep` keeps, newest first and without their tables (a list row
+    /// shows none): filtered and sorted lists. Read a Query page at a time, each export dropped or
+    /// kept as it is decoded, so that 5,000 exports never sit in memory at once (50 such listings at
+    /// once held 2 GB when every page was kept whole).
+    pub async fn exports_matching(
+        &self,
+        owner: Option<&str>,
+        keep: impl Fn(&Export) -> bool,
+    ) -> StoreResult<Vec<Export>> {
         let (index, pk) = listing_partition(owner);
-        self.query_index(index, &pk, None, false).await?.into_iter().map(decode).collect()
+        let (pk_name, _) = super::index_keys(index);
+        let (mut kept, mut start) = (Vec::new(), None);
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(index)
+                .key_condition_expression(format!("{pk_name} = :pk"))
+                .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            for mut item in out.items.unwrap_or_default() {
+                item.remove("tables");
+                let export: Export = decode(item)?;
+                if keep(&export) {
+                    kept.push(export);
+                }
+            }
+            match out.last_evaluated_key.filter(|k| !k.is_empty()) {
+                Some(last) => start = Some(last),
+                None => return Ok(kept),
+            }
+        }
+    }
+
+    /// The exports with these uuids, whole, in that order (the page of a filtered list, when its rows
+    /// show the tables).
+    pub async fn exports_by_uuid(&self, uuids: &[Uuid]) -> StoreResult<Vec<Export>> {
+        let mut found: std::collections::HashMap<Uuid, Export> = self
+            .batch_get(uuids.iter().map(|u| keys::export(*u)).collect())
+            .await?
+            .into_iter()
+            .map(|item| decode::<Export>(item).map(|e| (e.uuid, e)))
+            .collect::<StoreResult<_>>()?;
+        Ok(uuids.iter().filter_map(|u| found.remove(u)).collect())
     }
 
     /// Every export created at or before `cutoff`, oldest first (the cleanup's candidates).
