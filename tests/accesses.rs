@@ -5,7 +5,7 @@ use integration_tests::{TestApp, ADMIN};
 use serde_json::{json, Value};
 use time::Duration;
 
-// Demo roles (c360::seed::demo_roles).
+// Demo roles (c360::services::seed::demo_roles).
 const FULL_ADMIN: i64 = 1;
 const ADMIN_MANAGER: i64 = 2;
 const DATA_MANAGER: i64 = 3;
@@ -433,8 +433,12 @@ async fn tree_sync_is_idempotent_closes_accesses_of_removed_perimeters_and_follo
     app.account_on("3000010", Some(PSEUDO_READER), 13).await;
     let now = c360::domain::time::now();
     let demo = integration_tests::DEMO_TREE;
-    let same = c360::perimeter_sync::apply_document(&app.state.store, demo, now).await.unwrap();
-    assert_eq!(same, c360::perimeter_sync::SyncReport::default(), "the seeded document again changes nothing");
+    let same = c360::services::perimeter_sync::apply_document(&app.state.store, demo, now).await.unwrap();
+    assert_eq!(
+        same,
+        c360::services::perimeter_sync::SyncReport::default(),
+        "the seeded document again changes nothing"
+    );
 
     // P14 disappears, P13 moves under P9 (the structure comes from the parent links).
     let changed: String =
@@ -449,14 +453,14 @@ async fn tree_sync_is_idempotent_closes_accesses_of_removed_perimeters_and_follo
             })
             .collect::<Vec<_>>()
             .join("\n");
-    let report = c360::perimeter_sync::apply_document(&app.state.store, &changed, now).await.unwrap();
+    let report = c360::services::perimeter_sync::apply_document(&app.state.store, &changed, now).await.unwrap();
     assert_eq!(
         (report.removed, report.moved, report.closed_accesses, report.reindexed_accesses),
         (1, 1, 1, 1),
         "{report:?}"
     );
-    let again = c360::perimeter_sync::apply_document(&app.state.store, &changed, now).await.unwrap();
-    assert_eq!(again, c360::perimeter_sync::SyncReport::default());
+    let again = c360::services::perimeter_sync::apply_document(&app.state.store, &changed, now).await.unwrap();
+    assert_eq!(again, c360::services::perimeter_sync::SyncReport::default());
 
     app.state.invalidate_perimeter_tree();
     let (admin, _) = app.login(ADMIN).await;
@@ -517,7 +521,7 @@ async fn expiring_access_alerts_are_e_mailed_through_ses() {
     app.account_on("3000013", Some(PSEUDO_READER), 1).await; // ends in exactly 30 days
     let ses = integration_tests::ses().await;
     ses.create_email_identity().email_identity("no-reply@cohort360.test").send().await.unwrap();
-    let alerts = c360::access_alerts::ExpiryAlerts {
+    let alerts = c360::services::access_alerts::ExpiryAlerts {
         offsets_days: vec![30, 2],
         managers_link: "https://portail".into(),
         contact: "support@cohort360.test".into(),

@@ -27,7 +27,7 @@ use axum::{
 use c360::{
     config::test_settings,
     http::AppState,
-    seed::{seed_perimeters, seed_roles},
+    services::seed::{seed_perimeters, seed_roles},
 };
 use cohort_worker::Worker;
 use fakes::query_executor::{Config, QueryExecutor};

@@ -915,7 +915,7 @@ async fn a_sync_changing_a_perimeter_cohort_id_rewrites_the_stored_queries() {
         .collect::<Vec<_>>()
         .join("\n");
     let now = c360::domain::time::now();
-    let report = c360::perimeter_sync::apply_document(&app.state.store, &document, now).await.unwrap();
+    let report = c360::services::perimeter_sync::apply_document(&app.state.store, &document, now).await.unwrap();
     assert_eq!(report.rewritten_queries, 1, "{report:?}");
 
     let (_, after) = get(&app, &alice, &format!("/cohort/request-query-snapshots/{uuid}/")).await;
@@ -924,7 +924,7 @@ async fn a_sync_changing_a_perimeter_cohort_id_rewrites_the_stored_queries() {
         r#"{"_type": "request", "sourcePopulation": {"caresiteCohortList": ["7001", "2"]}, "request": {"filterFhir": "a=\"1\""}}"#
     );
     assert_eq!(after["perimeters_ids"], json!(["7001", "2"]));
-    let again = c360::perimeter_sync::apply_document(&app.state.store, &document, now).await.unwrap();
+    let again = c360::services::perimeter_sync::apply_document(&app.state.store, &document, now).await.unwrap();
     assert_eq!(again.rewritten_queries, 0, "nothing left to rewrite");
 
     // The perimeter records when it entered the tree and when a sync last changed it.

@@ -4,7 +4,7 @@
 //! executor, the ETL path of large cohorts and the cancelling of earlier counts.
 use std::{sync::Arc, time::Duration};
 
-use c360::jobs::JobMessage;
+use c360::clients::jobs::JobMessage;
 use cohort_worker::Worker;
 use fakes::query_executor::{Config, JobState, QueryExecutor};
 use http::{Method, StatusCode};
@@ -222,7 +222,7 @@ async fn the_sweeper_fails_jobs_stuck_past_their_deadline_and_spares_the_others(
     let other = s.created("/cohort/dated-measures/", json!({"request_query_snapshot_id": snapshot})).await;
     s.app.queued_jobs().await; // never handled: both stay `new`
     let mut tasks = integration_tests::tasks(&s.app, None).await;
-    tasks.stuck_job_deadlines = c360::sweeper::Deadlines::parse("new=0m").unwrap();
+    tasks.stuck_job_deadlines = c360::services::sweeper::Deadlines::parse("new=0m").unwrap();
     // With a zero deadline, both counts are stuck an instant later.
     let other_path = format!("/cohort/dated-measures/{}/", other["uuid"].as_str().unwrap());
     tokio::time::sleep(Duration::from_millis(5)).await;

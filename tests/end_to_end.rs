@@ -4,7 +4,7 @@
 //! What the user sees is read where the user sees it: WebSocket frames and e-mails.
 use std::{sync::Arc, time::Duration};
 
-use c360::{domain::time, sweeper::Deadlines};
+use c360::{domain::time, services::sweeper::Deadlines};
 use fakes::query_executor::{Config, QueryExecutor};
 use http::{Method, StatusCode};
 use integration_tests::{
@@ -141,9 +141,10 @@ async fn failures_written_by_the_worker_or_the_sweeper_reach_the_owner() {
     );
     app.queued_jobs().await;
     let deadlines = Deadlines::parse("new=30m").unwrap();
-    let report = c360::sweeper::sweep(&app.state.job_news(), &deadlines, time::now() + ::time::Duration::hours(1))
-        .await
-        .unwrap();
+    let report =
+        c360::services::sweeper::sweep(&app.state.job_news(), &deadlines, time::now() + ::time::Duration::hours(1))
+            .await
+            .unwrap();
     assert_eq!(report.failed, 1);
     let swept = events_until(&mut socket, &stuck, "failed").await.pop().unwrap();
     assert!(swept["extra_info"]["request_job_fail_msg"].as_str().unwrap().contains("stuck-job sweeper"), "{swept}");

@@ -315,7 +315,7 @@ async fn a_subset_the_worker_cannot_launch_or_the_sweeper_ends_fails_its_export(
     // A subset left without news past its deadline.
     let stuck = s.export(&["person", "note"], &[]).await;
     let mut tasks = tasks(&s.app, None).await;
-    tasks.stuck_job_deadlines = c360::sweeper::Deadlines::parse("new=0m").unwrap();
+    tasks.stuck_job_deadlines = c360::services::sweeper::Deadlines::parse("new=0m").unwrap();
     scheduled_tasks::function_handler(&tasks, json!({"task": "stuck_jobs_sweeper"})).await.unwrap();
     let swept = s.again(&stuck).await;
     assert_eq!(

@@ -6,11 +6,11 @@
 use std::{sync::Arc, time::Duration};
 
 use c360::{
+    clients::hadoop_api::HadoopApi as HadoopClient,
     domain::{
         cohort::{CohortResult, JobStatus},
         export_run::HiveStage,
     },
-    hadoop_api::HadoopApi as HadoopClient,
 };
 use fakes::{
     export_api::{made_up_rows, Config, ExportApi, Outcome},

@@ -12,7 +12,7 @@ use integration_tests::{
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-/// Roles of the demo seed (shared/src/seed.rs).
+/// Roles of the demo seed (shared/src/services/seed.rs).
 const READ_NOMINATIVE: i64 = 4;
 const READ_PSEUDO: i64 = 5;
 const EXPORT_CSV: i64 = 6;

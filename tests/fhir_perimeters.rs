@@ -5,7 +5,7 @@ use std::sync::Arc;
 use c360::{
     config::{FhirSettings, Secret},
     domain::perimeter::Perimeter,
-    perimeter_sync::{set_virtual_cohort, sync_fhir, FhirSyncReport, SyncReport},
+    services::perimeter_sync::{set_virtual_cohort, sync_fhir, FhirSyncReport, SyncReport},
     store::DynamoStore,
     AppError,
 };

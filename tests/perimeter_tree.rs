@@ -2,7 +2,7 @@
 //! older than the tree version or unreadable rebuilds the tree from the records, answers the same,
 //! and stores the snapshot back.
 use aws_sdk_dynamodb::{primitives::Blob, types::AttributeValue};
-use c360::{domain::tree::PerimeterTree, perimeter_sync, store::keys};
+use c360::{domain::tree::PerimeterTree, services::perimeter_sync, store::keys};
 use http::{Method, StatusCode};
 use integration_tests::{TestApp, ADMIN};
 use serde_json::Value;

@@ -5,11 +5,11 @@
 //! summaries to the same state, and may run again or resume.
 use aws_sdk_dynamodb::types::AttributeValue;
 use c360::{
-    backfill::backfill_summaries,
     domain::{
         cohort::{CohortResult, Kind},
         summary::{cohorts_by_count, CohortSummary, RequestSummary},
     },
+    services::backfill::backfill_summaries,
     store::{keys, summaries::built_on_of},
 };
 use http::{Method, StatusCode};

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make bench-cohort`: the cohort workspace load run of issue 4 for docs/benchmarks.md, traffic to 127.0.0.1 only.
 #   1. the demo tree, roles and admin; then the cohort data set (`dev-server --cohort-dataset OWNERS REQUESTS`,
-#      shared/src/seed.rs `seed_cohort_dataset`): BENCH_OWNERS (150) owners, BENCH_REQUESTS (5,000) requests,
+#      shared/src/services/seed.rs `seed_cohort_dataset`): BENCH_OWNERS (150) owners, BENCH_REQUESTS (5,000) requests,
 #      4 snapshots with their query texts and 4 counts per request, 1 cohort per 4 snapshots, folders; user 8000000
 #      (the heavy owner) holds 20 folders, 300 requests, 1,100 snapshots, 1,100 counts and 275 cohorts; one more
 #      owner, 8000000 + BENCH_OWNERS (the 10× owner, 8000150), 20 folders and 10 times the rest (3,000 requests,

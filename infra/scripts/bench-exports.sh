@@ -2,7 +2,7 @@
 # `make bench-exports`: the exports list load run of issue 10 for docs/benchmarks.md, traffic to 127.0.0.1 only.
 #   1. the demo tree, roles and admin; the owners of the cohort data set (`dev-server --cohort-dataset OWNERS 300`:
 #      users 8000000… with a small workspace each); then BENCH_EXPORTS (5,000) exports spread over them
-#      (`dev-server --exports-dataset OWNERS EXPORTS`, shared/src/seed.rs `seed_exports_dataset`), each with its
+#      (`dev-server --exports-dataset OWNERS EXPORTS`, shared/src/services/seed.rs `seed_exports_dataset`), each with its
 #      list summary and counted as POST /exports/ counts them
 #   2. wrk at each concurrency of BENCH_CONCURRENCY (1 10 50) on GET /exports/?limit=20 as the admin (who may manage
 #      exports: every owner's exports) and as the plain user 8000000 (its own), then on a filter and a search (not

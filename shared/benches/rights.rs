@@ -16,7 +16,7 @@ use c360::{
         rights::RightSet,
         tree::PerimeterTree,
     },
-    seed::demo_roles,
+    services::seed::demo_roles,
 };
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 

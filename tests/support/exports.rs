@@ -117,13 +117,13 @@ pub fn worker(app: &TestApp, export_api_url: Option<&str>) -> export_worker::Wor
     export_worker::Worker {
         store: app.state.store.clone(),
         queue: app.state.export_jobs.clone(),
-        api: export_api_url
-            .map(|url| c360::export_api::ExportApi::new(http.clone(), url, settings.export_api_auth_token.clone())),
-        hadoop: settings
-            .hadoop_api_url
-            .as_deref()
-            .map(|url| c360::hadoop_api::HadoopApi::new(http.clone(), url, settings.hadoop_api_auth_token.clone())),
-        mailer: c360::mail::SharedMailer::new(app.outbox.clone()),
+        api: export_api_url.map(|url| {
+            c360::clients::export_api::ExportApi::new(http.clone(), url, settings.export_api_auth_token.clone())
+        }),
+        hadoop: settings.hadoop_api_url.as_deref().map(|url| {
+            c360::clients::hadoop_api::HadoopApi::new(http.clone(), url, settings.hadoop_api_auth_token.clone())
+        }),
+        mailer: c360::clients::mail::SharedMailer::new(app.outbox.clone()),
         notifier: app.state.notifier.clone(),
         settings,
     }

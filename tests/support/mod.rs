@@ -16,7 +16,7 @@ use axum::{body::Body, Router};
 use c360::{
     config::test_settings,
     http::AppState,
-    seed::{ensure_account, seed_perimeters, seed_roles, NewAccount, RoleOn},
+    services::seed::{ensure_account, seed_perimeters, seed_roles, NewAccount, RoleOn},
 };
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
@@ -57,11 +57,14 @@ pub async fn ses() -> aws_sdk_sesv2::Client {
 }
 
 /// The scheduled tasks over this app's table, with the emulator's S3 and SES.
-pub async fn tasks(app: &TestApp, expiry_alerts: Option<c360::access_alerts::ExpiryAlerts>) -> scheduled_tasks::Tasks {
+pub async fn tasks(
+    app: &TestApp,
+    expiry_alerts: Option<c360::services::access_alerts::ExpiryAlerts>,
+) -> scheduled_tasks::Tasks {
     scheduled_tasks::Tasks {
         store: app.state.store.clone(),
         s3: s3().await,
-        mailer: c360::mail::SesMailer::new(ses().await, "no-reply@cohort360.test"),
+        mailer: c360::clients::mail::SesMailer::new(ses().await, "no-reply@cohort360.test"),
         perimeters_source: None,
         expiry_alerts,
         fhir: c360::config::FhirSettings::default(),
@@ -69,7 +72,8 @@ pub async fn tasks(app: &TestApp, expiry_alerts: Option<c360::access_alerts::Exp
         http: c360::aws::http_client(std::time::Duration::from_secs(10)),
         jobs: app.state.jobs.clone(),
         export_jobs: app.state.export_jobs.clone(),
-        stuck_job_deadlines: c360::sweeper::Deadlines::parse(c360::sweeper::DEFAULT_DEADLINES).expect("valid"),
+        stuck_job_deadlines: c360::services::sweeper::Deadlines::parse(c360::services::sweeper::DEFAULT_DEADLINES)
+            .expect("valid"),
         notifier: app.state.notifier.clone(),
         settings: app.state.settings.clone(),
     }
@@ -199,9 +203,9 @@ impl TestApp {
         cohort_worker::Worker {
             store: self.state.store.clone(),
             fhir: cohort_worker::solr_client(&settings, http.clone()).expect("a valid FHIR_URL"),
-            executor: query_executor_url.map(|url| c360::executor::Executor::new(http, url)),
+            executor: query_executor_url.map(|url| c360::clients::executor::Executor::new(http, url)),
             notifier: self.state.notifier.clone(),
-            mailer: c360::mail::SharedMailer::new(self.outbox.clone()),
+            mailer: c360::clients::mail::SharedMailer::new(self.outbox.clone()),
             exports: self.state.export_jobs.clone(),
             settings,
         }
@@ -243,7 +247,7 @@ impl TestApp {
         dynamodb().await;
         let sdk = SDK_CONFIG.get().expect("loaded by dynamodb()");
         let outbox = Outbox::default();
-        let state = AppState::with_mailer(settings, sdk, c360::mail::SharedMailer::new(outbox.clone()))
+        let state = AppState::with_mailer(settings, sdk, c360::clients::mail::SharedMailer::new(outbox.clone()))
             .expect("valid test state");
         Self { router: dev_server::app(&state), state, outbox }
     }
@@ -257,7 +261,7 @@ impl TestApp {
         dynamodb().await;
         let sdk = SDK_CONFIG.get().expect("loaded by dynamodb()");
         let outbox = Outbox::default();
-        let mailer = c360::mail::SharedMailer::new(outbox.clone());
+        let mailer = c360::clients::mail::SharedMailer::new(outbox.clone());
         let state = AppState::with_mailer(test_settings(&table, &settings), sdk, mailer).expect("valid test state");
         let now = c360::domain::time::now();
         seed_roles(&state.store, now).await.expect("seed roles");
@@ -388,7 +392,7 @@ pub async fn fake_fhir() -> (Arc<fakes::fhir::FhirServer>, String) {
 /// A mailer that keeps what it is asked to send, for tests that read the e-mails (moto's SES has
 /// no API to read sent mail back).
 #[derive(Clone, Default)]
-pub struct Outbox(Arc<std::sync::Mutex<Vec<c360::mail::Email>>>);
+pub struct Outbox(Arc<std::sync::Mutex<Vec<c360::clients::mail::Email>>>);
 
 impl Outbox {
     /// The subjects sent so far to `to`, in order.
@@ -396,13 +400,13 @@ impl Outbox {
         self.0.lock().expect("outbox lock").iter().filter(|e| e.to == to).map(|e| e.subject.clone()).collect()
     }
 
-    pub fn emails(&self) -> Vec<c360::mail::Email> {
+    pub fn emails(&self) -> Vec<c360::clients::mail::Email> {
         self.0.lock().expect("outbox lock").clone()
     }
 }
 
-impl c360::mail::Mailer for Outbox {
-    async fn send(&self, email: &c360::mail::Email) -> Result<(), c360::mail::MailError> {
+impl c360::clients::mail::Mailer for Outbox {
+    async fn send(&self, email: &c360::clients::mail::Email) -> Result<(), c360::clients::mail::MailError> {
         self.0.lock().expect("outbox lock").push(email.clone());
         Ok(())
     }

@@ -12,6 +12,7 @@ use axum::{
 };
 use c360::{
     auth::AppActor,
+    clients::jobs::CohortJob,
     domain::{
         access_rules::cohort_rights,
         cohort::{python_duration, CohortResult, DatedMeasure, Job, JobStatus, Kind, MeasureMode, Stamps, Workspace},
@@ -24,8 +25,7 @@ use c360::{
         listing::{matches_regex_search, sort_by, ListQuery, SortValue},
         Api, AppState, Body, Exposure, MethodPolicy, Principal, PublicCaller, RouteSpec,
     },
-    jobs::CohortJob,
-    notify,
+    services::notify,
     store::{
         cohort::{object_entry, Changes},
         keys,

@@ -5,13 +5,13 @@ use std::sync::Arc;
 use axum::http::{HeaderMap, StatusCode};
 use c360::{
     auth::AppActor,
+    clients::jobs::{CohortJob, ForwardedAuth, JobMessage},
     domain::{
         cohort::{JobStatus, Kind, Workspace},
         time,
     },
     error::{AppError, AppResult},
     http::{fields::Fields, listing::ListQuery, AppState, Principal},
-    jobs::{CohortJob, ForwardedAuth, JobMessage},
     store::{
         cohort::{Changes, WorkspaceObject},
         Condition, Key, StoreError, Write,

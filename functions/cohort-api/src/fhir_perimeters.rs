@@ -11,7 +11,7 @@ use c360::{
     domain::time,
     error::{AppError, AppResult},
     http::{Api, AppState, Body, Exposure, MethodPolicy, Principal, RouteSpec},
-    perimeter_sync::{queue_virtual_cohorts, set_virtual_cohort, sync_fhir},
+    services::perimeter_sync::{queue_virtual_cohorts, set_virtual_cohort, sync_fhir},
 };
 use serde_json::{json, Value};
 

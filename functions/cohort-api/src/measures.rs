@@ -8,6 +8,7 @@ use axum::{
     Json, Router,
 };
 use c360::{
+    clients::jobs::CohortJob,
     domain::{
         cohort::{python_duration, DatedMeasure, JobStatus, Kind, MeasureMode},
         time,
@@ -18,7 +19,6 @@ use c360::{
         listing::{sort_by, ListQuery, SortValue},
         Api, AppState, Body, Exposure, MethodPolicy, Principal, RouteSpec,
     },
-    jobs::CohortJob,
     store::{cohort::Changes, keys, StoreError},
 };
 use serde_json::Value;

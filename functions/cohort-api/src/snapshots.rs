@@ -23,7 +23,7 @@ use c360::{
         listing::{sort_by, ListQuery, SortValue},
         Api, AppState, Body, Exposure, Principal, RouteSpec,
     },
-    notify,
+    services::notify,
     store::{
         cohort::{
             object_entry, patch_history_write, put_object, snapshot_perimeter_writes, snapshot_query_write, Changes,

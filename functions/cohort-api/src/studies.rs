@@ -9,6 +9,7 @@ use axum::{
     Json, Router,
 };
 use c360::{
+    clients::jobs::CohortJob,
     domain::{
         cohort::{FeasibilityStudy, Job, JobStatus, Kind, ReportFiles, Stamps, STUDY_DISPLAY_FLAGS},
         feasibility, time,
@@ -19,9 +20,8 @@ use c360::{
         listing::{sort_by, ListQuery, SortValue},
         Api, AppState, Body, Exposure, MethodPolicy, Principal, RouteSpec,
     },
-    job_news::studied_request,
-    jobs::CohortJob,
-    notify::ReportNews,
+    services::job_news::studied_request,
+    services::notify::ReportNews,
     store::{
         cohort::{put_object, Changes},
         keys, Condition, StoreError,

@@ -10,6 +10,11 @@
 //! feasibility study e-mails "report requested".
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use c360::{
+    clients::executor::{Executor, ExecutorError},
+    clients::fhir::FhirClient,
+    clients::jobs::{CohortJob, ExportQueue, ForwardedAuth, JobMessage, JOB_MESSAGE_VERSION},
+    clients::mail::{SesMailer, SharedMailer},
+    clients::push::Notifier,
     config::{ConfigError, Settings},
     domain::{
         cohort::{CohortResult, DatedMeasure, FeasibilityStudy, JobStatus, Kind, Workspace},
@@ -17,13 +22,8 @@ use c360::{
         solr, time,
         tree::PerimeterTree,
     },
-    executor::{Executor, ExecutorError},
-    fhir::FhirClient,
-    job_news::{AsMoved, JobNews},
-    jobs::{CohortJob, ExportQueue, ForwardedAuth, JobMessage, JOB_MESSAGE_VERSION},
-    mail::{SesMailer, SharedMailer},
-    notify::ReportNews,
-    push::Notifier,
+    services::job_news::{AsMoved, JobNews},
+    services::notify::ReportNews,
     store::{
         cohort::{Changes, WorkspaceObject},
         DynamoStore, StoreError,
@@ -422,7 +422,7 @@ impl Worker {
 
     /// The tree from its stored snapshot (one Query), not from every perimeter record.
     async fn tree(&self) -> Result<PerimeterTree, MessageError> {
-        let (_, tree) = c360::perimeter_sync::current_tree(&self.store)
+        let (_, tree) = c360::services::perimeter_sync::current_tree(&self.store)
             .await
             .map_err(|e| MessageError(format!("the perimeter tree: {e}")))?;
         Ok(tree)

@@ -11,6 +11,11 @@ use std::collections::HashMap;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use c360::{
+    clients::export_api::ExportApi,
+    clients::hadoop_api::{HadoopApi, HadoopApiError},
+    clients::jobs::{ExportJob, ExportMessage, ExportQueue, JOB_MESSAGE_VERSION},
+    clients::mail::{SesMailer, SharedMailer},
+    clients::push::Notifier,
     config::{ConfigError, Settings},
     domain::{
         cohort::{python_duration, CohortResult, JobStatus},
@@ -18,12 +23,7 @@ use c360::{
         exports::{api_status, export_params, Export, OutputFormat, ParamsContext, Yaml},
         time,
     },
-    export_api::ExportApi,
-    hadoop_api::{HadoopApi, HadoopApiError},
-    jobs::{ExportJob, ExportMessage, ExportQueue, JOB_MESSAGE_VERSION},
-    mail::{SesMailer, SharedMailer},
-    notify::{self, ExportNews},
-    push::Notifier,
+    services::notify::{self, ExportNews},
     store::{DynamoStore, StoreError},
     worker::{process_batch, MessageError},
 };

@@ -1,7 +1,7 @@
 //! `/exports/` (spec §7.3, §7.6): export requests, their list, downloads, and the admins' retry,
 //! relaunch and logs. An export is created `new` and its launch is queued for the export worker, or,
 //! when tables are filtered through cohort subsets (§7.4), created `pending` with its subsets, whose
-//! creations are queued for the cohort worker: the end of the last one launches it (`c360::subsets`).
+//! creations are queued for the cohort worker: the end of the last one launches it (`c360::services::subsets`).
 use std::{
     collections::{hash_map::Entry, HashMap},
     sync::Arc,
@@ -15,6 +15,8 @@ use axum::{
     Json, Router,
 };
 use c360::{
+    clients::export_api::{ExportApi, ExportApiError},
+    clients::jobs::{CohortJob, ExportJob, ForwardedAuth, JobMessage},
     domain::{
         access_rules::my_data_rights,
         cohort::{
@@ -32,12 +34,10 @@ use c360::{
         time::{self, DateTime},
     },
     error::{AppError, AppResult},
-    export_api::{ExportApi, ExportApiError},
     http::{
         listing::{matches_search, sort_by, ListQuery, SortValue},
         Api, AppState, Body, Exposure, Principal, RouteSpec,
     },
-    jobs::{CohortJob, ExportJob, ForwardedAuth, JobMessage},
     store::{exports::NewSubset, StoreError},
 };
 use serde_json::{Map, Value};

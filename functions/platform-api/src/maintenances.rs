@@ -143,7 +143,7 @@ async fn delete(
     let mut phase = state.store.maintenance(parse_id(&id)?).await?.ok_or(AppError::NotFound("MaintenancePhase"))?;
     let now = time::now();
     if phase.is_active_at(now) {
-        state.notifier.to_everyone(&c360::push::maintenance_event(phase.websocket_info(false))).await;
+        state.notifier.to_everyone(&c360::clients::push::maintenance_event(phase.websocket_info(false))).await;
     }
     phase.delete_datetime = Some(now);
     phase.update_datetime = now;

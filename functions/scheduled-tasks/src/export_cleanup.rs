@@ -4,14 +4,14 @@
 //! fails is reported and skipped instead of stopping the run as in the original. The bucket's
 //! lifecycle rule on `exports/` is the safety net if the task stops running.
 use c360::{
+    clients::mail::Mailer,
     config::Settings,
     domain::{
         cohort::JobStatus,
         exports::{s3_location, Export},
         time::DateTime,
     },
-    mail::Mailer,
-    notify::{self, ExportNews},
+    services::notify::{self, ExportNews},
     store::{DynamoStore, StoreError},
 };
 

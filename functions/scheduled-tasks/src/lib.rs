@@ -6,15 +6,15 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use c360::{
-    access_alerts::ExpiryAlerts,
+    clients::jobs::{ExportQueue, JobQueue},
+    clients::mail::SesMailer,
+    clients::push::Notifier,
     config::{ConfigError, FhirSettings, Settings},
     domain::time,
-    job_news::JobNews,
-    jobs::{ExportQueue, JobQueue},
-    mail::SesMailer,
-    push::Notifier,
+    services::access_alerts::ExpiryAlerts,
+    services::job_news::JobNews,
+    services::sweeper::{Deadlines, DEFAULT_DEADLINES},
     store::DynamoStore,
-    sweeper::{Deadlines, DEFAULT_DEADLINES},
 };
 
 /// Every task: the scheduled ones in the order of template.yaml, then the one-shot ones an operator
@@ -147,9 +147,10 @@ pub async fn function_handler(tasks: &Tasks, input: Value) -> Result<Value, Task
                 tracing::info!("PERIMETERS_SOURCE is not set: no tree document to apply");
                 return Ok(json!({"task": task, "status": "skipped", "reason": "PERIMETERS_SOURCE is not set"}));
             };
-            let document = c360::documents::read_document(&tasks.s3, source).await.map_err(failed)?;
-            let report =
-                c360::perimeter_sync::apply_document(&tasks.store, &document, time::now()).await.map_err(failed)?;
+            let document = c360::clients::documents::read_document(&tasks.s3, source).await.map_err(failed)?;
+            let report = c360::services::perimeter_sync::apply_document(&tasks.store, &document, time::now())
+                .await
+                .map_err(failed)?;
             tracing::info!(?report, "perimeter tree synchronised");
             Ok(json!({"task": task, "status": "done", "report": report}))
         }
@@ -159,10 +160,11 @@ pub async fn function_handler(tasks: &Tasks, input: Value) -> Result<Value, Task
                     json!({"task": task, "status": "skipped", "reason": "ENABLE_FHIR_PERIMETERS_SYNC is not true"}),
                 );
             }
-            let mut report = c360::perimeter_sync::sync_fhir(&tasks.store, &tasks.fhir, &tasks.http, time::now())
-                .await
-                .map_err(failed)?;
-            c360::perimeter_sync::queue_virtual_cohorts(&tasks.jobs, &mut report).await.map_err(failed)?;
+            let mut report =
+                c360::services::perimeter_sync::sync_fhir(&tasks.store, &tasks.fhir, &tasks.http, time::now())
+                    .await
+                    .map_err(failed)?;
+            c360::services::perimeter_sync::queue_virtual_cohorts(&tasks.jobs, &mut report).await.map_err(failed)?;
             tracing::info!(?report, "perimeter tree synchronised from FHIR");
             Ok(json!({"task": task, "status": "done", "report": report}))
         }
@@ -172,9 +174,10 @@ pub async fn function_handler(tasks: &Tasks, input: Value) -> Result<Value, Task
                     json!({"task": task, "status": "skipped", "reason": "ENABLE_ACCESS_EXPIRY_ALERTS is not true"}),
                 );
             };
-            let sent = c360::access_alerts::send_expiry_alerts(&tasks.store, &tasks.mailer, alerts, time::now())
-                .await
-                .map_err(failed)?;
+            let sent =
+                c360::services::access_alerts::send_expiry_alerts(&tasks.store, &tasks.mailer, alerts, time::now())
+                    .await
+                    .map_err(failed)?;
             tracing::info!(sent, "expiring-access alerts sent");
             Ok(json!({"task": task, "status": "done", "emails_sent": sent}))
         }
@@ -183,9 +186,12 @@ pub async fn function_handler(tasks: &Tasks, input: Value) -> Result<Value, Task
             if tasks.store.workspace_layout_ready().await.map_err(|e| failed(e.into()))? {
                 return Ok(json!({"task": task, "status": "skipped", "reason": "the summaries are complete"}));
             }
-            let done = c360::backfill::backfill_summaries(&tasks.store, |p| tracing::info!(progress = %p, "backfill"))
-                .await
-                .map_err(|e| failed(e.into()))?;
+            let done = c360::services::backfill::backfill_summaries(
+                &tasks.store,
+                |p| tracing::info!(progress = %p, "backfill"),
+            )
+            .await
+            .map_err(|e| failed(e.into()))?;
             Ok(json!({"task": task, "status": "done", "report": done.to_string()}))
         }
         "stuck_jobs_sweeper" => {
@@ -196,12 +202,15 @@ pub async fn function_handler(tasks: &Tasks, input: Value) -> Result<Value, Task
                 settings: &tasks.settings,
                 exports: &tasks.export_jobs,
             };
-            let report = c360::sweeper::sweep(&news, &tasks.stuck_job_deadlines, time::now()).await.map_err(failed)?;
+            let report =
+                c360::services::sweeper::sweep(&news, &tasks.stuck_job_deadlines, time::now()).await.map_err(failed)?;
             tracing::info!(?report, "stuck jobs swept");
             Ok(json!({"task": task, "status": "done", "report": report}))
         }
         "refresh_schedules" => {
-            let run = c360::refresh::run_due_schedules(&tasks.store, &tasks.jobs, time::now()).await.map_err(failed)?;
+            let run = c360::services::refresh::run_due_schedules(&tasks.store, &tasks.jobs, time::now())
+                .await
+                .map_err(failed)?;
             tracing::info!(?run, "refresh schedules");
             Ok(json!({"task": task, "status": "done", "run": run}))
         }
@@ -221,8 +230,9 @@ pub async fn function_handler(tasks: &Tasks, input: Value) -> Result<Value, Task
             Ok(json!({"task": task, "status": "done", "cleaned": run.cleaned, "failed": run.failed}))
         }
         "count_users_on_perimeters" => {
-            let changed =
-                c360::perimeter_sync::refresh_allowed_users(&tasks.store, time::now()).await.map_err(failed)?;
+            let changed = c360::services::perimeter_sync::refresh_allowed_users(&tasks.store, time::now())
+                .await
+                .map_err(failed)?;
             tracing::info!(changed, "allowed-users counters refreshed");
             Ok(json!({"task": task, "status": "done", "perimeters_changed": changed}))
         }

@@ -7,7 +7,7 @@
 //! table whose layout is not marked ready is backfilled before serving.
 use c360::{
     http::{serve, AppState},
-    seed::{seed_cohort_dataset, seed_demo, seed_exports_dataset, seed_load_dataset, DemoSeed},
+    services::seed::{seed_cohort_dataset, seed_demo, seed_exports_dataset, seed_load_dataset, DemoSeed},
 };
 
 fn env(name: &str, default: &str) -> String {
@@ -77,7 +77,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     }
     let backfill_only = args.iter().any(|a| a == "--backfill-summaries");
     if backfill_only || !state.store.workspace_layout_ready().await.map_err(|e| format!("layout check: {e}"))? {
-        let done = c360::backfill::backfill_summaries(&state.store, |p| {
+        let done = c360::services::backfill::backfill_summaries(&state.store, |p| {
             if backfill_only {
                 println!("{p}");
             }

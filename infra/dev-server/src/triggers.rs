@@ -4,7 +4,7 @@
 //! they do in AWS) and the EventBridge schedules of the refresh task and of the maintenance broadcasts.
 use std::{future::Future, time::Duration};
 
-use c360::{domain::time, jobs::JobQueue, refresh::run_due_schedules, worker::MessageError};
+use c360::{clients::jobs::JobQueue, domain::time, services::refresh::run_due_schedules, worker::MessageError};
 
 pub async fn poll_cohort_jobs(worker: cohort_worker::Worker, sqs: aws_sdk_sqs::Client, queue_url: String) {
     let worker = &worker;
@@ -61,8 +61,8 @@ pub async fn run_refresh_schedules(store: c360::store::DynamoStore, jobs: JobQue
 }
 
 /// The `maintenance_broadcast` task once a minute, as its EventBridge schedule.
-pub async fn broadcast_maintenances(notifier: c360::push::Notifier) {
-    let mut every = tokio::time::interval(c360::push::MAINTENANCE_BROADCAST_PERIOD.unsigned_abs());
+pub async fn broadcast_maintenances(notifier: c360::clients::push::Notifier) {
+    let mut every = tokio::time::interval(c360::clients::push::MAINTENANCE_BROADCAST_PERIOD.unsigned_abs());
     loop {
         every.tick().await;
         if let Err(err) = notifier.broadcast_maintenances(time::now()).await {

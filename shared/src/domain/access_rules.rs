@@ -595,7 +595,7 @@ mod tests {
     #[test]
     fn assignable_roles_follow_the_management_dependencies() {
         let tree = demo_tree();
-        let roles = crate::seed::demo_roles();
+        let roles = crate::services::seed::demo_roles();
         let assignable = |grants: &[Grant], perimeter: i64| -> Vec<&str> {
             roles
                 .iter()
@@ -755,7 +755,7 @@ mod tests {
         for (rights, expected) in cases {
             assert_eq!(role_inconsistency(rights), expected, "{rights:?}");
         }
-        for (_, name, rights) in crate::seed::demo_roles() {
+        for (_, name, rights) in crate::services::seed::demo_roles() {
             assert_eq!(role_inconsistency(rights), None, "seeded role {name} must be consistent");
         }
     }

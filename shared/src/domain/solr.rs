@@ -1,6 +1,6 @@
 //! FHIR → Solr criteria formatting (spec §6.3, `USE_SOLR`), the pure part: what to ask the FHIR
 //! server's `$query` operation for each `basicResource` criterion, how to read its `Parameters`
-//! answer and what `filterSolr` becomes. The HTTP calls live in [`crate::fhir`].
+//! answer and what `filterSolr` becomes. The HTTP calls live in [`crate::clients::fhir`].
 use percent_encoding::percent_decode_str;
 use serde::Deserialize;
 

@@ -8,6 +8,9 @@ use std::{
 
 use crate::{
     auth::{identity::IdentityClient, jwt::TokenService, oidc::OidcService, ApiKeys},
+    clients::jobs::{ExportQueue, JobQueue},
+    clients::mail::{SesMailer, SharedMailer},
+    clients::push::Notifier,
     config::Settings,
     domain::{
         maintenance::MaintenancePhase,
@@ -16,9 +19,6 @@ use crate::{
         user::{User, UserRules},
     },
     error::{AppError, AppResult},
-    jobs::{ExportQueue, JobQueue},
-    mail::{SesMailer, SharedMailer},
-    push::Notifier,
     store::{DynamoStore, StoreResult},
 };
 
@@ -200,8 +200,8 @@ impl AppState {
     }
 
     /// Who to tell when a job's status changes.
-    pub fn job_news(&self) -> crate::job_news::JobNews<'_, SharedMailer> {
-        crate::job_news::JobNews {
+    pub fn job_news(&self) -> crate::services::job_news::JobNews<'_, SharedMailer> {
+        crate::services::job_news::JobNews {
             store: &self.store,
             notifier: &self.notifier,
             mailer: &self.mailer,
@@ -234,7 +234,7 @@ impl AppState {
                         return Ok::<_, AppError>(held);
                     }
                 }
-                let (version, tree) = crate::perimeter_sync::current_tree(&self.store).await?;
+                let (version, tree) = crate::services::perimeter_sync::current_tree(&self.store).await?;
                 Ok(Arc::new(VersionedTree { version, tree: Arc::new(tree) }))
             })
             .await?;

@@ -10,12 +10,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tasks = scheduled_tasks::Tasks::from_env().await?;
     let now = c360::domain::time::now();
     let report = if source == "--fhir" {
-        serde_json::to_value(c360::perimeter_sync::sync_fhir(&tasks.store, &tasks.fhir, &tasks.http, now).await?)?
+        serde_json::to_value(
+            c360::services::perimeter_sync::sync_fhir(&tasks.store, &tasks.fhir, &tasks.http, now).await?,
+        )?
     } else if source.starts_with('-') {
         return Err(USAGE.into());
     } else {
-        let document = c360::documents::read_document(&tasks.s3, &source).await?;
-        serde_json::to_value(c360::perimeter_sync::apply_document(&tasks.store, &document, now).await?)?
+        let document = c360::clients::documents::read_document(&tasks.s3, &source).await?;
+        serde_json::to_value(c360::services::perimeter_sync::apply_document(&tasks.store, &document, now).await?)?
     };
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())

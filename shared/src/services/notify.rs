@@ -3,12 +3,12 @@
 use std::collections::BTreeMap;
 
 use crate::{
+    clients::mail::{render, Email, Mailer},
     config::Settings,
     domain::{
         exports::{Export, OutputFormat},
         user::User,
     },
-    mail::{render, Email, Mailer},
     store::{DynamoStore, StoreResult},
 };
 

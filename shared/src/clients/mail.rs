@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 /// The logo the HTML templates show as `cid:logo_cohort360.png`.
-pub const LOGO: &[u8] = include_bytes!("../assets/logo_cohort360.png");
+pub const LOGO: &[u8] = include_bytes!("../../assets/logo_cohort360.png");
 pub const LOGO_CONTENT_ID: &str = "logo_cohort360.png";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,8 +58,8 @@ pub fn template(name: &str) -> Option<(&'static str, &'static str)> {
         ($($name:literal),* $(,)?) => {
             match name {
                 $($name => Some((
-                    include_str!(concat!("../templates/", $name, ".txt")),
-                    include_str!(concat!("../templates/", $name, ".html")),
+                    include_str!(concat!("../../templates/", $name, ".txt")),
+                    include_str!(concat!("../../templates/", $name, ".html")),
                 )),)*
                 _ => None,
             }

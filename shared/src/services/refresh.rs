@@ -4,15 +4,15 @@
 //! the schedule (`record_refresh`).
 
 use crate::{
+    clients::jobs::{CohortJob, JobQueue},
+    clients::mail::Mailer,
     config::Settings,
     domain::{
         cohort::{next_refresh, DatedMeasure, JobStatus, MeasureMode, RefreshSchedule, Request, Snapshot},
         time::{self, DateTime},
     },
     error::{AppError, AppResult},
-    jobs::{CohortJob, JobQueue},
-    mail::Mailer,
-    notify,
+    services::notify,
     store::{cohort::Changes, DynamoStore, StoreError},
 };
 

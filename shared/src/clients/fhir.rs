@@ -7,12 +7,12 @@ use reqwest::Url;
 use serde::Deserialize;
 
 use crate::{
+    clients::jobs::ForwardedAuth,
     config::Secret,
     domain::{
         fhir_tree::Organization,
         solr::{self, Lookup},
     },
-    jobs::ForwardedAuth,
 };
 
 /// Organizations asked per page; servers may serve fewer (HAPI caps `_count`), the links say.

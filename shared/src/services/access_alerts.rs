@@ -3,9 +3,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::{
+    clients::mail::{render, Mailer},
     domain::time::DateTime,
     error::AppResult,
-    mail::{render, Mailer},
     store::DynamoStore,
 };
 

@@ -6,14 +6,14 @@
 use uuid::Uuid;
 
 use crate::{
+    clients::jobs::{ExportJob, ExportQueue},
+    clients::mail::Mailer,
     config::Settings,
     domain::{
         cohort::{CohortResult, JobStatus},
         exports::{subsets_state, Export, Subsets, SUBSETS_FAILED},
     },
-    jobs::{ExportJob, ExportQueue},
-    mail::Mailer,
-    notify::{self, ExportNews},
+    services::notify::{self, ExportNews},
     store::{DynamoStore, StoreError, StoreResult},
 };
 

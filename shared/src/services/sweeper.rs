@@ -8,13 +8,13 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::{
+    clients::mail::Mailer,
     domain::{
         cohort::{CohortResult, DatedMeasure, FeasibilityStudy, Job, JobStatus, Stamps},
         time::{self, DateTime},
     },
     error::{AppError, AppResult},
-    job_news::{AsMoved, JobNews},
-    mail::Mailer,
+    services::job_news::{AsMoved, JobNews},
     store::{
         cohort::{Changes, WorkspaceObject},
         StoreError,

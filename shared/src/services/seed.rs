@@ -99,7 +99,7 @@ pub async fn seed_perimeters(store: &DynamoStore, csv: &str) -> AppResult<Vec<Pe
         .map(|p| Perimeter { dates, ..p })
         .collect();
     store.put_perimeters(&perimeters).await?;
-    crate::perimeter_sync::publish_tree(store).await?;
+    crate::services::perimeter_sync::publish_tree(store).await?;
     Ok(perimeters)
 }
 

@@ -6,16 +6,16 @@
 use uuid::Uuid;
 
 use crate::{
+    clients::jobs::ExportQueue,
+    clients::mail::Mailer,
+    clients::push::Notifier,
     config::Settings,
     domain::{
         cohort::{CohortResult, DatedMeasure, FeasibilityStudy, Request, Snapshot},
         time::DateTime,
     },
     error::AppResult,
-    jobs::ExportQueue,
-    mail::Mailer,
-    notify::{self, ReportNews},
-    push::Notifier,
+    services::notify::{self, ReportNews},
     store::{DynamoStore, StoreResult},
 };
 
@@ -62,7 +62,7 @@ impl<M: Mailer + Sync> JobNews<'_, M> {
     /// A count moved: its owner's event, then (when it ended) its refresh schedule's record.
     pub async fn count(&self, measure: &DatedMeasure, now: DateTime) -> AppResult<()> {
         self.notifier.count_status(measure).await;
-        crate::refresh::record_refresh(self.store, self.mailer, self.settings, measure, now).await
+        crate::services::refresh::record_refresh(self.store, self.mailer, self.settings, measure, now).await
     }
 
     /// A cohort moved: its owner's event, with the size of its count and its Global bounds as stored
@@ -79,7 +79,8 @@ impl<M: Mailer + Sync> JobNews<'_, M> {
         self.notifier.cohort_status(cohort, size, global?.as_ref()).await;
         if let Some(export) = cohort.export.filter(|_| cohort.is_subset && cohort.job.request_job_status.is_final()) {
             let outcome =
-                crate::subsets::recheck_export(self.store, self.exports, self.mailer, self.settings, export).await?;
+                crate::services::subsets::recheck_export(self.store, self.exports, self.mailer, self.settings, export)
+                    .await?;
             tracing::info!(cohort = %cohort.uuid, %export, ?outcome, "export re-checked after its subset ended");
         }
         Ok(())

@@ -7,6 +7,8 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 
 use crate::{
+    clients::fhir::FhirClient,
+    clients::jobs::{CohortJob, JobQueue},
     config::FhirSettings,
     domain::{
         access_rules::count_allowed_users,
@@ -18,8 +20,6 @@ use crate::{
         tree_sync::plan,
     },
     error::{AppError, AppResult},
-    fhir::FhirClient,
-    jobs::{CohortJob, JobQueue},
     store::{Condition, DynamoStore, StoreError},
 };
 

@@ -4,7 +4,7 @@
 //! error text carries it (reqwest errors are stripped of their URL too).
 use serde_json::Value;
 
-use crate::{config::Secret, export_api::short};
+use crate::{clients::export_api::short, config::Secret};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HadoopApiError {
