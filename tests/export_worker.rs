@@ -27,6 +27,8 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 const TOKEN: &str = "export-api-test-token";
+/// Told of every failed export (spec §10.2 "export_failed_admins").
+const ADMINS: &str = "Ops,ops@cohort360.test";
 const EXPORT_CSV: i64 = 6;
 
 struct Stack {
@@ -41,7 +43,7 @@ async fn stack(outcome: Outcome) -> Stack {
     let config = Config { token: TOKEN.into(), delay: Duration::ZERO, outcome };
     let api = Arc::new(ExportApi::new(config, Some(s3().await)));
     let (url, _) = fakes::spawn(fakes::export_api::router(api.clone()), 0).await.unwrap();
-    let app = app_with(&[("EXPORT_API_AUTH_TOKEN", TOKEN), ("EXPORT_API_URL", &url)]).await;
+    let app = app_with(&[("EXPORT_API_AUTH_TOKEN", TOKEN), ("EXPORT_API_URL", &url), ("ADMINS", ADMINS)]).await;
     let worker = worker(&app, Some(&url));
     let alice = user(&app, "alice", Some(EXPORT_CSV), ROOT_PERIMETER).await;
     let cohort = finished_cohort(&app, &alice, json!(["3"]), "g-alice").await;
@@ -251,6 +253,14 @@ async fn polls_follow_a_running_task_then_record_its_end_states() {
         assert_eq!(
             s.app.outbox.subjects_to("alice@cohort360.test").last().map(String::as_str),
             Some("[Cohorte g-alice] Votre demande d'export `Cohorte g-alice` n'a pas abouti")
+        );
+        let admins = s.app.outbox.emails().into_iter().filter(|m| m.to == "ops@cohort360.test").collect::<Vec<_>>();
+        assert_eq!(admins.len(), 1, "{outcome}: the admins are told once");
+        assert_eq!(admins[0].subject, "Demande d'export échouée");
+        assert!(
+            admins[0].text.contains(&e.job.request_job_fail_msg) && admins[0].text.contains(&uuid),
+            "{}",
+            admins[0].text
         );
     }
 }

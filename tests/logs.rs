@@ -129,6 +129,27 @@ fn ids_of(rows: &[Row], keep: impl Fn(&Row) -> bool) -> Vec<i64> {
     ids
 }
 
+/// Every page of `/logs/?{query}` (with `bounds`), in both orders, lists exactly the rows `keep`
+/// keeps, under an exact count.
+async fn assert_listed(
+    app: &TestApp,
+    token: &str,
+    bounds: &str,
+    query: &str,
+    rows: &[Row],
+    keep: impl Fn(&Row) -> bool,
+) {
+    for ordering in ["-requested_at", "requested_at"] {
+        let listing = all_pages(app, token, &format!("ordering={ordering}&{bounds}&{query}")).await;
+        let mut expected = ids_of(rows, &keep);
+        if ordering == "requested_at" {
+            expected.reverse();
+        }
+        assert_eq!((listing.count as usize, listing.estimated), (expected.len(), false), "{query} count");
+        assert_eq!(listing.ids, expected, "{query} {ordering}");
+    }
+}
+
 /// A newest-first listing through the store, as `/logs/` builds it, for counting the items it reads.
 fn store_scan(
     after: Option<OffsetDateTime>,
@@ -248,16 +269,7 @@ async fn counts_pages_and_filters_are_exact_across_days() {
         ("response=%22id%22:1", Box::new(|_| false)),
     ];
     for (query, keep) in cases {
-        for ordering in ["-requested_at", "requested_at"] {
-            let listing = all_pages(&app, &token, &format!("ordering={ordering}&{past}&{query}")).await;
-            let mut expected = ids_of(&rows, &keep);
-            if ordering == "requested_at" {
-                expected.reverse();
-            }
-            assert_eq!(listing.count as usize, expected.len(), "{query} count");
-            assert_eq!(listing.ids, expected, "{query} {ordering}");
-            assert!(!listing.estimated, "{query}");
-        }
+        assert_listed(&app, &token, &past, query, &rows, keep).await;
     }
 
     // Date bounds: whole days, and a bound inside a day.
@@ -487,15 +499,7 @@ async fn a_route_or_a_user_is_read_once_over_the_window_and_split_by_day() {
         ("path_contains=s/r", Box::new(|r| r.path.contains("s/r"))),
     ];
     for (query, keep) in cases {
-        for ordering in ["-requested_at", "requested_at"] {
-            let listing = all_pages(&app, &token, &format!("ordering={ordering}&{past}&{query}")).await;
-            let mut expected = ids_of(&rows, &keep);
-            if ordering == "requested_at" {
-                expected.reverse();
-            }
-            assert_eq!((listing.count as usize, listing.estimated), (expected.len(), false), "{query} count");
-            assert_eq!(listing.ids, expected, "{query} {ordering}");
-        }
+        assert_listed(&app, &token, &past, query, &rows, keep).await;
     }
 }
 
@@ -573,15 +577,8 @@ async fn one_access_history_reads_its_paths_only() {
     let before = midnight(0) - Duration::microseconds(1);
     let past = "requested_at_before=".to_owned() + &t::iso(before);
     for wanted in ["/accesses/42/", "/accesses/1042/", "/accesses/9/", "/42/close/"] {
-        for ordering in ["-requested_at", "requested_at"] {
-            let listing = all_pages(&app, &token, &format!("ordering={ordering}&{past}&path_contains={wanted}")).await;
-            let mut expected = ids_of(&rows, |r| r.path.contains(wanted));
-            if ordering == "requested_at" {
-                expected.reverse();
-            }
-            assert_eq!((listing.count as usize, listing.estimated), (expected.len(), false), "{wanted} count");
-            assert_eq!(listing.ids, expected, "{wanted} {ordering}");
-        }
+        let query = format!("path_contains={wanted}");
+        assert_listed(&app, &token, &past, &query, &rows, |r| r.path.contains(wanted)).await;
     }
     // Over days 2 and 1 (indexed by path), the rows read are the access's own (counted, then the
     // page), not the 80 rows of its two routes.
@@ -610,15 +607,7 @@ async fn a_status_listing_reads_the_rows_of_its_statuses() {
         ("status_code=418", Box::new(|_| false)),
     ];
     for (query, keep) in cases {
-        for ordering in ["-requested_at", "requested_at"] {
-            let listing = all_pages(&app, &token, &format!("ordering={ordering}&{past}&{query}")).await;
-            let mut expected = ids_of(&rows, &keep);
-            if ordering == "requested_at" {
-                expected.reverse();
-            }
-            assert_eq!((listing.count as usize, listing.estimated), (expected.len(), false), "{query} count");
-            assert_eq!(listing.ids, expected, "{query} {ordering}");
-        }
+        assert_listed(&app, &token, &past, query, &rows, keep).await;
     }
     // Over days 2 and 1 the page reads 500s only: 12 a day, not the 120 rows.
     let scan =
@@ -646,15 +635,7 @@ async fn a_search_on_a_user_counts_their_rows_from_their_day_counters() {
         ("search=ALI", Box::new(|r: &Row| r.user == Some("alice"))),
         ("search=alice&method=POST", Box::new(|r: &Row| r.user == Some("alice") && r.method == "POST")),
     ] {
-        for ordering in ["-requested_at", "requested_at"] {
-            let listing = all_pages(&app, &token, &format!("ordering={ordering}&{past}&{query}")).await;
-            let mut expected = ids_of(&rows, &keep);
-            if ordering == "requested_at" {
-                expected.reverse();
-            }
-            assert_eq!((listing.count as usize, listing.estimated), (expected.len(), false), "{query} count");
-            assert_eq!(listing.ids, expected, "{query} {ordering}");
-        }
+        assert_listed(&app, &token, &past, query, &rows, keep).await;
     }
     // Over days 2 and 1: alice's rows are counted from her two day counters and the page reads 20
     // of them (day, route and search counters of two days, the counting-start item, hers).
@@ -703,15 +684,7 @@ async fn a_sparse_route_filter_reads_each_route_once_across_the_days_of_a_page()
     seed(&app, &rows).await;
     let before = midnight(0) - Duration::microseconds(1);
     let past = "requested_at_before=".to_owned() + &t::iso(before);
-    for ordering in ["-requested_at", "requested_at"] {
-        let listing = all_pages(&app, &token, &format!("ordering={ordering}&{past}&path_contains=roles")).await;
-        let mut expected = ids_of(&rows, |r| r.path.contains("roles"));
-        if ordering == "requested_at" {
-            expected.reverse();
-        }
-        assert_eq!((listing.count as usize, listing.estimated), (expected.len(), false));
-        assert_eq!(listing.ids, expected, "{ordering}");
-    }
+    assert_listed(&app, &token, &past, "path_contains=roles", &rows, |r| r.path.contains("roles")).await;
     // A page of 20 spans four days (5 matching rows a day): one Query per route over those days,
     // not one per route and day (8), and rows read in proportion to each route's share.
     let scan = store_scan(Some(midnight(6)), Some(before), Vec::new(), PathFilter::new(Some("roles"), &[]));

@@ -92,6 +92,8 @@ pub struct Settings {
     pub default_from_email: String,
     /// The support address e-mails give.
     pub email_support_contact: String,
+    /// `ADMINS` (`Name,email;Name2,email2`): who is told of failed exports (spec §10.2).
+    pub admins: Vec<(String, String)>,
     /// `EXPORTS_BUCKET`: exports and feasibility reports.
     pub exports_bucket: Option<String>,
     /// Where export jobs (launch, polls) are queued; required to create exports.
@@ -161,6 +163,18 @@ impl FhirSettings {
                 .collect(),
         })
     }
+}
+
+/// `Name,email;Name2,email2` as (name, e-mail) pairs; entries without an e-mail are left out.
+fn parse_admins(value: &str) -> Vec<(String, String)> {
+    value
+        .split(';')
+        .filter_map(|entry| {
+            let (name, email) = entry.rsplit_once(',').unwrap_or(("", entry));
+            let email = email.trim();
+            email.contains('@').then(|| (name.trim().to_owned(), email.to_owned()))
+        })
+        .collect()
 }
 
 impl Settings {
@@ -290,6 +304,7 @@ impl Settings {
             shared_folder_name: or("SHARED_FOLDER_NAME", "Mes requêtes reçues"),
             default_from_email: or("DEFAULT_FROM_EMAIL", "no-reply@cohort360.local"),
             email_support_contact: or("EMAIL_SUPPORT_CONTACT", ""),
+            admins: parse_admins(&or("ADMINS", "")),
             exports_bucket: get("EXPORTS_BUCKET"),
             export_jobs_queue_url: get("EXPORT_JOBS_QUEUE_URL"),
             export_api_url: get("EXPORT_API_URL").map(|u| u.trim_end_matches('/').to_owned()),

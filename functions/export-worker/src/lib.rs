@@ -172,7 +172,9 @@ impl Worker {
             })
             .await?;
         match failed {
-            Some(export) => self.tell(&export, ExportNews::Failed).await,
+            Some(export) => {
+                notify::tell_export_failure(&self.store, &self.mailer, &self.settings, &export).await.map_err(failure)
+            }
             None => Ok(()),
         }
     }

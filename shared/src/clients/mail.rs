@@ -71,6 +71,7 @@ pub fn template(name: &str) -> Option<(&'static str, &'static str)> {
         "csv_export_received",
         "csv_export_succeeded",
         "export_failed",
+        "export_failed_admins",
         "exported_files_deleted",
         "feasibility_report_error",
         "feasibility_report_ready",

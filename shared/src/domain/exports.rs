@@ -658,6 +658,35 @@ fn is_plain(s: &str) -> bool {
         && !s.bytes().all(|b| b.is_ascii_digit() || b == b'_' || b == b':')
 }
 
+/// An export of alice's as the unit tests build them.
+#[cfg(test)]
+pub(crate) fn test_export(format: OutputFormat, tables: Vec<ExportTable>) -> Export {
+    let now = crate::domain::time::parse("2025-03-04T05:06:07.089Z").unwrap();
+    Export {
+        uuid: Uuid::nil(),
+        owner: "alice".into(),
+        output_format: format,
+        datalab: None,
+        nominative: true,
+        shift_dates: false,
+        group_tables: true,
+        motivation: Some("m".into()),
+        target_name: target_name("alice", now),
+        target_location: "s3://bucket/exports".into(),
+        is_user_notified: false,
+        clean_datetime: None,
+        retried: false,
+        launched_at: None,
+        awaiting_subsets: false,
+        hive_stage: None,
+        tables,
+        summary: ExportSummary::default(),
+        rev: 0,
+        job: Job::new(),
+        stamps: Stamps::new(now),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -665,30 +694,7 @@ mod tests {
     use serde_json::json;
 
     fn export(format: OutputFormat, tables: Vec<ExportTable>) -> Export {
-        let now = parse("2025-03-04T05:06:07.089Z").unwrap();
-        Export {
-            uuid: Uuid::nil(),
-            owner: "alice".into(),
-            output_format: format,
-            datalab: None,
-            nominative: true,
-            shift_dates: false,
-            group_tables: true,
-            motivation: Some("m".into()),
-            target_name: target_name("alice", now),
-            target_location: "s3://bucket/exports".into(),
-            is_user_notified: false,
-            clean_datetime: None,
-            retried: false,
-            launched_at: None,
-            awaiting_subsets: false,
-            hive_stage: None,
-            tables,
-            summary: ExportSummary::default(),
-            rev: 0,
-            job: Job::new(),
-            stamps: Stamps::new(now),
-        }
+        test_export(format, tables)
     }
 
     fn table(name: &str, source: Option<Uuid>) -> ExportTable {

@@ -151,6 +151,37 @@ pub fn export_news(settings: &Settings, owner: &User, export: &Export, news: Exp
     render(template, to, &subject, &context)
 }
 
+/// What the `ADMINS` are told of a failed export (spec §10.2 "export_failed_admins"): one e-mail each.
+pub fn export_failed_admins(settings: &Settings, export: &Export) -> Vec<Email> {
+    let host = settings.public_base_url.clone().unwrap_or_else(|| settings.frontend_url.clone());
+    let context = BTreeMap::from([
+        ("cohort_id", export.summary.cohort_id.clone().unwrap_or_default()),
+        ("cohort_name", export.summary.cohort_name.clone().unwrap_or_default()),
+        ("error_message", export.job.request_job_fail_msg.clone()),
+        ("export_id", export.uuid.to_string()),
+        ("export_date", crate::domain::time::iso(export.stamps.created_at)),
+        ("job_id", export.job.request_job_id.clone()),
+        ("job_duration", export.job.request_job_duration.clone()),
+        ("owner", export.owner.clone()),
+        ("host", host),
+    ]);
+    let subject = "Demande d'export échouée";
+    settings.admins.iter().filter_map(|(_, to)| render("export_failed_admins", to, subject, &context)).collect()
+}
+
+/// E-mails a failed export's owner and the `ADMINS` (delivery as [`deliver`]).
+pub async fn tell_export_failure(
+    store: &DynamoStore,
+    mailer: &impl Mailer,
+    settings: &Settings,
+    export: &Export,
+) -> StoreResult<()> {
+    for email in export_failed_admins(settings, export) {
+        deliver(mailer, Some(email), "export_failed_admins").await;
+    }
+    tell_export_owner(store, mailer, settings, export, ExportNews::Failed).await
+}
+
 /// E-mails an export's owner about it (an owner who is gone is logged; delivery as [`deliver`]).
 pub async fn tell_export_owner(
     store: &DynamoStore,
@@ -234,5 +265,21 @@ mod tests {
             (failed.to.as_str(), failed.subject.as_str()),
             ("u1@example.org", "Votre demande de rapport a échoué")
         );
+    }
+
+    #[test]
+    fn a_failed_export_is_told_to_each_admin_with_its_error() {
+        let settings = test_settings("t", &[("ADMINS", "Ops,ops@example.org; nobody ;Data Team,data@example.org")]);
+        assert_eq!(settings.admins.len(), 2, "an entry without an e-mail is left out");
+        let mut export = crate::domain::exports::test_export(OutputFormat::Csv, Vec::new());
+        export.job.request_job_fail_msg = "Export terminated with an error: Job `t1` ended with status `failed`".into();
+        export.summary.cohort_name = Some("Diabète <T2>".into());
+        let emails = export_failed_admins(&settings, &export);
+        assert_eq!(emails.iter().map(|e| e.to.as_str()).collect::<Vec<_>>(), ["ops@example.org", "data@example.org"]);
+        assert_eq!(emails[0].subject, "Demande d'export échouée");
+        assert!(emails[0].text.contains("ended with status `failed`"), "{}", emails[0].text);
+        assert!(emails[0].text.contains(&export.uuid.to_string()));
+        assert!(emails[0].html.contains("Diabète &lt;T2&gt;"), "{}", emails[0].html);
+        assert!(export_failed_admins(&test_settings("t", &[]), &export).is_empty(), "no ADMINS: nobody");
     }
 }

@@ -13,7 +13,7 @@ use crate::{
         cohort::{CohortResult, JobStatus},
         exports::{subsets_state, Export, Subsets, SUBSETS_FAILED},
     },
-    services::notify::{self, ExportNews},
+    services::notify,
     store::{DynamoStore, StoreError, StoreResult},
 };
 
@@ -73,7 +73,7 @@ pub async fn recheck_export(
         };
         if outcome == Recheck::Failed {
             tracing::warn!(export = %uuid, "a cohort subset failed: export failed");
-            notify::tell_export_owner(store, mailer, settings, &saved, ExportNews::Failed).await?;
+            notify::tell_export_failure(store, mailer, settings, &saved).await?;
         } else {
             launch(store, exports, saved).await?;
         }

@@ -187,33 +187,19 @@ impl DynamoStore {
         keep: impl Fn(&Export) -> bool,
     ) -> StoreResult<Vec<Export>> {
         let (index, pk) = listing_partition(owner);
-        let (pk_name, _) = super::index_keys(index);
-        let (mut kept, mut start) = (Vec::new(), None);
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(index)
-                .key_condition_expression(format!("{pk_name} = :pk"))
-                .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
-                .scan_index_forward(false)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(sdk_error)?;
-            for mut item in out.items.unwrap_or_default() {
+        let mut kept = Vec::new();
+        self.index_each_page(index, &pk, false, |page| {
+            for mut item in page {
                 item.remove("tables");
                 let export: Export = decode(item)?;
                 if keep(&export) {
                     kept.push(export);
                 }
             }
-            match out.last_evaluated_key.filter(|k| !k.is_empty()) {
-                Some(last) => start = Some(last),
-                None => return Ok(kept),
-            }
-        }
+            Ok(())
+        })
+        .await?;
+        Ok(kept)
     }
 
     /// The exports with these uuids, whole, in that order (the page of a filtered list, when its rows

@@ -154,7 +154,7 @@ fn conditional<E: std::fmt::Debug>(err: SdkError<E>, is_condition_failure: impl 
 }
 
 /// The key attributes of an index.
-pub(super) fn index_keys(index: &str) -> (&'static str, &'static str) {
+fn index_keys(index: &str) -> (&'static str, &'static str) {
     match index {
         keys::GSI1 => ("gsi1pk", "gsi1sk"),
         keys::GSI2 => ("gsi2pk", "gsi2sk"),
@@ -294,6 +294,37 @@ impl DynamoStore {
         forward: bool,
     ) -> StoreResult<Vec<Item>> {
         let mut items = Vec::new();
+        self.query_each_page(index, condition, pk, extra, forward, |page| {
+            items.extend(page);
+            Ok(())
+        })
+        .await?;
+        Ok(items)
+    }
+
+    /// Every page of an index partition, handed to `each` as it comes (see [`Self::query_each_page`]).
+    pub(super) async fn index_each_page(
+        &self,
+        index: &str,
+        pk: &str,
+        forward: bool,
+        each: impl FnMut(Vec<Item>) -> StoreResult<()>,
+    ) -> StoreResult<()> {
+        let condition = format!("{} = :pk", index_keys(index).0);
+        self.query_each_page(Some(index), &condition, pk, None, forward, each).await
+    }
+
+    /// Every page of a Query handed to `each` as it comes: a caller that keeps part of each page
+    /// never holds the whole partition.
+    async fn query_each_page(
+        &self,
+        index: Option<&str>,
+        condition: &str,
+        pk: &str,
+        extra: Option<(&str, &str)>,
+        forward: bool,
+        mut each: impl FnMut(Vec<Item>) -> StoreResult<()>,
+    ) -> StoreResult<()> {
         let mut start: Option<Item> = None;
         loop {
             let mut request = self
@@ -312,10 +343,10 @@ impl DynamoStore {
                 request = request.consistent_read(true);
             }
             let out = request.send().await.map_err(sdk_error)?;
-            items.extend(out.items.unwrap_or_default());
+            each(out.items.unwrap_or_default())?;
             match out.last_evaluated_key {
                 Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(items),
+                _ => return Ok(()),
             }
         }
     }
