@@ -48,34 +48,41 @@ def cpu_per_request(ticks: str, requests: int) -> str:
 
 
 rows = []
-counted = timed = items = False
+counted = timed = items = stalled = False
 for line in open(runs_file):
     name, concurrency, path, *extra = line.rstrip("\n").split("\t")
     calls, cpu = extra[:2], extra[2:]
     text = open(path).read()
-    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", text, re.M))
+    latency = dict(re.findall(r"^\s+(50|90|99)%\s+(\S+)", text, re.M))
     total = int(re.search(r"(\d+) requests in", text).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
     errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, socket.groups())) if socket else 0)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-    calls_cell = read_cell = cpu_cell = None
+    calls_cell = read_cell = cpu_cell = stall_cell = None
     if calls and calls[0] != "{}":
         counted = True
         before, after = map(json.loads, calls)
+        stalls_before, stalls_after = before.pop("stalls", None), after.pop("stalls", None)
+        if stalls_after:
+            stalled = True
+            count = stalls_after["count"] - (stalls_before or {}).get("count", 0)
+            stall_cell = f"{count} ({stalls_after['longest_ms']} ms)"
         read_cell = items_per_request(before.pop("items_read", None), after.pop("items_read", None), total)
         items = items or read_cell != "—"
         calls_cell = calls_per_request(before, after, total)
     if cpu:
         timed = True
         cpu_cell = cpu_per_request(cpu[0], total)
-    cells = [f"`{name}`", concurrency, f"{rps:,.0f}", ms(latency["50"]), ms(latency["99"]), f"{errors} / {total}"]
-    rows.append((cells, calls_cell, read_cell, cpu_cell))
+    cells = [f"`{name}`", concurrency, f"{rps:,.0f}", ms(latency["50"]), ms(latency["90"]), ms(latency["99"]),
+             f"{errors} / {total}"]
+    rows.append((cells, calls_cell, read_cell, cpu_cell, stall_cell))
 
 
-def table_row(cells: list, calls_cell, read_cell, cpu_cell) -> str:
+def table_row(cells: list, calls_cell, read_cell, cpu_cell, stall_cell) -> str:
     cells = cells + ([calls_cell or "-"] if counted else []) + ([read_cell or "—"] if items else [])
     cells += [cpu_cell or "-"] if timed else []
+    cells += [stall_cell or "-"] if stalled else []
     return "| " + " | ".join(cells) + " |"
 
 
@@ -85,11 +92,13 @@ section = "\n".join([
     f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.machine()} ({cpu}, {cores} cores): release dev "
     f"server, {os.environ.get('BENCH_DYNAMODB_LABEL', 'moto')} as DynamoDB, wrk 2 threads, 127.0.0.1.",
     "",
-    "| request | concurrency | requests/s | p50 ms | p99 ms | non-2xx or errors / requests |"
+    "| request | concurrency | requests/s | p50 ms | p90 ms | p99 ms | non-2xx or errors / requests |"
     + (" DynamoDB calls per request |" if counted else "")
     + (" DynamoDB items read / request |" if items else "")
-    + (" CPU ms per request: server / DynamoDB |" if timed else ""),
-    "|---|---|---|---|---|---|" + ("---|" if counted else "") + ("---|" if items else "") + ("---|" if timed else ""),
+    + (" CPU ms per request: server / DynamoDB |" if timed else "")
+    + (" emulator stalls ≥ 100 ms (longest) |" if stalled else ""),
+    "|---|---|---|---|---|---|---|" + ("---|" if counted else "") + ("---|" if items else "") + ("---|" if timed else "")
+    + ("---|" if stalled else ""),
     *[table_row(*row) for row in rows],
     "",
     *[f"- {note}" for note in notes],

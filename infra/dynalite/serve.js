@@ -22,6 +22,16 @@ const ROLLBACK = process.env.DYNALITE_TRANSACTIONS === 'rollback'
 const keySchemas = new Map()
 const calls = {}
 const itemsRead = {}
+// Event-loop stalls (a garbage collection, a long synchronous step): how many blocked it 100 ms or more, and the
+// longest since the last GET /c360/calls, so that a load run can tell the emulator's pauses from the service's.
+const stalls = { count: 0, longest_ms: 0 }
+let due = Date.now() + 10
+setInterval(() => {
+  const late = Date.now() - due
+  if (late >= 100) stalls.count += 1
+  stalls.longest_ms = Math.max(stalls.longest_ms, late)
+  due = Date.now() + 10
+}, 10).unref()
 // Items read, from the JSON answer of a reading operation; the others' answers are never looked at.
 const ITEMS_READ = {
   // dynalite writes ScannedCount first (db/index.js `queryTable`): read it without parsing the items.
@@ -145,7 +155,11 @@ async function transactWriteItems (req, res, text) {
 }
 
 server.on('request', (req, res) => {
-  if (req.method === 'GET' && req.url === '/c360/calls') return reply(res, 200, { ...calls, items_read: itemsRead })
+  if (req.method === 'GET' && req.url === '/c360/calls') {
+    const seen = { ...stalls }
+    stalls.longest_ms = 0
+    return reply(res, 200, { ...calls, items_read: itemsRead, stalls: seen })
+  }
   const operation = String(req.headers['x-amz-target'] || '').split('.')[1]
   // The items of a transaction are part of its one call.
   if (operation && !req.headers[SHIM_HEADER]) calls[operation] = (calls[operation] || 0) + 1
