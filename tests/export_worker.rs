@@ -799,6 +799,12 @@ async fn a_hive_export_resumes_at_the_stage_a_stopped_delivery_recorded() {
     let task = database_poll["task"].as_str().unwrap().to_owned();
     let mut e = stored_in(&h.app, &uuid).await;
     assert_eq!(e.hive_stage, Some(HiveStage::CreatingDatabase { task: task.clone() }));
+    // The owner's list shows how far the preparation went.
+    let (_, list) = get(&h.app, &h.jules, "/exports/?limit=20").await;
+    assert_eq!(
+        (list["results"][0]["uuid"].as_str(), list["results"][0]["stage"].as_str()),
+        (Some(uuid.as_str()), Some("creating_database"))
+    );
     e.hive_stage = Some(HiveStage::DatabaseReady { task });
     h.app.state.store.save_export(&e).await.unwrap();
     h.worker.handle(&database_poll.to_string()).await.unwrap();

@@ -36,7 +36,8 @@ const FULL_KEYS: [&str; 14] = [
     "uuid",
 ];
 
-const LIST_KEYS: [&str; 12] = [
+/// The spec's list serializer, plus `stage` (a hive export's database preparation; beyond the original).
+const LIST_KEYS: [&str; 13] = [
     "cohort_id",
     "cohort_name",
     "created_at",
@@ -46,6 +47,7 @@ const LIST_KEYS: [&str; 12] = [
     "owner",
     "patients_count",
     "request_job_status",
+    "stage",
     "target_datalab",
     "target_name",
     "uuid",

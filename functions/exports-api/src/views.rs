@@ -1,6 +1,7 @@
 //! The JSON shapes of spec §7.2.
 use c360::domain::{
     cohort::{CohortResult, FhirFilter},
+    export_run::HiveStage,
     exports::{Datalab, Export, InfrastructureProvider},
     time,
 };
@@ -46,7 +47,8 @@ pub fn full(export: &Export, with_tables: bool) -> Value {
     })
 }
 
-/// Export (list): what the export lists of both apps read.
+/// Export (list): what the export lists of both apps read, plus (beyond the original) `stage`, how
+/// far a hive export's database preparation went (`null` otherwise).
 pub fn list_row(export: &Export) -> Value {
     let s = &export.summary;
     json!({
@@ -62,6 +64,7 @@ pub fn list_row(export: &Export) -> Value {
         "request_job_status": export.job.request_job_status.as_str(),
         "target_datalab": s.datalab_name,
         "target_name": export.target_name,
+        "stage": export.hive_stage.as_ref().map(HiveStage::name),
     })
 }
 

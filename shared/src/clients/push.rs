@@ -184,11 +184,7 @@ pub fn cohort_event(cohort: &CohortResult, result_size: Option<i64>, global: Opt
 /// preparation: `creating_database`, `database_ready`, `handing_over`) and the time since its launch.
 pub fn export_event(export: &Export, now: DateTime) -> Value {
     let status = export.job.request_job_status.as_str();
-    let stage = export.hive_stage.as_ref().map(|stage| match stage {
-        HiveStage::CreatingDatabase { .. } => "creating_database",
-        HiveStage::DatabaseReady { .. } => "database_ready",
-        HiveStage::HandingOver => "handing_over",
-    });
+    let stage = export.hive_stage.as_ref().map(HiveStage::name);
     let elapsed_ms = export.launched_at.map(|at| (now - at).whole_milliseconds().max(0) as i64);
     json!({
         "type": "job_status",

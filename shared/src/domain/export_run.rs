@@ -20,6 +20,17 @@ pub enum HiveStage {
     HandingOver,
 }
 
+impl HiveStage {
+    /// The stage as the list rows and the `job_status` pushes show it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::CreatingDatabase { .. } => "creating_database",
+            Self::DatabaseReady { .. } => "database_ready",
+            Self::HandingOver => "handing_over",
+        }
+    }
+}
+
 /// `<target_location>/<target_name>.db`: where a hive export's database lives.
 pub fn database_location(export: &Export) -> String {
     format!("{}/{}.db", export.target_location, export.target_name)
