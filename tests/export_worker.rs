@@ -435,14 +435,7 @@ async fn the_cleanup_deletes_expired_files_once_and_skips_what_it_cannot_delete(
 
 #[tokio::test]
 async fn no_token_or_presigned_url_reaches_the_logs() {
-    let capture = LogCapture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (capture, _guard) = LogCapture::start();
 
     let s = stack(Outcome::StatusDown).await;
     let uuid = export(&s, &["person"]).await;
@@ -857,14 +850,7 @@ async fn a_retried_hive_export_starts_over_with_its_database() {
 
 #[tokio::test]
 async fn no_hadoop_token_reaches_the_logs_or_the_messages() {
-    let capture = LogCapture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (capture, _guard) = LogCapture::start();
 
     let h = hive_stack().await;
     let mut uuids = Vec::new();

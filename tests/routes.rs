@@ -84,14 +84,7 @@ async fn permission_comes_before_the_method_check() {
 
 #[tokio::test]
 async fn no_password_or_token_in_logs_or_error_bodies() {
-    let capture = LogCapture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (capture, _guard) = LogCapture::start();
 
     let app = TestApp::new().await;
     let (access, refresh) = app.login(ADMIN).await;

@@ -191,6 +191,12 @@ pub fn content(id: i64) -> Key {
     key(CONTENTS_PK, format!("CONTENT#{}", padded(id)))
 }
 
+/// The sort key of a log row in each of its indexes (`gsi1`..`gsi4`): its padded id, so every index
+/// sorts rows by time.
+pub fn request_log_index_sort(id: i64) -> String {
+    padded(id)
+}
+
 pub fn request_log_partition(day: &str) -> String {
     format!("LOGS#{day}")
 }
@@ -218,11 +224,6 @@ pub fn request_log_user_partition(username: &str) -> String {
 /// A user's log rows in id order (`gsi1`): the `user` filter reads only them.
 pub fn request_log_by_user(username: &str, id: i64) -> Key {
     key(request_log_user_partition(username), padded(id))
-}
-
-/// The `gsi1` sort key bound of [`request_log_by_user`] for an id.
-pub fn request_log_user_sort(id: i64) -> String {
-    padded(id)
 }
 
 const REQUEST_LOG_COUNTER_PREFIX: &str = "LOGCOUNT#";
@@ -255,11 +256,6 @@ pub fn request_log_by_route(route: &str, id: i64) -> Key {
     key(request_log_route_partition(route), padded(id))
 }
 
-/// The `gsi2` sort key bound of [`request_log_by_route`] for an id.
-pub fn request_log_route_sort(id: i64) -> String {
-    padded(id)
-}
-
 pub fn request_log_path_partition(path: &str) -> String {
     format!("LOGPATH#{}", path.to_lowercase())
 }
@@ -270,11 +266,6 @@ pub fn request_log_by_path(path: &str, id: i64) -> Key {
     key(request_log_path_partition(path), padded(id))
 }
 
-/// The `gsi3` sort key bound of [`request_log_by_path`] for an id.
-pub fn request_log_path_sort(id: i64) -> String {
-    padded(id)
-}
-
 pub fn request_log_status_partition(status: u16) -> String {
     format!("LOGSTATUS#{status}")
 }
@@ -282,11 +273,6 @@ pub fn request_log_status_partition(status: u16) -> String {
 /// The finished rows of one status, in id order (`gsi4`): a `status_code` filter reads only them.
 pub fn request_log_by_status(status: u16, id: i64) -> Key {
     key(request_log_status_partition(status), padded(id))
-}
-
-/// The `gsi4` sort key bound of [`request_log_by_status`] for an id.
-pub fn request_log_status_sort(id: i64) -> String {
-    padded(id)
 }
 
 /// The day's rows by route template (with their parameter characters).

@@ -314,7 +314,7 @@ impl DynamoStore {
             .update_expression("SET status_code = :status, response_ms = :ms, gsi4pk = :spk, gsi4sk = :ssk")
             .expression_attribute_values(":status", AttributeValue::N(status_code.to_string()))
             .expression_attribute_values(":spk", AttributeValue::S(keys::request_log_status_partition(status_code)))
-            .expression_attribute_values(":ssk", AttributeValue::S(keys::request_log_status_sort(id)))
+            .expression_attribute_values(":ssk", AttributeValue::S(keys::request_log_index_sort(id)))
             .expression_attribute_values(":ms", AttributeValue::N(response_ms.to_string()))
             .send();
         let counter = self
@@ -1269,43 +1269,19 @@ impl DynamoStore {
         limit: Option<usize>,
         start: Option<Item>,
     ) -> StoreResult<Found> {
-        let (index, condition, pk, lo, hi) = match range.source {
-            Source::User(user) => (
-                Some(keys::GSI1),
-                "gsi1pk = :pk AND gsi1sk BETWEEN :lo AND :hi",
-                keys::request_log_user_partition(user),
-                keys::request_log_user_sort(range.lo),
-                keys::request_log_user_sort(range.hi),
-            ),
-            Source::Route(route) => (
-                Some(keys::GSI2),
-                "gsi2pk = :pk AND gsi2sk BETWEEN :lo AND :hi",
-                keys::request_log_route_partition(route),
-                keys::request_log_route_sort(range.lo),
-                keys::request_log_route_sort(range.hi),
-            ),
-            Source::Path(path) => (
-                Some(keys::GSI3),
-                "gsi3pk = :pk AND gsi3sk BETWEEN :lo AND :hi",
-                keys::request_log_path_partition(path),
-                keys::request_log_path_sort(range.lo),
-                keys::request_log_path_sort(range.hi),
-            ),
-            Source::Status(status) => (
-                Some(keys::GSI4),
-                "gsi4pk = :pk AND gsi4sk BETWEEN :lo AND :hi",
-                keys::request_log_status_partition(*status),
-                keys::request_log_status_sort(range.lo),
-                keys::request_log_status_sort(range.hi),
-            ),
-            Source::Day => (
-                None,
-                "pk = :pk AND sk BETWEEN :lo AND :hi",
-                keys::request_log_partition(range.day),
-                keys::request_log_sort(range.lo),
-                keys::request_log_sort(range.hi),
-            ),
+        // Every index sorts a log row by its padded id; the day partition by its `LOG#` sort key.
+        let (index, pk) = match range.source {
+            Source::User(user) => (Some(keys::GSI1), keys::request_log_user_partition(user)),
+            Source::Route(route) => (Some(keys::GSI2), keys::request_log_route_partition(route)),
+            Source::Path(path) => (Some(keys::GSI3), keys::request_log_path_partition(path)),
+            Source::Status(status) => (Some(keys::GSI4), keys::request_log_status_partition(*status)),
+            Source::Day => (None, keys::request_log_partition(range.day)),
         };
+        let (pk_name, sk_name) = index.map_or(("pk", "sk"), super::index_keys);
+        let condition = format!("{pk_name} = :pk AND {sk_name} BETWEEN :lo AND :hi");
+        let bound =
+            |id: i64| if index.is_some() { keys::request_log_index_sort(id) } else { keys::request_log_sort(id) };
+        let (lo, hi) = (bound(range.lo), bound(range.hi));
         if range.lo > range.hi {
             return Ok(Found { items: Vec::new(), count: 0, scanned: 0, last: None });
         }

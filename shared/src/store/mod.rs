@@ -154,7 +154,7 @@ fn conditional<E: std::fmt::Debug>(err: SdkError<E>, is_condition_failure: impl 
 }
 
 /// The key attributes of an index.
-fn index_keys(index: &str) -> (&'static str, &'static str) {
+pub(super) fn index_keys(index: &str) -> (&'static str, &'static str) {
     match index {
         keys::GSI1 => ("gsi1pk", "gsi1sk"),
         keys::GSI2 => ("gsi2pk", "gsi2sk"),
