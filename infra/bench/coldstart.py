@@ -37,7 +37,7 @@ CASES = [
     ("platform-api", "maintenances-next.json", "GET /maintenances/next/ (one DynamoDB Query)"),
     ("ws-api", "connect.json", "$connect (accepted, no DynamoDB call)"),
     ("cohort-worker", "batch-with-poison.json", "SQS batch: a count (one DynamoDB GetItem), 2 unreadable messages"),
-    ("export-worker", "batch-with-poison.json", "SQS batch: 2 messages (exports are not built yet)"),
+    ("export-worker", "batch-with-poison.json", "SQS batch: a launch of an unknown export (one GetItem), a poison message"),
     ("scheduled-tasks", "maintenance-broadcast.json", "maintenance_broadcast (one DynamoDB Query)"),
 ]
 
@@ -70,6 +70,9 @@ LOAD_CASES = [
                     ("GET", "/cohort/cohorts/cohort-rights/", {}, None, "owner"),
                     ("GET", "/cohort/requests/", {"limit": "20", "ordering": "name"}, None, "owner10"),
                     ("GET", "/cohort/cohorts/", {"limit": "20"}, None, "owner10")]),
+    ("exports-api", [("GET", "/exports/", {"limit": "20"}, None, "admin"),
+                     ("GET", "/exports/", {"limit": "20"}, None, "owner"),
+                     ("GET", "/exports/", {"limit": "20", "output_format": "xlsx"}, None, "admin")]),
     ("platform-api", [("GET", "/maintenances/", {}, None, "admin"),
                       ("GET", "/logs/", {"page": "1", "ordering": "-requested_at"}, None, "admin")]),
 ]

@@ -35,6 +35,8 @@ bench_seed
 LOAD="${BENCH_COLDSTART_LOAD:-300}"
 if [ "$LOAD" != 0 ]; then
   "$BIN" --cohort-dataset 150 5000 > "$OUT/dataset.txt"
+  # The exports list's shape of make bench-exports: 5,000 exports of the same 150 owners.
+  "$BIN" --exports-dataset 150 5000 > "$OUT/exports.txt"
   echo "[bench-coldstart] cohort data set: $(cat "$OUT/dataset.txt")"
 fi
 # The tokens, taken once the builds are done; an hour is longer than the runs.
