@@ -10,8 +10,8 @@ use c360::domain::{
 };
 use http::StatusCode;
 use integration_tests::{
-    cohort::{created, get, post, query, uuid_of},
-    exports::{app_with, as_qe, csv_request, export_jobs, finished_cohort, user},
+    cohort::{created, delete, get, post, query, uuid_of},
+    exports::{app_with, as_qe, csv_request, export_jobs, finished_cohort, user, QE},
     tasks, TestApp, ADMIN, ROOT_PERIMETER,
 };
 use serde_json::{json, Value};
@@ -322,6 +322,30 @@ async fn a_subset_the_worker_cannot_launch_or_the_sweeper_ends_fails_its_export(
         (swept.job.request_job_status, swept.job.request_job_fail_msg.as_str()),
         (JobStatus::Failed, SUBSETS_FAILED)
     );
+    assert!(export_jobs(&s.app).await.is_empty());
+}
+
+#[tokio::test]
+async fn deleting_the_request_under_a_waiting_export_fails_the_export() {
+    let s = setup().await;
+    let export = s.export(&["person", "note"], &[]).await;
+    assert!(export.awaiting_subsets);
+    let cohort: CohortResult = s.object(Uuid::parse_str(&s.cohort).unwrap()).await;
+    let snapshot: Snapshot = s.object(cohort.request_query_snapshot.unwrap()).await;
+    let (status, _) = delete(&s.app, &s.alice, &format!("/cohort/requests/{}/", snapshot.request)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let failed = s.again(&export).await;
+    assert_eq!(
+        (failed.job.request_job_status, failed.job.request_job_fail_msg.as_str(), failed.awaiting_subsets),
+        (JobStatus::Failed, SUBSETS_FAILED, false)
+    );
+    assert_eq!(s.app.outbox.subjects_to("alice@cohort360.test").last().map(String::as_str), Some(FAILED_SUBJECT));
+    // The subset's creation, queued before the delete, ends later: its callback finds nothing.
+    let late = json!({"request_job_status": "FINISHED", "group.id": "g-late", "group.count": "40"});
+    let path = format!("/cohort/cohorts/{}/", subsets(&export)[0]);
+    let (status, _) = s.app.call(http::Method::PATCH, &path).header("authorization", QE).json(late).send().await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(s.again(&export).await.rev, failed.rev);
     assert!(export_jobs(&s.app).await.is_empty());
 }
 

@@ -12,6 +12,7 @@ use c360::{
     },
     error::{AppError, AppResult},
     http::{fields::Fields, listing::ListQuery, AppState, Principal},
+    services::subsets::recheck_export,
     store::{
         cohort::{Changes, WorkspaceObject},
         Condition, Key, StoreError, Write,
@@ -107,9 +108,32 @@ async fn delete_once(state: &AppState, owner: &str, kind: Kind, uuids: &[Uuid]) 
     let roots: Vec<(Kind, Uuid)> = uuids.iter().map(|u| (kind, *u)).collect();
     let cascade = ws.cascade(&roots);
     match state.store.bin_objects(&ws, &cascade, roots.len(), time::now()).await {
-        Ok(()) => Ok(true),
-        Err(StoreError::TransactionConflict(_)) => Ok(false),
-        Err(other) => Err(other.into()),
+        Ok(()) => {}
+        Err(StoreError::TransactionConflict(_)) => return Ok(false),
+        Err(other) => return Err(other.into()),
+    }
+    recheck_orphaned_exports(state, &ws, &cascade).await;
+    Ok(true)
+}
+
+/// Exports waiting for a cohort subset the delete took away (its request went to the bin) would wait
+/// forever: each is re-checked, and a subset gone fails it as a failed subset does (spec §7.4).
+async fn recheck_orphaned_exports(state: &AppState, ws: &Workspace, cascade: &[(Kind, Uuid)]) {
+    let mut exports: Vec<Uuid> = cascade
+        .iter()
+        .filter(|(kind, _)| *kind == Kind::Cohort)
+        .filter_map(|(_, uuid)| ws.cohort(*uuid))
+        .filter(|c| c.is_subset && !c.job.request_job_status.is_final())
+        .filter_map(|c| c.export)
+        .collect();
+    exports.sort_unstable();
+    exports.dedup();
+    for export in exports {
+        let news = state.job_news();
+        match recheck_export(news.store, news.exports, news.mailer, news.settings, export).await {
+            Ok(outcome) => tracing::info!(%export, ?outcome, "export re-checked after its subsets were deleted"),
+            Err(err) => tracing::error!(%export, error = %err, "export not re-checked after its subsets were deleted"),
+        }
     }
 }
 
