@@ -13,7 +13,7 @@ use c360::{
     },
 };
 use fakes::{
-    export_api::{made_up_rows, Config, ExportApi, Outcome},
+    export_api::{made_up_rows, made_up_workbook, Config, ExportApi, Outcome},
     hadoop_api::{Call, Chown, Config as HadoopConfig, HadoopApi, Outcome as Creation},
     query_executor::{Config as QeConfig, QueryExecutor},
 };
@@ -76,6 +76,30 @@ async fn export(s: &Stack, tables: &[&str]) -> String {
 
 async fn stored(s: &Stack, uuid: &str) -> c360::domain::exports::Export {
     s.app.state.store.export(Uuid::parse_str(uuid).unwrap()).await.unwrap().unwrap()
+}
+
+#[tokio::test]
+async fn an_xlsx_export_zips_one_workbook_per_table() {
+    let s = stack(Outcome::Success).await;
+    let mut body = csv_request(&s.cohort, &["person", "visit_occurrence"]);
+    body["output_format"] = json!("xlsx");
+    let uuid = uuid_of(&created(&s.app, &s.alice, "/exports/", body).await);
+    drain(&s).await;
+    let e = stored(&s, &uuid).await;
+    assert_eq!(e.job.request_job_status, JobStatus::Finished);
+    assert!(s.api.tasks()[0].yaml.contains("  type: xlsx\n"), "{}", s.api.tasks()[0].yaml);
+    let bucket = s.app.state.settings.exports_bucket.clone().unwrap();
+    let object = s3().await.get_object().bucket(&bucket).key(format!("exports/{}.zip", e.target_name)).send().await;
+    let zip = object.unwrap().body.collect().await.unwrap().into_bytes();
+    for table in ["person", "visit_occurrence"] {
+        let (name, workbook) = (format!("{table}.xlsx"), made_up_workbook(table).unwrap());
+        assert!(zip.windows(name.len()).any(|w| w == name.as_bytes()), "{name} is in the zip");
+        assert!(zip.windows(workbook.len()).any(|w| w == workbook.as_slice()), "{name} is the fake's workbook");
+    }
+    let (status, headers, _) =
+        s.app.call(Method::GET, &format!("/exports/{uuid}/download/")).token(&s.alice).send_full().await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-disposition"], "attachment; filename=export_g-alice.zip");
 }
 
 #[tokio::test]

@@ -1,8 +1,8 @@
 //! A fake Export API (spec §7.5): `POST /yaml` takes the export's YAML as the multipart file
 //! `yaml_file` and answers a `task_id`; `GET /task_status?task_uuid=…` answers `Running` until the
 //! configured delay has passed, then the configured outcome. A successful csv/xlsx task first writes
-//! `output.filePath` (`s3://<bucket>/<key>`): a zip holding one CSV of made-up rows per exported
-//! table; a hive task (`output.databaseName`) writes nothing. Every call needs the `auth-token` header.
+//! `output.filePath` (`s3://<bucket>/<key>`): a zip holding, per exported table, a CSV (`output.type`
+//! csv) or an Excel workbook (xlsx) of made-up rows; a hive task (`output.databaseName`) writes nothing. Every call needs the `auth-token` header.
 //! `GET /fake/tasks` lists what was received.
 use std::{
     collections::HashMap,
@@ -62,6 +62,8 @@ pub struct ReceivedTask {
     /// The YAML file exactly as received.
     pub yaml: String,
     pub file_path: Option<String>,
+    /// `output.type`: csv, xlsx or hive.
+    pub output_type: Option<String>,
     /// The database a hive export fills.
     pub database_name: Option<String>,
     pub tables: Vec<String>,
@@ -143,12 +145,14 @@ async fn launch(State(api): State<Arc<ExportApi>>, headers: HeaderMap, mut form:
     let Some(yaml) = yaml else { return refused(StatusCode::UNPROCESSABLE_ENTITY, "missing yaml_file") };
     let file_path = yaml.lines().find_map(|l| yaml_value(l, "filePath"));
     let database_name = yaml.lines().find_map(|l| yaml_value(l, "databaseName"));
+    let output_type = yaml.lines().find_map(|l| yaml_value(l, "type"));
     let tables = yaml.lines().filter_map(|l| yaml_value(l, "tableName")).collect();
     let task_id = uuid::Uuid::new_v4().to_string();
     api.tasks.lock().expect("tasks lock").push(ReceivedTask {
         task_id: task_id.clone(),
         yaml,
         file_path,
+        output_type,
         database_name,
         tables,
         status_calls: 0,
@@ -206,7 +210,14 @@ async fn write_once(api: &ExportApi, task: &ReceivedTask) -> Result<(), String> 
         .strip_prefix("s3://")
         .and_then(|p| p.split_once('/'))
         .ok_or_else(|| format!("filePath {path} is not an s3:// URL"))?;
-    let files: Vec<(String, Vec<u8>)> = task.tables.iter().map(|t| (format!("{t}.csv"), made_up_rows(t))).collect();
+    let files: Vec<(String, Vec<u8>)> = match task.output_type.as_deref() {
+        Some("xlsx") => task
+            .tables
+            .iter()
+            .map(|t| Ok((format!("{t}.xlsx"), made_up_workbook(t)?)))
+            .collect::<Result<_, String>>()?,
+        _ => task.tables.iter().map(|t| (format!("{t}.csv"), made_up_rows(t))).collect(),
+    };
     s3.put_object()
         .bucket(bucket)
         .key(key)
@@ -228,6 +239,31 @@ pub fn made_up_rows(table: &str) -> Vec<u8> {
         csv.push_str(&format!("{i},{},fake {table} {i}\n", 1000 + i));
     }
     csv.into_bytes()
+}
+
+/// The same rows as [`made_up_rows`] in an Excel workbook, one sheet named after the table (ids as
+/// numbers, like an export of real data). Deterministic, so tests can find it in the zip.
+pub fn made_up_workbook(table: &str) -> Result<Vec<u8>, String> {
+    fn build(table: &str) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
+        let mut workbook = rust_xlsxwriter::Workbook::new();
+        // A fixed creation date: the same table always makes the same bytes.
+        let created = rust_xlsxwriter::ExcelDateTime::from_ymd(2026, 1, 1)?;
+        workbook.set_properties(&rust_xlsxwriter::DocProperties::new().set_creation_datetime(&created));
+        let sheet = workbook.add_worksheet();
+        // Excel sheet names: at most 31 characters.
+        sheet.set_name(table.chars().take(31).collect::<String>())?;
+        let text = String::from_utf8_lossy(&made_up_rows(table)).into_owned();
+        for (row, line) in (0u32..).zip(text.lines()) {
+            for (col, cell) in (0u16..).zip(line.split(',')) {
+                match cell.parse::<f64>() {
+                    Ok(number) => sheet.write_number(row, col, number)?,
+                    Err(_) => sheet.write_string(row, col, cell)?,
+                };
+            }
+        }
+        workbook.save_to_buffer()
+    }
+    build(table).map_err(|e| format!("could not build the {table} workbook: {e}"))
 }
 
 /// A zip archive of `files`, stored without compression.
@@ -289,6 +325,31 @@ mod tests {
         assert_eq!(yaml_value("- tableName: person", "tableName").as_deref(), Some("person"));
         assert_eq!(yaml_value("  cohortId: '123'", "cohortId").as_deref(), Some("123"));
         assert_eq!(yaml_value("  relation: true", "tableName"), None);
+    }
+
+    #[test]
+    fn an_xlsx_export_holds_real_workbooks() {
+        let workbook = made_up_workbook("condition_occurrence").unwrap();
+        std::thread::sleep(Duration::from_millis(1_100));
+        assert!(made_up_workbook("condition_occurrence").unwrap() == workbook, "the same bytes a second later");
+        let zip = stored_zip(&[("condition_occurrence.xlsx".into(), workbook.clone())]);
+        let dir = std::env::temp_dir().join(format!("fake-xlsx-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("export.zip"), &zip).unwrap();
+        let unzip = |args: &[&str]| std::process::Command::new("unzip").current_dir(&dir).args(args).output();
+        let Ok(out) = unzip(&["-o", "export.zip"]) else {
+            std::fs::remove_dir_all(&dir).ok();
+            return assert_eq!(&workbook[..4], b"PK\x03\x04", "no unzip here: at least the signature");
+        };
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let sheet = unzip(&["-p", "condition_occurrence.xlsx", "xl/worksheets/sheet1.xml"]).unwrap();
+        let strings = unzip(&["-p", "condition_occurrence.xlsx", "xl/sharedStrings.xml"]).unwrap();
+        let book = unzip(&["-p", "condition_occurrence.xlsx", "xl/workbook.xml"]).unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        let (sheet, strings) = (String::from_utf8_lossy(&sheet.stdout), String::from_utf8_lossy(&strings.stdout));
+        assert!(String::from_utf8_lossy(&book.stdout).contains(r#"name="condition_occurrence""#));
+        assert!(strings.contains("condition_occurrence_id") && strings.contains("fake condition_occurrence 3"));
+        assert!(sheet.contains("<v>1003</v>"), "person ids are numbers: {sheet}");
     }
 
     #[test]
