@@ -12,6 +12,12 @@
 //! (the Lambda event source's `MaximumConcurrency`). Phase 3: USERS users at once, each with its own
 //! WebSocket, post JOBS counts in all (each user waits for its count on screen before the next), through
 //! WORKERS SQS pollers: the time from POST to the `finished` frame, and jobs completed per second.
+//!
+//! Phase 4 (exports): EXPORTS csv exports of one user, posted one after another every EXPORT_PACE, through
+//! EXPORT_WORKERS SQS pollers running `export_worker::Worker` and the fake Export API over HTTP (each task
+//! runs EXPORT_TASK, then writes its zip into the bucket), once with the deployment's poll schedule
+//! (`EXPORT_POLL_SECONDS` 10, doubled up to a minute) and once polling every second: the time from the POST
+//! to the fake's receiving the YAML, and from the task's end to the `finished` frame on the owner's socket.
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -30,7 +36,10 @@ use c360::{
     services::seed::{seed_perimeters, seed_roles},
 };
 use cohort_worker::Worker;
-use fakes::query_executor::{Config, QueryExecutor};
+use fakes::{
+    export_api::{ExportApi, Outcome},
+    query_executor::{Config, QueryExecutor},
+};
 use http::{Method, StatusCode};
 use integration_tests::{
     live::{connect, read},
@@ -47,6 +56,13 @@ const WORKERS: usize = 5;
 /// Users counting at the same time in phase 3.
 const USERS: usize = 10;
 const WAIT: Duration = Duration::from_secs(30);
+/// How long each fake Export API task runs.
+const EXPORT_TASK: Duration = Duration::from_secs(3);
+/// Time between two export requests of phase 4.
+const EXPORT_PACE: Duration = Duration::from_millis(50);
+/// Concurrent export workers: the export worker's `MaximumConcurrency` in template.yaml.
+const EXPORT_WORKERS: usize = 5;
+const EXPORT_TOKEN: &str = "bench-export-token";
 
 /// Instants recorded by the middlewares.
 #[derive(Default)]
@@ -423,6 +439,81 @@ async fn concurrent_users(jobs: usize) -> Figures {
     (rows, vec![note])
 }
 
+/// Phase 4: `exports` csv exports of one user through the export pollers and the fake Export API, polled
+/// every `poll_seconds` at first (doubled up to a minute, as deployed).
+async fn export_latency(exports: usize, poll_seconds: u32) -> Vec<String> {
+    let api = Arc::new(ExportApi::new(
+        fakes::export_api::Config { token: EXPORT_TOKEN.into(), delay: EXPORT_TASK, outcome: Outcome::Success },
+        Some(integration_tests::s3().await),
+    ));
+    let (api_url, _) =
+        fakes::spawn(fakes::export_api::router(api.clone()), 0).await.expect("serve the fake Export API");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let queue = integration_tests::fresh_queue().await;
+    let app = test_app(&[
+        ("WS_MANAGEMENT_ENDPOINT", &format!("http://{address}/ws-management")),
+        ("EXPORT_JOBS_QUEUE_URL", &queue),
+        ("EXPORT_API_URL", &api_url),
+        ("EXPORT_API_AUTH_TOKEN", EXPORT_TOKEN),
+    ])
+    .await;
+    let served = app.router.clone();
+    tokio::spawn(async move { axum::serve(listener, served).await });
+    for _ in 0..EXPORT_WORKERS {
+        let mut worker = integration_tests::exports::worker(&app, Some(&api_url));
+        worker.settings.export_poll_seconds = poll_seconds;
+        let sqs = integration_tests::sqs().await;
+        tokio::spawn(dev_server::triggers::poll_export_jobs(worker, sqs, queue.clone()));
+    }
+    // Allowed to export csv (role 6 of the seeded catalogue), with one finished cohort to export.
+    let token = integration_tests::exports::user(&app, "alice", Some(6), integration_tests::ROOT_PERIMETER).await;
+    let cohort = integration_tests::exports::finished_cohort(&app, &token, json!(["3"]), "g-bench").await;
+    let mut socket = connect(address, &token).await;
+    let frames: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let seen = frames.clone();
+    let reader = tokio::spawn(async move {
+        while seen.lock().expect("frames").len() < exports {
+            let event = read(&mut socket).await;
+            if event["job_name"] == "export" && event["status"] == "finished" {
+                let uuid = event["uuid"].as_str().unwrap_or_default().to_owned();
+                seen.lock().expect("frames").entry(uuid).or_insert_with(Instant::now);
+            }
+        }
+    });
+
+    let mut posted = Vec::new();
+    for _ in 0..exports {
+        let sent = Instant::now();
+        let body = integration_tests::exports::csv_request(&cohort, &["person"]);
+        let (export, answered) = created(&app, &token, "/exports/", body).await;
+        let (uuid, target) = (export["uuid"].as_str().expect("uuid"), export["target_name"].as_str().expect("name"));
+        posted.push((uuid.to_owned(), format!("/{target}.zip"), sent, answered));
+        tokio::time::sleep(EXPORT_PACE.saturating_sub(sent.elapsed())).await;
+    }
+    // Polls due up to a minute apart: allow the slowest chain to end.
+    tokio::time::timeout(Duration::from_secs(180), reader).await.expect("every export finished in time").ok();
+
+    let tasks = api.tasks();
+    let frames = frames.lock().expect("frames").clone();
+    let (mut post, mut to_api, mut to_owner) = (vec![], vec![], vec![]);
+    for (uuid, file, sent, answered) in &posted {
+        let task = tasks.iter().find(|t| t.file_path.as_deref().is_some_and(|p| p.ends_with(file)));
+        let received = task.and_then(|t| t.received_at()).expect("every export reached the fake Export API");
+        post.push(ms(*answered - *sent));
+        to_api.push(ms(received - *sent));
+        let notified = frames.get(uuid).expect("every export's finished frame");
+        to_owner.push(ms(notified.saturating_duration_since(received + EXPORT_TASK)));
+    }
+    assert_eq!(tasks.len(), exports, "one Export API task per export");
+    let schedule = format!("polls from {poll_seconds} s");
+    vec![
+        row(&format!("`POST /exports/` sent → 201 received ({schedule})"), &mut post),
+        row(&format!("POST sent → fake Export API receives the job ({schedule})"), &mut to_api),
+        row(&format!("Export API task finished → `finished` frame on the owner's socket ({schedule})"), &mut to_owner),
+    ]
+}
+
 #[tokio::main]
 async fn main() {
     let jobs = std::env::args().nth(1).map_or(200, |v| v.parse().expect("usage: bench-jobs [JOBS]"));
@@ -434,6 +525,12 @@ async fn main() {
     for (rows, sentences) in [throughput(jobs).await, concurrent_users(jobs).await] {
         lines.extend(rows);
         notes.extend(sentences);
+    }
+    let exports = std::env::var("BENCH_EXPORTS").map_or(100, |v| v.parse().expect("BENCH_EXPORTS: a number"));
+    if exports > 0 {
+        // The deployment's schedule (EXPORT_POLL_SECONDS' default), then polls every second.
+        lines.extend(export_latency(exports, 10).await);
+        lines.extend(export_latency(exports, 1).await);
     }
     println!("{}\n\n{}", lines.join("\n"), notes.join("\n\n"));
     eprintln!("[bench-jobs] {jobs} jobs per phase in {:.1} s", started.elapsed().as_secs_f64());

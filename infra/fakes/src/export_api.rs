@@ -73,6 +73,13 @@ pub struct ReceivedTask {
     written: bool,
 }
 
+impl ReceivedTask {
+    /// When the YAML arrived: the task runs from then on for the configured delay.
+    pub fn received_at(&self) -> Option<Instant> {
+        self.received
+    }
+}
+
 pub struct ExportApi {
     config: Mutex<Config>,
     s3: Option<aws_sdk_s3::Client>,
