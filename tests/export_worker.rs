@@ -376,6 +376,35 @@ async fn redeliveries_and_late_polls_change_nothing_once_handled() {
 }
 
 #[tokio::test]
+async fn a_delivery_stopped_before_the_task_id_was_saved_sends_again_to_the_same_file() {
+    let s = stack(Outcome::Success).await;
+    let uuid = export(&s, &["person"]).await;
+    let launch = export_jobs(&s.app).await.remove(0);
+    s.worker.handle(&launch.to_string()).await.unwrap();
+    // As if the worker had stopped between the Export API's answer and the save of its task id.
+    let mut claimed = stored(&s, &uuid).await;
+    claimed.job.request_job_id.clear();
+    s.app.state.store.save_export(&claimed).await.unwrap();
+    let first_poll = export_jobs(&s.app).await;
+    assert_eq!(first_poll.len(), 1);
+
+    s.worker.handle(&launch.to_string()).await.unwrap();
+    let tasks = s.api.tasks();
+    assert_eq!(tasks.len(), 2, "sent again: the first task id was lost");
+    assert_eq!((&tasks[0].file_path, tasks[0].yaml.contains("overwrite: true")), (&tasks[1].file_path, true));
+    drain(&s).await;
+    // The first task's poll chain was never saved; only the recorded task's poll ends the export.
+    s.worker.handle(&first_poll[0].to_string()).await.unwrap();
+    let e = stored(&s, &uuid).await;
+    assert_eq!(
+        (e.job.request_job_status, e.job.request_job_id.as_str()),
+        (JobStatus::Finished, tasks[1].task_id.as_str())
+    );
+    let finished = s.app.outbox.subjects_to("alice@cohort360.test");
+    assert_eq!(finished.iter().filter(|s| s.contains("terminé")).count(), 1, "told once: {finished:?}");
+}
+
+#[tokio::test]
 async fn a_retried_export_stops_the_chain_of_its_previous_task() {
     let s = stack(Outcome::Status("Running".into())).await;
     let (admin, _) = s.app.login(ADMIN).await;

@@ -208,7 +208,14 @@ impl Worker {
         match export.job.request_job_status {
             JobStatus::New => self.start(export).await,
             // A redelivered launch: a previous delivery claimed the export; go on from what it recorded.
-            JobStatus::Pending if export.launched_at.is_some() => self.advance(&export, None).await,
+            // One that stopped after the Export API accepted the export but before its task id was saved
+            // sends it again: the params say `overwrite: true`, so the second task rewrites the same target.
+            JobStatus::Pending if export.launched_at.is_some() => {
+                if launch_step(&export) == LaunchStep::Send {
+                    tracing::warn!(export = %uuid, "a previous delivery claimed the export but recorded no task: sent again");
+                }
+                self.advance(&export, None).await
+            }
             _ => Ok(()),
         }
     }
