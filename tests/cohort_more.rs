@@ -1063,9 +1063,9 @@ async fn the_virtual_cohort_callback_sets_a_perimeters_cohort_for_the_query_exec
     let (_, root) = get(&app, &admin, "/accesses/perimeters/9999/").await;
     assert_eq!((&root["cohort_id"], &root["cohort_size"]), (&json!("555"), &json!("42")), "unchanged");
 
-    // PUT on a perimeter is not implemented in the original (500).
-    let (status, _) = app.call(Method::PUT, "/fhir-perimeters/1/").token(&admin).json(json!({})).send().await;
-    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    // PUT on a perimeter: the original answers 500 "not implemented"; a method nobody serves is a 405.
+    let (status, body) = app.call(Method::PUT, "/fhir-perimeters/1/").token(&admin).json(json!({})).send().await;
+    assert_eq!((status, body), (StatusCode::METHOD_NOT_ALLOWED, json!({"detail": "Method \"PUT\" not allowed."})));
     let (status, body) = app.call(Method::PUT, "/fhir-perimeters/1/").token(&alice).json(json!({})).send().await;
     assert_eq!((status, body), forbidden());
 }

@@ -38,7 +38,6 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "QueryExecutor callback: a perimeter's virtual cohort",
             set_cohort,
         )
-        .route(Method::PUT, "/fhir-perimeters/{id}/", Exposure::Authenticated, "Not implemented (500)", not_implemented)
         .build()
 }
 
@@ -68,10 +67,4 @@ async fn set_cohort(
     set_virtual_cohort(&state.store, id, text("group.id").as_deref(), text("group.count").as_deref()).await?;
     state.invalidate_perimeter_tree();
     Ok(Json(json!({})))
-}
-
-/// The original answers 500 here (spec §6.6).
-async fn not_implemented(principal: Arc<Principal>) -> AppResult<Json<Value>> {
-    principal.ensure(allowed)?;
-    Err(AppError::internal("PUT /fhir-perimeters/{id}/ is not implemented"))
 }
