@@ -80,17 +80,18 @@ async fn create(
     let owner = owner(&principal);
     apply_id_aliases(&mut body, &["request_query_snapshot", "owner"]);
     let named = body.get("request_query_snapshot").and_then(Value::as_str).and_then(|s| Uuid::parse_str(s.trim()).ok());
-    let ws = rows::around_snapshot(&state, owner, named).await?;
+    // The snapshot alone: never the counts and cohorts it has accumulated.
+    let visible = rows::visible_snapshot(&state, owner, named).await?;
     let mut fields = Fields::new(&body);
     check_owner(&mut fields, owner);
     let snapshot =
-        fields.required_relation("request_query_snapshot", |u| ws.snapshot(u).is_some() && !ws.hidden_snapshot(u));
+        fields.required_relation("request_query_snapshot", |u| visible.as_ref().is_some_and(|s| s.uuid == u));
     let stage_details = match body.get("stageDetails") {
         Some(Value::String(s)) => Some(s.clone()),
         _ => None,
     };
     fields.finish()?;
-    let snapshot = snapshot.and_then(|s| ws.snapshot(s)).ok_or(AppError::NotFound(Kind::Snapshot.model()))?;
+    let snapshot = snapshot.and(visible).ok_or(AppError::NotFound(Kind::Snapshot.model()))?;
     let measure = DatedMeasure::new(owner, snapshot.uuid, snapshot.request, MeasureMode::Snapshot, time::now());
     let job = CohortJob::Count { owner: owner.to_owned(), dated_measure: measure.uuid, stage_details };
     let key = keys::workspace_object(Kind::DatedMeasure, owner, measure.uuid);

@@ -172,6 +172,20 @@ pub async fn around_snapshot(state: &AppState, owner: &str, snapshot: Option<Uui
     around_request(state, owner, snapshot.request, Some(uuid)).await
 }
 
+/// The owner's snapshot `uuid` if it is listed on its request (not a hidden copy of an export
+/// subset): two GetItems, whatever the counts and cohorts it already has.
+pub async fn visible_snapshot(state: &AppState, owner: &str, uuid: Option<Uuid>) -> AppResult<Option<Snapshot>> {
+    let Some(uuid) = uuid else { return Ok(None) };
+    if !state.store.workspace_layout_ready().await? {
+        let ws = load(state, owner, &COHORT_KINDS).await?;
+        return Ok(ws.snapshot(uuid).filter(|_| !ws.hidden_snapshot(uuid)).cloned());
+    }
+    let Some(snapshot) = state.store.workspace_object::<Snapshot>(owner, uuid).await? else { return Ok(None) };
+    let row = state.store.request_row(owner, snapshot.request).await?;
+    let listed = row.is_some_and(|r| r.summary.snapshots.get(&uuid).is_some_and(|line| !line.hidden));
+    Ok(listed.then_some(snapshot))
+}
+
 /// The owner's request `request`, all its snapshots (not the hidden copies of export subsets), and
 /// the counts and cohorts of `snapshot`.
 pub async fn around_request(
