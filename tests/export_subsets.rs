@@ -212,6 +212,9 @@ async fn the_subsets_callback_launches_the_export_once() {
     assert_eq!((launched.job.request_job_status, launched.awaiting_subsets), (JobStatus::New, false));
     let finished: CohortResult = s.object(subset).await;
     assert_eq!((finished.group_id.as_str(), finished.job.request_job_status), ("g-note", JobStatus::Finished));
+    // The app asks for the rights on the group of every cohort whose end it hears of, subsets included.
+    let (status, rights) = get(&s.app, &s.alice, "/cohort/cohorts/cohort-rights/?group_id=g-note").await;
+    assert_eq!((status, &rights[0]["cohort_id"]), (StatusCode::OK, &json!("g-note")), "{rights}");
 
     // The same callback delivered again launches nothing.
     s.finish(subset, "g-note").await;

@@ -468,6 +468,13 @@ async fn datalabs_and_infrastructure_providers_need_the_datalab_rights() {
     assert_eq!(get(&app, &labs, &one).await.0, StatusCode::NOT_FOUND, "soft-deleted");
     let (_, providers) = get(&app, &labs, "/exports/infrastructure-providers/").await;
     assert_eq!(providers["count"], 0);
+    // Its datalabs still name it, as in the original; a new datalab cannot be given it.
+    let lab_path = format!("/exports/datalabs/{}/", uuid_of(&lab));
+    assert_eq!(get(&app, &labs, &lab_path).await.1["infrastructure_provider"], provider);
+    let (_, page) = get(&app, &labs, "/exports/datalabs/?page=1&search=cloud").await;
+    assert_eq!(page["results"][0]["infrastructure_provider"], provider, "{page}");
+    let body = json!({"name": "lab3", "infrastructure_provider": provider["uuid"]});
+    assert_eq!(post(&app, &labs, "/exports/datalabs/", body).await.0, StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]

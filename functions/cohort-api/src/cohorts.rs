@@ -659,7 +659,9 @@ async fn rights(State(state): State<AppState>, principal: Arc<Principal>, query:
     let groups: Vec<&str> = wanted.iter().map(String::as_str).filter(|g| !g.is_empty()).collect();
     let (found, tree) = tokio::join!(state.store.cohorts_by_group(owner(&principal), &groups), state.perimeter_tree());
     let ((cohorts, snapshots), tree) = (found?, tree?);
-    let cohorts: Vec<&CohortResult> = cohorts.iter().filter(|c| !c.is_subset).collect();
+    // Export subsets included, as in the original: the app asks for a subset's rights when its
+    // `job_status` frame arrives.
+    let cohorts: Vec<&CohortResult> = cohorts.iter().collect();
     if cohorts.is_empty() {
         return Err(AppError::NotFoundDetail("No cohorts found. The provided `group_id`s are not valid".into()));
     }

@@ -94,10 +94,11 @@ fn path_uuid(raw: &str, model: &'static str) -> AppResult<Uuid> {
     Uuid::parse_str(raw).map_err(|_| AppError::NotFound(model))
 }
 
-/// Alive providers by uuid.
-async fn providers_by_id(state: &AppState) -> AppResult<HashMap<Uuid, InfrastructureProvider>> {
+/// Providers by uuid: the alive ones (what a datalab may be given), or all (what a datalab shows: the
+/// original still names a soft-deleted provider on the datalabs that had it).
+async fn providers_by_id(state: &AppState, deleted_too: bool) -> AppResult<HashMap<Uuid, InfrastructureProvider>> {
     let all = state.store.infrastructure_providers().await?;
-    Ok(all.into_iter().filter(|p| p.stamps.deleted.is_none()).map(|p| (p.uuid, p)).collect())
+    Ok(all.into_iter().filter(|p| deleted_too || p.stamps.deleted.is_none()).map(|p| (p.uuid, p)).collect())
 }
 
 async fn list_datalabs(
@@ -108,7 +109,7 @@ async fn list_datalabs(
     require(may_read(&principal))?;
     let orders = query.ordering("ordering", &["created_at", "name"])?;
     let (mut labs, providers) =
-        tokio::try_join!(async { Ok::<_, AppError>(state.store.datalabs().await?) }, providers_by_id(&state))?;
+        tokio::try_join!(async { Ok::<_, AppError>(state.store.datalabs().await?) }, providers_by_id(&state, true))?;
     let provider_name = |d: &Datalab| providers.get(&d.infrastructure_provider).map(|p| p.name.as_str());
     let terms = query.search_terms();
     labs.retain(|d| {
@@ -139,7 +140,7 @@ async fn get_datalab(
     require(may_read(&principal))?;
     let lab = datalab_or_404(&state, &raw).await?;
     let provider = state.store.infrastructure_provider(lab.infrastructure_provider).await?;
-    Ok(Json(views::datalab(&lab, provider.as_ref().filter(|p| p.stamps.deleted.is_none()))))
+    Ok(Json(views::datalab(&lab, provider.as_ref())))
 }
 
 /// The validated name and provider of a datalab body (`required` on creation).
@@ -148,7 +149,7 @@ async fn datalab_fields(
     body: &serde_json::Map<String, Value>,
     required: bool,
 ) -> AppResult<(Option<String>, Option<InfrastructureProvider>)> {
-    let providers = providers_by_id(state).await?;
+    let providers = providers_by_id(state, false).await?;
     let mut fields = Fields::new(body);
     let name = if required {
         fields.required_text("name", Text::max(255))
@@ -219,7 +220,7 @@ async fn patch_datalab(
         Some(p) => Some(p),
         None => state.store.infrastructure_provider(lab.infrastructure_provider).await?,
     };
-    Ok(Json(views::datalab(&lab, provider.as_ref().filter(|p| p.stamps.deleted.is_none()))))
+    Ok(Json(views::datalab(&lab, provider.as_ref())))
 }
 
 async fn list_providers(
@@ -229,7 +230,7 @@ async fn list_providers(
 ) -> AppResult<Json<Value>> {
     require(may_read(&principal))?;
     let orders = query.ordering("ordering", &["name"])?;
-    let mut providers: Vec<InfrastructureProvider> = providers_by_id(&state).await?.into_values().collect();
+    let mut providers: Vec<InfrastructureProvider> = providers_by_id(&state, false).await?.into_values().collect();
     let terms = query.search_terms();
     providers.retain(|p| {
         query.get("name").is_none_or(|n| p.name == n) && matches_regex_search(&terms, &[Some(p.name.as_str())])
