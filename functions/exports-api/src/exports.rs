@@ -771,11 +771,10 @@ async fn logs(
     }
 }
 
-/// `download/` (spec §7.6): the zip from the exports bucket, saved by the browser as
-/// `export_<group id>.zip`. The Cohort360 app downloads with XHR into a blob and reads the name from
-/// `Content-Disposition`: a cross-origin redirect would lose both (CORS on the bucket, a `null`
-/// origin after the redirect), so files up to [`STREAM_LIMIT_BYTES`] are answered directly, and only
-/// larger ones redirect to a presigned GET (which a browser navigation or a script follows).
+/// `download/` (spec §7.6): the zip from the exports bucket, named `export_<group id>.zip` for a
+/// browser navigation (the Cohort360 app's XHR names the blob itself). Files up to
+/// [`STREAM_LIMIT_BYTES`] are answered directly; larger ones redirect to a presigned GET, which the
+/// app's XHR follows thanks to the bucket's CORS rule (template.yaml).
 async fn download(
     State(state): State<AppState>,
     principal: Arc<Principal>,
