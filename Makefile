@@ -22,7 +22,7 @@ export SAM_CLI_TELEMETRY := 0
 LAMBDA_CRATES := auth-api users-api accesses-api cohort-api exports-api platform-api ws-api \
                  cohort-worker export-worker scheduled-tasks
 
-.PHONY: help dev test tools emulator emulator-stop emulator-status dynalite dynalite-stop dynalite-status \
+.PHONY: help dev test fuzz tools emulator emulator-stop emulator-status dynalite dynalite-stop dynalite-status \
         bootstrap lint fmt clippy cfn-lint build-lambdas bench bench-accesses bench-logs bench-cohort bench-exports clean-dev
 
 help: ## list the targets
@@ -33,6 +33,9 @@ dev: ## tools + emulator + resources + fakes + dev server (with demo data) on ht
 
 test: ## everything CI runs: fmt, clippy, cfn-lint, unit + integration tests against the emulator
 	@infra/scripts/test.sh
+
+fuzz: ## the random-input run over every route, longer than make test's (FUZZ_CASES=10000; FUZZ_SEED replays a run)
+	@FUZZ_CASES=$${FUZZ_CASES:-10000} C360_SKIP_LINT=1 C360_TEST_ARGS="--test fuzz --no-capture" infra/scripts/test.sh
 
 tools: ## install the pinned Python tools into .tools/venv (idempotent)
 	@infra/scripts/tools.sh

@@ -4,7 +4,8 @@
 #   -> emulator -> template resources smoke test in the emulator -> unit + integration tests (nextest if present)
 # The integration tests run against the emulator with REQUIRE_EMULATOR=1: a missing emulator fails them.
 # Settings (environment): EMULATOR_PORT (4566), C360_TOOLS_DIR (.tools), C360_DEV_DIR (.dev),
-# C360_TEST_RUNNER (auto|nextest|cargo), C360_SKIP_LINT=1 to skip fmt/clippy/cfn-lint locally.
+# C360_TEST_RUNNER (auto|nextest|cargo), C360_SKIP_LINT=1 to skip fmt/clippy/cfn-lint locally,
+# C360_TEST_ARGS (extra arguments for the test runner, e.g. `--test fuzz --no-capture`: what `make fuzz` runs).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -106,12 +107,13 @@ runner="${C360_TEST_RUNNER:-auto}"
 if [ "$runner" = auto ]; then
   if command -v cargo-nextest >/dev/null 2>&1; then runner=nextest; else runner=cargo; fi
 fi
+read -r -a extra <<< "${C360_TEST_ARGS:-}"
 if [ "$runner" = nextest ]; then
-  step_begin "cargo nextest run --workspace --no-fail-fast"
-  cargo nextest run --workspace --no-fail-fast
+  step_begin "cargo nextest run --workspace --no-fail-fast ${extra[*]}"
+  cargo nextest run --workspace --no-fail-fast "${extra[@]}"
   step_end
 else
-  step_begin "cargo test --workspace --no-fail-fast"
-  cargo test --workspace --no-fail-fast
+  step_begin "cargo test --workspace --no-fail-fast ${extra[*]}"
+  cargo test --workspace --no-fail-fast "${extra[@]}"
   step_end
 fi

@@ -59,6 +59,12 @@ pub enum AppError {
     /// 503 during an active maintenance phase, with the body of §9.1.
     #[error("maintenance in progress")]
     Maintenance(serde_json::Value),
+    /// 503 `{"detail": ...}`: a third-party service this request needs is not configured here.
+    #[error("{0} is not configured")]
+    Unconfigured(&'static str),
+    /// 502 `{"detail": ...}`: a third-party service failed or answered nonsense; the cause is logged.
+    #[error("{service} failed: {cause}")]
+    Upstream { service: &'static str, cause: String },
     /// 500; the cause is logged, never sent to the client.
     #[error("internal error: {0}")]
     Internal(String),
@@ -80,6 +86,10 @@ impl AppError {
 
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         Self::Internal(cause.to_string())
+    }
+
+    pub fn upstream(service: &'static str, cause: impl std::fmt::Display) -> Self {
+        Self::Upstream { service, cause: cause.to_string() }
     }
 }
 

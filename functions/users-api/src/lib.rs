@@ -250,6 +250,10 @@ async fn check_user(
             "found": true,
         }))),
         Ok(None) => Err(not_found()),
-        Err(err) => Err(AppError::Message { status: 500, message: err.to_string() }),
+        // The original answers 500 with the hook's error; the cause may name internal hosts: logged only.
+        Err(err) => {
+            tracing::error!(error = %err, "identity server lookup failed");
+            Err(AppError::Message { status: 502, message: "The identity server could not be reached.".into() })
+        }
     }
 }

@@ -36,6 +36,14 @@ impl AppError {
                 json!({ "message": message }),
             ),
             Self::Maintenance(body) => (StatusCode::SERVICE_UNAVAILABLE, body.clone()),
+            Self::Unconfigured(service) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"detail": format!("The {service} is not configured on this deployment.")}),
+            ),
+            Self::Upstream { service, .. } => (
+                StatusCode::BAD_GATEWAY,
+                json!({"detail": format!("The {service} failed or could not be reached; please retry later.")}),
+            ),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, json!({"detail": "A server error occurred."})),
         }
     }
@@ -43,9 +51,12 @@ impl AppError {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        if let Self::Internal(cause) = &self {
+        match &self {
             // The cause goes to the log only; clients get a generic body.
-            tracing::error!(error = %cause, "request failed");
+            Self::Internal(cause) => tracing::error!(error = %cause, "request failed"),
+            Self::Upstream { service, cause } => tracing::error!(service, error = %cause, "third-party service failed"),
+            Self::Unconfigured(service) => tracing::error!(service, "third-party service not configured"),
+            _ => {}
         }
         let (status, body) = self.status_and_body();
         (status, Json(body)).into_response()
@@ -61,6 +72,9 @@ mod tests {
         let (status, body) = AppError::internal("dynamodb: table c360 secret details").status_and_body();
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert!(!body.to_string().contains("secret"));
+        let (status, body) = AppError::upstream("FHIR server", "http://fhir.internal/?token=secret").status_and_body();
+        assert_eq!(status, StatusCode::BAD_GATEWAY);
+        assert_eq!(body, json!({"detail": "The FHIR server failed or could not be reached; please retry later."}));
     }
 
     #[test]

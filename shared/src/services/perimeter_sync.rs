@@ -78,12 +78,14 @@ pub async fn sync_fhir(
     http: &reqwest::Client,
     now: DateTime,
 ) -> AppResult<FhirSyncReport> {
-    let url = settings.url.as_deref().ok_or_else(|| AppError::Internal("FHIR_URL is not set".into()))?;
-    let client = FhirClient::new(url, settings.access_token.clone(), http.clone()).map_err(AppError::internal)?;
-    let organizations = client.active_organizations().await.map_err(AppError::internal)?;
+    const FHIR: &str = "FHIR server";
+    let url = settings.url.as_deref().ok_or(AppError::Unconfigured(FHIR))?;
+    let client = FhirClient::new(url, settings.access_token.clone(), http.clone())
+        .map_err(|e| AppError::upstream(FHIR, format!("FHIR_URL: {e}")))?;
+    let organizations = client.active_organizations().await.map_err(|e| AppError::upstream(FHIR, e))?;
     let current = store.perimeters().await?;
     let incoming = build_tree(&organizations, &current, &settings.perimeter_types)
-        .map_err(|e| AppError::Internal(format!("FHIR Organizations: {e}")))?;
+        .map_err(|e| AppError::upstream(FHIR, format!("its Organizations do not make a tree: {e}")))?;
     let needed = virtual_cohorts_needed(&stored_tree(current.clone())?, &new_tree(incoming.clone())?);
     Ok(FhirSyncReport {
         tree: apply(store, current, incoming, now).await?,
