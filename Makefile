@@ -35,7 +35,8 @@ test: ## everything CI runs: fmt, clippy, cfn-lint, unit + integration tests aga
 	@infra/scripts/test.sh
 
 fuzz: ## the random-input run over every route, longer than make test's (FUZZ_CASES=10000; FUZZ_SEED replays a run)
-	@FUZZ_CASES=$${FUZZ_CASES:-10000} C360_SKIP_LINT=1 C360_TEST_ARGS="--test fuzz --no-capture" infra/scripts/test.sh
+	@FUZZ_CASES=$${FUZZ_CASES:-10000} FUZZ_SEED=$${FUZZ_SEED:-$$(date +%s%N)} C360_SKIP_LINT=1 \
+	  C360_TEST_ARGS="--test fuzz --no-capture" infra/scripts/test.sh
 
 tools: ## install the pinned Python tools into .tools/venv (idempotent)
 	@infra/scripts/tools.sh
