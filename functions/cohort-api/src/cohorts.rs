@@ -367,24 +367,39 @@ async fn create_once(
 }
 
 /// What a cohort's creation validates and renders: the snapshot it names (or its parent's) with its
-/// request, counts and cohorts, and the count it names.
+/// request, the parent, and the count it names. A handful of GetItems, never the snapshot's other
+/// counts and cohorts.
 async fn named_around(state: &AppState, owner: &str, body: &Map<String, Value>) -> AppResult<Workspace> {
     let named = |field: &str| body.get(field).and_then(Value::as_str).and_then(|s| Uuid::parse_str(s.trim()).ok());
     if !state.store.workspace_layout_ready().await? {
         return load(state, owner, &COHORT_KINDS).await;
     }
-    let snapshot = match named("parent_cohort") {
+    let store = &state.store;
+    let parent = match named("parent_cohort") {
         Some(parent) if body.get("parent_cohort").is_some_and(|v| !v.is_null()) => {
-            let parent = state.store.workspace_object::<CohortResult>(owner, parent).await?;
-            parent.and_then(|p| p.request_query_snapshot)
+            store.workspace_object::<CohortResult>(owner, parent).await?
         }
-        _ => named("request_query_snapshot"),
+        _ => None,
     };
-    let mut ws = rows::around_snapshot(state, owner, snapshot).await?;
-    if let Some(measure) = named("dated_measure").filter(|m| ws.measure(*m).is_none()) {
-        ws.measures.extend(state.store.workspace_object::<DatedMeasure>(owner, measure).await?);
-    }
-    Ok(ws)
+    let snapshot = match &parent {
+        Some(parent) => parent.request_query_snapshot,
+        None => named("request_query_snapshot"),
+    };
+    let measure = async {
+        match named("dated_measure") {
+            Some(measure) => store.workspace_object::<DatedMeasure>(owner, measure).await,
+            None => Ok(None),
+        }
+    };
+    let (visible, measure) = tokio::join!(rows::visible_snapshot(state, owner, snapshot), measure);
+    let (snapshots, requests) = visible?.map(|(s, r)| (vec![s], vec![r])).unwrap_or_default();
+    Ok(Workspace {
+        requests,
+        snapshots,
+        cohorts: parent.into_iter().collect(),
+        measures: measure?.into_iter().collect(),
+        ..Workspace::default()
+    })
 }
 
 /// One more cohort in its owner's list.

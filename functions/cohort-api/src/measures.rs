@@ -81,7 +81,7 @@ async fn create(
     apply_id_aliases(&mut body, &["request_query_snapshot", "owner"]);
     let named = body.get("request_query_snapshot").and_then(Value::as_str).and_then(|s| Uuid::parse_str(s.trim()).ok());
     // The snapshot alone: never the counts and cohorts it has accumulated.
-    let visible = rows::visible_snapshot(&state, owner, named).await?;
+    let visible = rows::visible_snapshot(&state, owner, named).await?.map(|(snapshot, _)| snapshot);
     let mut fields = Fields::new(&body);
     check_owner(&mut fields, owner);
     let snapshot =

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use c360::{
     domain::{
-        cohort::{CohortResult, DatedMeasure, Folder, Kind, Snapshot, Workspace},
+        cohort::{CohortResult, DatedMeasure, Folder, Kind, Request, Snapshot, Workspace},
         summary::{CohortSummary, RequestSummary},
     },
     error::AppResult,
@@ -157,33 +157,23 @@ impl Parents {
     }
 }
 
-/// The part of the owner's workspace around one snapshot: the snapshot, its request, its request's
-/// other snapshots, and the counts and cohorts of the snapshot (read by key through the request's
-/// summary). Empty when the snapshot is not the owner's. Before the backfill: the whole workspace.
-pub async fn around_snapshot(state: &AppState, owner: &str, snapshot: Option<Uuid>) -> AppResult<Workspace> {
-    if !state.store.workspace_layout_ready().await? {
-        return load(state, owner, &COHORT_KINDS).await;
-    }
-    let store = &state.store;
-    let Some(uuid) = snapshot else { return Ok(Workspace::default()) };
-    let Some(snapshot) = store.workspace_object::<Snapshot>(owner, uuid).await? else {
-        return Ok(Workspace::default());
-    };
-    around_request(state, owner, snapshot.request, Some(uuid)).await
-}
-
-/// The owner's snapshot `uuid` if it is listed on its request (not a hidden copy of an export
-/// subset): two GetItems, whatever the counts and cohorts it already has.
-pub async fn visible_snapshot(state: &AppState, owner: &str, uuid: Option<Uuid>) -> AppResult<Option<Snapshot>> {
+/// The owner's snapshot `uuid` with its request, if the request lists it (not a hidden copy of an
+/// export subset): two GetItems, whatever the counts and cohorts the snapshot already has.
+pub async fn visible_snapshot(
+    state: &AppState,
+    owner: &str,
+    uuid: Option<Uuid>,
+) -> AppResult<Option<(Snapshot, Request)>> {
     let Some(uuid) = uuid else { return Ok(None) };
     if !state.store.workspace_layout_ready().await? {
         let ws = load(state, owner, &COHORT_KINDS).await?;
-        return Ok(ws.snapshot(uuid).filter(|_| !ws.hidden_snapshot(uuid)).cloned());
+        let snapshot = ws.snapshot(uuid).filter(|_| !ws.hidden_snapshot(uuid));
+        return Ok(snapshot.and_then(|s| Some((s.clone(), ws.request(s.request)?.clone()))));
     }
     let Some(snapshot) = state.store.workspace_object::<Snapshot>(owner, uuid).await? else { return Ok(None) };
     let row = state.store.request_row(owner, snapshot.request).await?;
-    let listed = row.is_some_and(|r| r.summary.snapshots.get(&uuid).is_some_and(|line| !line.hidden));
-    Ok(listed.then_some(snapshot))
+    let row = row.filter(|r| r.summary.snapshots.get(&uuid).is_some_and(|line| !line.hidden));
+    Ok(row.map(|r| (snapshot, r.request)))
 }
 
 /// The owner's request `request`, all its snapshots (not the hidden copies of export subsets), and
