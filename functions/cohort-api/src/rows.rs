@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use c360::{
     domain::{
-        cohort::{CohortResult, DatedMeasure, Folder, Kind, Request, Snapshot, Workspace},
+        cohort::{CohortResult, Folder, Kind, Request, Snapshot, Workspace},
         summary::{CohortSummary, RequestSummary},
     },
     error::AppResult,
@@ -174,32 +174,4 @@ pub async fn visible_snapshot(
     let row = state.store.request_row(owner, snapshot.request).await?;
     let row = row.filter(|r| r.summary.snapshots.get(&uuid).is_some_and(|line| !line.hidden));
     Ok(row.map(|r| (snapshot, r.request)))
-}
-
-/// The owner's request `request`, all its snapshots (not the hidden copies of export subsets), and
-/// the counts and cohorts of `snapshot`.
-pub async fn around_request(
-    state: &AppState,
-    owner: &str,
-    request: Uuid,
-    snapshot: Option<Uuid>,
-) -> AppResult<Workspace> {
-    let store = &state.store;
-    let Some(row) = store.request_row(owner, request).await? else { return Ok(Workspace::default()) };
-    let versions: Vec<Uuid> = row.summary.snapshots.iter().filter(|(_, s)| !s.hidden).map(|(u, _)| *u).collect();
-    let listed = snapshot.and_then(|s| row.summary.snapshots.get(&s));
-    let cohorts: Vec<Uuid> = listed.map(|l| l.cohorts.iter().copied().collect()).unwrap_or_default();
-    let counts: Vec<Uuid> = listed.map(|l| l.counts.iter().copied().collect()).unwrap_or_default();
-    let (snapshots, cohorts, measures) = tokio::join!(
-        store.workspace_objects::<Snapshot>(owner, &versions),
-        store.workspace_objects::<CohortResult>(owner, &cohorts),
-        store.workspace_objects::<DatedMeasure>(owner, &counts)
-    );
-    Ok(Workspace {
-        requests: vec![row.request],
-        snapshots: snapshots?,
-        cohorts: cohorts?,
-        measures: measures?,
-        ..Workspace::default()
-    })
 }

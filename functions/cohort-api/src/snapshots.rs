@@ -36,7 +36,7 @@ use c360::{
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::{common::*, rows, views};
+use crate::{common::*, views};
 
 const RELATIONS: [&str; 3] = ["request", "previous_snapshot", "owner"];
 /// What rendering a snapshot reads (its counts and cohorts, and their requests).
@@ -212,21 +212,42 @@ async fn create_scoped(state: &AppState, owner: &str, body: Map<String, Value>) 
     ))
 }
 
+/// The request with the previous version when its row lists it (not a hidden subset copy), and how
+/// many versions the row lists. Nothing when the request is not the owner's or went to the bin.
+async fn version_context(
+    state: &AppState,
+    owner: &str,
+    request: Uuid,
+    previous: Option<Snapshot>,
+) -> AppResult<(Workspace, Option<usize>)> {
+    let Some(row) = state.store.request_row(owner, request).await? else { return Ok((Workspace::default(), Some(0))) };
+    let listed = |uuid: Uuid| row.summary.snapshots.get(&uuid).is_some_and(|line| !line.hidden);
+    let snapshots = previous.filter(|p| listed(p.uuid)).into_iter().collect();
+    let versions = row.summary.snapshots.values().filter(|line| !line.hidden).count();
+    Ok((Workspace { requests: vec![row.request], snapshots, ..Workspace::default() }, Some(versions)))
+}
+
 /// Steps 1–6 of spec §5.5, in order, with their bare-string errors; then the field checks. `None` when
 /// another save took the version meanwhile.
 async fn try_create(state: &AppState, owner: &str, mut body: Map<String, Value>) -> AppResult<Option<Response>> {
     apply_id_aliases(&mut body, &RELATIONS);
     let named = |field: &str| body.get(field).and_then(Value::as_str).and_then(|s| Uuid::parse_str(s.trim()).ok());
-    // The named previous version's request (or the named request) with all its versions: a new version
-    // needs no count or cohort.
+    // The named previous version and its request (or the named request), whose row says how many
+    // versions it lists: a new version reads neither the other versions nor any count or cohort.
     let ready = state.store.workspace_layout_ready().await?;
-    let ws = match (named("previous_snapshot"), named("request")) {
+    let (ws, listed) = match (named("previous_snapshot"), named("request")) {
         (Some(previous), _) if ready => match state.store.workspace_object::<Snapshot>(owner, previous).await? {
-            Some(previous) => rows::around_request(state, owner, previous.request, None).await?,
-            None => Workspace::default(),
+            Some(previous) => version_context(state, owner, previous.request, Some(previous)).await?,
+            None => (Workspace::default(), Some(0)),
         },
-        (None, Some(request)) if ready => rows::around_request(state, owner, request, None).await?,
-        _ => load(state, owner, &SNAPSHOT_KINDS).await?,
+        (None, Some(request)) if ready => version_context(state, owner, request, None).await?,
+        _ => (load(state, owner, &SNAPSHOT_KINDS).await?, None),
+    };
+    // Export subsets' hidden copies are no versions (the original's default manager leaves them out).
+    let versions_of = |request: Uuid| {
+        listed.unwrap_or_else(|| {
+            ws.snapshots.iter().filter(|s| s.request == request && !ws.hidden_snapshot(s.uuid)).count()
+        }) as i64
     };
     let given = |field: &str| body.get(field).filter(|v| !v.is_null());
     let mut fields = Fields::new(&body);
@@ -244,7 +265,7 @@ async fn try_create(state: &AppState, owner: &str, mut body: Map<String, Value>)
         let request = fields.relation("request", false, |u| ws.request(u).is_some()).flatten();
         let Some(request) = request else { return Err(invalid(fields)) };
         let claimed = ws.request(request).and_then(|r| r.snapshot_versions).unwrap_or(0);
-        if claimed > 0 || ws.snapshots.iter().any(|s| s.request == request) {
+        if claimed > 0 || versions_of(request) > 0 {
             return Err(AppError::InvalidString(
                 "Must provide a `previous_snapshot` if the request already has snapshots".into(),
             ));
@@ -263,10 +284,7 @@ async fn try_create(state: &AppState, owner: &str, mut body: Map<String, Value>)
     // The request's claimed version is authoritative (counting covers requests older than the claim);
     // a first snapshot is version 1, so its claim fails if another first snapshot won meanwhile.
     let version = if given("previous_snapshot").is_some() {
-        // Export subsets' hidden copies are no versions (the original's default manager leaves them out).
-        let counted =
-            ws.snapshots.iter().filter(|s| s.request == request && !ws.hidden_snapshot(s.uuid)).count() as i64;
-        counted.max(ws.request(request).and_then(|r| r.snapshot_versions).unwrap_or(0)) + 1
+        versions_of(request).max(ws.request(request).and_then(|r| r.snapshot_versions).unwrap_or(0)) + 1
     } else {
         1
     };
