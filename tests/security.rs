@@ -285,3 +285,24 @@ async fn cors_answers_exactly_the_configured_front_ends() {
     assert_eq!(headers["access-control-allow-origin"], "https://cohort360.example.org");
     assert_eq!(headers["vary"], "origin");
 }
+
+#[tokio::test]
+async fn deeply_nested_and_oversized_bodies_are_refused_without_harm() {
+    let app = TestApp::new().await;
+    let (admin, _) = app.login(ADMIN).await;
+    // 100,000 levels of nesting: the parser stops at its depth limit, on an audited and a plain route.
+    let deep = format!("{{\"name\": {}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+    for (method, path) in [(Method::POST, "/cohort/folders/"), (Method::PATCH, "/users/admin/")] {
+        let (status, body) =
+            app.call(method.clone(), path).token(&admin).raw("application/json", deep.clone()).send().await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {path}: {body}");
+        assert!(body["detail"].as_str().is_some_and(|d| d.starts_with("JSON parse error")), "{method} {path}: {body}");
+    }
+    // Over the 10 MiB limit: refused before anything is parsed or written.
+    let huge = format!("{{\"name\": \"{}\"}}", "x".repeat(11 * 1024 * 1024));
+    let (status, _) =
+        app.call(Method::POST, "/cohort/folders/").token(&admin).raw("application/json", huge).send().await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (_, folders) = app.call(Method::GET, "/cohort/folders/").token(&admin).send().await;
+    assert_eq!(folders["count"], 0, "nothing was created: {folders}");
+}
