@@ -60,8 +60,8 @@ pub enum AppError {
     #[error("maintenance in progress")]
     Maintenance(serde_json::Value),
     /// 503 `{"detail": ...}`: a third-party service this request needs is not configured here.
-    #[error("{0} is not configured")]
-    Unconfigured(&'static str),
+    #[error("{service} is not configured ({setting} is unset)")]
+    Unconfigured { service: &'static str, setting: &'static str },
     /// 502 `{"detail": ...}`: a third-party service failed or answered nonsense; the cause is logged.
     #[error("{service} failed: {cause}")]
     Upstream { service: &'static str, cause: String },

@@ -36,7 +36,7 @@ impl AppError {
                 json!({ "message": message }),
             ),
             Self::Maintenance(body) => (StatusCode::SERVICE_UNAVAILABLE, body.clone()),
-            Self::Unconfigured(service) => (
+            Self::Unconfigured { service, .. } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({"detail": format!("The {service} is not configured on this deployment.")}),
             ),
@@ -55,7 +55,9 @@ impl IntoResponse for AppError {
             // The cause goes to the log only; clients get a generic body.
             Self::Internal(cause) => tracing::error!(error = %cause, "request failed"),
             Self::Upstream { service, cause } => tracing::error!(service, error = %cause, "third-party service failed"),
-            Self::Unconfigured(service) => tracing::error!(service, "third-party service not configured"),
+            Self::Unconfigured { service, setting } => {
+                tracing::error!(service, setting, "third-party service not configured")
+            }
             _ => {}
         }
         let (status, body) = self.status_and_body();

@@ -79,7 +79,7 @@ pub async fn sync_fhir(
     now: DateTime,
 ) -> AppResult<FhirSyncReport> {
     const FHIR: &str = "FHIR server";
-    let url = settings.url.as_deref().ok_or(AppError::Unconfigured(FHIR))?;
+    let url = settings.url.as_deref().ok_or(AppError::Unconfigured { service: FHIR, setting: "FHIR_URL" })?;
     let client = FhirClient::new(url, settings.access_token.clone(), http.clone())
         .map_err(|e| AppError::upstream(FHIR, format!("FHIR_URL: {e}")))?;
     let organizations = client.active_organizations().await.map_err(|e| AppError::upstream(FHIR, e))?;
