@@ -267,7 +267,7 @@ async fn root_docs_schema_and_cache() {
     assert_eq!(app.call(Method::GET, "/api/back/docs/swagger-ui.css").send().await.0, StatusCode::OK);
     let (status, schema) = app.call(Method::GET, "/schema").send().await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(schema["openapi"], "3.0.3");
+    assert_eq!(schema["openapi"], "3.1.0");
     for path in ["/auth/login/", "/users/{username}/", "/maintenances/next/", "/logs/"] {
         assert!(schema["paths"].get(path).is_some(), "{path} missing from /schema");
     }

@@ -11,14 +11,19 @@ use c360::{
         time,
     },
     error::{AppError, AppResult},
-    http::{fields::Fields, listing::ListQuery, AppState, Principal},
+    http::{
+        contract::{FormField, Schema},
+        fields::{unknown_pk, Fields},
+        listing::ListQuery,
+        AppState, Principal,
+    },
     services::subsets::recheck_export,
     store::{
         cohort::{Changes, WorkspaceObject},
         Condition, Key, StoreError, Write,
     },
 };
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 /// Every kind a cascade can reach from a folder, request or cohort.
@@ -49,14 +54,37 @@ pub fn apply_id_aliases(body: &mut Map<String, Value>, relations: &[&str]) {
     }
 }
 
-/// The owner rule (spec §0.14): a provided `owner` must be the caller.
+/// `owner` in a body (spec §0.14): a username that, when sent, must be the caller's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OwnerRef(pub String);
+
+impl FormField for OwnerRef {
+    fn read(value: &Value) -> Result<Self, String> {
+        match value {
+            Value::String(s) => Ok(Self(s.clone())),
+            Value::Null => Err("This field may not be null.".into()),
+            other => Err(unknown_pk(&other.to_string())),
+        }
+    }
+
+    fn schema() -> Schema {
+        json!({"type": "string"})
+    }
+}
+
+impl OwnerRef {
+    /// Records the owner rule's error when this is not the caller.
+    pub fn check(&self, fields: &mut Fields, caller: &str) {
+        if self.0 != caller {
+            fields.error("owner", unknown_pk(&self.0));
+        }
+    }
+}
+
+/// The owner rule for bodies not read as a form yet.
 pub fn check_owner(fields: &mut Fields, caller: &str) {
-    match fields.raw("owner") {
-        None => {}
-        Some(Value::String(s)) if s == caller => {}
-        Some(Value::Null) => fields.error("owner", "This field may not be null."),
-        Some(Value::String(s)) => fields.error("owner", format!("Invalid pk \"{s}\" - object does not exist.")),
-        Some(other) => fields.error("owner", format!("Invalid pk \"{other}\" - object does not exist.")),
+    if let Some(owner) = fields.field::<OwnerRef>("owner", false) {
+        owner.check(fields, caller);
     }
 }
 

@@ -14,8 +14,9 @@ use c360::{
     },
     error::{AppError, AppResult},
     http::{
-        fields::{Fields, Text},
-        listing::{matches_regex_search, sort_by, ListQuery, SortValue},
+        contract::{BlankText, Doc, Mode, Paging, Text},
+        fields::Fields,
+        listing::{matches_regex_search, sort_by, ListQuery, Page, SortValue},
         Api, AppState, Body, Exposure, Principal, RouteSpec,
     },
     store::{
@@ -24,16 +25,38 @@ use c360::{
         Condition, StoreError,
     },
 };
-use serde_json::Value;
+use serde_json::json;
 use uuid::Uuid;
 
-use crate::{common::*, views};
+use crate::{common::*, views::FolderView};
+
+c360::form! {
+    /// A folder as POST creates it and PATCH edits it (`owner_id` is read as `owner`).
+    pub struct FolderForm {
+        /// The caller's username, if sent: a folder belongs to whoever creates it.
+        optional owner: OwnerRef,
+        required name: Text<50>,
+        optional description: Option<BlankText>,
+    }
+}
+
+const ORDERING: [&str; 3] = ["name", "created_at", "modified_at"];
 
 pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
     Api::new(state, "cohort")
         .route(Method::GET, "/cohort/folders/", Exposure::Authenticated, "List the caller's folders (LIMIT)", list)
+        .doc(
+            Doc::new()
+                .paged::<FolderView>(Paging::Limit)
+                .ordering(&ORDERING)
+                .search(&["name"])
+                .param("name", "Exact name.", json!({"type": "string"}))
+                .date_range("created_at"),
+        )
         .audited(Method::POST, "/cohort/folders/", Exposure::Authenticated, "Create a folder", "folders.create", create)
+        .doc(Doc::new().form::<FolderForm>(Mode::Create).reply::<FolderView>(201, "The new folder."))
         .route(Method::GET, "/cohort/folders/{uuid}/", Exposure::Authenticated, "Get a folder", retrieve)
+        .doc(Doc::new().reply::<FolderView>(200, "The folder."))
         .audited(
             Method::PATCH,
             "/cohort/folders/{uuid}/",
@@ -42,6 +65,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "folders.partial_update",
             patch,
         )
+        .doc(Doc::new().form::<FolderForm>(Mode::Update).reply::<FolderView>(200, "The folder as changed."))
         .audited(
             Method::DELETE,
             "/cohort/folders/{uuid}/",
@@ -50,11 +74,16 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "folders.destroy",
             destroy,
         )
+        .doc(Doc::new().empty(204, "Deleted, with their requests, versions, counts and cohorts."))
         .build()
 }
 
-async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: ListQuery) -> AppResult<Json<Value>> {
-    let orders = query.ordering("ordering", &["name", "created_at", "modified_at"])?;
+async fn list(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    query: ListQuery,
+) -> AppResult<Json<Page<FolderView>>> {
+    let orders = query.ordering("ordering", &ORDERING)?;
     let orders = if orders.is_empty() { query.ordering_from("-created_at") } else { orders };
     let created = query.date_range("created_at")?;
     let ws = folders_with_counts(&state, owner(&principal)).await?;
@@ -71,7 +100,8 @@ async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: L
         "modified_at" => SortValue::Text(time::iso(f.stamps.modified_at)),
         _ => SortValue::Text(time::iso(f.stamps.created_at)),
     });
-    Ok(Json(query.limited(folders.into_iter().map(|f| views::folder(f, requests_count(&ws, f))).collect())))
+    let rows = folders.into_iter().map(|f| FolderView::of(f, requests_count(&ws, f))).collect();
+    Ok(Json(query.limited_of(rows)))
 }
 
 /// The owner's folders, and their requests when the folders do not count them yet (tables not
@@ -97,34 +127,35 @@ async fn create(
     State(state): State<AppState>,
     principal: Arc<Principal>,
     Body(mut body): Body,
-) -> AppResult<(StatusCode, Json<Value>)> {
+) -> AppResult<(StatusCode, Json<FolderView>)> {
     apply_id_aliases(&mut body, &["owner"]);
     let mut fields = Fields::new(&body);
-    check_owner(&mut fields, owner(&principal));
-    let name = fields.required_text("name", Text::max(50));
-    let description = fields.text("description", Text::default().nullable().blank()).flatten();
+    let form: FolderForm = fields.form(Mode::Create);
+    if let Some(sent) = &form.owner {
+        sent.check(&mut fields, owner(&principal));
+    }
     fields.finish()?;
     let folder = Folder {
         uuid: Uuid::new_v4(),
         owner: owner(&principal).to_owned(),
-        name: name.unwrap_or_default(),
-        description,
+        name: form.name.map(|n| n.0).unwrap_or_default(),
+        description: form.description.flatten().map(|d| d.0),
         requests_count: Some(0),
         stamps: Stamps::new(time::now()),
     };
     state.store.transact(vec![put_object(&folder, Condition::MustNotExist)?]).await?;
-    Ok((StatusCode::CREATED, Json(views::folder(&folder, 0))))
+    Ok((StatusCode::CREATED, Json(FolderView::of(&folder, 0))))
 }
 
 async fn retrieve(
     State(state): State<AppState>,
     principal: Arc<Principal>,
     Path(uuid): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<FolderView>> {
     let uuid = path_uuid(&uuid, Kind::Folder)?;
     let folder: Folder = owned(&state, owner(&principal), uuid).await?;
     let count = count_of(&state, owner(&principal), &folder).await?;
-    Ok(Json(views::folder(&folder, count)))
+    Ok(Json(FolderView::of(&folder, count)))
 }
 
 async fn patch(
@@ -132,19 +163,22 @@ async fn patch(
     principal: Arc<Principal>,
     Path(uuid): Path<String>,
     Body(mut body): Body,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<FolderView>> {
     let uuid = path_uuid(&uuid, Kind::Folder)?;
     let owner = owner(&principal);
     apply_id_aliases(&mut body, &["owner"]);
     let mut fields = Fields::new(&body);
-    check_owner(&mut fields, owner);
-    let name = fields.text("name", Text::max(50));
-    let description = fields.text("description", Text::default().nullable().blank());
+    let form: FolderForm = fields.form(Mode::Update);
+    if let Some(sent) = &form.owner {
+        sent.check(&mut fields, owner);
+    }
+    let name = form.name.map(|n| n.0);
+    let description = form.description.map(|d| d.map(|d| d.0));
     checked::<Folder>(&state, owner, uuid, fields).await?;
     // A request added to the folder between the reads and the write: read again.
     let mut folder = None;
     for _ in 0..3 {
-        folder = rename(&state, owner, uuid, name.clone().flatten(), description.clone()).await?;
+        folder = rename(&state, owner, uuid, name.clone(), description.clone()).await?;
         if folder.is_some() {
             break;
         }
@@ -152,7 +186,7 @@ async fn patch(
     let folder =
         folder.ok_or_else(|| AppError::InvalidString("The folder changed meanwhile, please try again".into()))?;
     let count = count_of(&state, owner, &folder).await?;
-    Ok(Json(views::folder(&folder, count)))
+    Ok(Json(FolderView::of(&folder, count)))
 }
 
 /// Renames or describes a folder, and its requests' rows with it (they show its name): one

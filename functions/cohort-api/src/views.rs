@@ -13,20 +13,36 @@ use c360::{
     },
     store::summaries::{CohortRow, RequestRow},
 };
+use serde::Serialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
+use uuid::Uuid;
 
 /// Display names of the users a page mentions (sharers, filter owners).
 pub type Names = HashMap<String, String>;
 
-/// A folder holding `requests_count` requests.
-pub fn folder(f: &Folder, requests_count: i64) -> Value {
-    json!({
-        "uuid": f.uuid,
-        "name": f.name,
-        "description": f.description,
-        "created_at": time::iso(f.stamps.created_at),
-        "requests_count": requests_count,
-    })
+/// A folder (spec §5.3).
+#[derive(Serialize, ToSchema)]
+pub struct FolderView {
+    pub uuid: Uuid,
+    pub name: String,
+    pub description: Option<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// The requests it holds.
+    pub requests_count: i64,
+}
+
+impl FolderView {
+    pub fn of(f: &Folder, requests_count: i64) -> Self {
+        Self {
+            uuid: f.uuid,
+            name: f.name.clone(),
+            description: f.description.clone(),
+            created_at: time::iso(f.stamps.created_at),
+            requests_count,
+        }
+    }
 }
 
 /// A request row (spec §5.4): its snapshots, their counts and cohorts come from its summary;

@@ -12,7 +12,7 @@ use axum::{
     Router,
 };
 
-use super::{audit, auth::Caller, state::AppState, Principal};
+use super::{audit, auth::Caller, contract::Doc, state::AppState, Principal};
 use crate::error::AppError;
 
 /// Who may reach a route before its own permission checks.
@@ -48,6 +48,8 @@ pub struct RouteSpec {
     pub exposure: Exposure,
     pub summary: &'static str,
     pub tag: &'static str,
+    /// Its body, answers and query parameters, once the operation is typed (issue 14).
+    pub doc: Option<Doc>,
 }
 
 pub struct Api {
@@ -86,7 +88,7 @@ impl Api {
     {
         let existing = self.paths.remove(path).unwrap_or_default();
         self.paths.insert(path, existing.on(filter_of(&method), handler));
-        self.specs.push(RouteSpec { method, path, exposure, summary, tag: self.tag });
+        self.specs.push(RouteSpec { method, path, exposure, summary, tag: self.tag, doc: None });
         self
     }
 
@@ -110,6 +112,14 @@ impl Api {
         });
         let layered = handler.layer(layer);
         self.route(method, path, exposure, summary, layered)
+    }
+
+    /// Documents the route added last: its form, answers and query parameters.
+    pub fn doc(mut self, doc: Doc) -> Self {
+        if let Some(spec) = self.specs.last_mut() {
+            spec.doc = Some(doc);
+        }
+        self
     }
 
     /// The router and its inventory.

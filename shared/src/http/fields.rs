@@ -3,6 +3,7 @@
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use super::contract::{Form, FormField, Mode};
 use crate::error::{AppError, FieldErrors};
 
 /// Constraints of a text field (DRF `CharField`).
@@ -45,6 +46,82 @@ fn python_type(value: &Value) -> &'static str {
     }
 }
 
+/// DRF `CharField`: `Ok(None)` is an accepted null.
+pub(crate) fn read_text(value: &Value, rules: Text) -> Result<Option<String>, String> {
+    let value = match value {
+        Value::Null if rules.nullable => return Ok(None),
+        Value::Null => return Err("This field may not be null.".into()),
+        Value::String(s) => s.trim().to_owned(),
+        Value::Number(n) => n.to_string(),
+        _ => return Err("Not a valid string.".into()),
+    };
+    if value.is_empty() && !rules.blank {
+        return Err("This field may not be blank.".into());
+    }
+    let length = value.chars().count();
+    if let Some(max) = rules.max.filter(|m| length > *m) {
+        return Err(format!("Ensure this field has no more than {max} characters."));
+    }
+    if let Some(min) = rules.min.filter(|m| length < *m && !value.is_empty()) {
+        return Err(format!("Ensure this field has at least {min} characters."));
+    }
+    Ok(Some(value))
+}
+
+/// DRF `BooleanField`: true/false, 1/0 and their usual string forms.
+pub(crate) fn read_bool(value: &Value) -> Result<bool, String> {
+    match value {
+        Value::Bool(b) => Ok(*b),
+        Value::Number(n) if n.as_i64() == Some(1) => Ok(true),
+        Value::Number(n) if n.as_i64() == Some(0) => Ok(false),
+        Value::String(s) => match s.as_str() {
+            "true" | "True" | "TRUE" | "1" | "yes" | "y" | "on" | "t" => Ok(true),
+            "false" | "False" | "FALSE" | "0" | "no" | "n" | "off" | "f" => Ok(false),
+            _ => Err("Must be a valid boolean.".into()),
+        },
+        Value::Null => Err("This field may not be null.".into()),
+        _ => Err("Must be a valid boolean.".into()),
+    }
+}
+
+/// DRF `FloatField`, null excluded.
+pub(crate) fn read_float(value: &Value) -> Result<f64, String> {
+    match value {
+        Value::Null => Err("This field may not be null.".into()),
+        Value::Number(n) => n.as_f64().ok_or_else(|| "A valid number is required.".into()),
+        Value::String(s) => match s.trim().parse::<f64>() {
+            Ok(v) if v.is_finite() => Ok(v),
+            _ => Err("A valid number is required.".into()),
+        },
+        _ => Err("A valid number is required.".into()),
+    }
+}
+
+/// DRF `IntegerField`, null excluded.
+pub(crate) fn read_integer(value: &Value) -> Result<i64, String> {
+    match value {
+        Value::Null => Err("This field may not be null.".into()),
+        Value::Number(n) => n.as_i64().ok_or_else(|| "A valid integer is required.".into()),
+        Value::String(s) => s.trim().parse::<i64>().map_err(|_| "A valid integer is required.".into()),
+        _ => Err("A valid integer is required.".into()),
+    }
+}
+
+/// A uuid primary key as DRF's `PrimaryKeyRelatedField` reads it (null excluded); whether it names
+/// an object is the caller's check, with [`unknown_pk`]'s message.
+pub(crate) fn read_pk(value: &Value) -> Result<Uuid, String> {
+    match value {
+        Value::Null => Err("This field may not be null.".into()),
+        Value::String(raw) => Uuid::parse_str(raw.trim()).map_err(|_| unknown_pk(raw)),
+        other => Err(format!("Incorrect type. Expected pk value, received {}.", python_type(other))),
+    }
+}
+
+/// DRF's message for a primary key that names no object the caller may reference.
+pub fn unknown_pk(raw: &str) -> String {
+    format!("Invalid pk \"{raw}\" - object does not exist.")
+}
+
 pub struct Fields<'a> {
     body: &'a Map<String, Value>,
     errors: FieldErrors,
@@ -73,24 +150,29 @@ impl<'a> Fields<'a> {
 
     /// `None`: absent or invalid (error recorded); `Some(None)`: an accepted null.
     pub fn text(&mut self, field: &str, rules: Text) -> Option<Option<String>> {
-        let value = match self.body.get(field)? {
-            Value::Null if rules.nullable => return Some(None),
-            Value::Null => return self.fail(field, "This field may not be null."),
-            Value::String(s) => s.trim().to_owned(),
-            Value::Number(n) => n.to_string(),
-            _ => return self.fail(field, "Not a valid string."),
-        };
-        if value.is_empty() && !rules.blank {
-            return self.fail(field, "This field may not be blank.");
+        let read = read_text(self.body.get(field)?, rules);
+        self.keep(field, read)
+    }
+
+    /// A field of a [`form!`](crate::form): `None` when absent (an error when `required`) or invalid.
+    pub fn field<T: FormField>(&mut self, field: &str, required: bool) -> Option<T> {
+        match self.body.get(field) {
+            Some(value) => {
+                let read = T::read(value);
+                self.keep(field, read)
+            }
+            None if required => self.fail(field, "This field is required."),
+            None => None,
         }
-        let length = value.chars().count();
-        if let Some(max) = rules.max.filter(|m| length > *m) {
-            return self.fail(field, format!("Ensure this field has no more than {max} characters."));
-        }
-        if let Some(min) = rules.min.filter(|m| length < *m && !value.is_empty()) {
-            return self.fail(field, format!("Ensure this field has at least {min} characters."));
-        }
-        Some(Some(value))
+    }
+
+    /// Reads a whole [`Form`].
+    pub fn form<F: Form>(&mut self, mode: Mode) -> F {
+        F::read(self, mode)
+    }
+
+    fn keep<T>(&mut self, field: &str, read: Result<T, String>) -> Option<T> {
+        read.map_err(|message| self.error(field, message)).ok()
     }
 
     /// A required, non-null text field.
@@ -103,31 +185,18 @@ impl<'a> Fields<'a> {
 
     /// DRF `BooleanField`: true/false, 1/0 and their usual string forms.
     pub fn boolean(&mut self, field: &str) -> Option<bool> {
-        match self.body.get(field)? {
-            Value::Bool(b) => Some(*b),
-            Value::Number(n) if n.as_i64() == Some(1) => Some(true),
-            Value::Number(n) if n.as_i64() == Some(0) => Some(false),
-            Value::String(s) => match s.as_str() {
-                "true" | "True" | "TRUE" | "1" | "yes" | "y" | "on" | "t" => Some(true),
-                "false" | "False" | "FALSE" | "0" | "no" | "n" | "off" | "f" => Some(false),
-                _ => self.fail(field, "Must be a valid boolean."),
-            },
-            Value::Null => self.fail(field, "This field may not be null."),
-            _ => self.fail(field, "Must be a valid boolean."),
-        }
+        let read = read_bool(self.body.get(field)?);
+        self.keep(field, read)
     }
 
     /// DRF `FloatField` (nullable when `nullable`).
     pub fn float(&mut self, field: &str, nullable: bool) -> Option<Option<f64>> {
         match self.body.get(field)? {
             Value::Null if nullable => Some(None),
-            Value::Null => self.fail(field, "This field may not be null."),
-            Value::Number(n) => n.as_f64().map(Some),
-            Value::String(s) => match s.trim().parse::<f64>() {
-                Ok(v) if v.is_finite() => Some(Some(v)),
-                _ => self.fail(field, "A valid number is required."),
-            },
-            _ => self.fail(field, "A valid number is required."),
+            value => {
+                let read = read_float(value);
+                self.keep(field, read).map(Some)
+            }
         }
     }
 
@@ -135,16 +204,10 @@ impl<'a> Fields<'a> {
     pub fn integer(&mut self, field: &str, nullable: bool) -> Option<Option<i64>> {
         match self.body.get(field)? {
             Value::Null if nullable => Some(None),
-            Value::Null => self.fail(field, "This field may not be null."),
-            Value::Number(n) => match n.as_i64() {
-                Some(v) => Some(Some(v)),
-                None => self.fail(field, "A valid integer is required."),
-            },
-            Value::String(s) => match s.trim().parse::<i64>() {
-                Ok(v) => Some(Some(v)),
-                Err(_) => self.fail(field, "A valid integer is required."),
-            },
-            _ => self.fail(field, "A valid integer is required."),
+            value => {
+                let read = read_integer(value);
+                self.keep(field, read).map(Some)
+            }
         }
     }
 
@@ -152,19 +215,13 @@ impl<'a> Fields<'a> {
     /// the uuid names an object the caller may reference. `Some(None)` is an accepted null.
     pub fn relation(&mut self, field: &str, nullable: bool, exists: impl Fn(Uuid) -> bool) -> Option<Option<Uuid>> {
         let value = self.body.get(field)?;
-        let raw = match value {
-            Value::Null if nullable => return Some(None),
-            Value::Null => return self.fail(field, "This field may not be null."),
-            Value::String(s) => s.as_str(),
-            other => {
-                let message = format!("Incorrect type. Expected pk value, received {}.", python_type(other));
-                return self.fail(field, message);
-            }
-        };
-        match Uuid::parse_str(raw.trim()).ok().filter(|u| exists(*u)) {
-            Some(uuid) => Some(Some(uuid)),
-            None => self.fail(field, format!("Invalid pk \"{raw}\" - object does not exist.")),
+        if value.is_null() && nullable {
+            return Some(None);
         }
+        let read = read_pk(value).and_then(|uuid| {
+            exists(uuid).then_some(uuid).ok_or_else(|| unknown_pk(value.as_str().unwrap_or_default()))
+        });
+        self.keep(field, read).map(Some)
     }
 
     /// A required, non-null relation.

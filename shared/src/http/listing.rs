@@ -7,6 +7,7 @@ use axum::{
     http::request::Parts,
 };
 use lambda_http::request::RequestContext;
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::state::AppState;
@@ -52,7 +53,8 @@ fn public_base_url(parts: &Parts, state: &AppState) -> String {
     "http://localhost".to_owned()
 }
 
-/// One page of rows and its links, before rendering.
+/// One page of rows and its links (serialized as DRF's envelope).
+#[derive(Serialize)]
 pub struct Page<T> {
     pub count: usize,
     pub next: Option<String>,

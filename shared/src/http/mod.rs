@@ -4,6 +4,7 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod body;
+pub mod contract;
 pub mod cors;
 pub mod error;
 pub mod fields;
