@@ -1,7 +1,8 @@
 //! A random-input run over every route of the inventory (`dev_server::all_routes`), through the
 //! in-process app and the emulator: hostile path parameters, query strings and bodies, sent by an
 //! admin, a user with export rights, a user without accesses, the QueryExecutor's key and nobody.
-//! No answer may be a 500 (a client's input is never the server's error) nor a panic.
+//! No answer may be a 500 (a client's input is never the server's error) nor a panic, and every
+//! answer of an operation described by its types must match the document (`support/contract.rs`).
 //!
 //! Real objects (a folder, request, snapshot, count, cohort and export) are created first and their
 //! ids harvested from the lists, so that path parameters also name things that exist. Deterministic
@@ -9,6 +10,7 @@
 //! runs 10,000 with a new seed).
 use http::{Method, StatusCode};
 use integration_tests::{
+    contract::Answers,
     exports::{app_with, csv_request, finished_cohort, user, QE},
     TestApp, ADMIN, ROOT_PERIMETER,
 };
@@ -336,6 +338,8 @@ async fn no_input_makes_a_route_answer_500() {
 
     let mut failures = Vec::new();
     let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    let static_paths: Vec<&str> = specs.iter().map(|s| s.path).filter(|p| !p.contains('{')).collect();
+    let mut answers = Answers::default();
     for case in 0..cases {
         let spec = rng.pick(&specs);
         let method = if rng.chance(85) { spec.method.clone() } else { rng.pick(&methods).clone() };
@@ -362,8 +366,13 @@ async fn no_input_makes_a_route_answer_500() {
             _ => String::new(),
         };
         let content_type = if rng.chance(90) { "application/json" } else { "text/plain" };
-        let (status, answer) = call.raw(content_type, body.clone()).send().await;
+        let (status, headers, answer) = call.raw(content_type, body.clone()).send_full().await;
         *statuses.entry(status.as_u16()).or_default() += 1;
+        // A typed operation's answer must be what the document says (when the path reached it).
+        let reached = !static_paths.contains(&path.split('?').next().unwrap_or_default());
+        if spec.doc.is_some() && method == spec.method && reached {
+            answers.note(&method, spec.path, status, &headers, &answer);
+        }
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             let shown: String = body.chars().take(300).collect();
             failures.push(format!("case {case}: {method} {path} by {caller}, body {shown} -> {status} {answer}"));
@@ -371,4 +380,9 @@ async fn no_input_makes_a_route_answer_500() {
     }
     eprintln!("[fuzz] statuses: {statuses:?}");
     assert!(failures.is_empty(), "{} answers were 500 (seed {seed}):\n{}", failures.len(), failures.join("\n"));
+    let (_, document) = app.call(Method::GET, "/schema").send().await;
+    match answers.check(&document) {
+        Ok(report) => eprintln!("[fuzz] {report}"),
+        Err(report) => panic!("typed operations answered what /schema does not say (seed {seed}):\n{report}"),
+    }
 }

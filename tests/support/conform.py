@@ -1,9 +1,9 @@
 """Checks answers against the OpenAPI document they claim to follow (issue 14).
 
 Input (JSON file given as the only argument): {"document": <the /schema document>,
-"answers": [{"method", "path" (the route template), "status", "body" (null when empty)}]}.
-Each answer's status must be documented for its operation, and its body must validate against the
-documented schema (JSON Schema 2020-12, the components resolved inside the document). Prints one
+"answers": [{"method", "path" (the route template), "status", "content_type", "body" (null when
+empty)}]}. Each answer's status must be documented for its operation, a documented body must come as
+JSON and validate against the documented schema (JSON Schema 2020-12, the components resolved inside the document). Prints one
 line per failure; exit status 1 when there is any.
 """
 import json
@@ -39,6 +39,8 @@ def main(path):
             if a["body"] is not None:
                 failures.append(f"{where}: documented without a body, answered {json.dumps(a['body'])[:200]}")
             continue
+        if not (a.get("content_type") or "").startswith("application/json"):
+            failures.append(f"{where}: documented as JSON, answered {a.get('content_type')!r}")
         ref = "urn:c360:openapi#/" + pointer(
             "paths", a["path"], a["method"].lower(), "responses", str(a["status"]), "content", "application/json", "schema"
         )

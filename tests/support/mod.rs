@@ -1,6 +1,7 @@
 //! Test support: every test gets its own DynamoDB table in the emulator (cloned from the template's
 //! table, so the schema has one source of truth), its own app state and router.
 pub mod cohort;
+pub mod contract;
 pub mod exports;
 pub mod live;
 

@@ -74,7 +74,11 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "folders.destroy",
             destroy,
         )
-        .doc(Doc::new().empty(204, "Deleted, with their requests, versions, counts and cohorts."))
+        .doc(
+            Doc::new()
+                .empty(204, "Deleted, with their requests, versions, counts and cohorts.")
+                .error(400, "A comma-separated list holding something else than uuids."),
+        )
         .build()
 }
 

@@ -379,6 +379,8 @@ pub struct Doc {
     pub body: Option<SchemaFn>,
     pub query: Vec<Param>,
     pub replies: Vec<Reply>,
+    /// Error statuses particular to the operation, with their description.
+    pub errors: Vec<(u16, &'static str)>,
 }
 
 fn view_schema<T: ToSchema>(components: &mut Components) -> Schema {
@@ -440,6 +442,12 @@ impl Doc {
     /// An answer without a body (204).
     pub fn empty(mut self, status: u16, description: &'static str) -> Self {
         self.replies.push(Reply { status, description, body: None });
+        self
+    }
+
+    /// An error answer beyond those every typed operation documents (see `openapi::responses`).
+    pub fn error(mut self, status: u16, description: &'static str) -> Self {
+        self.errors.push((status, description));
         self
     }
 

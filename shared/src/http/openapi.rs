@@ -52,6 +52,9 @@ fn responses(spec: &RouteSpec, doc: &Doc, components: &mut Components) -> Map<St
         let response = json!({"description": description, "content": json_content(components.error(status))});
         responses.entry(status.to_string()).or_insert(response);
     };
+    for (status, description) in &doc.errors {
+        error(*status, description);
+    }
     if doc.body.is_some() || !doc.query.is_empty() {
         error(400, "Invalid body or query parameter: the fields' messages (DRF), or a message.");
     }
