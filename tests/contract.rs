@@ -72,6 +72,7 @@ async fn typed_operations_answer_what_the_document_says() {
     let call = app.call(Method::PATCH, &path).token(&token).json(json!({"description": null}));
     assert_eq!(answers.send(call, Method::PATCH, one).await.0, StatusCode::OK);
     assert_eq!(answers.send(app.call(Method::GET, &path), Method::GET, one).await.0, StatusCode::FORBIDDEN);
+    requests_answer_what_the_document_says(&app, &token, created["uuid"].as_str().expect("uuid"), &mut answers).await;
     let call = app.call(Method::DELETE, &path).token(&token);
     assert_eq!(answers.send(call, Method::DELETE, one).await.0, StatusCode::NO_CONTENT);
     let call = app.call(Method::GET, &path).token(&token);
@@ -81,4 +82,42 @@ async fn typed_operations_answer_what_the_document_says() {
         Ok(report) => eprintln!("{report}"),
         Err(report) => panic!("answers differ from /schema:\n{report}"),
     }
+}
+
+/// `/cohort/requests/` and its routes under a folder.
+async fn requests_answer_what_the_document_says(app: &TestApp, token: &str, folder: &str, answers: &mut Answers) {
+    let (requests, one) = ("/cohort/requests/", "/cohort/requests/{uuid}/");
+    let (nested, nested_one) =
+        ("/cohort/folders/{parent_folder}/requests/", "/cohort/folders/{parent_folder}/requests/{uuid}/");
+    let call = app.call(Method::POST, requests).token(token).json(json!({"name": "r", "parent_folder": folder}));
+    let (status, created) = answers.send(call, Method::POST, requests).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(created.get("updated_at").is_none(), "the POST answer has no updated_at: {created}");
+    let body = json!({"name": "x".repeat(256), "favorite": "maybe", "parent_folder_id": uuid::Uuid::new_v4()});
+    let call = app.call(Method::POST, requests).token(token).json(body);
+    let (status, errors) = answers.send(call, Method::POST, requests).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(errors.as_object().map(|e| e.len()), Some(3), "{errors}");
+    let call =
+        app.call(Method::POST, &format!("/cohort/folders/{folder}/requests/")).token(token).json(json!({"name": "n"}));
+    assert_eq!(answers.send(call, Method::POST, nested).await.0, StatusCode::CREATED);
+    for query in ["", "?ordering=name", "?favorite=false&search=r", "?parent_folder=nope"] {
+        let call = app.call(Method::GET, &format!("{requests}{query}")).token(token);
+        answers.send(call, Method::GET, requests).await;
+    }
+    let call = app.call(Method::GET, &format!("/cohort/folders/{folder}/requests/?limit=1")).token(token);
+    assert_eq!(answers.send(call, Method::GET, nested).await.0, StatusCode::OK);
+    let uuid = created["uuid"].as_str().expect("uuid");
+    let call = app.call(Method::GET, &format!("/cohort/folders/{folder}/requests/{uuid}/")).token(token);
+    assert_eq!(answers.send(call, Method::GET, nested_one).await.0, StatusCode::OK);
+    let call = app.call(Method::PATCH, &format!("{requests}{uuid}/")).token(token).json(json!({"favorite": true}));
+    let (status, patched) = answers.send(call, Method::PATCH, one).await;
+    assert_eq!((status, &patched["favorite"]), (StatusCode::OK, &json!(true)));
+    assert!(patched.get("updated_at").is_some());
+    let call = app.call(Method::PATCH, &format!("{requests}{uuid}/")).token(token).json(json!({"parent_folder": 3}));
+    assert_eq!(answers.send(call, Method::PATCH, one).await.0, StatusCode::BAD_REQUEST);
+    let call = app.call(Method::DELETE, &format!("{requests}{uuid},nope/")).token(token);
+    assert_eq!(answers.send(call, Method::DELETE, one).await.0, StatusCode::BAD_REQUEST);
+    let call = app.call(Method::DELETE, &format!("/cohort/folders/{folder}/requests/{uuid}/")).token(token);
+    assert_eq!(answers.send(call, Method::DELETE, nested_one).await.0, StatusCode::NO_CONTENT);
 }

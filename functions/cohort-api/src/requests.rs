@@ -14,8 +14,9 @@ use c360::{
     },
     error::{AppError, AppResult},
     http::{
-        fields::{Fields, Text},
-        listing::{matches_regex_search, sort_by, ListQuery, SortValue},
+        contract::{BlankText, Doc, Mode, Paging, Pk, Text},
+        fields::Fields,
+        listing::{matches_regex_search, sort_by, ListQuery, Page, SortValue},
         Api, AppState, Body, Exposure, Principal, RouteSpec,
     },
     store::{
@@ -24,16 +25,65 @@ use c360::{
         Condition, StoreError, Write,
     },
 };
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use crate::{common::*, rows, views};
+use crate::{
+    common::*,
+    rows,
+    views::{self, RequestView},
+};
 
 const RELATIONS: [&str; 2] = ["parent_folder", "owner"];
+const ORDERING: [&str; 3] = ["name", "updated_at", "parent_folder"];
+
+c360::form! {
+    /// A request as POST creates it and PATCH edits it (`owner_id` and `parent_folder_id` are read as
+    /// `owner` and `parent_folder`).
+    pub struct RequestForm {
+        /// The caller's username, if sent.
+        optional owner: OwnerRef,
+        required name: Text<255>,
+        optional description: BlankText,
+        optional favorite: bool,
+        /// One of the caller's folders (the path's, on the routes under a folder).
+        required parent_folder: Pk,
+    }
+}
+
+fn list_doc() -> Doc {
+    let text = json!({"type": "string"});
+    Doc::new()
+        .paged::<RequestView>(Paging::Limit)
+        .ordering(&ORDERING)
+        .search(&["name", "description"])
+        .param("favorite", "Favorites only (true) or the others (false).", json!({"type": "boolean"}))
+        .param("shared_by", "Shared by this username.", text)
+        .param("parent_folder", "In this folder.", json!({"type": "string", "format": "uuid"}))
+        .date_range("updated_at")
+}
+
+fn create_doc() -> Doc {
+    Doc::new().form::<RequestForm>(Mode::Create).reply::<RequestView>(201, "The new request (without `updated_at`).")
+}
+
+fn patch_doc() -> Doc {
+    Doc::new()
+        .form::<RequestForm>(Mode::Update)
+        .reply::<RequestView>(200, "The request as changed.")
+        .error(400, "Invalid fields, or the request changed meanwhile (a message: retry).")
+}
+
+fn destroy_doc() -> Doc {
+    Doc::new()
+        .empty(204, "Deleted, with their versions, counts and cohorts.")
+        .error(400, "A comma-separated list holding something else than uuids.")
+}
 
 pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
     Api::new(state, "cohort")
         .route(Method::GET, "/cohort/requests/", Exposure::Authenticated, "List the caller's requests (LIMIT)", list)
+        .doc(list_doc())
         .audited(
             Method::POST,
             "/cohort/requests/",
@@ -42,7 +92,9 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "requests.create",
             create,
         )
+        .doc(create_doc())
         .route(Method::GET, "/cohort/requests/{uuid}/", Exposure::Authenticated, "Get a request", retrieve)
+        .doc(Doc::new().reply::<RequestView>(200, "The request."))
         .audited(
             Method::PATCH,
             "/cohort/requests/{uuid}/",
@@ -51,6 +103,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "requests.partial_update",
             patch,
         )
+        .doc(patch_doc())
         .audited(
             Method::DELETE,
             "/cohort/requests/{uuid}/",
@@ -59,6 +112,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "requests.destroy",
             destroy,
         )
+        .doc(destroy_doc())
         .route(
             Method::GET,
             "/cohort/folders/{parent_folder}/requests/",
@@ -66,6 +120,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "List the requests of a folder (LIMIT)",
             list_in_folder,
         )
+        .doc(list_doc())
         .audited(
             Method::POST,
             "/cohort/folders/{parent_folder}/requests/",
@@ -74,6 +129,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "requests.create",
             create_in_folder,
         )
+        .doc(create_doc())
         .route(
             Method::GET,
             "/cohort/folders/{parent_folder}/requests/{uuid}/",
@@ -81,6 +137,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "Get a request of a folder",
             retrieve_in_folder,
         )
+        .doc(Doc::new().reply::<RequestView>(200, "The request."))
         .audited(
             Method::PATCH,
             "/cohort/folders/{parent_folder}/requests/{uuid}/",
@@ -89,6 +146,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "requests.partial_update",
             patch_in_folder,
         )
+        .doc(patch_doc())
         .audited(
             Method::DELETE,
             "/cohort/folders/{parent_folder}/requests/{uuid}/",
@@ -97,6 +155,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "requests.destroy",
             destroy_in_folder,
         )
+        .doc(destroy_doc())
         .build()
 }
 
@@ -111,14 +170,24 @@ async fn sharer_names(state: &AppState, requests: &[&Request]) -> AppResult<view
 }
 
 /// Renders rows with their sharers' names (one BatchGetItem, only when the rows name sharers).
-async fn render(state: &AppState, rows: &[&RequestRow]) -> AppResult<Vec<Value>> {
+async fn render(state: &AppState, rows: &[&RequestRow]) -> AppResult<Vec<RequestView>> {
     let requests: Vec<&Request> = rows.iter().map(|r| &r.request).collect();
     let names = sharer_names(state, &requests).await?;
-    Ok(rows.iter().map(|row| views::request(row, &names, true)).collect())
+    Ok(rows.iter().map(|row| RequestView::of(row, &names, true)).collect())
 }
 
-async fn list_scoped(state: &AppState, owner: &str, query: &ListQuery, folder: Option<Uuid>) -> AppResult<Value> {
-    let orders = query.ordering("ordering", &["name", "updated_at", "parent_folder"])?;
+async fn rendered_one(state: &AppState, row: &RequestRow) -> AppResult<RequestView> {
+    let names = sharer_names(state, &[&row.request]).await?;
+    Ok(RequestView::of(row, &names, true))
+}
+
+async fn list_scoped(
+    state: &AppState,
+    owner: &str,
+    query: &ListQuery,
+    folder: Option<Uuid>,
+) -> AppResult<Page<RequestView>> {
+    let orders = query.ordering("ordering", &ORDERING)?;
     let default_order = query.ordering_from("-updated_at");
     let in_index_order = folder.is_none()
         && (orders.is_empty() || orders == default_order)
@@ -127,7 +196,7 @@ async fn list_scoped(state: &AppState, owner: &str, query: &ListQuery, folder: O
         let (limit, offset) = query.limit_offset();
         if let Some((total, page)) = rows::requests_page(state, owner, offset, limit).await? {
             let rendered = render(state, &page.iter().collect::<Vec<_>>()).await?;
-            return Ok(query.limited_window(total, rendered).envelope(|v| v));
+            return Ok(query.limited_window(total, rendered));
         }
     }
     let orders = if orders.is_empty() { default_order } else { orders };
@@ -156,10 +225,14 @@ async fn list_scoped(state: &AppState, owner: &str, query: &ListQuery, folder: O
     let page = query.limited_of(requests.into_iter().map(|(r, _)| r.uuid).collect::<Vec<_>>());
     let rows = rows::requests_by_id(state, owner, &page.results, known).await?;
     let rendered = render(state, &rows.iter().collect::<Vec<_>>()).await?;
-    Ok(query.limited_window(page.count, rendered).envelope(|v| v))
+    Ok(query.limited_window(page.count, rendered))
 }
 
-async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: ListQuery) -> AppResult<Json<Value>> {
+async fn list(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    query: ListQuery,
+) -> AppResult<Json<Page<RequestView>>> {
     Ok(Json(list_scoped(&state, owner(&principal), &query, None).await?))
 }
 
@@ -168,7 +241,7 @@ async fn list_in_folder(
     principal: Arc<Principal>,
     Path(folder): Path<String>,
     query: ListQuery,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Page<RequestView>>> {
     // An unknown folder has no requests.
     let folder = Uuid::parse_str(&folder).unwrap_or(Uuid::nil());
     Ok(Json(list_scoped(&state, owner(&principal), &query, Some(folder)).await?))
@@ -179,25 +252,28 @@ async fn create_scoped(
     owner: &str,
     mut body: Map<String, Value>,
     folder: Option<&str>,
-) -> AppResult<(StatusCode, Json<Value>)> {
+) -> AppResult<(StatusCode, Json<RequestView>)> {
     apply_id_aliases(&mut body, &RELATIONS);
     if let Some(folder) = folder {
         body.insert("parent_folder".into(), Value::String(folder.to_owned()));
     }
     let folder = named_folder(state, owner, &body).await?;
     let mut fields = Fields::new(&body);
-    check_owner(&mut fields, owner);
-    let name = fields.required_text("name", Text::max(255));
-    let description = fields.text("description", Text::default().blank()).flatten();
-    let favorite = fields.boolean("favorite");
-    let parent_folder = fields.required_relation("parent_folder", |u| folder.as_ref().is_some_and(|f| f.uuid == u));
+    let form: RequestForm = fields.form(Mode::Create);
+    if let Some(sent) = &form.owner {
+        sent.check(&mut fields, owner);
+    }
+    let parent_folder = form
+        .parent_folder
+        .as_ref()
+        .and_then(|pk| pk.check(&mut fields, "parent_folder", |u| folder.as_ref().is_some_and(|f| f.uuid == u)));
     fields.finish()?;
     let request = Request {
         uuid: Uuid::new_v4(),
         owner: owner.to_owned(),
-        name: name.unwrap_or_default(),
-        description: description.unwrap_or_default(),
-        favorite: favorite.unwrap_or(false),
+        name: form.name.map(|n| n.0).unwrap_or_default(),
+        description: form.description.map(|d| d.0).unwrap_or_default(),
+        favorite: form.favorite.unwrap_or(false),
         parent_folder: parent_folder.unwrap_or_default(),
         shared_by: None,
         snapshot_versions: None,
@@ -212,7 +288,7 @@ async fn create_scoped(
         let summary = RequestSummary { folder: Some(FolderLine::of(&current)), ..RequestSummary::default() };
         if insert_request(state, &request, &summary).await? {
             let row = RequestRow { request, summary };
-            return Ok((StatusCode::CREATED, Json(views::request(&row, &HashMap::new(), false))));
+            return Ok((StatusCode::CREATED, Json(RequestView::of(&row, &HashMap::new(), false))));
         }
         folder = state.store.workspace_object::<Folder>(owner, request.parent_folder).await?;
     }
@@ -243,7 +319,7 @@ async fn create(
     State(state): State<AppState>,
     principal: Arc<Principal>,
     Body(body): Body,
-) -> AppResult<(StatusCode, Json<Value>)> {
+) -> AppResult<(StatusCode, Json<RequestView>)> {
     create_scoped(&state, owner(&principal), body, None).await
 }
 
@@ -252,7 +328,7 @@ async fn create_in_folder(
     principal: Arc<Principal>,
     Path(folder): Path<String>,
     Body(body): Body,
-) -> AppResult<(StatusCode, Json<Value>)> {
+) -> AppResult<(StatusCode, Json<RequestView>)> {
     create_scoped(&state, owner(&principal), body, Some(&folder)).await
 }
 
@@ -275,17 +351,21 @@ async fn owned_request(state: &AppState, owner: &str, uuid: &str, folder: Option
     Ok(row)
 }
 
-async fn retrieve_scoped(state: &AppState, owner: &str, uuid: &str, folder: Option<&str>) -> AppResult<Json<Value>> {
+async fn retrieve_scoped(
+    state: &AppState,
+    owner: &str,
+    uuid: &str,
+    folder: Option<&str>,
+) -> AppResult<Json<RequestView>> {
     let row = owned_request(state, owner, uuid, folder).await?;
-    let mut rendered = render(state, &[&row]).await?;
-    Ok(Json(rendered.pop().unwrap_or_default()))
+    Ok(Json(rendered_one(state, &row).await?))
 }
 
 async fn retrieve(
     State(state): State<AppState>,
     principal: Arc<Principal>,
     Path(uuid): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<RequestView>> {
     retrieve_scoped(&state, owner(&principal), &uuid, None).await
 }
 
@@ -293,7 +373,7 @@ async fn retrieve_in_folder(
     State(state): State<AppState>,
     principal: Arc<Principal>,
     Path((folder, uuid)): Path<(String, String)>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<RequestView>> {
     retrieve_scoped(&state, owner(&principal), &uuid, Some(&folder)).await
 }
 
@@ -303,7 +383,7 @@ async fn patch_scoped(
     uuid: &str,
     folder: Option<&str>,
     mut body: Map<String, Value>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<RequestView>> {
     apply_id_aliases(&mut body, &RELATIONS);
     // A cohort added or a folder emptied between the reads and the write: read again.
     for _ in 0..3 {
@@ -321,17 +401,20 @@ async fn patch_once(
     uuid: &str,
     folder: Option<&str>,
     body: &Map<String, Value>,
-) -> AppResult<Option<Json<Value>>> {
+) -> AppResult<Option<Json<RequestView>>> {
     let row = owned_request(state, owner, uuid, folder).await?;
     let named = named_folder(state, owner, body).await?;
     let mut fields = Fields::new(body);
-    check_owner(&mut fields, owner);
-    let name = fields.text("name", Text::max(255)).flatten();
-    let description = fields.text("description", Text::default().blank()).flatten();
-    let favorite = fields.boolean("favorite");
-    let parent_folder =
-        fields.relation("parent_folder", false, |u| named.as_ref().is_some_and(|f| f.uuid == u)).flatten();
+    let form: RequestForm = fields.form(Mode::Update);
+    if let Some(sent) = &form.owner {
+        sent.check(&mut fields, owner);
+    }
+    let parent_folder = form
+        .parent_folder
+        .as_ref()
+        .and_then(|pk| pk.check(&mut fields, "parent_folder", |u| named.as_ref().is_some_and(|f| f.uuid == u)));
     fields.finish()?;
+    let (name, description, favorite) = (form.name.map(|n| n.0), form.description.map(|d| d.0), form.favorite);
     let mut changes = Changes::modified(time::now());
     if let Some(name) = &name {
         changes.set("name", name)?;
@@ -389,8 +472,7 @@ async fn patch_once(
         summary.folder = named.as_ref().map(FolderLine::of);
     }
     let row = RequestRow { request: updated, summary };
-    let mut rendered = render(state, &[&row]).await?;
-    Ok(Some(Json(rendered.pop().unwrap_or_default())))
+    Ok(Some(Json(rendered_one(state, &row).await?)))
 }
 
 async fn patch(
@@ -398,7 +480,7 @@ async fn patch(
     principal: Arc<Principal>,
     Path(uuid): Path<String>,
     Body(body): Body,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<RequestView>> {
     patch_scoped(&state, owner(&principal), &uuid, None, body).await
 }
 
@@ -407,7 +489,7 @@ async fn patch_in_folder(
     principal: Arc<Principal>,
     Path((folder, uuid)): Path<(String, String)>,
     Body(body): Body,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<RequestView>> {
     patch_scoped(&state, owner(&principal), &uuid, Some(&folder), body).await
 }
 

@@ -45,38 +45,77 @@ impl FolderView {
     }
 }
 
-/// A request row (spec §5.4): its snapshots, their counts and cohorts come from its summary;
-/// `with_updated_at` is false in the POST response only (spec §5.4 quirk).
-pub fn request(row: &RequestRow, names: &Names, with_updated_at: bool) -> Value {
-    let r = &row.request;
-    let snapshots: Vec<Value> = row
-        .summary
-        .listed()
-        .into_iter()
-        .map(|(uuid, s)| {
-            json!({
-                "uuid": uuid,
-                "name": s.line.name,
-                "created_at": time::iso(s.line.created_at),
-                "cohorts_count": s.cohorts.len(),
-                "patients_count": s.newest_count.as_ref().and_then(|c| c.measure),
-                "version": s.line.version,
+/// A version line of a request row.
+#[derive(Serialize, ToSchema)]
+pub struct SnapshotLineView {
+    pub uuid: Uuid,
+    pub name: Option<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    pub cohorts_count: usize,
+    /// The newest count's measure, if any.
+    pub patients_count: Option<i64>,
+    pub version: i64,
+}
+
+/// A request's folder as its row shows it.
+#[derive(Serialize, ToSchema)]
+pub struct FolderLineView {
+    pub uuid: Uuid,
+    pub name: String,
+    pub description: Option<String>,
+}
+
+/// A request row (spec §5.4): its versions, their counts and cohorts come from its summary.
+#[derive(Serialize, ToSchema)]
+pub struct RequestView {
+    pub uuid: Uuid,
+    pub name: String,
+    pub description: String,
+    pub favorite: bool,
+    /// Newest first; deleted versions are not listed.
+    pub query_snapshots: Vec<SnapshotLineView>,
+    /// The display name of the user who shared it with the caller.
+    pub shared_by: Option<String>,
+    pub parent_folder: Option<FolderLineView>,
+    /// The newest version's creation; absent from the POST answer (spec §5.4 quirk).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub updated_at: Option<Option<String>>,
+}
+
+impl RequestView {
+    /// `with_updated_at` is false in the POST answer only.
+    pub fn of(row: &RequestRow, names: &Names, with_updated_at: bool) -> Self {
+        let r = &row.request;
+        let query_snapshots = row
+            .summary
+            .listed()
+            .into_iter()
+            .map(|(uuid, s)| SnapshotLineView {
+                uuid,
+                name: s.line.name.clone(),
+                created_at: time::iso(s.line.created_at),
+                cohorts_count: s.cohorts.len(),
+                patients_count: s.newest_count.as_ref().and_then(|c| c.measure),
+                version: s.line.version,
             })
-        })
-        .collect();
-    let mut value = json!({
-        "uuid": r.uuid,
-        "name": r.name,
-        "description": r.description,
-        "favorite": r.favorite,
-        "query_snapshots": snapshots,
-        "shared_by": r.shared_by.as_ref().map(|u| names.get(u).cloned().unwrap_or_else(|| u.clone())),
-        "parent_folder": row.summary.folder.as_ref().map(|f| json!({"uuid": r.parent_folder, "name": f.name, "description": f.description})),
-    });
-    if with_updated_at {
-        value["updated_at"] = json!(row.summary.updated_at().map(time::python_str));
+            .collect();
+        Self {
+            uuid: r.uuid,
+            name: r.name.clone(),
+            description: r.description.clone(),
+            favorite: r.favorite,
+            query_snapshots,
+            shared_by: r.shared_by.as_ref().map(|u| names.get(u).cloned().unwrap_or_else(|| u.clone())),
+            parent_folder: row.summary.folder.as_ref().map(|f| FolderLineView {
+                uuid: r.parent_folder,
+                name: f.name.clone(),
+                description: f.description.clone(),
+            }),
+            updated_at: with_updated_at.then(|| row.summary.updated_at().map(time::python_str)),
+        }
     }
-    value
 }
 
 pub fn dated_measure(settings: &Settings, m: &DatedMeasure, now: DateTime) -> Value {

@@ -244,6 +244,36 @@ impl FormField for Uuid {
     }
 }
 
+/// A relation as sent: its uuid, and its text for DRF's "object does not exist" message, which
+/// quotes what the client sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pk {
+    pub uuid: Uuid,
+    pub raw: String,
+}
+
+impl FormField for Pk {
+    fn read(value: &Value) -> Result<Self, String> {
+        let uuid = fields::read_pk(value)?;
+        Ok(Self { uuid, raw: value.as_str().unwrap_or_default().to_owned() })
+    }
+    fn schema() -> Schema {
+        Uuid::schema()
+    }
+}
+
+impl Pk {
+    /// Records DRF's message on `field` unless the uuid names an object the caller may reference.
+    pub fn check(&self, fields: &mut Fields, field: &str, exists: impl FnOnce(Uuid) -> bool) -> Option<Uuid> {
+        if exists(self.uuid) {
+            Some(self.uuid)
+        } else {
+            fields.error(field, fields::unknown_pk(&self.raw));
+            None
+        }
+    }
+}
+
 /// DRF `DateTimeField`.
 impl FormField for DateTime {
     fn read(value: &Value) -> Result<Self, String> {
