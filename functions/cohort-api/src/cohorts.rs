@@ -22,7 +22,7 @@ use c360::{
     error::{AppError, AppResult},
     http::{
         fields::{Fields, Text},
-        listing::{matches_regex_search, sort_by, ListQuery, SortValue},
+        listing::{matches_regex_search, sort_by, ListQuery, Page, SortValue},
         Api, AppState, Body, Exposure, MethodPolicy, Principal, PublicCaller, RouteSpec,
     },
     services::notify,
@@ -39,7 +39,7 @@ use uuid::Uuid;
 use crate::{
     common::*,
     rows::{self, Parents},
-    views,
+    views::CohortView,
 };
 
 const RELATIONS: [&str; 4] = ["request_query_snapshot", "dated_measure", "parent_cohort", "owner"];
@@ -122,12 +122,16 @@ fn integer_filter(query: &ListQuery, key: &str) -> AppResult<Option<i64>> {
 }
 
 /// Renders cohort rows with the parents they name.
-async fn render(state: &AppState, rows: &[&CohortRow], annotated: bool) -> AppResult<Vec<Value>> {
+async fn render(state: &AppState, rows: &[&CohortRow], annotated: bool) -> AppResult<Vec<CohortView>> {
     let parents = Parents::of(state, rows).await?;
-    Ok(rows.iter().map(|row| views::cohort_row(&state.settings, row, parents.of_row(row), annotated)).collect())
+    Ok(rows.iter().map(|row| CohortView::of_row(&state.settings, row, parents.of_row(row), annotated)).collect())
 }
 
-async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: ListQuery) -> AppResult<Json<Value>> {
+async fn list(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    query: ListQuery,
+) -> AppResult<Json<Page<CohortView>>> {
     let orders =
         query.ordering("ordering", &["created_at", "modified_at", "name", "result_size", "favorite", "request"])?;
     let default_order = query.ordering_from("-created_at");
@@ -138,7 +142,7 @@ async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: L
         let (limit, offset) = query.limit_offset();
         if let Some((total, page)) = rows::cohorts_page(&state, &principal.username, offset, limit).await? {
             let rendered = render(&state, &page.iter().collect::<Vec<_>>(), true).await?;
-            return Ok(Json(query.limited_window(total, rendered).envelope(|v| v)));
+            return Ok(Json(query.limited_window(total, rendered)));
         }
     }
     let orders = if orders.is_empty() { default_order } else { orders };
@@ -196,14 +200,14 @@ async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: L
     });
     let page = query.limited_of(cohorts);
     let rendered = render(&state, &page.results, true).await?;
-    Ok(Json(query.limited_window(page.count, rendered).envelope(|v| v)))
+    Ok(Json(query.limited_window(page.count, rendered)))
 }
 
 async fn retrieve(
     State(state): State<AppState>,
     principal: Arc<Principal>,
     Path(uuid): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<CohortView>> {
     let uuid = path_uuid(&uuid, Kind::Cohort)?;
     // Applicative actors find the owner through the uuid index; users read their own cohort at once.
     let owner = if is_applicative(&principal) {
@@ -216,7 +220,7 @@ async fn retrieve(
         return Err(AppError::NotFound(Kind::Cohort.model()));
     }
     let mut rendered = render(&state, &[&row], true).await?;
-    Ok(Json(rendered.pop().unwrap_or_default()))
+    Ok(Json(rendered.pop().ok_or_else(|| AppError::internal("a rendered cohort is missing"))?))
 }
 
 /// A regular cohort (from a snapshot and its count) or a sample (from a parent cohort and a ratio).
@@ -225,7 +229,7 @@ async fn create(
     principal: Arc<Principal>,
     headers: HeaderMap,
     Body(mut body): Body,
-) -> AppResult<(StatusCode, Json<Value>)> {
+) -> AppResult<(StatusCode, Json<CohortView>)> {
     refuse_applicative(&principal)?;
     apply_id_aliases(&mut body, &RELATIONS);
     // A rename of its request (or a delete) between the reads and the write: read again.
@@ -243,7 +247,7 @@ async fn create_once(
     owner: &str,
     headers: &HeaderMap,
     body: &Map<String, Value>,
-) -> AppResult<Option<(StatusCode, Json<Value>)>> {
+) -> AppResult<Option<(StatusCode, Json<CohortView>)>> {
     let (state, headers) = (state.clone(), headers.clone());
     let ws = named_around(&state, owner, body).await?;
     let now = time::now();
@@ -363,7 +367,7 @@ async fn create_once(
     }
     let mut rendered = ws;
     rendered.measures.extend(measures);
-    Ok(Some((StatusCode::CREATED, Json(views::cohort(&state.settings, &rendered, &cohort, false)))))
+    Ok(Some((StatusCode::CREATED, Json(CohortView::of(&state.settings, &rendered, &cohort, false)))))
 }
 
 /// What a cohort's creation validates and renders: the snapshot it names (or its parent's) with its
@@ -432,7 +436,7 @@ async fn patch(
     principal: Arc<Principal>,
     Path(uuid): Path<String>,
     Body(body): Body,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<CohortView>> {
     let uuid = path_uuid(&uuid, Kind::Cohort)?;
     let cohort: CohortResult = visible(&state, &principal, uuid).await?;
     if cohort.is_subset && !is_applicative(&principal) {
@@ -536,7 +540,7 @@ async fn patch(
         None => CohortRow { summary: CohortSummary::from_workspace(&ws, &updated), cohort: updated },
     };
     let mut rendered = render(&state, &[&row], false).await?;
-    Ok(Json(rendered.pop().unwrap_or_default()))
+    Ok(Json(rendered.pop().ok_or_else(|| AppError::internal("a rendered cohort is missing"))?))
 }
 
 /// `group.id` arrives as a string or a number; it is stored as text.

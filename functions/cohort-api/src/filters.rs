@@ -14,7 +14,7 @@ use c360::{
     error::{AppError, AppResult},
     http::{
         fields::{Fields, Text},
-        listing::{sort_by, ListQuery, SortValue},
+        listing::{sort_by, ListQuery, Page, SortValue},
         Api, AppState, Body, Exposure, Principal, RouteSpec,
     },
     store::{
@@ -25,7 +25,10 @@ use c360::{
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::{common::*, views};
+use crate::{
+    common::*,
+    views::{self, FilterView},
+};
 
 pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
     const ROOT: &str = "/cohort/fhir-filters/";
@@ -67,7 +70,11 @@ fn names(principal: &Principal) -> views::Names {
     HashMap::from([(principal.username.clone(), display)])
 }
 
-async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: ListQuery) -> AppResult<Json<Value>> {
+async fn list(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    query: ListQuery,
+) -> AppResult<Json<Page<FilterView>>> {
     let orders = query.ordering("ordering", &["created_at", "modified_at"])?;
     let orders = if orders.is_empty() { query.ordering_from("-created_at") } else { orders };
     let mut filters = load(&state, owner(&principal), &[Kind::Filter]).await?.filters;
@@ -88,7 +95,7 @@ async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: L
         _ => SortValue::Text(time::iso(f.stamps.created_at)),
     });
     let names = names(&principal);
-    Ok(Json(query.limited_of(filters).envelope(|f| views::filter(&f, &names))))
+    Ok(Json(query.limited_of(filters).map(|f| FilterView::of(&f, &names))))
 }
 
 /// The database's message for a duplicate (name, resource) of an owner (spec §5.10: 400 `{"error"}`).
@@ -104,7 +111,7 @@ async fn create(
     State(state): State<AppState>,
     principal: Arc<Principal>,
     Body(mut body): Body,
-) -> AppResult<(StatusCode, Json<Value>)> {
+) -> AppResult<(StatusCode, Json<FilterView>)> {
     let owner = owner(&principal);
     apply_id_aliases(&mut body, &["owner"]);
     let mut fields = Fields::new(&body);
@@ -131,7 +138,7 @@ async fn create(
         stamps: Stamps::new(time::now()),
     };
     match state.store.transact(vec![put_object(&filter, Condition::MustNotExist)?, filter_name_guard(&filter)?]).await {
-        Ok(()) => Ok((StatusCode::CREATED, Json(views::filter(&filter, &names(&principal))))),
+        Ok(()) => Ok((StatusCode::CREATED, Json(FilterView::of(&filter, &names(&principal))))),
         Err(StoreError::TransactionConflict(failed)) if failed.get(1) == Some(&true) => Err(duplicate(&filter)),
         Err(other) => Err(other.into()),
     }
@@ -141,10 +148,10 @@ async fn retrieve(
     State(state): State<AppState>,
     principal: Arc<Principal>,
     Path(uuid): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<FilterView>> {
     let uuid = path_uuid(&uuid, Kind::Filter)?;
     let filter: FhirFilter = owned(&state, owner(&principal), uuid).await?;
-    Ok(Json(views::filter(&filter, &names(&principal))))
+    Ok(Json(FilterView::of(&filter, &names(&principal))))
 }
 
 async fn patch(
@@ -152,7 +159,7 @@ async fn patch(
     principal: Arc<Principal>,
     Path(uuid): Path<String>,
     Body(mut body): Body,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<FilterView>> {
     let uuid = path_uuid(&uuid, Kind::Filter)?;
     let owner = owner(&principal);
     let current: FhirFilter = owned(&state, owner, uuid).await?;
@@ -212,7 +219,7 @@ async fn patch(
         Err(other) => return Err(other.into()),
     }
     let stored: FhirFilter = owned(&state, owner, uuid).await?;
-    Ok(Json(views::filter(&stored, &names(&principal))))
+    Ok(Json(FilterView::of(&stored, &names(&principal))))
 }
 
 async fn destroy(

@@ -16,7 +16,7 @@ use c360::{
     error::{AppError, AppResult},
     http::{
         fields::Fields,
-        listing::{sort_by, ListQuery, SortValue},
+        listing::{sort_by, ListQuery, Page, SortValue},
         Api, AppState, Body, Exposure, MethodPolicy, Principal, RouteSpec,
     },
     store::{cohort::Changes, keys, StoreError},
@@ -24,7 +24,7 @@ use c360::{
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::{common::*, rows, views};
+use crate::{common::*, rows, views::DatedMeasureView};
 
 pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
     Api::new(state, "cohort")
@@ -50,7 +50,11 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
         .build()
 }
 
-async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: ListQuery) -> AppResult<Json<Value>> {
+async fn list(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    query: ListQuery,
+) -> AppResult<Json<Page<DatedMeasureView>>> {
     let mut measures: Vec<DatedMeasure> = if is_applicative(&principal) {
         state.store.objects_of_everyone().await?
     } else {
@@ -67,7 +71,7 @@ async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: L
         _ => SortValue::Text(time::iso(m.stamps.created_at)),
     });
     let now = time::now();
-    Ok(Json(query.limited_of(measures).envelope(|m| views::dated_measure(&state.settings, &m, now))))
+    Ok(Json(query.limited_of(measures).map(|m| DatedMeasureView::of(&state.settings, &m, now))))
 }
 
 async fn create(
@@ -75,7 +79,7 @@ async fn create(
     principal: Arc<Principal>,
     headers: HeaderMap,
     Body(mut body): Body,
-) -> AppResult<(StatusCode, Json<Value>)> {
+) -> AppResult<(StatusCode, Json<DatedMeasureView>)> {
     refuse_applicative(&principal)?;
     let owner = owner(&principal);
     apply_id_aliases(&mut body, &["request_query_snapshot", "owner"]);
@@ -100,16 +104,16 @@ async fn create(
         let pk = snapshot.uuid;
         return Err(AppError::field("request_query_snapshot", format!("Invalid pk \"{pk}\" - object does not exist.")));
     }
-    Ok((StatusCode::CREATED, Json(views::dated_measure(&state.settings, &measure, time::now()))))
+    Ok((StatusCode::CREATED, Json(DatedMeasureView::of(&state.settings, &measure, time::now()))))
 }
 
 async fn retrieve(
     State(state): State<AppState>,
     principal: Arc<Principal>,
     Path(uuid): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<DatedMeasureView>> {
     let measure: DatedMeasure = visible(&state, &principal, path_uuid(&uuid, Kind::DatedMeasure)?).await?;
-    Ok(Json(views::dated_measure(&state.settings, &measure, time::now())))
+    Ok(Json(DatedMeasureView::of(&state.settings, &measure, time::now())))
 }
 
 /// The QueryExecutor callback (spec §5.6): `{"request_job_status", "count"?, "minimum"?, "maximum"?,
@@ -120,7 +124,7 @@ async fn patch(
     principal: Arc<Principal>,
     Path(uuid): Path<String>,
     Body(body): Body,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<DatedMeasureView>> {
     let measure: DatedMeasure = visible(&state, &principal, path_uuid(&uuid, Kind::DatedMeasure)?).await?;
     let now = time::now();
     let mut changes = Changes::modified(now);
@@ -163,7 +167,7 @@ async fn patch(
         _ => apply(&state, &measure, changes).await?,
     };
     state.job_news().count(&updated, now).await?;
-    Ok(Json(views::dated_measure(&state.settings, &updated, now)))
+    Ok(Json(DatedMeasureView::of(&state.settings, &updated, now)))
 }
 
 /// Applies a callback's changes unless the job has ended meanwhile; returns the stored count.

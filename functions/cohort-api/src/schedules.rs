@@ -16,7 +16,7 @@ use c360::{
     error::{AppError, AppResult},
     http::{
         fields::Fields,
-        listing::{sort_by, ListQuery, SortValue},
+        listing::{sort_by, ListQuery, Page, SortValue},
         Api, AppState, Body, Exposure, Principal, RouteSpec,
     },
     store::{
@@ -27,7 +27,7 @@ use c360::{
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::{common::*, views};
+use crate::{common::*, views::ScheduleView};
 
 const DUPLICATE: &str = "request refresh schedule with this request snapshot already exists.";
 
@@ -64,7 +64,11 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
         .build()
 }
 
-async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: ListQuery) -> AppResult<Json<Value>> {
+async fn list(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    query: ListQuery,
+) -> AppResult<Json<Page<ScheduleView>>> {
     let orders = query.ordering("ordering", &["created_at", "modified_at"])?;
     let orders = if orders.is_empty() { query.ordering_from("-created_at") } else { orders };
     let snapshot = query.uuid("request_snapshot_id")?;
@@ -78,7 +82,7 @@ async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: L
         "modified_at" => SortValue::Text(time::iso(s.stamps.modified_at)),
         _ => SortValue::Text(time::iso(s.stamps.created_at)),
     });
-    Ok(Json(query.limited_of(schedules).envelope(|s| views::schedule(&s))))
+    Ok(Json(query.limited_of(schedules).map(|s| ScheduleView::of(&s))))
 }
 
 /// `refresh_time` (required on creation) and `refresh_frequency`, validated.
@@ -109,7 +113,7 @@ async fn create(
     State(state): State<AppState>,
     principal: Arc<Principal>,
     Body(mut body): Body,
-) -> AppResult<(StatusCode, Json<Value>)> {
+) -> AppResult<(StatusCode, Json<ScheduleView>)> {
     let owner = owner(&principal);
     apply_id_aliases(&mut body, &["request_snapshot", "owner"]);
     let ws = load(&state, owner, &[Kind::Snapshot, Kind::Cohort, Kind::Schedule]).await?;
@@ -148,7 +152,7 @@ async fn create(
     )?;
     let writes = vec![put_object(&schedule, Condition::MustNotExist)?, Write::Put(guard, Condition::MustNotExist)];
     match state.store.transact(writes).await {
-        Ok(()) => Ok((StatusCode::CREATED, Json(views::schedule(&schedule)))),
+        Ok(()) => Ok((StatusCode::CREATED, Json(ScheduleView::of(&schedule)))),
         Err(StoreError::TransactionConflict(failed)) if failed.get(1) == Some(&true) => {
             Err(AppError::field("request_snapshot", DUPLICATE))
         }
@@ -160,10 +164,10 @@ async fn retrieve(
     State(state): State<AppState>,
     principal: Arc<Principal>,
     Path(uuid): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<ScheduleView>> {
     let uuid = path_uuid(&uuid, Kind::Schedule)?;
     let schedule: RefreshSchedule = owned(&state, owner(&principal), uuid).await?;
-    Ok(Json(views::schedule(&schedule)))
+    Ok(Json(ScheduleView::of(&schedule)))
 }
 
 async fn patch(
@@ -171,7 +175,7 @@ async fn patch(
     principal: Arc<Principal>,
     Path(uuid): Path<String>,
     Body(mut body): Body,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<ScheduleView>> {
     let uuid = path_uuid(&uuid, Kind::Schedule)?;
     let owner = owner(&principal);
     let current: RefreshSchedule = owned(&state, owner, uuid).await?;
@@ -193,7 +197,7 @@ async fn patch(
         changes.schedule_next_run(uuid, next_refresh(&refresh_time, frequency, now))?;
     }
     let updated: RefreshSchedule = update_owned(&state, owner, uuid, changes).await?;
-    Ok(Json(views::schedule(&updated)))
+    Ok(Json(ScheduleView::of(&updated)))
 }
 
 async fn destroy(

@@ -20,7 +20,7 @@ use c360::{
     error::{AppError, AppResult},
     http::{
         fields::{Fields, Text},
-        listing::{sort_by, ListQuery, SortValue},
+        listing::{sort_by, ListQuery, Page, SortValue},
         Api, AppState, Body, Exposure, Principal, RouteSpec,
     },
     services::notify,
@@ -36,7 +36,7 @@ use c360::{
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::{common::*, views};
+use crate::{common::*, views::SnapshotView};
 
 const RELATIONS: [&str; 3] = ["request", "previous_snapshot", "owner"];
 /// What rendering a snapshot reads (its counts and cohorts, and their requests).
@@ -126,7 +126,7 @@ enum Scope {
     After(Uuid),
 }
 
-async fn list_scoped(state: &AppState, owner: &str, query: &ListQuery, scope: Scope) -> AppResult<Value> {
+async fn list_scoped(state: &AppState, owner: &str, query: &ListQuery, scope: Scope) -> AppResult<Page<SnapshotView>> {
     let (request, previous, folder) =
         (query.uuid("request")?, query.uuid("previous_snapshot")?, query.uuid("request__parent_folder")?);
     let ws = load(state, owner, &SNAPSHOT_KINDS).await?;
@@ -157,13 +157,17 @@ async fn list_scoped(state: &AppState, owner: &str, query: &ListQuery, scope: Sc
     let uuids: Vec<Uuid> = page.results.iter().map(|s| s.uuid).collect();
     let texts = state.store.snapshot_queries(owner, &uuids).await?;
     let now = time::now();
-    Ok(page.envelope(|s| {
+    Ok(page.map(|s| {
         let text = texts.get(&s.uuid).map(|q| q.serialized_query.as_str()).unwrap_or("{}");
-        views::snapshot(&state.settings, &ws, s, text, now)
+        SnapshotView::of(&state.settings, &ws, s, text, now)
     }))
 }
 
-async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: ListQuery) -> AppResult<Json<Value>> {
+async fn list(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    query: ListQuery,
+) -> AppResult<Json<Page<SnapshotView>>> {
     Ok(Json(list_scoped(&state, owner(&principal), &query, Scope::All).await?))
 }
 
@@ -172,7 +176,7 @@ async fn list_next(
     principal: Arc<Principal>,
     Path(previous): Path<String>,
     query: ListQuery,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Page<SnapshotView>>> {
     let previous = Uuid::parse_str(&previous).unwrap_or(Uuid::nil());
     Ok(Json(list_scoped(&state, owner(&principal), &query, Scope::After(previous)).await?))
 }
@@ -182,7 +186,7 @@ async fn list_of_request(
     principal: Arc<Principal>,
     Path(request): Path<String>,
     query: ListQuery,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Page<SnapshotView>>> {
     let request = Uuid::parse_str(&request).unwrap_or(Uuid::nil());
     Ok(Json(list_scoped(&state, owner(&principal), &query, Scope::Request(request)).await?))
 }
@@ -317,7 +321,7 @@ async fn try_create(state: &AppState, owner: &str, mut body: Map<String, Value>)
         Err(StoreError::TransactionConflict(failed)) if failed.first() == Some(&true) => return Ok(None),
         other => other?,
     }
-    let value = views::snapshot(&state.settings, &Workspace::default(), &snapshot, serialized_query, time::now());
+    let value = SnapshotView::of(&state.settings, &Workspace::default(), &snapshot, serialized_query, time::now());
     Ok(Some((StatusCode::CREATED, Json(value)).into_response()))
 }
 
@@ -419,18 +423,18 @@ async fn retrieve(
     State(state): State<AppState>,
     principal: Arc<Principal>,
     Path(uuid): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<SnapshotView>> {
     let (ws, snapshot, text) = owned_snapshot(&state, owner(&principal), &uuid, None, false).await?;
-    Ok(Json(views::snapshot(&state.settings, &ws, &snapshot, &text.serialized_query, time::now())))
+    Ok(Json(SnapshotView::of(&state.settings, &ws, &snapshot, &text.serialized_query, time::now())))
 }
 
 async fn retrieve_of_request(
     State(state): State<AppState>,
     principal: Arc<Principal>,
     Path((request, uuid)): Path<(String, String)>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<SnapshotView>> {
     let (ws, snapshot, text) = owned_snapshot(&state, owner(&principal), &uuid, Some(&request), false).await?;
-    Ok(Json(views::snapshot(&state.settings, &ws, &snapshot, &text.serialized_query, time::now())))
+    Ok(Json(SnapshotView::of(&state.settings, &ws, &snapshot, &text.serialized_query, time::now())))
 }
 
 async fn patch_scoped(
@@ -439,7 +443,7 @@ async fn patch_scoped(
     uuid: &str,
     request: Option<&str>,
     mut body: Map<String, Value>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<SnapshotView>> {
     // Moving a snapshot (another request or previous version) validates against the whole workspace.
     let moves =
         ["request", "request_id", "previous_snapshot", "previous_snapshot_id"].iter().any(|k| body.contains_key(*k));
@@ -520,7 +524,7 @@ async fn patch_scoped(
         other => other?,
     }
     let (ws, updated, text) = owned_snapshot(state, owner, &snapshot.uuid.to_string(), None, false).await?;
-    Ok(Json(views::snapshot(&state.settings, &ws, &updated, &text.serialized_query, now)))
+    Ok(Json(SnapshotView::of(&state.settings, &ws, &updated, &text.serialized_query, now)))
 }
 
 async fn patch(
@@ -528,7 +532,7 @@ async fn patch(
     principal: Arc<Principal>,
     Path(uuid): Path<String>,
     Body(body): Body,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<SnapshotView>> {
     patch_scoped(&state, owner(&principal), &uuid, None, body).await
 }
 
@@ -537,7 +541,7 @@ async fn patch_of_request(
     principal: Arc<Principal>,
     Path((request, uuid)): Path<(String, String)>,
     Body(body): Body,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<SnapshotView>> {
     patch_scoped(&state, owner(&principal), &uuid, Some(&request), body).await
 }
 

@@ -17,7 +17,7 @@ use c360::{
     error::{AppError, AppResult},
     http::{
         fields::Fields,
-        listing::{sort_by, ListQuery, SortValue},
+        listing::{sort_by, ListQuery, Page, SortValue},
         Api, AppState, Body, Exposure, MethodPolicy, Principal, RouteSpec,
     },
     services::job_news::studied_request,
@@ -30,7 +30,7 @@ use c360::{
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::{common::*, views};
+use crate::{common::*, views::StudyView};
 
 pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
     const ROOT: &str = "/cohort/feasibility-studies/";
@@ -65,7 +65,11 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
         .build()
 }
 
-async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: ListQuery) -> AppResult<Json<Value>> {
+async fn list(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    query: ListQuery,
+) -> AppResult<Json<Page<StudyView>>> {
     let mut studies: Vec<FeasibilityStudy> = if is_applicative(&principal) {
         state.store.objects_of_everyone().await?
     } else {
@@ -77,7 +81,7 @@ async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: L
         "modified_at" => SortValue::Text(time::iso(s.stamps.modified_at)),
         _ => SortValue::Text(time::iso(s.stamps.created_at)),
     });
-    Ok(Json(query.limited_of(studies).envelope(|s| views::study(&s))))
+    Ok(Json(query.limited_of(studies).map(|s| StudyView::of(&s))))
 }
 
 async fn create(
@@ -85,7 +89,7 @@ async fn create(
     principal: Arc<Principal>,
     headers: HeaderMap,
     Body(mut body): Body,
-) -> AppResult<(StatusCode, Json<Value>)> {
+) -> AppResult<(StatusCode, Json<StudyView>)> {
     refuse_applicative(&principal)?;
     let owner = owner(&principal);
     apply_id_aliases(&mut body, &["request_query_snapshot", "owner"]);
@@ -117,16 +121,16 @@ async fn create(
     if !create_and_queue(&state, &headers, writes, vec![key], vec![job]).await? {
         return Err(AppError::internal("a new study's uuid was taken"));
     }
-    Ok((StatusCode::CREATED, Json(views::study(&study))))
+    Ok((StatusCode::CREATED, Json(StudyView::of(&study))))
 }
 
 async fn retrieve(
     State(state): State<AppState>,
     principal: Arc<Principal>,
     Path(uuid): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<StudyView>> {
     let study: FeasibilityStudy = visible(&state, &principal, path_uuid(&uuid, Kind::Study)?).await?;
-    Ok(Json(views::study(&study)))
+    Ok(Json(StudyView::of(&study)))
 }
 
 /// The QueryExecutor callback (spec §5.8): `{"request_job_status", "count"?, "extra"?: {cohort_id:
@@ -138,7 +142,7 @@ async fn patch(
     principal: Arc<Principal>,
     Path(uuid): Path<String>,
     Body(body): Body,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<StudyView>> {
     let study: FeasibilityStudy = visible(&state, &principal, path_uuid(&uuid, Kind::Study)?).await?;
     let status = match callback_status(&body) {
         Ok(status) => status,
@@ -179,7 +183,7 @@ async fn patch(
         }
         Err(other) => return Err(other.into()),
     };
-    Ok(Json(views::study(&updated)))
+    Ok(Json(StudyView::of(&updated)))
 }
 
 /// Buckets the counts over the tree (spec §5.8) and stores the zipped HTML page and JSON document.

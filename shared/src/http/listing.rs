@@ -63,6 +63,16 @@ pub struct Page<T> {
 }
 
 impl<T> Page<T> {
+    /// The same page with its rows rendered (only the page's rows: a page costs what it shows).
+    pub fn map<U>(self, render: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            count: self.count,
+            next: self.next,
+            previous: self.previous,
+            results: self.results.into_iter().map(render).collect(),
+        }
+    }
+
     pub fn envelope(self, render: impl FnMut(T) -> Value) -> Value {
         let results: Vec<Value> = self.results.into_iter().map(render).collect();
         json!({"count": self.count, "next": self.next, "previous": self.previous, "results": results})
