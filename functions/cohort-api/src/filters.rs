@@ -13,7 +13,8 @@ use c360::{
     },
     error::{AppError, AppResult},
     http::{
-        fields::{Fields, Text},
+        contract::{Doc, Mode, Paging, Text},
+        fields::Fields,
         listing::{sort_by, ListQuery, Page, SortValue},
         Api, AppState, Body, Exposure, Principal, RouteSpec,
     },
@@ -22,7 +23,7 @@ use c360::{
         keys, Condition, StoreError, Write,
     },
 };
-use serde_json::Value;
+use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::{
@@ -30,12 +31,59 @@ use crate::{
     views::{self, FilterView},
 };
 
+c360::form! {
+    /// A saved FHIR filter as POST creates it and PATCH edits it (`owner_id` is read as `owner`).
+    pub struct FilterForm {
+        /// The caller's username, if sent.
+        optional owner: OwnerRef,
+        /// The FHIR resource it filters (`Patient`, `Encounter`…); unique with the name per owner.
+        required fhir_resource: Text<255>,
+        required fhir_version: Text<50>,
+        required name: Text<50, 2>,
+        /// The FHIR search parameters (`&` separated).
+        required filter: Text,
+        /// Defaults to the current query version.
+        optional query_version: Text<50>,
+        optional identifying: bool,
+        /// Set on creation only.
+        optional auto_generated: bool,
+    }
+}
+
+/// `DELETE …/delete_multiple/`'s body.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // describes the body read in `delete_multiple`
+struct DeleteMultiple {
+    uuids: Vec<Uuid>,
+}
+
+const ORDERING: [&str; 2] = ["created_at", "modified_at"];
+/// Query parameters matching a part of a field, case-insensitively (`fhir_filter`: the filter text).
+const CONTAINS: [&str; 3] = ["fhir_filter", "fhir_resource", "name"];
+
+fn list_doc() -> Doc {
+    let mut doc = Doc::new().paged::<FilterView>(Paging::Limit).ordering(&ORDERING);
+    for field in CONTAINS {
+        doc = doc.param(field, "Case-insensitive part of the field.", json!({"type": "string"}));
+    }
+    doc.param("owner", "Owner's username.", json!({"type": "string"}))
+        .param("query_version", "Exact query version.", json!({"type": "string"}))
+        .param("identifying", "Identifying filters only (true) or the others.", json!({"type": "boolean"}))
+}
+
 pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
     const ROOT: &str = "/cohort/fhir-filters/";
     const ONE: &str = "/cohort/fhir-filters/{uuid}/";
     Api::new(state, "cohort")
         .route(Method::GET, ROOT, Exposure::Authenticated, "List the caller's saved filters (LIMIT)", list)
+        .doc(list_doc())
         .audited(Method::POST, ROOT, Exposure::Authenticated, "Save a filter", "fhir_filters.create", create)
+        .doc(
+            Doc::new()
+                .form::<FilterForm>(Mode::Create)
+                .reply::<FilterView>(201, "The saved filter.")
+                .error(400, "Invalid fields, or a filter of that name and resource exists (a bare message)."),
+        )
         .audited(
             Method::DELETE,
             "/cohort/fhir-filters/delete_multiple/",
@@ -44,7 +92,14 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "fhir_filters.delete_multiple",
             delete_multiple,
         )
+        .doc(
+            Doc::new()
+                .body::<DeleteMultiple>()
+                .empty(204, "Deleted (nothing listed: nothing deleted).")
+                .error(404, "A listed filter is not one of the caller's: nothing deleted."),
+        )
         .route(Method::GET, ONE, Exposure::Authenticated, "Get a saved filter", retrieve)
+        .doc(Doc::new().reply::<FilterView>(200, "The saved filter."))
         .audited(
             Method::PATCH,
             ONE,
@@ -52,6 +107,12 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "Edit a saved filter",
             "fhir_filters.partial_update",
             patch,
+        )
+        .doc(
+            Doc::new()
+                .form::<FilterForm>(Mode::Update)
+                .reply::<FilterView>(200, "The filter as changed.")
+                .error(400, "Invalid fields, or the new name is taken (a bare message)."),
         )
         .audited(
             Method::DELETE,
@@ -61,6 +122,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "fhir_filters.destroy",
             destroy,
         )
+        .doc(Doc::new().empty(204, "Deleted.").error(400, "A comma-separated list holding something else than uuids."))
         .build()
 }
 
@@ -75,7 +137,7 @@ async fn list(
     principal: Arc<Principal>,
     query: ListQuery,
 ) -> AppResult<Json<Page<FilterView>>> {
-    let orders = query.ordering("ordering", &["created_at", "modified_at"])?;
+    let orders = query.ordering("ordering", &ORDERING)?;
     let orders = if orders.is_empty() { query.ordering_from("-created_at") } else { orders };
     let mut filters = load(&state, owner(&principal), &[Kind::Filter]).await?.filters;
     let contains = |value: &str, param: &str| {
@@ -115,25 +177,22 @@ async fn create(
     let owner = owner(&principal);
     apply_id_aliases(&mut body, &["owner"]);
     let mut fields = Fields::new(&body);
-    check_owner(&mut fields, owner);
-    let fhir_resource = fields.required_text("fhir_resource", Text::max(255));
-    let fhir_version = fields.required_text("fhir_version", Text::max(50));
-    let name = fields.required_text("name", Text::max(50).min(2));
-    let filter = fields.required_text("filter", Text::default());
-    let query_version = fields.text("query_version", Text::max(50)).flatten();
-    let identifying = fields.boolean("identifying").unwrap_or(false);
-    let auto_generated = fields.boolean("auto_generated").unwrap_or(false);
+    let form: FilterForm = fields.form(Mode::Create);
+    if let Some(sent) = &form.owner {
+        sent.check(&mut fields, owner);
+    }
     fields.finish()?;
+    let text = |field: Option<Text<255>>| field.map(|t| t.0).unwrap_or_default();
     let filter = FhirFilter {
         uuid: Uuid::new_v4(),
         owner: owner.to_owned(),
-        fhir_resource: fhir_resource.unwrap_or_default(),
-        fhir_version: fhir_version.unwrap_or_default(),
-        query_version: query_version.unwrap_or_else(|| DEFAULT_QUERY_VERSION.to_owned()),
-        name: name.unwrap_or_default(),
-        filter: clean_filter(&filter.unwrap_or_default()),
-        identifying,
-        auto_generated,
+        fhir_resource: text(form.fhir_resource),
+        fhir_version: form.fhir_version.map(|t| t.0).unwrap_or_default(),
+        query_version: form.query_version.map_or_else(|| DEFAULT_QUERY_VERSION.to_owned(), |t| t.0),
+        name: form.name.map(|t| t.0).unwrap_or_default(),
+        filter: clean_filter(&form.filter.map(|t| t.0).unwrap_or_default()),
+        identifying: form.identifying.unwrap_or(false),
+        auto_generated: form.auto_generated.unwrap_or(false),
         filter_patches: 0,
         stamps: Stamps::new(time::now()),
     };
@@ -165,14 +224,15 @@ async fn patch(
     let current: FhirFilter = owned(&state, owner, uuid).await?;
     apply_id_aliases(&mut body, &["owner"]);
     let mut fields = Fields::new(&body);
-    check_owner(&mut fields, owner);
-    let fhir_resource = fields.text("fhir_resource", Text::max(255)).flatten();
-    let fhir_version = fields.text("fhir_version", Text::max(50)).flatten();
-    let name = fields.text("name", Text::max(50).min(2)).flatten();
-    let text = fields.text("filter", Text::default()).flatten().map(|f| clean_filter(&f));
-    let query_version = fields.text("query_version", Text::max(50)).flatten();
-    let identifying = fields.boolean("identifying");
+    let form: FilterForm = fields.form(Mode::Update);
+    if let Some(sent) = &form.owner {
+        sent.check(&mut fields, owner);
+    }
     fields.finish()?;
+    let (fhir_resource, fhir_version) = (form.fhir_resource.map(|t| t.0), form.fhir_version.map(|t| t.0));
+    let (name, query_version, identifying) =
+        (form.name.map(|t| t.0), form.query_version.map(|t| t.0), form.identifying);
+    let text = form.filter.map(|f| clean_filter(&f.0));
     let now = time::now();
     let mut updated = current.clone();
     let mut changes = Changes::modified(now);

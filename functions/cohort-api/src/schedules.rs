@@ -15,6 +15,7 @@ use c360::{
     },
     error::{AppError, AppResult},
     http::{
+        contract::{Choice, Choices, Doc, FormField, Mode, Paging, Pk, Schema},
         fields::Fields,
         listing::{sort_by, ListQuery, Page, SortValue},
         Api, AppState, Body, Exposure, Principal, RouteSpec,
@@ -31,11 +32,58 @@ use crate::{common::*, views::ScheduleView};
 
 const DUPLICATE: &str = "request refresh schedule with this request snapshot already exists.";
 
+const ORDERING: [&str; 2] = ["created_at", "modified_at"];
+const TIME_FORMAT: &str = "Time has wrong format. Use one of these formats instead: hh:mm[:ss[.uuuuuu]].";
+
+/// A time of day as DRF's `TimeField` reads it, stored as `HH:MM:SS`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RefreshTime(pub String);
+
+impl FormField for RefreshTime {
+    fn read(value: &Value) -> Result<Self, String> {
+        value.as_str().and_then(parse_refresh_time).map(Self).ok_or_else(|| TIME_FORMAT.to_owned())
+    }
+
+    fn schema() -> Schema {
+        json!({"type": "string", "pattern": "^\\s*\\d{1,2}:\\d{1,2}(:\\d{1,2}(\\.\\d{1,6})?)?\\s*$", "examples": ["08:30:00"]})
+    }
+}
+
+pub struct Frequencies;
+
+impl Choices for Frequencies {
+    const VALUES: &'static [&'static str] = &RefreshFrequency::CHOICES;
+}
+
+c360::form! {
+    /// A refresh schedule as POST creates it and PATCH edits it (`*_id` aliases are read as the relation).
+    pub struct ScheduleForm {
+        /// The caller's username, if sent.
+        optional owner: OwnerRef,
+        /// One of the caller's versions, without a schedule yet (creation only).
+        required request_snapshot: Pk,
+        /// When the count runs (server time zone).
+        required refresh_time: RefreshTime,
+        /// `weekly` when not given.
+        optional refresh_frequency: Choice<Frequencies>,
+        /// E-mail the owner each new count.
+        optional notify_owner: bool,
+    }
+}
+
 pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
     const ROOT: &str = "/cohort/refresh-schedules/";
     const ONE: &str = "/cohort/refresh-schedules/{uuid}/";
     Api::new(state, "cohort")
         .route(Method::GET, ROOT, Exposure::Authenticated, "List the caller's refresh schedules (LIMIT)", list)
+        .doc(
+            Doc::new()
+                .paged::<ScheduleView>(Paging::Limit)
+                .ordering(&ORDERING)
+                .param("request_snapshot_id", "Of this version.", json!({"type": "string", "format": "uuid"}))
+                .param("refresh_time", "At this time.", RefreshTime::schema())
+                .param("refresh_frequency", "At this frequency.", Choice::<Frequencies>::schema()),
+        )
         .audited(
             Method::POST,
             ROOT,
@@ -44,7 +92,9 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "refresh_schedules.create",
             create,
         )
+        .doc(Doc::new().form::<ScheduleForm>(Mode::Create).reply::<ScheduleView>(201, "The new schedule."))
         .route(Method::GET, ONE, Exposure::Authenticated, "Get a refresh schedule", retrieve)
+        .doc(Doc::new().reply::<ScheduleView>(200, "The schedule."))
         .audited(
             Method::PATCH,
             ONE,
@@ -53,6 +103,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "refresh_schedules.partial_update",
             patch,
         )
+        .doc(Doc::new().form::<ScheduleForm>(Mode::Update).reply::<ScheduleView>(200, "The schedule as changed."))
         .audited(
             Method::DELETE,
             ONE,
@@ -61,6 +112,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "refresh_schedules.destroy",
             destroy,
         )
+        .doc(Doc::new().empty(204, "Deleted.").error(400, "A comma-separated list holding something else than uuids."))
         .build()
 }
 
@@ -69,7 +121,7 @@ async fn list(
     principal: Arc<Principal>,
     query: ListQuery,
 ) -> AppResult<Json<Page<ScheduleView>>> {
-    let orders = query.ordering("ordering", &["created_at", "modified_at"])?;
+    let orders = query.ordering("ordering", &ORDERING)?;
     let orders = if orders.is_empty() { query.ordering_from("-created_at") } else { orders };
     let snapshot = query.uuid("request_snapshot_id")?;
     let mut schedules = load(&state, owner(&principal), &[Kind::Schedule]).await?.schedules;
@@ -85,30 +137,6 @@ async fn list(
     Ok(Json(query.limited_of(schedules).map(|s| ScheduleView::of(&s))))
 }
 
-/// `refresh_time` (required on creation) and `refresh_frequency`, validated.
-fn timing(fields: &mut Fields, required: bool) -> (Option<String>, Option<RefreshFrequency>) {
-    let time = match fields.raw("refresh_time") {
-        None if required => {
-            fields.error("refresh_time", "This field is required.");
-            None
-        }
-        None => None,
-        Some(Value::String(raw)) => parse_refresh_time(raw).or_else(|| {
-            fields
-                .error("refresh_time", "Time has wrong format. Use one of these formats instead: hh:mm[:ss[.uuuuuu]].");
-            None
-        }),
-        Some(_) => {
-            fields
-                .error("refresh_time", "Time has wrong format. Use one of these formats instead: hh:mm[:ss[.uuuuuu]].");
-            None
-        }
-    };
-    let frequency =
-        fields.choice("refresh_frequency", &RefreshFrequency::CHOICES).and_then(|f| RefreshFrequency::parse(&f));
-    (time, frequency)
-}
-
 async fn create(
     State(state): State<AppState>,
     principal: Arc<Principal>,
@@ -118,15 +146,21 @@ async fn create(
     apply_id_aliases(&mut body, &["request_snapshot", "owner"]);
     let ws = load(&state, owner, &[Kind::Snapshot, Kind::Cohort, Kind::Schedule]).await?;
     let mut fields = Fields::new(&body);
+    let form: ScheduleForm = fields.form(Mode::Create);
     // The original accepts anyone's snapshot and any owner; only the caller's are accepted here.
-    check_owner(&mut fields, owner);
-    let snapshot = fields.required_relation("request_snapshot", |u| ws.snapshot(u).is_some() && !ws.hidden_snapshot(u));
+    if let Some(sent) = &form.owner {
+        sent.check(&mut fields, owner);
+    }
+    let snapshot = form.request_snapshot.as_ref().and_then(|pk| {
+        pk.check(&mut fields, "request_snapshot", |u| ws.snapshot(u).is_some() && !ws.hidden_snapshot(u))
+    });
     if snapshot.is_some_and(|s| ws.schedules.iter().any(|existing| existing.request_snapshot == s)) {
         fields.error("request_snapshot", DUPLICATE);
     }
-    let (refresh_time, frequency) = timing(&mut fields, true);
-    let notify_owner = fields.boolean("notify_owner").unwrap_or(false);
     fields.finish()?;
+    let refresh_time = form.refresh_time.map(|t| t.0);
+    let frequency = form.refresh_frequency.and_then(|f| RefreshFrequency::parse(&f.0));
+    let notify_owner = form.notify_owner.unwrap_or(false);
     let now = time::now();
     let refresh_time = refresh_time.unwrap_or_default();
     let frequency = frequency.unwrap_or(RefreshFrequency::Weekly);
@@ -181,10 +215,14 @@ async fn patch(
     let current: RefreshSchedule = owned(&state, owner, uuid).await?;
     apply_id_aliases(&mut body, &["owner"]);
     let mut fields = Fields::new(&body);
-    check_owner(&mut fields, owner);
-    let (refresh_time, frequency) = timing(&mut fields, false);
-    let notify_owner = fields.boolean("notify_owner");
+    let form: ScheduleForm = fields.form(Mode::Update);
+    if let Some(sent) = &form.owner {
+        sent.check(&mut fields, owner);
+    }
     fields.finish()?;
+    let refresh_time = form.refresh_time.map(|t| t.0);
+    let frequency = form.refresh_frequency.and_then(|f| RefreshFrequency::parse(&f.0));
+    let notify_owner = form.notify_owner;
     let now = time::now();
     let mut changes = Changes::modified(now);
     if let Some(notify) = notify_owner {

@@ -16,6 +16,7 @@ use c360::{
     },
     error::{AppError, AppResult},
     http::{
+        contract::{Doc, Mode, Paging, Pk},
         fields::Fields,
         listing::{sort_by, ListQuery, Page, SortValue},
         Api, AppState, Body, Exposure, MethodPolicy, Principal, RouteSpec,
@@ -32,12 +33,74 @@ use uuid::Uuid;
 
 use crate::{common::*, views::StudyView};
 
+c360::form! {
+    /// A feasibility study request (`*_id` aliases are read as the relation); the display flags
+    /// are stored for the report.
+    pub struct StudyForm {
+        /// The caller's username, if sent.
+        optional owner: OwnerRef,
+        /// One of the caller's versions.
+        required request_query_snapshot: Pk,
+        optional display_eligibility_criteria: bool,
+        optional display_total_count: bool,
+        optional display_count_by_ghu: bool,
+        optional display_count_by_hospital: bool,
+        optional display_count_by_uf: bool,
+        optional display_visit_dates: bool,
+        optional display_demographic_info: bool,
+        optional display_repartition_graphs: bool,
+        optional display_visit_graph: bool,
+        optional display_demographic_graph: bool,
+    }
+}
+
+impl StudyForm {
+    /// The flags set, by name (the order of `STUDY_DISPLAY_FLAGS`).
+    fn display(&self) -> Vec<String> {
+        let flags = [
+            self.display_eligibility_criteria,
+            self.display_total_count,
+            self.display_count_by_ghu,
+            self.display_count_by_hospital,
+            self.display_count_by_uf,
+            self.display_visit_dates,
+            self.display_demographic_info,
+            self.display_repartition_graphs,
+            self.display_visit_graph,
+            self.display_demographic_graph,
+        ];
+        STUDY_DISPLAY_FLAGS
+            .iter()
+            .zip(flags)
+            .filter(|(_, set)| *set == Some(true))
+            .map(|(f, _)| (*f).to_owned())
+            .collect()
+    }
+}
+
+/// The QueryExecutor's callback (spec §5.8), read by hand: an unknown status fails the study first.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // describes the body read in `patch`
+struct StudyCallback {
+    /// A QueryExecutor status (`FINISHED`, `FAILED`, `PENDING`…).
+    request_job_status: String,
+    /// The total count (an integer, or its text).
+    count: Option<i64>,
+    /// Counts by perimeter cohort id, required with `FINISHED`.
+    #[schema(value_type = Object)]
+    extra: Option<Value>,
+    message: Option<String>,
+}
+
+const ORDERING: [&str; 2] = ["created_at", "modified_at"];
+
 pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
     const ROOT: &str = "/cohort/feasibility-studies/";
     const ONE: &str = "/cohort/feasibility-studies/{uuid}/";
     Api::new(state, "cohort")
         .method_policy(MethodPolicy::NotAllowedIf(method_allowed_for))
         .route(Method::GET, ROOT, Exposure::Authenticated, "List feasibility studies (LIMIT)", list)
+        .doc(Doc::new().paged::<StudyView>(Paging::Limit).ordering(&ORDERING))
         .audited(
             Method::POST,
             ROOT,
@@ -46,7 +109,9 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "feasibility_studies.create",
             create,
         )
+        .doc(Doc::new().form::<StudyForm>(Mode::Create).reply::<StudyView>(201, "The study; its job is queued."))
         .route(Method::GET, ONE, Exposure::Authenticated, "Get a feasibility study", retrieve)
+        .doc(Doc::new().reply::<StudyView>(200, "The study."))
         .audited(
             Method::PATCH,
             ONE,
@@ -55,6 +120,12 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "feasibility_studies.partial_update",
             patch,
         )
+        .doc(
+            Doc::new()
+                .body::<StudyCallback>()
+                .reply::<StudyView>(200, "The study (unchanged when its job had ended).")
+                .error(400, "An unknown status or a missing `extra` (a bare message): the study fails."),
+        )
         .route(
             Method::GET,
             "/cohort/feasibility-studies/{uuid}/download/",
@@ -62,6 +133,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "Download the zipped report",
             download,
         )
+        .doc(Doc::new().file(200, "application/zip", "The report: an HTML page and a JSON document, zipped."))
         .build()
 }
 
@@ -75,7 +147,7 @@ async fn list(
     } else {
         load(&state, owner(&principal), &[Kind::Study]).await?.studies
     };
-    let orders = query.ordering("ordering", &["created_at", "modified_at"])?;
+    let orders = query.ordering("ordering", &ORDERING)?;
     let orders = if orders.is_empty() { query.ordering_from("-created_at") } else { orders };
     sort_by(&mut studies, &orders, |s, field| match field {
         "modified_at" => SortValue::Text(time::iso(s.stamps.modified_at)),
@@ -95,16 +167,16 @@ async fn create(
     apply_id_aliases(&mut body, &["request_query_snapshot", "owner"]);
     let ws = load(&state, owner, &[Kind::Snapshot, Kind::Cohort]).await?;
     let mut fields = Fields::new(&body);
-    check_owner(&mut fields, owner);
+    let form: StudyForm = fields.form(Mode::Create);
+    if let Some(sent) = &form.owner {
+        sent.check(&mut fields, owner);
+    }
     // The original does not check whose snapshot it is; only the caller's are accepted here.
-    let snapshot =
-        fields.required_relation("request_query_snapshot", |u| ws.snapshot(u).is_some() && !ws.hidden_snapshot(u));
-    let display: Vec<String> = STUDY_DISPLAY_FLAGS
-        .iter()
-        .filter(|flag| fields.boolean(flag).unwrap_or(false))
-        .map(|flag| (*flag).to_owned())
-        .collect();
+    let snapshot = form.request_query_snapshot.as_ref().and_then(|pk| {
+        pk.check(&mut fields, "request_query_snapshot", |u| ws.snapshot(u).is_some() && !ws.hidden_snapshot(u))
+    });
     fields.finish()?;
+    let display = form.display();
     let study = FeasibilityStudy {
         uuid: Uuid::new_v4(),
         owner: owner.to_owned(),
@@ -256,4 +328,28 @@ async fn download(
     let disposition = feasibility::attachment(&format!("{}.zip", files.file_name));
     Ok(([(header::CONTENT_TYPE, "application/zip".to_owned()), (header::CONTENT_DISPOSITION, disposition)], bytes)
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use c360::http::contract::Form;
+
+    use super::*;
+
+    #[test]
+    fn the_form_lists_every_display_flag_in_order() {
+        let schema = StudyForm::schema(Mode::Create);
+        let flags: Vec<&String> = schema["properties"]
+            .as_object()
+            .expect("properties")
+            .keys()
+            .filter(|k| k.starts_with("display_"))
+            .collect();
+        assert_eq!(flags, STUDY_DISPLAY_FLAGS.iter().collect::<Vec<_>>());
+        let all_set =
+            serde_json::json!(STUDY_DISPLAY_FLAGS.iter().map(|f| (*f, true)).collect::<serde_json::Map<_, _>>());
+        let body = all_set.as_object().cloned().unwrap_or_default();
+        let form: StudyForm = Fields::new(&body).form(Mode::Update);
+        assert_eq!(form.display(), STUDY_DISPLAY_FLAGS.map(str::to_owned));
+    }
 }

@@ -150,33 +150,33 @@ impl ObjectSchema {
     }
 }
 
-/// DRF `CharField(max_length=MAX)` (`MAX` 0: no limit): trimmed, never blank; a number is taken as
-/// its text, as DRF does.
+/// DRF `CharField(max_length=MAX, min_length=MIN)` (`MAX` 0: no limit): trimmed, never blank; a
+/// number is taken as its text, as DRF does.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Text<const MAX: usize = 0>(pub String);
+pub struct Text<const MAX: usize = 0, const MIN: usize = 0>(pub String);
 
 /// [`Text`] that may be blank (`allow_blank=True`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlankText<const MAX: usize = 0>(pub String);
 
-fn text_schema(max: usize, blank: bool) -> Schema {
+fn text_schema(max: usize, min: usize) -> Schema {
     let mut schema = json!({"type": "string"});
     if max > 0 {
         schema["maxLength"] = json!(max);
     }
-    if !blank {
-        schema["minLength"] = json!(1);
+    if min > 0 {
+        schema["minLength"] = json!(min);
     }
     schema
 }
 
-impl<const MAX: usize> FormField for Text<MAX> {
+impl<const MAX: usize, const MIN: usize> FormField for Text<MAX, MIN> {
     fn read(value: &Value) -> Result<Self, String> {
-        fields::read_text(value, fields::Text { max: (MAX > 0).then_some(MAX), ..Default::default() })
-            .map(|t| Self(t.unwrap_or_default()))
+        let rules = fields::Text { max: (MAX > 0).then_some(MAX), min: (MIN > 0).then_some(MIN), ..Default::default() };
+        fields::read_text(value, rules).map(|t| Self(t.unwrap_or_default()))
     }
     fn schema() -> Schema {
-        text_schema(MAX, false)
+        text_schema(MAX, MIN.max(1))
     }
 }
 
@@ -186,7 +186,43 @@ impl<const MAX: usize> FormField for BlankText<MAX> {
         fields::read_text(value, rules).map(|t| Self(t.unwrap_or_default()))
     }
     fn schema() -> Schema {
-        text_schema(MAX, true)
+        text_schema(MAX, 0)
+    }
+}
+
+/// The accepted values of a [`Choice`] field.
+pub trait Choices {
+    const VALUES: &'static [&'static str];
+}
+
+/// DRF `ChoiceField`: one of `C::VALUES` (a number is taken as its text).
+pub struct Choice<C>(pub String, std::marker::PhantomData<fn() -> C>);
+
+// By hand: derives would require `C` itself to be `Clone`, `Debug`, `PartialEq`.
+impl<C> Clone for Choice<C> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone(), std::marker::PhantomData)
+    }
+}
+
+impl<C> std::fmt::Debug for Choice<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Choice").field(&self.0).finish()
+    }
+}
+
+impl<C> PartialEq for Choice<C> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl<C: Choices> FormField for Choice<C> {
+    fn read(value: &Value) -> Result<Self, String> {
+        fields::read_choice(value, C::VALUES).map(|text| Self(text, std::marker::PhantomData))
+    }
+    fn schema() -> Schema {
+        json!({"type": "string", "enum": C::VALUES})
     }
 }
 
@@ -384,6 +420,14 @@ pub struct Reply {
     pub status: u16,
     pub description: &'static str,
     pub body: Option<SchemaFn>,
+    /// `application/json`, or the type of a file answered as it is.
+    pub media_type: &'static str,
+}
+
+const JSON: &str = "application/json";
+
+fn binary(_: &mut Components) -> Schema {
+    json!({"type": "string", "format": "binary"})
 }
 
 /// One documented query parameter.
@@ -457,21 +501,34 @@ impl Doc {
         self
     }
 
+    /// A request body read by hand (ordered checks with their own bare-string errors, a callback
+    /// whose bad status fails the job…), described by a `ToSchema` type that says what it accepts.
+    pub fn body<T: ToSchema>(mut self) -> Self {
+        self.body = Some(view_schema::<T>);
+        self
+    }
+
     /// A JSON answer of type `T`.
     pub fn reply<T: ToSchema>(mut self, status: u16, description: &'static str) -> Self {
-        self.replies.push(Reply { status, description, body: Some(view_schema::<T>) });
+        self.replies.push(Reply { status, description, body: Some(view_schema::<T>), media_type: JSON });
         self
     }
 
     /// A JSON array of `T`.
     pub fn reply_list<T: ToSchema>(mut self, status: u16, description: &'static str) -> Self {
-        self.replies.push(Reply { status, description, body: Some(list_schema::<T>) });
+        self.replies.push(Reply { status, description, body: Some(list_schema::<T>), media_type: JSON });
+        self
+    }
+
+    /// A file answered as it is (`media_type`: `application/zip`, `text/html`…).
+    pub fn file(mut self, status: u16, media_type: &'static str, description: &'static str) -> Self {
+        self.replies.push(Reply { status, description, body: Some(binary), media_type });
         self
     }
 
     /// An answer without a body (204).
     pub fn empty(mut self, status: u16, description: &'static str) -> Self {
-        self.replies.push(Reply { status, description, body: None });
+        self.replies.push(Reply { status, description, body: None, media_type: JSON });
         self
     }
 
@@ -494,7 +551,12 @@ impl Doc {
                     self.param("page", "1-based page number, or `last` (20 rows per page).", json!({"type": "string"}));
             }
         }
-        self.replies.push(Reply { status: 200, description: "One page of the list.", body: Some(page_schema::<T>) });
+        self.replies.push(Reply {
+            status: 200,
+            description: "One page of the list.",
+            body: Some(page_schema::<T>),
+            media_type: JSON,
+        });
         self
     }
 
@@ -592,6 +654,9 @@ mod tests {
         );
         let (_, result) = read(json!({"name": null}), Mode::Update);
         assert_eq!(errors(result), json!({"name": ["This field may not be null."]}));
+        let short: Result<Text<5, 2>, String> = Text::read(&json!("a"));
+        assert_eq!(short, Err("Ensure this field has at least 2 characters.".into()));
+        assert_eq!(<Text<5, 2>>::schema(), json!({"type": "string", "maxLength": 5, "minLength": 2}));
         let (_, result) = read(json!({"name": "  "}), Mode::Update);
         assert_eq!(errors(result), json!({"name": ["This field may not be blank."]}));
     }
@@ -609,6 +674,19 @@ mod tests {
         assert_eq!(created["properties"]["type"], json!({"type": "integer"}));
         let patched = ThingForm::schema(Mode::Update);
         assert!(patched.get("required").is_none(), "PATCH requires nothing: {patched}");
+    }
+
+    struct Colours;
+    impl Choices for Colours {
+        const VALUES: &'static [&'static str] = &["red", "1"];
+    }
+
+    #[test]
+    fn a_choice_accepts_its_values_only() {
+        assert_eq!(Choice::<Colours>::read(&json!("red")).map(|c| c.0), Ok("red".into()));
+        assert_eq!(Choice::<Colours>::read(&json!(1)).map(|c| c.0), Ok("1".into()));
+        assert_eq!(Choice::<Colours>::read(&json!("blue")), Err("\"blue\" is not a valid choice.".into()));
+        assert_eq!(Choice::<Colours>::schema(), json!({"type": "string", "enum": ["red", "1"]}));
     }
 
     #[derive(Serialize, ToSchema)]

@@ -34,8 +34,12 @@ fn unique(id: String, taken: &mut HashSet<String>) -> String {
     candidate
 }
 
+fn content(media_type: &str, schema: Value) -> Value {
+    json!({ media_type: {"schema": schema} })
+}
+
 fn json_content(schema: Value) -> Value {
-    json!({"application/json": {"schema": schema}})
+    content("application/json", schema)
 }
 
 /// The answers of a typed operation: its own, then the errors every such operation can give.
@@ -44,7 +48,7 @@ fn responses(spec: &RouteSpec, doc: &Doc, components: &mut Components) -> Map<St
     for reply in &doc.replies {
         let mut response = json!({"description": reply.description});
         if let Some(body) = reply.body {
-            response["content"] = json_content(body(components));
+            response["content"] = content(reply.media_type, body(components));
         }
         responses.insert(reply.status.to_string(), response);
     }
