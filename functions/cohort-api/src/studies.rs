@@ -346,9 +346,8 @@ mod tests {
             .filter(|k| k.starts_with("display_"))
             .collect();
         assert_eq!(flags, STUDY_DISPLAY_FLAGS.iter().collect::<Vec<_>>());
-        let all_set =
-            serde_json::json!(STUDY_DISPLAY_FLAGS.iter().map(|f| (*f, true)).collect::<serde_json::Map<_, _>>());
-        let body = all_set.as_object().cloned().unwrap_or_default();
+        let body: serde_json::Map<String, Value> =
+            STUDY_DISPLAY_FLAGS.iter().map(|f| ((*f).to_owned(), Value::Bool(true))).collect();
         let form: StudyForm = Fields::new(&body).form(Mode::Update);
         assert_eq!(form.display(), STUDY_DISPLAY_FLAGS.map(str::to_owned));
     }
