@@ -4,8 +4,10 @@ use std::collections::BTreeSet;
 
 use http::{Method, StatusCode};
 use integration_tests::{
+    cohort::query,
     contract::{python_check, Answers},
-    TestApp, ADMIN,
+    exports::{app_with, user, QE},
+    TestApp, ADMIN, ROOT_PERIMETER,
 };
 use serde_json::{json, Value};
 
@@ -120,4 +122,150 @@ async fn requests_answer_what_the_document_says(app: &TestApp, token: &str, fold
     assert_eq!(answers.send(call, Method::DELETE, one).await.0, StatusCode::BAD_REQUEST);
     let call = app.call(Method::DELETE, &format!("/cohort/folders/{folder}/requests/{uuid}/")).token(token);
     assert_eq!(answers.send(call, Method::DELETE, nested_one).await.0, StatusCode::NO_CONTENT);
+}
+
+/// The cohort app's flow, each answer checked: a version, its count and callback, a cohort and its
+/// callback and rights, a sample, saved filters, a refresh schedule, a feasibility study, a share.
+#[tokio::test]
+async fn the_cohort_flow_answers_what_the_document_says() {
+    let app = app_with(&[]).await;
+    let alice = user(&app, "alice", Some(6), ROOT_PERIMETER).await; // a role: cohort-rights needs an access
+    let bob = user(&app, "bob", None, ROOT_PERIMETER).await;
+    let mut a = Answers::default();
+    let call = |method: Method, path: &str, body: Option<Value>, token: Option<&str>| {
+        let mut call = app.call(method, path);
+        if let Some(token) = token {
+            call = call.token(token);
+        }
+        match body {
+            Some(body) => call.json(body),
+            None => call,
+        }
+    };
+    let me = Some(alice.as_str());
+
+    let folder = call(Method::POST, "/cohort/folders/", Some(json!({"name": "f"})), me).send().await.1;
+    let body = json!({"name": "r", "parent_folder": folder["uuid"]});
+    let request = call(Method::POST, "/cohort/requests/", Some(body), me).send().await.1;
+    let r = request["uuid"].as_str().expect("request").to_owned();
+
+    let snapshots = "/cohort/request-query-snapshots/";
+    let body = json!({"request": r, "serialized_query": query(json!(["3"]))});
+    let (status, snapshot) =
+        a.send(call(Method::POST, snapshots, Some(body.clone()), me), Method::POST, snapshots).await;
+    assert_eq!(status, StatusCode::CREATED, "{snapshot}");
+    let s = snapshot["uuid"].as_str().expect("snapshot").to_owned();
+    let (status, _) = a.send(call(Method::POST, snapshots, Some(body), me), Method::POST, snapshots).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a second first version");
+    let next = "/cohort/request-query-snapshots/{previous_snapshot}/next-snapshots/";
+    let body = json!({"serialized_query": query(json!(["3", "4"])), "name": "v2"});
+    let path = format!("{snapshots}{s}/next-snapshots/");
+    assert_eq!(a.send(call(Method::POST, &path, Some(body), me), Method::POST, next).await.0, StatusCode::CREATED);
+    assert_eq!(a.send(call(Method::GET, &path, None, me), Method::GET, next).await.0, StatusCode::OK);
+    let of_request = "/cohort/requests/{request_id}/query-snapshots/";
+    let path = format!("/cohort/requests/{r}/query-snapshots/?ordering=-version");
+    assert_eq!(a.send(call(Method::GET, &path, None, me), Method::GET, of_request).await.0, StatusCode::OK);
+    let one = "/cohort/request-query-snapshots/{uuid}/";
+    let path = format!("{snapshots}{s}/");
+    let body = json!({"name": "v1", "perimeters_ids": "3"});
+    assert_eq!(a.send(call(Method::PATCH, &path, Some(body), me), Method::PATCH, one).await.0, StatusCode::BAD_REQUEST);
+    let body = json!({"name": "v1"});
+    assert_eq!(a.send(call(Method::PATCH, &path, Some(body), me), Method::PATCH, one).await.0, StatusCode::OK);
+    let share = "/cohort/request-query-snapshots/{uuid}/share/";
+    let path = format!("{snapshots}{s}/share/");
+    let body = json!({"recipients": "bob", "name": "shared"});
+    assert_eq!(a.send(call(Method::POST, &path, Some(body), me), Method::POST, share).await.0, StatusCode::CREATED);
+    let body = json!({"recipients": "nobody-here"});
+    assert_eq!(a.send(call(Method::POST, &path, Some(body), me), Method::POST, share).await.0, StatusCode::BAD_REQUEST);
+
+    let counts = "/cohort/dated-measures/";
+    let body = json!({"request_query_snapshot_id": s, "stageDetails": 3});
+    let (status, count) = a.send(call(Method::POST, counts, Some(body), me), Method::POST, counts).await;
+    assert_eq!(status, StatusCode::CREATED, "{count}");
+    let m = count["uuid"].as_str().expect("count").to_owned();
+    let callback = app
+        .call(Method::PATCH, &format!("{counts}{m}/"))
+        .header("authorization", QE)
+        .json(json!({"request_job_status": "FINISHED", "count": "42"}));
+    assert_eq!(a.send(callback, Method::PATCH, "/cohort/dated-measures/{uuid}/").await.0, StatusCode::OK);
+    let path = format!("{counts}?request_query_snapshot={s}&request_job_status=finished,failed");
+    assert_eq!(a.send(call(Method::GET, &path, None, me), Method::GET, counts).await.0, StatusCode::OK);
+
+    let cohorts = "/cohort/cohorts/";
+    let body = json!({"name": "c", "request_query_snapshot_id": s, "dated_measure_id": m, "global_estimate": true});
+    let (status, cohort) = a.send(call(Method::POST, cohorts, Some(body), me), Method::POST, cohorts).await;
+    assert_eq!(status, StatusCode::CREATED, "{cohort}");
+    let c = cohort["uuid"].as_str().expect("cohort").to_owned();
+    let done = json!({"request_job_status": "FINISHED", "group.id": "g-contract", "group.count": "42"});
+    let callback = app.call(Method::PATCH, &format!("{cohorts}{c}/")).header("authorization", QE).json(done);
+    assert_eq!(a.send(callback, Method::PATCH, "/cohort/cohorts/{uuid}/").await.0, StatusCode::OK);
+    let body = json!({"name": "sample", "parent_cohort": c, "sampling_ratio": 0.5});
+    assert_eq!(a.send(call(Method::POST, cohorts, Some(body), me), Method::POST, cohorts).await.0, StatusCode::CREATED);
+    let body = json!({"name": "sample", "parent_cohort": c, "sampling_ratio": 2});
+    let invalid = a.send(call(Method::POST, cohorts, Some(body), me), Method::POST, cohorts).await;
+    assert_eq!(invalid.0, StatusCode::BAD_REQUEST);
+    for query in ["", "?ordering=name&is_sample=false", "?min_result_size=x"] {
+        a.send(call(Method::GET, &format!("{cohorts}{query}"), None, me), Method::GET, cohorts).await;
+    }
+    let rights = "/cohort/cohorts/cohort-rights/";
+    let path = format!("{rights}?group_id=g-contract");
+    assert_eq!(a.send(call(Method::GET, &path, None, me), Method::GET, rights).await.0, StatusCode::OK);
+    let path = format!("{rights}?group_id=nothing");
+    assert_eq!(a.send(call(Method::GET, &path, None, me), Method::GET, rights).await.0, StatusCode::NOT_FOUND);
+    let active = "/cohort/cohorts/jobs/active/";
+    assert_eq!(a.send(call(Method::GET, active, None, None), Method::GET, active).await.0, StatusCode::OK);
+    let path = format!("{cohorts}{c}/");
+    let body = json!({"owner": "bob"});
+    let refused = a.send(call(Method::PATCH, &path, Some(body), me), Method::PATCH, "/cohort/cohorts/{uuid}/").await;
+    assert_eq!(refused.0, StatusCode::BAD_REQUEST);
+
+    let filters = "/cohort/fhir-filters/";
+    let body = json!({"fhir_resource": "Patient", "fhir_version": "4.0", "name": "mine", "filter": "gender=f"});
+    let (status, filter) = a.send(call(Method::POST, filters, Some(body.clone()), me), Method::POST, filters).await;
+    assert_eq!(status, StatusCode::CREATED, "{filter}");
+    let duplicate = a.send(call(Method::POST, filters, Some(body), me), Method::POST, filters).await;
+    assert_eq!(duplicate.0, StatusCode::BAD_REQUEST);
+    let body = json!({"fhir_resource": "Patient", "fhir_version": "4.0", "name": "x", "filter": ""});
+    assert_eq!(
+        a.send(call(Method::POST, filters, Some(body), me), Method::POST, filters).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let path = format!("{filters}?name=MI&fhir_resource=pat");
+    assert_eq!(a.send(call(Method::GET, &path, None, me), Method::GET, filters).await.0, StatusCode::OK);
+    let multiple = "/cohort/fhir-filters/delete_multiple/";
+    let body = json!({"uuids": [filter["uuid"]]});
+    let deleted = a.send(call(Method::DELETE, multiple, Some(body), me), Method::DELETE, multiple).await;
+    assert_eq!(deleted.0, StatusCode::NO_CONTENT);
+
+    let schedules = "/cohort/refresh-schedules/";
+    let body = json!({"request_snapshot_id": s, "refresh_time": "7:05", "refresh_frequency": "daily"});
+    let (status, schedule) =
+        a.send(call(Method::POST, schedules, Some(body.clone()), me), Method::POST, schedules).await;
+    assert_eq!((status, &schedule["refresh_time"]), (StatusCode::CREATED, &json!("07:05:00")), "{schedule}");
+    let again = a.send(call(Method::POST, schedules, Some(body), me), Method::POST, schedules).await;
+    assert_eq!(again.0, StatusCode::BAD_REQUEST);
+    let path = format!("{schedules}{}/", schedule["uuid"].as_str().expect("schedule"));
+    let body = json!({"refresh_frequency": "hourly", "refresh_time": 7});
+    let refused =
+        a.send(call(Method::PATCH, &path, Some(body), me), Method::PATCH, "/cohort/refresh-schedules/{uuid}/").await;
+    assert_eq!(refused.0, StatusCode::BAD_REQUEST);
+    assert_eq!(a.send(call(Method::GET, schedules, None, me), Method::GET, schedules).await.0, StatusCode::OK);
+
+    let studies = "/cohort/feasibility-studies/";
+    let body = json!({"request_query_snapshot_id": s, "display_total_count": true});
+    let (status, study) = a.send(call(Method::POST, studies, Some(body), me), Method::POST, studies).await;
+    assert_eq!(status, StatusCode::CREATED, "{study}");
+    let path = format!("{studies}{}/download/", study["uuid"].as_str().expect("study"));
+    let template = "/cohort/feasibility-studies/{uuid}/download/";
+    assert_eq!(a.send(call(Method::GET, &path, None, me), Method::GET, template).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(a.send(call(Method::GET, studies, None, me), Method::GET, studies).await.0, StatusCode::OK);
+
+    assert_eq!(
+        a.send(call(Method::GET, &format!("{snapshots}{s}/"), None, Some(&bob)), Method::GET, one).await.0,
+        StatusCode::NOT_FOUND
+    );
+    match a.check(&document(&app).await) {
+        Ok(report) => eprintln!("{report}"),
+        Err(report) => panic!("answers differ from /schema:\n{report}"),
+    }
 }

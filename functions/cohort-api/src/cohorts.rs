@@ -21,6 +21,7 @@ use c360::{
     },
     error::{AppError, AppResult},
     http::{
+        contract::{Doc, Paging},
         fields::{Fields, Text},
         listing::{matches_regex_search, sort_by, ListQuery, Page, SortValue},
         Api, AppState, Body, Exposure, MethodPolicy, Principal, PublicCaller, RouteSpec,
@@ -33,6 +34,7 @@ use c360::{
         Condition, StoreError, Write,
     },
 };
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
@@ -49,10 +51,97 @@ const COHORT_KINDS: [Kind; 4] = [Kind::Request, Kind::Snapshot, Kind::DatedMeasu
 const NOT_UPDATABLE: [&str; 6] =
     ["owner", "owner_id", "request_query_snapshot", "request_query_snapshot_id", "dated_measure", "dated_measure_id"];
 
+/// A cohort to build (spec §5.7), read by hand: a sample (`parent_cohort` and `sampling_ratio`) and
+/// a regular cohort (`request_query_snapshot`, `dated_measure`) validate different fields.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // describes the body read in `create_once`
+struct CohortCreation {
+    /// The caller's username, if sent.
+    owner: Option<String>,
+    #[schema(max_length = 255)]
+    name: Option<String>,
+    description: Option<String>,
+    favorite: Option<bool>,
+    /// A regular cohort: one of the caller's versions, and its count.
+    request_query_snapshot: Option<Uuid>,
+    dated_measure: Option<Uuid>,
+    /// Also count the version over the whole warehouse (a global count).
+    global_estimate: Option<bool>,
+    /// A sample: its parent (not a sample itself) and the ratio, strictly between 0 and 1.
+    parent_cohort: Option<Uuid>,
+    sampling_ratio: Option<f64>,
+}
+
+/// A cohort edit by its owner, or a QueryExecutor / Solr ETL callback (spec §5.7), read by hand:
+/// a callback's unknown status fails the cohort first.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // describes the body read in `patch`
+struct CohortEdit {
+    name: Option<String>,
+    description: Option<String>,
+    favorite: Option<bool>,
+    /// Another alive cohort of the caller (samples only).
+    parent_cohort: Option<Uuid>,
+    /// Callbacks: a QueryExecutor status (`FINISHED`, `FAILED`…), the group built, its size and the
+    /// failure's message.
+    request_job_status: Option<String>,
+    #[schema(rename = "group.id")]
+    group_id: Option<String>,
+    #[schema(rename = "group.count")]
+    group_count: Option<i64>,
+    message: Option<String>,
+}
+
+/// `/cohort/cohorts/jobs/active/`.
+#[derive(Serialize, utoipa::ToSchema)]
+struct ActiveJobs {
+    jobs_count: i64,
+}
+
+/// What the caller may do with a cohort's patients (spec §4.11).
+#[derive(Serialize, utoipa::ToSchema)]
+struct CohortRights {
+    /// The cohort's group id.
+    cohort_id: String,
+    rights: RightsView,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct RightsView {
+    read_patient_nomi: bool,
+    read_patient_pseudo: bool,
+    export_csv_xlsx_nomi: bool,
+    export_jupyter_nomi: bool,
+    export_jupyter_pseudo: bool,
+}
+
+const ORDERING: [&str; 6] = ["created_at", "modified_at", "name", "result_size", "favorite", "request"];
+
+fn list_doc() -> Doc {
+    let (text, uuid) = (json!({"type": "string"}), json!({"type": "string", "format": "uuid"}));
+    let (integer, boolean) = (json!({"type": "integer"}), json!({"type": "boolean"}));
+    Doc::new()
+        .paged::<CohortView>(Paging::Limit)
+        .ordering(&ORDERING)
+        .search(&["name", "description"])
+        .param("name", "Case-insensitive part of the name.", text.clone())
+        .param("min_result_size", "Size at least.", integer.clone())
+        .param("max_result_size", "Size at most.", integer)
+        .date_range("created_at")
+        .param("request_id", "Built from this request.", uuid.clone())
+        .param("favorite", "Favorites only (true) or the others.", boolean.clone())
+        .param("group_id", "Comma-separated group ids.", text.clone())
+        .param("status", "Comma-separated job statuses.", text)
+        .param("parent_cohort", "Samples of this cohort.", uuid)
+        .param("is_sample", "Samples only (true) or the others.", boolean.clone())
+        .param("exportable", "Within the export size limit (true) or not.", boolean)
+}
+
 pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
     Api::new(state, "cohort")
         .method_policy(MethodPolicy::NotAllowedIf(method_allowed_for))
         .route(Method::GET, "/cohort/cohorts/", Exposure::Authenticated, "List cohorts (LIMIT)", list)
+        .doc(list_doc())
         .audited(
             Method::POST,
             "/cohort/cohorts/",
@@ -61,6 +150,12 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "cohorts.create",
             create,
         )
+        .doc(
+            Doc::new()
+                .body::<CohortCreation>()
+                .reply::<CohortView>(201, "The cohort; its job is queued.")
+                .error(404, "The version (or the parent's) is not the caller's."),
+        )
         .route(
             Method::GET,
             "/cohort/cohorts/jobs/active/",
@@ -68,6 +163,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "Number of cohorts still to be built",
             active_jobs,
         )
+        .doc(Doc::new().reply::<ActiveJobs>(200, "Cohorts whose job has not ended."))
         .route(
             Method::GET,
             "/cohort/cohorts/cohort-rights/",
@@ -75,7 +171,14 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "The caller's rights on their cohorts, by group id",
             rights,
         )
+        .doc(
+            Doc::new()
+                .param("group_id", "Comma-separated group ids of the caller's cohorts.", json!({"type": "string"}))
+                .reply_list::<CohortRights>(200, "One entry per cohort found.")
+                .error(404, "No cohort of the caller has these group ids, or the caller has no valid access."),
+        )
         .route(Method::GET, "/cohort/cohorts/{uuid}/", Exposure::Authenticated, "Get a cohort", retrieve)
+        .doc(Doc::new().reply::<CohortView>(200, "The cohort."))
         .audited(
             Method::PATCH,
             "/cohort/cohorts/{uuid}/",
@@ -83,6 +186,12 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "Edit a cohort, or QueryExecutor / ETL callback",
             "cohorts.partial_update",
             patch,
+        )
+        .doc(
+            Doc::new()
+                .body::<CohortEdit>()
+                .reply::<CohortView>(200, "The cohort (a callback to an ended job changes nothing).")
+                .error(400, "Invalid fields, a non-updatable field, or an unknown status (the cohort fails)."),
         )
         .audited(
             Method::DELETE,
@@ -92,6 +201,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "cohorts.destroy",
             destroy,
         )
+        .doc(Doc::new().empty(204, "Deleted.").error(400, "A comma-separated list holding something else than uuids."))
         .build()
 }
 
@@ -132,8 +242,7 @@ async fn list(
     principal: Arc<Principal>,
     query: ListQuery,
 ) -> AppResult<Json<Page<CohortView>>> {
-    let orders =
-        query.ordering("ordering", &["created_at", "modified_at", "name", "result_size", "favorite", "request"])?;
+    let orders = query.ordering("ordering", &ORDERING)?;
     let default_order = query.ordering_from("-created_at");
     let in_index_order = !is_applicative(&principal)
         && (orders.is_empty() || orders == default_order)
@@ -666,13 +775,17 @@ async fn destroy(
 }
 
 /// No authentication (spec §5.7): one counted Query of the active-jobs index.
-async fn active_jobs(State(state): State<AppState>, _: PublicCaller) -> AppResult<Json<Value>> {
-    Ok(Json(json!({"jobs_count": state.store.count_active_cohort_jobs().await?})))
+async fn active_jobs(State(state): State<AppState>, _: PublicCaller) -> AppResult<Json<ActiveJobs>> {
+    Ok(Json(ActiveJobs { jobs_count: state.store.count_active_cohort_jobs().await? }))
 }
 
 /// §4.11, over the caller's own cohorts (the original answers 500 when a group id belongs to someone
 /// else; here another user's cohort is simply not found).
-async fn rights(State(state): State<AppState>, principal: Arc<Principal>, query: ListQuery) -> AppResult<Json<Value>> {
+async fn rights(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    query: ListQuery,
+) -> AppResult<Json<Vec<CohortRights>>> {
     // An empty or missing list names no cohort: the 404 of §4.11 (never the cohorts without a group id yet).
     let wanted: HashSet<String> = query.list("group_id").unwrap_or_default().into_iter().collect();
     let groups: Vec<&str> = wanted.iter().map(String::as_str).filter(|g| !g.is_empty()).collect();
@@ -688,7 +801,7 @@ async fn rights(State(state): State<AppState>, principal: Arc<Principal>, query:
         let name = principal.user.as_ref().map(|u| u.display_name()).unwrap_or_else(|| principal.username.clone());
         return Err(AppError::NotFoundDetail(format!("The user `{name}` has no valid accesses")));
     }
-    let rows: Vec<Value> = cohorts
+    let rows: Vec<CohortRights> = cohorts
         .into_iter()
         .map(|c| {
             let cohort_ids: Vec<&String> = c
@@ -703,17 +816,17 @@ async fn rights(State(state): State<AppState>, principal: Arc<Principal>, query:
                 .map(|p| p.id)
                 .collect();
             let r = cohort_rights(&principal.grants, &perimeters, &tree);
-            json!({
-                "cohort_id": c.group_id,
-                "rights": {
-                    "read_patient_nomi": r.read_patient_nomi,
-                    "read_patient_pseudo": r.read_patient_pseudo,
-                    "export_csv_xlsx_nomi": r.export_csv_xlsx_nomi,
-                    "export_jupyter_nomi": r.export_jupyter_nomi,
-                    "export_jupyter_pseudo": r.export_jupyter_pseudo,
+            CohortRights {
+                cohort_id: c.group_id.clone(),
+                rights: RightsView {
+                    read_patient_nomi: r.read_patient_nomi,
+                    read_patient_pseudo: r.read_patient_pseudo,
+                    export_csv_xlsx_nomi: r.export_csv_xlsx_nomi,
+                    export_jupyter_nomi: r.export_jupyter_nomi,
+                    export_jupyter_pseudo: r.export_jupyter_pseudo,
                 },
-            })
+            }
         })
         .collect();
-    Ok(Json(json!(rows)))
+    Ok(Json(rows))
 }

@@ -10,16 +10,31 @@ use axum::{
 use c360::{
     domain::time,
     error::{AppError, AppResult},
-    http::{Api, AppState, Body, Exposure, MethodPolicy, Principal, RouteSpec},
+    http::{contract::Doc, Api, AppState, Body, Exposure, MethodPolicy, Principal, RouteSpec},
     services::perimeter_sync::{queue_virtual_cohorts, set_virtual_cohort, sync_fhir},
 };
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::common::is_applicative;
 
 fn allowed(principal: &Principal) -> bool {
     principal.is_full_admin() || is_applicative(principal)
 }
+
+/// The virtual cohort callback's body (not validated: numbers are taken as text, a missing key clears).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // describes the body read in `set_cohort`
+struct VirtualCohort {
+    #[schema(rename = "group.id")]
+    group_id: Option<String>,
+    #[schema(rename = "group.count")]
+    group_count: Option<String>,
+}
+
+/// An empty JSON object.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Empty {}
 
 pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
     Api::new(state, "cohort")
@@ -31,6 +46,12 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "Synchronise the perimeter tree from FHIR Organizations now",
             sync,
         )
+        .doc(
+            Doc::new()
+                .reply::<()>(200, "Done: `null`.")
+                .error(502, "The FHIR server failed or listed nothing usable: nothing was changed.")
+                .error(503, "The FHIR server is not configured."),
+        )
         .route(
             Method::PATCH,
             "/fhir-perimeters/{id}/",
@@ -38,16 +59,17 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "QueryExecutor callback: a perimeter's virtual cohort",
             set_cohort,
         )
+        .doc(Doc::new().body::<VirtualCohort>().reply::<Empty>(200, "Recorded: `{}`."))
         .build()
 }
 
-async fn sync(State(state): State<AppState>, principal: Arc<Principal>) -> AppResult<Json<Value>> {
+async fn sync(State(state): State<AppState>, principal: Arc<Principal>) -> AppResult<Json<()>> {
     principal.ensure(allowed)?;
     let mut report = sync_fhir(&state.store, &state.settings.fhir, &state.http, time::now()).await?;
     queue_virtual_cohorts(&state.jobs, &mut report).await?;
     state.invalidate_perimeter_tree();
     tracing::info!(?report, "FHIR perimeter sync");
-    Ok(Json(Value::Null))
+    Ok(Json(()))
 }
 
 /// `{"group.id", "group.count"}` (not validated; numbers are taken as text, missing keys clear).
@@ -56,7 +78,7 @@ async fn set_cohort(
     principal: Arc<Principal>,
     Path(id): Path<String>,
     Body(body): Body,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Empty>> {
     principal.ensure(allowed)?;
     let id: i64 = id.parse().map_err(|_| AppError::NotFound("Perimeter"))?;
     let text = |key: &str| match body.get(key) {
@@ -66,5 +88,5 @@ async fn set_cohort(
     };
     set_virtual_cohort(&state.store, id, text("group.id").as_deref(), text("group.count").as_deref()).await?;
     state.invalidate_perimeter_tree();
-    Ok(Json(json!({})))
+    Ok(Json(Empty {}))
 }

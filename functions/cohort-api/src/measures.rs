@@ -15,21 +15,74 @@ use c360::{
     },
     error::{AppError, AppResult},
     http::{
+        contract::{Doc, FormField, Mode, Paging, Pk, Schema},
         fields::Fields,
         listing::{sort_by, ListQuery, Page, SortValue},
         Api, AppState, Body, Exposure, MethodPolicy, Principal, RouteSpec,
     },
     store::{cohort::Changes, keys, StoreError},
 };
-use serde_json::Value;
+use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::{common::*, rows, views::DatedMeasureView};
+
+/// `stageDetails`: passed on to the QueryExecutor when it is a string, ignored otherwise.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StageDetails(Option<String>);
+
+impl FormField for StageDetails {
+    fn read(value: &Value) -> Result<Self, String> {
+        Ok(Self(value.as_str().map(str::to_owned)))
+    }
+
+    fn schema() -> Schema {
+        json!({"type": "string"})
+    }
+}
+
+c360::form! {
+    /// A count request (`*_id` aliases are read as the relation).
+    pub struct CountForm {
+        /// The caller's username, if sent.
+        optional owner: OwnerRef,
+        /// One of the caller's versions.
+        required request_query_snapshot: Pk,
+        /// The QueryExecutor's detail level for this count (the app's "stage details").
+        optional stage_details as "stageDetails": StageDetails,
+    }
+}
+
+/// The QueryExecutor's callback (spec §5.6), read by hand: an unknown status fails the count first.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // describes the body read in `patch`
+struct CountCallback {
+    /// A QueryExecutor status (`FINISHED`, `FAILED`, `PENDING`…).
+    request_job_status: String,
+    /// The count (an integer, or its text).
+    count: Option<i64>,
+    /// A global count's range.
+    minimum: Option<i64>,
+    maximum: Option<i64>,
+    #[schema(value_type = Object)]
+    extra: Option<Value>,
+    /// The failure's message.
+    message: Option<String>,
+}
+
+const ORDERING: [&str; 2] = ["created_at", "modified_at"];
 
 pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
     Api::new(state, "cohort")
         .method_policy(MethodPolicy::NotAllowedIf(method_allowed_for))
         .route(Method::GET, "/cohort/dated-measures/", Exposure::Authenticated, "List counts (LIMIT)", list)
+        .doc(
+            Doc::new()
+                .paged::<DatedMeasureView>(Paging::Limit)
+                .ordering(&ORDERING)
+                .param("request_query_snapshot", "Of this version.", json!({"type": "string", "format": "uuid"}))
+                .param("request_job_status", "Comma-separated statuses.", json!({"type": "string"})),
+        )
         .audited(
             Method::POST,
             "/cohort/dated-measures/",
@@ -38,7 +91,14 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "dated_measures.create",
             create,
         )
+        .doc(
+            Doc::new()
+                .form::<CountForm>(Mode::Create)
+                .reply::<DatedMeasureView>(201, "The count; its job is queued.")
+                .error(404, "The version is not the caller's."),
+        )
         .route(Method::GET, "/cohort/dated-measures/{uuid}/", Exposure::Authenticated, "Get a count", retrieve)
+        .doc(Doc::new().reply::<DatedMeasureView>(200, "The count."))
         .audited(
             Method::PATCH,
             "/cohort/dated-measures/{uuid}/",
@@ -46,6 +106,12 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "QueryExecutor callback: status and result of a count",
             "dated_measures.partial_update",
             patch,
+        )
+        .doc(
+            Doc::new()
+                .body::<CountCallback>()
+                .reply::<DatedMeasureView>(200, "The count (unchanged when its job had ended).")
+                .error(400, "An unknown status (a bare message: the count fails) or a count that is no integer."),
         )
         .build()
 }
@@ -64,7 +130,7 @@ async fn list(
         query.get("request_query_snapshot").is_none_or(|s| m.request_query_snapshot.to_string() == s)
             && matches_any(&query, "request_job_status", m.job.request_job_status.as_str())
     });
-    let orders = query.ordering("ordering", &["created_at", "modified_at"])?;
+    let orders = query.ordering("ordering", &ORDERING)?;
     let orders = if orders.is_empty() { query.ordering_from("-created_at") } else { orders };
     sort_by(&mut measures, &orders, |m, field| match field {
         "modified_at" => SortValue::Text(time::iso(m.stamps.modified_at)),
@@ -87,14 +153,15 @@ async fn create(
     // The snapshot alone: never the counts and cohorts it has accumulated.
     let visible = rows::visible_snapshot(&state, owner, named).await?.map(|(snapshot, _)| snapshot);
     let mut fields = Fields::new(&body);
-    check_owner(&mut fields, owner);
-    let snapshot =
-        fields.required_relation("request_query_snapshot", |u| visible.as_ref().is_some_and(|s| s.uuid == u));
-    let stage_details = match body.get("stageDetails") {
-        Some(Value::String(s)) => Some(s.clone()),
-        _ => None,
-    };
+    let form: CountForm = fields.form(Mode::Create);
+    if let Some(sent) = &form.owner {
+        sent.check(&mut fields, owner);
+    }
+    let snapshot = form.request_query_snapshot.as_ref().and_then(|pk| {
+        pk.check(&mut fields, "request_query_snapshot", |u| visible.as_ref().is_some_and(|s| s.uuid == u))
+    });
     fields.finish()?;
+    let stage_details = form.stage_details.and_then(|s| s.0);
     let snapshot = snapshot.and(visible).ok_or(AppError::NotFound(Kind::Snapshot.model()))?;
     let measure = DatedMeasure::new(owner, snapshot.uuid, snapshot.request, MeasureMode::Snapshot, time::now());
     let job = CohortJob::Count { owner: owner.to_owned(), dated_measure: measure.uuid, stage_details };

@@ -19,6 +19,7 @@ use c360::{
     },
     error::{AppError, AppResult},
     http::{
+        contract::{BlankText, Doc, FormField, Mode, Paging, Pk, Schema},
         fields::{Fields, Text},
         listing::{sort_by, ListQuery, Page, SortValue},
         Api, AppState, Body, Exposure, Principal, RouteSpec,
@@ -33,7 +34,7 @@ use c360::{
         Condition, StoreError, StoreResult, Write,
     },
 };
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use crate::{common::*, views::SnapshotView};
@@ -42,11 +43,102 @@ const RELATIONS: [&str; 3] = ["request", "previous_snapshot", "owner"];
 /// What rendering a snapshot reads (its counts and cohorts, and their requests).
 const SNAPSHOT_KINDS: [Kind; 4] = [Kind::Request, Kind::Snapshot, Kind::DatedMeasure, Kind::Cohort];
 
+/// A new version (spec §5.5), read by hand: its steps run in order with their bare-string errors
+/// (which version it follows, whether the request may take a first one, the query's size).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // describes the body read in `try_create`
+struct SnapshotCreation {
+    /// The caller's username, if sent.
+    owner: Option<String>,
+    /// The version it follows (given by the path under `next-snapshots/`)…
+    previous_snapshot: Option<Uuid>,
+    /// …or, for a request's first version, the request (given by the path under a request).
+    request: Option<Uuid>,
+    /// The Cohort360 app's query document, as a JSON string (at most 1 MiB).
+    serialized_query: String,
+    name: Option<String>,
+}
+
+/// The perimeters a version's query reads, by cohort id.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PerimeterIds(Vec<String>);
+
+impl FormField for PerimeterIds {
+    fn read(value: &Value) -> Result<Self, String> {
+        match value {
+            Value::Array(items) if items.iter().all(Value::is_string) => {
+                Ok(Self(items.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect()))
+            }
+            _ => Err("Expected a list of items.".into()),
+        }
+    }
+
+    fn schema() -> Schema {
+        json!({"type": "array", "items": {"type": "string"}})
+    }
+}
+
+c360::form! {
+    /// A version's edit (`*_id` aliases are read as the relation). Changing the query keeps the
+    /// previous text in its history.
+    pub struct SnapshotEdit {
+        /// The caller's username, if sent.
+        optional owner: OwnerRef,
+        optional name: Option<BlankText>,
+        /// At most 1 MiB.
+        optional serialized_query: BlankText,
+        optional version: i64,
+        /// Another of the caller's requests: the version moves there.
+        optional request: Pk,
+        optional previous_snapshot: Option<Pk>,
+        optional perimeters_ids: Option<PerimeterIds>,
+    }
+}
+
+/// `share/`'s body, read by hand (no field error: only "no recipients" and unknown users refuse).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // describes the body read in `share`
+struct Sharing {
+    /// Comma-separated usernames.
+    recipients: String,
+    /// The copies' request name (default: the shared request's).
+    name: Option<String>,
+    /// E-mail each recipient.
+    notify_by_email: Option<bool>,
+}
+
+const ORDERING: [&str; 4] = ["created_at", "modified_at", "version", "name"];
+
+fn list_doc() -> Doc {
+    let (text, uuid) = (json!({"type": "string"}), json!({"type": "string", "format": "uuid"}));
+    Doc::new()
+        .paged::<SnapshotView>(Paging::Limit)
+        .ordering(&ORDERING)
+        .param("request", "Versions of this request.", uuid.clone())
+        .param("previous_snapshot", "Versions following this one.", uuid.clone())
+        .param("request__parent_folder", "Versions of the requests of this folder.", uuid)
+        .param("name", "Exact name.", text.clone())
+        .param("shared_by", "Shared by this username.", text)
+}
+
+fn create_doc() -> Doc {
+    Doc::new()
+        .body::<SnapshotCreation>()
+        .reply::<SnapshotView>(201, "The new version.")
+        .error(400, "A step of spec §5.5 refused it (a bare message), or invalid fields.")
+}
+
+fn patch_doc() -> Doc {
+    Doc::new().form::<SnapshotEdit>(Mode::Update).reply::<SnapshotView>(200, "The version as changed.")
+}
+
 pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
     const ROOT: &str = "/cohort/request-query-snapshots/";
     Api::new(state, "cohort")
         .route(Method::GET, ROOT, Exposure::Authenticated, "List the caller's query snapshots (LIMIT)", list)
+        .doc(list_doc())
         .audited(Method::POST, ROOT, Exposure::Authenticated, "Save a new version of a query", "rqs.create", create)
+        .doc(create_doc())
         .route(
             Method::GET,
             "/cohort/request-query-snapshots/{uuid}/",
@@ -54,6 +146,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "Get a snapshot",
             retrieve,
         )
+        .doc(Doc::new().reply::<SnapshotView>(200, "The version."))
         .audited(
             Method::PATCH,
             "/cohort/request-query-snapshots/{uuid}/",
@@ -62,6 +155,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "rqs.partial_update",
             patch,
         )
+        .doc(patch_doc())
         .audited(
             Method::POST,
             "/cohort/request-query-snapshots/{uuid}/share/",
@@ -70,6 +164,12 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "rqs.share",
             share,
         )
+        .doc(
+            Doc::new()
+                .body::<Sharing>()
+                .empty(201, "Copied into each recipient's shared folder.")
+                .error(400, "No recipients, or unknown ones (a bare message)."),
+        )
         .route(
             Method::GET,
             "/cohort/request-query-snapshots/{previous_snapshot}/next-snapshots/",
@@ -77,6 +177,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "List the versions saved after a snapshot (LIMIT)",
             list_next,
         )
+        .doc(list_doc())
         .audited(
             Method::POST,
             "/cohort/request-query-snapshots/{previous_snapshot}/next-snapshots/",
@@ -85,6 +186,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "rqs.create",
             create_next,
         )
+        .doc(create_doc())
         .route(
             Method::GET,
             "/cohort/requests/{request_id}/query-snapshots/",
@@ -92,6 +194,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "List the versions of a request (LIMIT)",
             list_of_request,
         )
+        .doc(list_doc())
         .audited(
             Method::POST,
             "/cohort/requests/{request_id}/query-snapshots/",
@@ -100,6 +203,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "rqs.create",
             create_for_request,
         )
+        .doc(create_doc())
         .route(
             Method::GET,
             "/cohort/requests/{request_id}/query-snapshots/{uuid}/",
@@ -107,6 +211,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "Get a version of a request",
             retrieve_of_request,
         )
+        .doc(Doc::new().reply::<SnapshotView>(200, "The version."))
         .audited(
             Method::PATCH,
             "/cohort/requests/{request_id}/query-snapshots/{uuid}/",
@@ -115,6 +220,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "rqs.partial_update",
             patch_of_request,
         )
+        .doc(patch_doc())
         .build()
 }
 
@@ -145,7 +251,7 @@ async fn list_scoped(state: &AppState, owner: &str, query: &ListQuery, scope: Sc
         .filter(|s| previous.is_none_or(|p| s.previous_snapshot == Some(p)))
         .filter(|s| folder.is_none_or(|f| ws.request(s.request).is_some_and(|r| r.parent_folder == f)))
         .collect();
-    let orders = query.ordering("ordering", &["created_at", "modified_at", "version", "name"])?;
+    let orders = query.ordering("ordering", &ORDERING)?;
     let orders = if orders.is_empty() { query.ordering_from("-created_at") } else { orders };
     sort_by(&mut snapshots, &orders, |s, field| match field {
         "modified_at" => SortValue::Text(time::iso(s.stamps.modified_at)),
@@ -450,26 +556,23 @@ async fn patch_scoped(
     let (ws, snapshot, mut text) = owned_snapshot(state, owner, uuid, request, moves).await?;
     apply_id_aliases(&mut body, &RELATIONS);
     let mut fields = Fields::new(&body);
-    check_owner(&mut fields, owner);
-    let name = fields.text("name", Text::default().nullable().blank());
-    let serialized_query = fields.text("serialized_query", Text::default().blank()).flatten();
+    let form: SnapshotEdit = fields.form(Mode::Update);
+    if let Some(sent) = &form.owner {
+        sent.check(&mut fields, owner);
+    }
+    let name = form.name.map(|n| n.map(|n| n.0));
+    let serialized_query = form.serialized_query.map(|q| q.0);
     if serialized_query.as_ref().is_some_and(|q| q.len() > MAX_QUERY_BYTES) {
         fields.error("serialized_query", query_too_large());
     }
-    let version = fields.integer("version", false).flatten();
-    let request = fields.relation("request", false, |u| ws.request(u).is_some()).flatten();
-    let previous = fields.relation("previous_snapshot", true, |u| ws.snapshot(u).is_some());
-    let perimeters = match fields.raw("perimeters_ids") {
+    let version = form.version;
+    let request = form.request.as_ref().and_then(|pk| pk.check(&mut fields, "request", |u| ws.request(u).is_some()));
+    let previous = match &form.previous_snapshot {
+        Some(Some(pk)) => pk.check(&mut fields, "previous_snapshot", |u| ws.snapshot(u).is_some()).map(Some),
+        Some(None) => Some(None),
         None => None,
-        Some(Value::Null) => Some(None),
-        Some(Value::Array(items)) if items.iter().all(|i| i.is_string()) => {
-            Some(Some(items.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect::<Vec<_>>()))
-        }
-        Some(_) => {
-            fields.error("perimeters_ids", "Expected a list of items.");
-            None
-        }
     };
+    let perimeters = form.perimeters_ids.map(|ids| ids.map(|ids| ids.0));
     fields.finish()?;
     let now = time::now();
     let mut changes = Changes::modified(now);

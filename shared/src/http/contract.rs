@@ -402,7 +402,8 @@ impl Components {
                 json!({"anyOf": [field_errors, detail, other,
                                  {"type": "string"}, {"type": "array", "items": {"type": "string"}}]})
             }
-            _ => json!({"anyOf": [detail, other]}),
+            // `NotFoundString` and a few of the original's answers are a bare string.
+            _ => json!({"anyOf": [detail, other, {"type": "string"}]}),
         }
     }
 }
