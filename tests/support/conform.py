@@ -2,8 +2,8 @@
 
 Input (JSON file given as the only argument): {"document": <the /schema document>,
 "answers": [{"method", "path" (the route template), "status", "content_type", "body" (null when
-empty)}]}. Each answer's status must be documented for its operation, a documented body must come as
-JSON and validate against the documented schema (JSON Schema 2020-12, the components resolved inside the document). Prints one
+empty)}]}. Each answer's status must be documented for its operation, a documented file must come with
+its media type, a documented body must come as JSON and validate against the documented schema (JSON Schema 2020-12, the components resolved inside the document). Prints one
 line per failure; exit status 1 when there is any.
 """
 import json
@@ -38,6 +38,11 @@ def main(path):
         if content is None:
             if a["body"] is not None:
                 failures.append(f"{where}: documented without a body, answered {json.dumps(a['body'])[:200]}")
+            continue
+        if "application/json" not in content:
+            # A file (a zip...): documented by its media type only.
+            if not any((a.get("content_type") or "").startswith(media) for media in content):
+                failures.append(f"{where}: documented as {sorted(content)}, answered {a.get('content_type')!r}")
             continue
         if not (a.get("content_type") or "").startswith("application/json"):
             failures.append(f"{where}: documented as JSON, answered {a.get('content_type')!r}")

@@ -10,7 +10,7 @@
 //!
 //! Routes without a `Doc` are still listed with a generic answer: the migration is in progress
 //! (docs/architecture.md, "Contracts").
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, marker::PhantomData};
 
 use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
@@ -257,6 +257,47 @@ impl FormField for DateTime {
     }
 }
 
+/// The values a [`Choice`] admits.
+pub trait Choices {
+    const VALUES: &'static [&'static str];
+}
+
+/// DRF `ChoiceField` over `C::VALUES` (`"x" is not a valid choice.`); the value as sent.
+pub struct Choice<C>(pub String, PhantomData<fn() -> C>);
+
+impl<C> Choice<C> {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into(), PhantomData)
+    }
+}
+
+impl<C> Clone for Choice<C> {
+    fn clone(&self) -> Self {
+        Self::new(self.0.clone())
+    }
+}
+
+impl<C> std::fmt::Debug for Choice<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Choice").field(&self.0).finish()
+    }
+}
+
+impl<C> PartialEq for Choice<C> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl<C: Choices> FormField for Choice<C> {
+    fn read(value: &Value) -> Result<Self, String> {
+        fields::read_choice(value, C::VALUES).map(Self::new)
+    }
+    fn schema() -> Schema {
+        json!({"type": "string", "enum": C::VALUES})
+    }
+}
+
 const DATETIME_FORMAT: &str =
     "Datetime has wrong format. Use one of these formats instead: YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z].";
 
@@ -354,6 +395,8 @@ pub struct Reply {
     pub status: u16,
     pub description: &'static str,
     pub body: Option<SchemaFn>,
+    /// The media type of a file answered instead of JSON (documented without a schema).
+    pub file: Option<&'static str>,
 }
 
 /// One documented query parameter.
@@ -427,21 +470,34 @@ impl Doc {
         self
     }
 
+    /// A request body described by a type rather than read as a [`Form`] (a body whose reading
+    /// stays hand-written: the handler says why).
+    pub fn body<T: ToSchema>(mut self) -> Self {
+        self.body = Some(view_schema::<T>);
+        self
+    }
+
+    /// A file answer (not JSON) of the given media type.
+    pub fn file(mut self, status: u16, media_type: &'static str, description: &'static str) -> Self {
+        self.replies.push(Reply { status, description, body: None, file: Some(media_type) });
+        self
+    }
+
     /// A JSON answer of type `T`.
     pub fn reply<T: ToSchema>(mut self, status: u16, description: &'static str) -> Self {
-        self.replies.push(Reply { status, description, body: Some(view_schema::<T>) });
+        self.replies.push(Reply { status, description, body: Some(view_schema::<T>), file: None });
         self
     }
 
     /// A JSON array of `T`.
     pub fn reply_list<T: ToSchema>(mut self, status: u16, description: &'static str) -> Self {
-        self.replies.push(Reply { status, description, body: Some(list_schema::<T>) });
+        self.replies.push(Reply { status, description, body: Some(list_schema::<T>), file: None });
         self
     }
 
     /// An answer without a body (204).
     pub fn empty(mut self, status: u16, description: &'static str) -> Self {
-        self.replies.push(Reply { status, description, body: None });
+        self.replies.push(Reply { status, description, body: None, file: None });
         self
     }
 
@@ -464,7 +520,12 @@ impl Doc {
                     self.param("page", "1-based page number, or `last` (20 rows per page).", json!({"type": "string"}));
             }
         }
-        self.replies.push(Reply { status: 200, description: "One page of the list.", body: Some(page_schema::<T>) });
+        self.replies.push(Reply {
+            status: 200,
+            description: "One page of the list.",
+            body: Some(page_schema::<T>),
+            file: None,
+        });
         self
     }
 
@@ -599,6 +660,41 @@ mod tests {
         assert_eq!(components.schemas.keys().collect::<Vec<_>>(), ["PatchedThingForm", "Shown"]);
         assert_eq!(components.schemas["Shown"]["properties"]["id"]["format"], "uuid");
         assert_eq!(doc.query.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["limit", "offset"]);
+    }
+
+    pub struct Colour;
+
+    impl Choices for Colour {
+        const VALUES: &'static [&'static str] = &["red", "1"];
+    }
+
+    crate::form! {
+        pub struct PaintForm {
+            required colour: Choice<Colour>,
+        }
+    }
+
+    #[test]
+    fn a_choice_admits_its_values_only_with_drf_messages() {
+        assert_eq!(Choice::<Colour>::read(&json!("red")), Ok(Choice::new("red")));
+        assert_eq!(Choice::<Colour>::read(&json!(1)), Ok(Choice::new("1")), "a number as written");
+        assert_eq!(Choice::<Colour>::read(&json!("Red")), Err("\"Red\" is not a valid choice.".into()));
+        assert_eq!(Choice::<Colour>::read(&json!(null)), Err("\"null\" is not a valid choice.".into()));
+        assert_eq!(Choice::<Colour>::schema(), json!({"type": "string", "enum": ["red", "1"]}));
+        let body = json!({"colour": "blue"});
+        let mut fields = Fields::new(body.as_object().expect("object"));
+        let form: PaintForm = fields.form(Mode::Create);
+        assert_eq!(form.colour, None);
+        assert_eq!(errors(fields.finish()), json!({"colour": ["\"blue\" is not a valid choice."]}));
+    }
+
+    #[test]
+    fn a_body_may_be_a_type_and_an_answer_a_file() {
+        let doc = Doc::new().body::<Shown>().file(200, "application/zip", "The zip.");
+        let mut components = Components::default();
+        assert_eq!((doc.body.expect("a body"))(&mut components), json!({"$ref": "#/components/schemas/Shown"}));
+        let reply = &doc.replies[0];
+        assert_eq!((reply.status, reply.file, reply.body.is_none()), (200, Some("application/zip"), true));
     }
 
     #[test]

@@ -107,6 +107,21 @@ pub(crate) fn read_integer(value: &Value) -> Result<i64, String> {
     }
 }
 
+/// DRF `ChoiceField`: the value as text (a number as written, anything else as JSON) must be one of
+/// `choices`.
+pub(crate) fn read_choice(value: &Value, choices: &[&str]) -> Result<String, String> {
+    let text = match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        other => other.to_string(),
+    };
+    if choices.contains(&text.as_str()) {
+        Ok(text)
+    } else {
+        Err(format!("\"{text}\" is not a valid choice."))
+    }
+}
+
 /// A uuid primary key as DRF's `PrimaryKeyRelatedField` reads it (null excluded); whether it names
 /// an object is the caller's check, with [`unknown_pk`]'s message.
 pub(crate) fn read_pk(value: &Value) -> Result<Uuid, String> {
@@ -234,17 +249,8 @@ impl<'a> Fields<'a> {
 
     /// A choice among `choices` (DRF `ChoiceField`).
     pub fn choice(&mut self, field: &str, choices: &[&str]) -> Option<String> {
-        let value = self.body.get(field)?;
-        let text = match value {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            other => other.to_string(),
-        };
-        if choices.contains(&text.as_str()) {
-            Some(text)
-        } else {
-            self.fail(field, format!("\"{text}\" is not a valid choice."))
-        }
+        let read = read_choice(self.body.get(field)?, choices);
+        self.keep(field, read)
     }
 
     fn fail<T>(&mut self, field: &str, message: impl Into<String>) -> Option<T> {

@@ -63,6 +63,12 @@ pub struct Page<T> {
 }
 
 impl<T> Page<T> {
+    /// The same page, each row rendered by `render`.
+    pub fn map<U>(self, render: impl FnMut(T) -> U) -> Page<U> {
+        let results = self.results.into_iter().map(render).collect();
+        Page { count: self.count, next: self.next, previous: self.previous, results }
+    }
+
     pub fn envelope(self, render: impl FnMut(T) -> Value) -> Value {
         let results: Vec<Value> = self.results.into_iter().map(render).collect();
         json!({"count": self.count, "next": self.next, "previous": self.previous, "results": results})

@@ -45,6 +45,8 @@ fn responses(spec: &RouteSpec, doc: &Doc, components: &mut Components) -> Map<St
         let mut response = json!({"description": reply.description});
         if let Some(body) = reply.body {
             response["content"] = json_content(body(components));
+        } else if let Some(media_type) = reply.file {
+            response["content"] = json!({media_type: {}});
         }
         responses.insert(reply.status.to_string(), response);
     }
