@@ -15,25 +15,48 @@ use c360::{
     },
     error::{AppError, AppResult},
     http::{
-        listing::{matches_regex_search, sort_by, ListQuery, SortValue},
+        contract::{Doc, Paging},
+        listing::{matches_regex_search, sort_by, ListQuery, Page, SortValue},
         Api, AppState, Exposure, Principal, RouteSpec,
     },
 };
-use serde_json::Value;
+use serde_json::json;
 use uuid::Uuid;
 
-use crate::{exports::sees_every_export, views};
+use crate::{
+    exports::sees_every_export,
+    views::{ExportCohortView, FhirFilterView},
+};
+
+/// The owner whose workspace a list reads.
+const OWNER_ID: &str = "owner_id";
+const OWNER_ID_DOC: &str = "The username whose objects are listed (the caller's by default; another's for callers who \
+                            see every export, else the list is empty).";
+const FILTER_ORDERING: [&str; 3] = ["created_at", "modified_at", "name"];
+const FILTER_SEARCH: [&str; 3] = ["name", "fhir_resource", "filter"];
 
 pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
+    let text = json!({"type": "string"});
     Api::new(state, "exports")
         .route(Method::GET, "/exports/cohorts/", Exposure::Authenticated, "Finished cohorts to export (LIMIT)", cohorts)
+        .doc(Doc::new().paged::<ExportCohortView>(Paging::Limit).param(OWNER_ID, OWNER_ID_DOC, text.clone()))
         .route(Method::GET, "/exports/cohorts/{uuid}/", Exposure::Authenticated, "One of the caller's cohorts", cohort)
+        .doc(Doc::new().reply::<ExportCohortView>(200, "The cohort."))
         .route(
             Method::GET,
             "/exports/fhir-filters/",
             Exposure::Authenticated,
             "Saved filters to export with (LIMIT)",
             filters,
+        )
+        .doc(
+            Doc::new()
+                .paged::<FhirFilterView>(Paging::Limit)
+                .ordering(&FILTER_ORDERING)
+                .search(&FILTER_SEARCH)
+                .param(OWNER_ID, OWNER_ID_DOC, text.clone())
+                .param("fhir_resource", "Exact FHIR resource.", text)
+                .param("identifying", "true or false (anything else: no filter).", json!({"type": "string"})),
         )
         .route(
             Method::GET,
@@ -42,41 +65,50 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "One of the caller's saved filters",
             filter,
         )
+        .doc(Doc::new().reply::<FhirFilterView>(200, "The filter."))
         .build()
 }
 
 /// The workspace a list reads, or `None` when `owner_id` names one the caller may not see.
 fn listed_owner<'a>(principal: &'a Principal, query: &'a ListQuery) -> Option<&'a str> {
-    match query.get("owner_id") {
+    match query.get(OWNER_ID) {
         None => Some(principal.username.as_str()),
         Some(owner) if owner == principal.username || sees_every_export(principal) => Some(owner),
         Some(_) => None,
     }
 }
 
-async fn cohorts(State(state): State<AppState>, principal: Arc<Principal>, query: ListQuery) -> AppResult<Json<Value>> {
+async fn cohorts(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    query: ListQuery,
+) -> AppResult<Json<Page<ExportCohortView>>> {
     let mut cohorts = match listed_owner(&principal, &query) {
         Some(owner) => state.store.workspace(owner, &[Kind::Cohort]).await?.cohorts,
         None => Vec::new(),
     };
     cohorts.retain(|c| !c.is_subset && c.job.request_job_status == JobStatus::Finished);
     cohorts.sort_by_key(|c| std::cmp::Reverse(c.stamps.created_at));
-    Ok(Json(query.limited_of(cohorts).envelope(|c| views::cohort(&c))))
+    Ok(Json(query.limited_of(cohorts).map(|c| ExportCohortView::of(&c))))
 }
 
 async fn cohort(
     State(state): State<AppState>,
     principal: Arc<Principal>,
     Path(raw): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<ExportCohortView>> {
     let uuid = Uuid::parse_str(&raw).map_err(|_| AppError::NotFound(Kind::Cohort.model()))?;
     let found: Option<CohortResult> = state.store.workspace_object(&principal.username, uuid).await?;
     let cohort = found.filter(|c| !c.is_subset).ok_or(AppError::NotFound(Kind::Cohort.model()))?;
-    Ok(Json(views::cohort(&cohort)))
+    Ok(Json(ExportCohortView::of(&cohort)))
 }
 
-async fn filters(State(state): State<AppState>, principal: Arc<Principal>, query: ListQuery) -> AppResult<Json<Value>> {
-    let orders = query.ordering("ordering", &["created_at", "modified_at", "name"])?;
+async fn filters(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    query: ListQuery,
+) -> AppResult<Json<Page<FhirFilterView>>> {
+    let orders = query.ordering("ordering", &FILTER_ORDERING)?;
     let orders = if orders.is_empty() { query.ordering_from("-created_at") } else { orders };
     let mut filters = match listed_owner(&principal, &query) {
         Some(owner) => state.store.workspace(owner, &[Kind::Filter]).await?.filters,
@@ -97,15 +129,15 @@ async fn filters(State(state): State<AppState>, principal: Arc<Principal>, query
         "modified_at" => SortValue::Text(time::iso(f.stamps.modified_at)),
         _ => SortValue::Text(time::iso(f.stamps.created_at)),
     });
-    Ok(Json(query.limited_of(filters).envelope(|f| views::filter(&f))))
+    Ok(Json(query.limited_of(filters).map(|f| FhirFilterView::of(&f))))
 }
 
 async fn filter(
     State(state): State<AppState>,
     principal: Arc<Principal>,
     Path(raw): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<FhirFilterView>> {
     let uuid = Uuid::parse_str(&raw).map_err(|_| AppError::NotFound(Kind::Filter.model()))?;
     let found: Option<FhirFilter> = state.store.workspace_object(&principal.username, uuid).await?;
-    Ok(Json(views::filter(&found.ok_or(AppError::NotFound(Kind::Filter.model()))?)))
+    Ok(Json(FhirFilterView::of(&found.ok_or(AppError::NotFound(Kind::Filter.model()))?)))
 }

@@ -16,27 +16,60 @@ use c360::{
     },
     error::{AppError, AppResult},
     http::{
-        fields::{Fields, Text},
-        listing::{matches_regex_search, matches_search, sort_by, ListQuery, SortValue},
+        contract::{Doc, Mode, Paging, Text},
+        fields::{unknown_pk, Fields},
+        listing::{matches_regex_search, matches_search, sort_by, ListQuery, Page, SortValue},
         Api, AppState, Body, Exposure, MethodPolicy, Principal, RouteSpec,
     },
     store::{Condition, StoreError},
 };
-use serde_json::Value;
+use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::views;
+use crate::views::{DatalabView, ProviderView};
+
+c360::form! {
+    /// A datalab as POST creates it and PATCH edits it.
+    pub struct DatalabForm {
+        /// A Hive user and database prefix: unique, without spaces.
+        required name: Text<255>,
+        /// An infrastructure provider (not deleted).
+        required infrastructure_provider: Uuid,
+    }
+}
+
+c360::form! {
+    /// An infrastructure provider as POST creates it and PATCH renames it.
+    pub struct ProviderForm {
+        required name: Text<255>,
+    }
+}
+
+const DATALAB_ORDERING: [&str; 2] = ["created_at", "name"];
+const PROVIDER_ORDERING: [&str; 1] = ["name"];
 
 pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
     const LABS: &str = "/exports/datalabs/";
     const LAB: &str = "/exports/datalabs/{uuid}/";
     const PROVIDERS: &str = "/exports/infrastructure-providers/";
     const PROVIDER: &str = "/exports/infrastructure-providers/{uuid}/";
+    let text = json!({"type": "string"});
     Api::new(state, "exports")
         .method_policy(MethodPolicy::NotAllowedIf(may_manage))
         .route(Method::GET, LABS, Exposure::Authenticated, "List datalabs (PAGE)", list_datalabs)
+        .doc(
+            Doc::new()
+                .paged::<DatalabView>(Paging::Page)
+                .ordering(&DATALAB_ORDERING)
+                .search(&["name", "infrastructure provider's name"])
+                .param("name", "Exact name.", text.clone())
+                .param("infra_provider", "Words in the provider's name (any case).", text.clone())
+                .error(404, "No such page."),
+        )
         .audited(Method::POST, LABS, Exposure::Authenticated, "Create a datalab", "datalabs.create", create_datalab)
+        .doc(Doc::new().form::<DatalabForm>(Mode::Create).reply::<DatalabView>(201, "The new datalab."))
         .route(Method::GET, LAB, Exposure::Authenticated, "Get a datalab", get_datalab)
+        .doc(Doc::new().reply::<DatalabView>(200, "The datalab."))
         .audited(
             Method::PATCH,
             LAB,
@@ -45,7 +78,13 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "datalabs.partial_update",
             patch_datalab,
         )
+        .doc(Doc::new().form::<DatalabForm>(Mode::Update).reply::<DatalabView>(200, "The datalab as changed."))
         .route(Method::GET, PROVIDERS, Exposure::Authenticated, "List infrastructure providers (LIMIT)", list_providers)
+        .doc(Doc::new().paged::<ProviderView>(Paging::Limit).ordering(&PROVIDER_ORDERING).search(&["name"]).param(
+            "name",
+            "Exact name.",
+            text,
+        ))
         .audited(
             Method::POST,
             PROVIDERS,
@@ -54,7 +93,9 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "infrastructure_providers.create",
             create_provider,
         )
+        .doc(Doc::new().form::<ProviderForm>(Mode::Create).reply::<ProviderView>(201, "The new provider."))
         .route(Method::GET, PROVIDER, Exposure::Authenticated, "Get an infrastructure provider", get_provider)
+        .doc(Doc::new().reply::<ProviderView>(200, "The provider."))
         .audited(
             Method::PATCH,
             PROVIDER,
@@ -63,6 +104,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "infrastructure_providers.partial_update",
             patch_provider,
         )
+        .doc(Doc::new().form::<ProviderForm>(Mode::Update).reply::<ProviderView>(200, "The provider as changed."))
         .audited(
             Method::DELETE,
             PROVIDER,
@@ -71,6 +113,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "infrastructure_providers.destroy",
             delete_provider,
         )
+        .doc(Doc::new().empty(204, "Deleted (its datalabs still name it)."))
         .build()
 }
 
@@ -105,9 +148,9 @@ async fn list_datalabs(
     State(state): State<AppState>,
     principal: Arc<Principal>,
     query: ListQuery,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Page<DatalabView>>> {
     require(may_read(&principal))?;
-    let orders = query.ordering("ordering", &["created_at", "name"])?;
+    let orders = query.ordering("ordering", &DATALAB_ORDERING)?;
     let (mut labs, providers) =
         tokio::try_join!(async { Ok::<_, AppError>(state.store.datalabs().await?) }, providers_by_id(&state, true))?;
     let provider_name = |d: &Datalab| providers.get(&d.infrastructure_provider).map(|p| p.name.as_str());
@@ -124,7 +167,7 @@ async fn list_datalabs(
         _ => SortValue::Text(time::iso(d.stamps.created_at)),
     });
     let page = query.page_of(labs)?;
-    Ok(Json(page.envelope(|d| views::datalab(&d, providers.get(&d.infrastructure_provider)))))
+    Ok(Json(page.map(|d| DatalabView::of(&d, providers.get(&d.infrastructure_provider)))))
 }
 
 async fn datalab_or_404(state: &AppState, raw: &str) -> AppResult<Datalab> {
@@ -136,36 +179,33 @@ async fn get_datalab(
     State(state): State<AppState>,
     principal: Arc<Principal>,
     Path(raw): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<DatalabView>> {
     require(may_read(&principal))?;
     let lab = datalab_or_404(&state, &raw).await?;
     let provider = state.store.infrastructure_provider(lab.infrastructure_provider).await?;
-    Ok(Json(views::datalab(&lab, provider.as_ref())))
+    Ok(Json(DatalabView::of(&lab, provider.as_ref())))
 }
 
-/// The validated name and provider of a datalab body (`required` on creation).
+/// The validated name and provider of a datalab body (both required on creation).
 async fn datalab_fields(
     state: &AppState,
     body: &serde_json::Map<String, Value>,
-    required: bool,
+    mode: Mode,
 ) -> AppResult<(Option<String>, Option<InfrastructureProvider>)> {
     let providers = providers_by_id(state, false).await?;
     let mut fields = Fields::new(body);
-    let name = if required {
-        fields.required_text("name", Text::max(255))
-    } else {
-        fields.text("name", Text::max(255)).flatten()
-    };
+    let form: DatalabForm = fields.form(mode);
+    let name = form.name.map(|n| n.0);
     if let Some(message) = name.as_deref().and_then(datalab_name_error) {
         fields.error("name", message);
     }
-    let provider = if required {
-        fields.required_relation("infrastructure_provider", |u| providers.contains_key(&u))
-    } else {
-        fields.relation("infrastructure_provider", false, |u| providers.contains_key(&u)).flatten()
-    };
+    let provider = form.infrastructure_provider.and_then(|uuid| providers.get(&uuid).cloned());
+    if form.infrastructure_provider.is_some() && provider.is_none() {
+        let sent = fields.raw("infrastructure_provider").and_then(Value::as_str).unwrap_or_default();
+        fields.error("infrastructure_provider", unknown_pk(sent));
+    }
     fields.finish()?;
-    Ok((name, provider.and_then(|p| providers.get(&p).cloned())))
+    Ok((name, provider))
 }
 
 fn name_taken() -> AppError {
@@ -176,9 +216,9 @@ async fn create_datalab(
     State(state): State<AppState>,
     principal: Arc<Principal>,
     Body(body): Body,
-) -> AppResult<(StatusCode, Json<Value>)> {
+) -> AppResult<(StatusCode, Json<DatalabView>)> {
     require(may_manage(&principal))?;
-    let (name, provider) = datalab_fields(&state, &body, true).await?;
+    let (name, provider) = datalab_fields(&state, &body, Mode::Create).await?;
     let (Some(name), Some(provider)) = (name, provider) else {
         return Err(AppError::internal("validated datalab fields are missing"));
     };
@@ -192,7 +232,7 @@ async fn create_datalab(
         Err(StoreError::ConditionFailed) => return Err(name_taken()),
         other => other?,
     }
-    Ok((StatusCode::CREATED, Json(views::datalab(&lab, Some(&provider)))))
+    Ok((StatusCode::CREATED, Json(DatalabView::of(&lab, Some(&provider)))))
 }
 
 async fn patch_datalab(
@@ -200,10 +240,10 @@ async fn patch_datalab(
     principal: Arc<Principal>,
     Path(raw): Path<String>,
     Body(body): Body,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<DatalabView>> {
     require(may_manage(&principal))?;
     let previous = datalab_or_404(&state, &raw).await?;
-    let (name, provider) = datalab_fields(&state, &body, false).await?;
+    let (name, provider) = datalab_fields(&state, &body, Mode::Update).await?;
     let mut lab = previous.clone();
     if let Some(name) = name {
         lab.name = name;
@@ -220,16 +260,16 @@ async fn patch_datalab(
         Some(p) => Some(p),
         None => state.store.infrastructure_provider(lab.infrastructure_provider).await?,
     };
-    Ok(Json(views::datalab(&lab, provider.as_ref())))
+    Ok(Json(DatalabView::of(&lab, provider.as_ref())))
 }
 
 async fn list_providers(
     State(state): State<AppState>,
     principal: Arc<Principal>,
     query: ListQuery,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Page<ProviderView>>> {
     require(may_read(&principal))?;
-    let orders = query.ordering("ordering", &["name"])?;
+    let orders = query.ordering("ordering", &PROVIDER_ORDERING)?;
     let mut providers: Vec<InfrastructureProvider> = providers_by_id(&state, false).await?.into_values().collect();
     let terms = query.search_terms();
     providers.retain(|p| {
@@ -237,7 +277,7 @@ async fn list_providers(
     });
     providers.sort_by_key(|p| p.stamps.created_at);
     sort_by(&mut providers, &orders, |p, _| SortValue::Text(p.name.clone()));
-    Ok(Json(query.limited_of(providers).envelope(|p| views::provider(&p))))
+    Ok(Json(query.limited_of(providers).map(|p| ProviderView::of(&p))))
 }
 
 async fn provider_or_404(state: &AppState, raw: &str) -> AppResult<InfrastructureProvider> {
@@ -250,24 +290,24 @@ async fn get_provider(
     State(state): State<AppState>,
     principal: Arc<Principal>,
     Path(raw): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<ProviderView>> {
     require(may_read(&principal))?;
-    Ok(Json(views::provider(&provider_or_404(&state, &raw).await?)))
+    Ok(Json(ProviderView::of(&provider_or_404(&state, &raw).await?)))
 }
 
 async fn create_provider(
     State(state): State<AppState>,
     principal: Arc<Principal>,
     Body(body): Body,
-) -> AppResult<(StatusCode, Json<Value>)> {
+) -> AppResult<(StatusCode, Json<ProviderView>)> {
     require(may_manage(&principal))?;
     let mut fields = Fields::new(&body);
-    let name = fields.required_text("name", Text::max(255));
+    let form: ProviderForm = fields.form(Mode::Create);
     fields.finish()?;
-    let name = name.ok_or_else(|| AppError::internal("validated name is missing"))?;
+    let name = form.name.ok_or_else(|| AppError::internal("validated name is missing"))?.0;
     let provider = InfrastructureProvider { uuid: Uuid::new_v4(), name, stamps: Stamps::new(time::now()) };
     state.store.put_infrastructure_provider(&provider, Condition::MustNotExist).await?;
-    Ok((StatusCode::CREATED, Json(views::provider(&provider))))
+    Ok((StatusCode::CREATED, Json(ProviderView::of(&provider))))
 }
 
 async fn patch_provider(
@@ -275,18 +315,18 @@ async fn patch_provider(
     principal: Arc<Principal>,
     Path(raw): Path<String>,
     Body(body): Body,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<ProviderView>> {
     require(may_manage(&principal))?;
     let mut provider = provider_or_404(&state, &raw).await?;
     let mut fields = Fields::new(&body);
-    let name = fields.text("name", Text::max(255)).flatten();
+    let form: ProviderForm = fields.form(Mode::Update);
     fields.finish()?;
-    if let Some(name) = name {
-        provider.name = name;
+    if let Some(name) = form.name {
+        provider.name = name.0;
     }
     provider.stamps.modified_at = time::now();
     state.store.put_infrastructure_provider(&provider, Condition::MustExist).await?;
-    Ok(Json(views::provider(&provider)))
+    Ok(Json(ProviderView::of(&provider)))
 }
 
 async fn delete_provider(

@@ -35,15 +35,17 @@ use c360::{
     },
     error::{AppError, AppResult},
     http::{
+        contract::{Doc, Paging},
         listing::{matches_search, sort_by, ListQuery, SortValue},
         Api, AppState, Body, Exposure, Principal, RouteSpec,
     },
     store::{exports::NewSubset, StoreError},
 };
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::views;
+use crate::views::{ExportListed, ExportRowView, ExportView, LogsView, Message, TaskLogs};
 
 /// Downloads up to this size go through the function (Lambda answers at most 6 MB, base64 included);
 /// larger files are a redirect to a presigned S3 GET.
@@ -54,8 +56,20 @@ const PRESIGNED_TTL: Duration = Duration::from_secs(300);
 pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
     Api::new(state, "exports")
         .route(Method::GET, "/exports/", Exposure::Authenticated, "List exports (LIMIT; 204 when empty)", list)
+        .doc(list_doc())
         .audited(Method::POST, "/exports/", Exposure::Authenticated, "Request an export", "exports.create", create)
+        .doc(
+            Doc::new()
+                .body::<ExportRequestBody>()
+                .reply::<ExportView>(
+                    201,
+                    "The new export (`export_tables` empty), launched or waiting for its subsets.",
+                )
+                .error(400, "Field errors, or `[\"Invalid export data: <reason>\"]` (the exporter's validation).")
+                .error(403, "Not authenticated, or not allowed to export in this format and mode (French `detail`)."),
+        )
         .route(Method::GET, "/exports/{uuid}/", Exposure::Authenticated, "Get one of the caller's exports", retrieve)
+        .doc(Doc::new().reply::<ExportView>(200, "The export."))
         .audited(
             Method::GET,
             "/exports/{uuid}/download/",
@@ -63,6 +77,12 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "Download a finished csv/xlsx export (zip; a presigned redirect above 4 MB)",
             "exports.download",
             download,
+        )
+        .doc(
+            Doc::new()
+                .file(200, "application/zip", "The zip, as an attachment named `export_<group id>.zip`.")
+                .empty(302, "A larger zip: `Location` is a presigned GET, valid for 5 minutes.")
+                .error(400, "Not finished, not downloadable, or no longer available (a message)."),
         )
         .audited(
             Method::POST,
@@ -72,6 +92,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "exports.retry",
             retry,
         )
+        .doc(Doc::new().reply::<Message>(200, "\"The export `<uuid>` has been relaunched\"."))
         .audited(
             Method::POST,
             "/exports/{uuid}/relaunch/",
@@ -80,6 +101,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "exports.relaunch",
             relaunch,
         )
+        .doc(Doc::new().reply::<ExportView>(201, "The copy (`export_tables` empty), launched."))
         .route(
             Method::GET,
             "/exports/{uuid}/logs/",
@@ -87,7 +109,50 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "The Export API's logs (full admin)",
             logs,
         )
+        .doc(
+            Doc::new()
+                .reply::<LogsView>(200, "A message (finished export), or the task's logs as a JSON attachment.")
+                .error(400, "\"The target export has no job ID\".")
+                .reply::<Message>(408, "The Export API did not answer in time (a message).")
+                .reply::<Message>(500, "The Export API failed (a message)."),
+        )
         .build()
+}
+
+/// `GET /exports/`'s filters (spec §7.6), each with its description.
+const OUTPUT_FORMAT: &str = "output_format";
+const STATUS: &str = "status";
+/// The Portail's name for `status`.
+const REQUEST_JOB_STATUS: &str = "request_job_status";
+const OWNER: &str = "owner";
+const MOTIVATION: &str = "motivation";
+const FULL_OBJECTS: &str = "return_full_objects";
+const SEARCHED: [&str; 10] = [
+    "owner username",
+    "owner first name",
+    "owner last name",
+    "motivation",
+    "request_job_status",
+    "output_format",
+    "target_name",
+    "datalab name",
+    "cohort name",
+    "cohort id",
+];
+
+fn list_doc() -> Doc {
+    let text = json!({"type": "string"});
+    Doc::new()
+        .paged::<ExportListed>(Paging::Limit)
+        .empty(204, "The page is empty (no export, or an offset beyond the last).")
+        .ordering(&ORDERINGS)
+        .search(&SEARCHED)
+        .param(FULL_OBJECTS, "`true`: rows of the full serializer.", text.clone())
+        .param(OUTPUT_FORMAT, "Formats, comma-separated (csv, xlsx, hive).", text.clone())
+        .param(STATUS, "Statuses, comma-separated.", text.clone())
+        .param(REQUEST_JOB_STATUS, "Statuses, comma-separated (the Portail's name for `status`).", text.clone())
+        .param(OWNER, "Words in the owner's username, first name or last name (any case).", text.clone())
+        .param(MOTIVATION, "Words in the motivation (any case).", text)
 }
 
 /// Callers who manage exports or datalabs list everyone's exports (the Portail's datalab pages);
@@ -101,12 +166,18 @@ const ORDERINGS: [&str; 6] = ["created_at", "modified_at", "output_format", "sta
 async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: ListQuery) -> AppResult<Response> {
     let orders = query.ordering("ordering", &ORDERINGS)?;
     let default_order = query.ordering_from("-created_at");
-    let full = query.flag("return_full_objects") == Some(true);
-    let render = |e: &Export| if full { views::full(e, true) } else { views::list_row(e) };
+    let full = query.flag(FULL_OBJECTS) == Some(true);
+    let render = |e: &Export| {
+        if full {
+            ExportListed::Full(ExportView::of(e, true))
+        } else {
+            ExportListed::Row(ExportRowView::of(e))
+        }
+    };
     let scope = (!sees_every_export(&principal)).then_some(principal.username.as_str());
     let (limit, offset) = query.limit_offset();
     let in_index_order = (orders.is_empty() || orders == default_order)
-        && query.has_only(&["limit", "offset", "ordering", "return_full_objects"]);
+        && query.has_only(&["limit", "offset", "ordering", FULL_OBJECTS]);
     let (count, page) = if in_index_order {
         let (count, page) =
             tokio::try_join!(state.store.exports_count(scope), state.store.exports_page(scope, offset, limit))?;
@@ -127,8 +198,8 @@ async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: L
     if page.is_empty() {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
-    let results: Vec<Value> = page.iter().map(render).collect();
-    Ok(Json(query.limited_window(count, results).envelope(|v| v)).into_response())
+    let results: Vec<ExportListed> = page.iter().map(render).collect();
+    Ok(Json(query.limited_window(count, results)).into_response())
 }
 
 fn contains(value: &str, wanted: &str) -> bool {
@@ -140,13 +211,13 @@ fn matches_filters(e: &Export, query: &ListQuery) -> bool {
     let any_of = |param: &str, value: &str| query.list(param).is_none_or(|wanted| wanted.iter().any(|w| w == value));
     let s = &e.summary;
     let status = e.job.request_job_status.as_str();
-    any_of("output_format", e.output_format.as_str())
-        && any_of("status", status)
-        && any_of("request_job_status", status)
+    any_of(OUTPUT_FORMAT, e.output_format.as_str())
+        && any_of(STATUS, status)
+        && any_of(REQUEST_JOB_STATUS, status)
         && query
-            .get("owner")
+            .get(OWNER)
             .is_none_or(|w| contains(&e.owner, w) || contains(&s.owner_firstname, w) || contains(&s.owner_lastname, w))
-        && query.get("motivation").is_none_or(|w| e.motivation.as_deref().is_some_and(|m| contains(m, w)))
+        && query.get(MOTIVATION).is_none_or(|w| e.motivation.as_deref().is_some_and(|m| contains(m, w)))
         && matches_search(
             &query.search_terms(),
             &[
@@ -194,8 +265,8 @@ async fn retrieve(
     State(state): State<AppState>,
     principal: Arc<Principal>,
     Path(raw): Path<String>,
-) -> AppResult<Json<Value>> {
-    Ok(Json(views::full(&owned(&state, &principal, &raw).await?, true)))
+) -> AppResult<Json<ExportView>> {
+    Ok(Json(ExportView::of(&owned(&state, &principal, &raw).await?, true)))
 }
 
 async fn create(
@@ -203,7 +274,7 @@ async fn create(
     principal: Arc<Principal>,
     headers: HeaderMap,
     Body(body): Body,
-) -> AppResult<(StatusCode, Json<Value>)> {
+) -> AppResult<(StatusCode, Json<ExportView>)> {
     let request = parse_request(&body)?;
     if let Some(detail) = permission_refusal(&request.output_format, request.nominative, principal.rights) {
         return Err(AppError::PermissionDenied(detail.into()));
@@ -221,7 +292,7 @@ async fn create(
         } else {
             build_subsets(&state, &headers, export, &subsets).await?
         };
-        return Ok((StatusCode::CREATED, Json(views::full(&export, false))));
+        return Ok((StatusCode::CREATED, Json(ExportView::of(&export, false))));
     }
     Err(invalid_data("The source cohort changed meanwhile, please try again"))
 }
@@ -257,6 +328,47 @@ fn optional_uuid(value: Option<&Value>) -> Result<Option<Uuid>, String> {
         }
         Some(other) => Err(format!("Invalid pk \"{other}\" - object does not exist.")),
     }
+}
+
+// The body of `POST /exports/`, for the document only: its reading stays hand-written
+// (`parse_request`, then `prepare`) because it is not DRF's field by field, which the form field types
+// read: booleans are JSON booleans only, a non-string text is refused, a table has one message for
+// any of its defects, a missing `output_format` and the exporter's checks answer
+// `["Invalid export data: <reason>"]` (spec §7.3) rather than field errors.
+/// An export request (spec §7.3). Booleans are JSON booleans; the exporter's validation answers
+/// `["Invalid export data: <reason>"]`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // a description, never built
+pub struct ExportRequestBody {
+    /// csv, xlsx or hive (missing: "Invalid export data: output_format is required").
+    output_format: String,
+    nominative: Option<bool>,
+    /// Newlines become " - ".
+    motivation: Option<String>,
+    /// Required by hive exports.
+    datalab: Option<Uuid>,
+    shift_dates: Option<bool>,
+    group_tables: Option<bool>,
+    export_tables: Option<Vec<ExportTableRequestBody>>,
+}
+
+/// A table of `POST /exports/`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // a description, never built
+pub struct ExportTableRequestBody {
+    /// Kept to its first 55 characters.
+    #[schema(min_length = 1)]
+    table_name: String,
+    columns: Option<Vec<String>>,
+    /// The source cohort.
+    cohort_result_source: Option<Uuid>,
+    /// A saved filter of the caller or of the source cohort's owner: the table exports a subset.
+    fhir_filter: Option<Uuid>,
+    /// Defaults to true.
+    respect_table_relationships: Option<bool>,
+    pivot_merge: Option<bool>,
+    pivot_merge_columns: Option<Vec<String>>,
+    pivot_merge_ids: Option<Vec<String>>,
 }
 
 /// The typed body (spec §7.3); a field of the wrong type is a 400 naming it.
@@ -680,7 +792,7 @@ async fn retry(
     State(state): State<AppState>,
     principal: Arc<Principal>,
     Path(raw): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Message>> {
     let mut export = administered(&state, &principal, &raw).await?;
     loop {
         let mut again = export.clone();
@@ -697,7 +809,7 @@ async fn retry(
         match state.store.save_export(&again).await {
             Ok(saved) => {
                 launch(&state, saved).await?;
-                return Ok(Json(Value::String(format!("The export `{}` has been relaunched", export.uuid))));
+                return Ok(Json(Message(format!("The export `{}` has been relaunched", export.uuid))));
             }
             Err(StoreError::ConditionFailed) => {
                 export = state.store.export(export.uuid).await?.ok_or(AppError::NotFound("Export"))?;
@@ -712,7 +824,7 @@ async fn relaunch(
     State(state): State<AppState>,
     principal: Arc<Principal>,
     Path(raw): Path<String>,
-) -> AppResult<(StatusCode, Json<Value>)> {
+) -> AppResult<(StatusCode, Json<ExportView>)> {
     let original = administered(&state, &principal, &raw).await?;
     let now = time::now();
     let prefix = match original.output_format {
@@ -736,7 +848,7 @@ async fn relaunch(
     };
     state.store.create_export(&copy).await?;
     let copy = launch(&state, copy).await?;
-    Ok((StatusCode::CREATED, Json(views::full(&copy, false))))
+    Ok((StatusCode::CREATED, Json(ExportView::of(&copy, false))))
 }
 
 async fn logs(
@@ -745,18 +857,19 @@ async fn logs(
     Path(raw): Path<String>,
 ) -> AppResult<Response> {
     let export = administered(&state, &principal, &raw).await?;
-    let bare = |status: StatusCode, text: &str| (status, Json(Value::String(text.to_owned()))).into_response();
+    let bare = |status: StatusCode, text: &str| (status, Json(Message(text.to_owned()))).into_response();
     if export.job.request_job_status == JobStatus::Finished {
-        return Ok(bare(StatusCode::OK, "No logs available. The target export has finished successfully"));
+        let finished = LogsView::Message("No logs available. The target export has finished successfully".into());
+        return Ok(Json(finished).into_response());
     }
     if export.job.request_job_id.is_empty() {
-        return Ok(bare(StatusCode::BAD_REQUEST, "The target export has no job ID"));
+        return Err(AppError::InvalidString("The target export has no job ID".into()));
     }
     let url = state.settings.export_api_url.clone().ok_or_else(|| AppError::internal("EXPORT_API_URL is not set"))?;
     let api = ExportApi::new(state.http.clone(), url, state.settings.export_api_auth_token.clone());
     match api.task_status(&export.job.request_job_id).await {
         Ok(answer) => {
-            let text = serde_json::to_string_pretty(&answer).map_err(AppError::internal)?;
+            let text = serde_json::to_string_pretty(&LogsView::Logs(TaskLogs(answer))).map_err(AppError::internal)?;
             let disposition = format!("attachment; filename=\"logs_export_{}.json\"", export.target_name);
             Ok((
                 [(header::CONTENT_TYPE, "application/json".to_owned()), (header::CONTENT_DISPOSITION, disposition)],

@@ -15,22 +15,77 @@ use c360::{
     },
     error::{AppError, AppResult},
     http::{
-        fields::{Fields, Text},
-        listing::{sort_by, ListQuery, SortValue},
+        contract::{BlankText, Choice, Choices, Doc, FormField, Mode, Paging, Schema, Text},
+        fields::{unknown_pk, Fields},
+        listing::{sort_by, ListQuery, Page, SortValue},
         Api, AppState, Body, Exposure, Principal, RouteSpec,
     },
     store::Condition,
 };
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::exports::sees_every_export;
+use crate::{exports::sees_every_export, views::StatView};
+
+/// The types a stat's value may have.
+pub struct StatType;
+
+impl Choices for StatType {
+    const VALUES: &'static [&'static str] = &STAT_TYPES;
+}
+
+/// `export` in a stat's body: looked up as the uuid of an export the caller sees; whatever names
+/// none (a number, `null`, another user's export…) is DRF's unknown-pk message with the value as sent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExportRef {
+    /// The value as sent (as JSON when it is not a string).
+    pub sent: String,
+    /// The uuid a string value spells.
+    pub uuid: Option<Uuid>,
+}
+
+impl FormField for ExportRef {
+    fn read(value: &Value) -> Result<Self, String> {
+        Ok(Self {
+            sent: value.as_str().map_or_else(|| value.to_string(), str::to_owned),
+            uuid: value.as_str().and_then(|s| Uuid::parse_str(s).ok()),
+        })
+    }
+
+    fn schema() -> Schema {
+        json!({"type": "string", "format": "uuid"})
+    }
+}
+
+c360::form! {
+    /// An export result stat as POST records it and PATCH edits it.
+    pub struct StatForm {
+        required name: Text<55>,
+        required kind as "type": Choice<StatType>,
+        required value: BlankText<55>,
+        /// The export measured: one of the caller's, or any for those who see every export. Ignored
+        /// by PATCH (a stat stays with its export).
+        required export: ExportRef,
+    }
+}
+
+const ORDERING: [&str; 4] = ["name", "type", "value", "export"];
 
 pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
     const ROOT: &str = "/exports/export-stats/";
     const ONE: &str = "/exports/export-stats/{uuid}/";
+    let text = json!({"type": "string"});
     Api::new(state, "exports")
         .route(Method::GET, ROOT, Exposure::Authenticated, "List export result stats (LIMIT)", list)
+        .doc(
+            Doc::new()
+                .paged::<StatView>(Paging::Limit)
+                .ordering(&ORDERING)
+                .param("name", "Exact name.", text.clone())
+                .param("type", "Exact type.", text.clone())
+                .param("export", "The export's uuid.", json!({"type": "string", "format": "uuid"}))
+                .param("export_target_name", "Words in the export's target name (any case).", text),
+        )
         .audited(
             Method::POST,
             ROOT,
@@ -39,7 +94,9 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "export_stats.create",
             create,
         )
+        .doc(Doc::new().form::<StatForm>(Mode::Create).reply::<StatView>(201, "The new stat."))
         .route(Method::GET, ONE, Exposure::Authenticated, "Get an export result stat", retrieve)
+        .doc(Doc::new().reply::<StatView>(200, "The stat."))
         .audited(
             Method::PATCH,
             ONE,
@@ -48,30 +105,20 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "export_stats.partial_update",
             patch,
         )
+        .doc(Doc::new().form::<StatForm>(Mode::Update).reply::<StatView>(200, "The stat as changed."))
         .build()
-}
-
-fn render(s: &ExportResultStat) -> Value {
-    json!({
-        "uuid": s.uuid,
-        "deleted": s.stamps.deleted.map(time::iso),
-        "deleted_by_cascade": s.stamps.deleted_by_cascade,
-        "created_at": time::iso(s.stamps.created_at),
-        "modified_at": time::iso(s.stamps.modified_at),
-        "export": s.export,
-        "name": s.name,
-        "type": s.kind,
-        "value": s.value,
-        "export_target": s.export_target,
-    })
 }
 
 fn visible(principal: &Principal, stat: &ExportResultStat) -> bool {
     stat.export_owner == principal.username || sees_every_export(principal)
 }
 
-async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: ListQuery) -> AppResult<Json<Value>> {
-    let orders = query.ordering("ordering", &["name", "type", "value", "export"])?;
+async fn list(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    query: ListQuery,
+) -> AppResult<Json<Page<StatView>>> {
+    let orders = query.ordering("ordering", &ORDERING)?;
     let export = query.uuid("export")?;
     let mut stats = state.store.export_stats().await?;
     stats.retain(|s| {
@@ -90,7 +137,7 @@ async fn list(State(state): State<AppState>, principal: Arc<Principal>, query: L
         "export" => SortValue::Text(s.export_target.clone()),
         _ => SortValue::Text(s.name.clone()),
     });
-    Ok(Json(query.limited_of(stats).envelope(|s| render(&s))))
+    Ok(Json(query.limited_of(stats).map(|s| StatView::of(&s))))
 }
 
 async fn visible_stat(state: &AppState, principal: &Principal, raw: &str) -> AppResult<ExportResultStat> {
@@ -103,41 +150,27 @@ async fn retrieve(
     State(state): State<AppState>,
     principal: Arc<Principal>,
     Path(raw): Path<String>,
-) -> AppResult<Json<Value>> {
-    Ok(Json(render(&visible_stat(&state, &principal, &raw).await?)))
-}
-
-/// The name, type and value of a body (each optional: PATCH).
-fn stat_fields(fields: &mut Fields) -> (Option<String>, Option<String>, Option<String>) {
-    let name = fields.text("name", Text::max(55)).flatten();
-    let kind = fields.present("type").then(|| fields.choice("type", &STAT_TYPES)).flatten();
-    let value = fields.text("value", Text::max(55).blank()).flatten();
-    (name, kind, value)
+) -> AppResult<Json<StatView>> {
+    Ok(Json(StatView::of(&visible_stat(&state, &principal, &raw).await?)))
 }
 
 async fn create(
     State(state): State<AppState>,
     principal: Arc<Principal>,
     Body(body): Body,
-) -> AppResult<(StatusCode, Json<Value>)> {
+) -> AppResult<(StatusCode, Json<StatView>)> {
     let mut fields = Fields::new(&body);
-    for required in ["name", "type", "value", "export"] {
-        if !fields.present(required) {
-            fields.error(required, "This field is required.");
-        }
-    }
-    let (name, kind, value) = stat_fields(&mut fields);
-    let export = match body.get("export").and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok()) {
+    let form: StatForm = fields.form(Mode::Create);
+    let export = match form.export.as_ref().and_then(|e| e.uuid) {
         Some(uuid) => state.store.export(uuid).await?,
         None => None,
     };
     let export = export.filter(|e| e.owner == principal.username || sees_every_export(&principal));
-    if export.is_none() && fields.present("export") {
-        let raw = body.get("export").map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned));
-        fields.error("export", format!("Invalid pk \"{}\" - object does not exist.", raw.unwrap_or_default()));
+    if let (None, Some(sent)) = (&export, &form.export) {
+        fields.error("export", unknown_pk(&sent.sent));
     }
     fields.finish()?;
-    let (Some(export), Some(name), Some(kind), Some(value)) = (export, name, kind, value) else {
+    let (Some(export), Some(name), Some(kind), Some(value)) = (export, form.name, form.kind, form.value) else {
         return Err(AppError::internal("validated stat fields are missing"));
     };
     let stat = ExportResultStat {
@@ -145,13 +178,13 @@ async fn create(
         export: export.uuid,
         export_owner: export.owner,
         export_target: export.target_name,
-        name,
-        kind,
-        value,
+        name: name.0,
+        kind: kind.0,
+        value: value.0,
         stamps: Stamps::new(time::now()),
     };
     state.store.put_export_stat(&stat, Condition::MustNotExist).await?;
-    Ok((StatusCode::CREATED, Json(render(&stat))))
+    Ok((StatusCode::CREATED, Json(StatView::of(&stat))))
 }
 
 async fn patch(
@@ -159,16 +192,22 @@ async fn patch(
     principal: Arc<Principal>,
     Path(raw): Path<String>,
     Body(body): Body,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<StatView>> {
     let mut stat = visible_stat(&state, &principal, &raw).await?;
-    let body: Map<String, Value> = body.into_iter().filter(|(k, _)| k != "export").collect();
     let mut fields = Fields::new(&body);
-    let (name, kind, value) = stat_fields(&mut fields);
+    // `export` is read (it cannot fail) and ignored.
+    let form: StatForm = fields.form(Mode::Update);
     fields.finish()?;
-    stat.name = name.unwrap_or(stat.name);
-    stat.kind = kind.unwrap_or(stat.kind);
-    stat.value = value.unwrap_or(stat.value);
+    if let Some(name) = form.name {
+        stat.name = name.0;
+    }
+    if let Some(kind) = form.kind {
+        stat.kind = kind.0;
+    }
+    if let Some(value) = form.value {
+        stat.value = value.0;
+    }
     stat.stamps.modified_at = time::now();
     state.store.put_export_stat(&stat, Condition::MustExist).await?;
-    Ok(Json(render(&stat)))
+    Ok(Json(StatView::of(&stat)))
 }
