@@ -340,6 +340,20 @@ impl Components {
         reference(&name)
     }
 
+    /// A body documented by a `ToSchema` struct, as PATCH takes it: `Patched<name>`, nothing required.
+    pub fn patched<T: ToSchema>(&mut self) -> Schema {
+        let name = format!("Patched{}", T::name());
+        if !self.schemas.contains_key(&name) {
+            self.view::<T>();
+            let mut schema = self.schemas[T::name().as_ref()].clone();
+            if let Some(object) = schema.as_object_mut() {
+                object.remove("required");
+            }
+            self.schemas.insert(name.clone(), schema);
+        }
+        reference(&name)
+    }
+
     /// A named schema written by hand (the error bodies).
     fn named(&mut self, name: &str, schema: impl FnOnce() -> Schema) -> Schema {
         self.schemas.entry(name.to_owned()).or_insert_with(schema);
@@ -384,7 +398,12 @@ pub struct Reply {
     pub status: u16,
     pub description: &'static str,
     pub body: Option<SchemaFn>,
+    /// The body's media type (`application/json` but for documents and assets).
+    pub content_type: &'static str,
 }
+
+/// The media type of views and errors.
+pub const JSON: &str = "application/json";
 
 /// One documented query parameter.
 #[derive(Clone, Debug)]
@@ -425,6 +444,18 @@ fn update_form_schema<F: Form>(components: &mut Components) -> Schema {
     components.form::<F>(Mode::Update)
 }
 
+fn patched_body_schema<T: ToSchema>(components: &mut Components) -> Schema {
+    components.patched::<T>()
+}
+
+fn any_object(_: &mut Components) -> Schema {
+    json!({"type": "object"})
+}
+
+fn any_text(_: &mut Components) -> Schema {
+    json!({"type": "string"})
+}
+
 fn list_schema<T: ToSchema>(components: &mut Components) -> Schema {
     json!({"type": "array", "items": components.view::<T>()})
 }
@@ -457,21 +488,41 @@ impl Doc {
         self
     }
 
-    /// A JSON answer of type `T`.
-    pub fn reply<T: ToSchema>(mut self, status: u16, description: &'static str) -> Self {
-        self.replies.push(Reply { status, description, body: Some(view_schema::<T>) });
+    /// A request body the handler still validates by hand, documented by a `ToSchema` struct (PATCH:
+    /// the same struct, nothing required). Prefer [`Doc::form`], whose reading is the documentation.
+    pub fn body<T: ToSchema>(mut self, mode: Mode) -> Self {
+        self.body = Some(match mode {
+            Mode::Create => view_schema::<T>,
+            Mode::Update => patched_body_schema::<T>,
+        });
         self
+    }
+
+    fn answer(mut self, status: u16, description: &'static str, body: Option<SchemaFn>) -> Self {
+        self.replies.push(Reply { status, description, body, content_type: JSON });
+        self
+    }
+
+    /// A JSON answer of type `T`.
+    pub fn reply<T: ToSchema>(self, status: u16, description: &'static str) -> Self {
+        self.answer(status, description, Some(view_schema::<T>))
     }
 
     /// A JSON array of `T`.
-    pub fn reply_list<T: ToSchema>(mut self, status: u16, description: &'static str) -> Self {
-        self.replies.push(Reply { status, description, body: Some(list_schema::<T>) });
-        self
+    pub fn reply_list<T: ToSchema>(self, status: u16, description: &'static str) -> Self {
+        self.answer(status, description, Some(list_schema::<T>))
     }
 
     /// An answer without a body (204).
-    pub fn empty(mut self, status: u16, description: &'static str) -> Self {
-        self.replies.push(Reply { status, description, body: None });
+    pub fn empty(self, status: u16, description: &'static str) -> Self {
+        self.answer(status, description, None)
+    }
+
+    /// An answer that is no view: a document or an asset of media type `content_type` (any JSON
+    /// object for `application/json`, else text).
+    pub fn reply_raw(mut self, status: u16, description: &'static str, content_type: &'static str) -> Self {
+        let body: SchemaFn = if content_type == JSON { any_object } else { any_text };
+        self.replies.push(Reply { status, description, body: Some(body), content_type });
         self
     }
 
@@ -492,10 +543,10 @@ impl Doc {
             Paging::Page => {
                 self =
                     self.param("page", "1-based page number, or `last` (20 rows per page).", json!({"type": "string"}));
+                self = self.error(404, "`Invalid page.`: no such page.");
             }
         }
-        self.replies.push(Reply { status: 200, description: "One page of the list.", body: Some(page_schema::<T>) });
-        self
+        self.answer(200, "One page of the list.", Some(page_schema::<T>))
     }
 
     /// `ordering`: the fields a list sorts on, `-` before one for descending order; comma-separated.
@@ -629,6 +680,45 @@ mod tests {
         assert_eq!(components.schemas.keys().collect::<Vec<_>>(), ["PatchedThingForm", "Shown"]);
         assert_eq!(components.schemas["Shown"]["properties"]["id"]["format"], "uuid");
         assert_eq!(doc.query.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["limit", "offset"]);
+    }
+
+    /// A body validated by hand, documented by a struct.
+    #[derive(ToSchema)]
+    #[allow(dead_code)]
+    struct Sent {
+        name: String,
+        note: Option<String>,
+    }
+
+    #[test]
+    fn a_hand_validated_body_is_documented_by_its_struct_patch_requiring_nothing() {
+        let mut components = Components::default();
+        let created = (Doc::new().body::<Sent>(Mode::Create).body.expect("a body"))(&mut components);
+        assert_eq!(created, json!({"$ref": "#/components/schemas/Sent"}));
+        let patched = (Doc::new().body::<Sent>(Mode::Update).body.expect("a body"))(&mut components);
+        assert_eq!(patched, json!({"$ref": "#/components/schemas/PatchedSent"}));
+        assert_eq!(components.schemas["Sent"]["required"], json!(["name"]));
+        assert!(components.schemas["PatchedSent"].get("required").is_none());
+        assert_eq!(components.schemas["PatchedSent"]["properties"], components.schemas["Sent"]["properties"]);
+    }
+
+    #[test]
+    fn documents_and_assets_are_described_by_their_media_type() {
+        let doc =
+            Doc::new().reply_raw(200, "page", "text/html").reply_raw(201, "document", JSON).reply::<Shown>(202, "x");
+        let mut components = Components::default();
+        let media: Vec<_> = doc.replies.iter().map(|r| r.content_type).collect();
+        assert_eq!(media, ["text/html", JSON, JSON]);
+        let bodies: Vec<_> = doc.replies.iter().map(|r| (r.body.expect("a body"))(&mut components)).collect();
+        assert_eq!(bodies[0], json!({"type": "string"}));
+        assert_eq!(bodies[1], json!({"type": "object"}));
+    }
+
+    #[test]
+    fn a_page_numbered_list_documents_its_invalid_page() {
+        let doc = Doc::new().paged::<Shown>(Paging::Page);
+        assert_eq!(doc.errors.iter().map(|(s, _)| *s).collect::<Vec<_>>(), [404]);
+        assert!(Doc::new().paged::<Shown>(Paging::Limit).errors.is_empty());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use axum::http::Method;
 use serde_json::{json, Map, Value};
 
 use super::{
-    contract::{Components, Doc},
+    contract::{Components, Doc, JSON},
     Exposure, RouteSpec,
 };
 
@@ -35,7 +35,11 @@ fn unique(id: String, taken: &mut HashSet<String>) -> String {
 }
 
 fn json_content(schema: Value) -> Value {
-    json!({"application/json": {"schema": schema}})
+    content(JSON, schema)
+}
+
+fn content(content_type: &str, schema: Value) -> Value {
+    json!({ content_type: {"schema": schema} })
 }
 
 /// The answers of a typed operation: its own, then the errors every such operation can give.
@@ -44,7 +48,7 @@ fn responses(spec: &RouteSpec, doc: &Doc, components: &mut Components) -> Map<St
     for reply in &doc.replies {
         let mut response = json!({"description": reply.description});
         if let Some(body) = reply.body {
-            response["content"] = json_content(body(components));
+            response["content"] = content(reply.content_type, body(components));
         }
         responses.insert(reply.status.to_string(), response);
     }
