@@ -1,4 +1,6 @@
 //! `/users/`: the user directory, user creation and edition, username check (spec §8).
+pub mod views;
+
 use std::{collections::HashMap, sync::Arc};
 
 use axum::{
