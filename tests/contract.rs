@@ -284,3 +284,66 @@ async fn contents_answer_what_the_document_says(app: &TestApp, token: &str, answ
     assert_eq!(answers.send(call, Method::DELETE, one).await.0, StatusCode::NO_CONTENT);
     assert_eq!(answers.send(app.call(Method::GET, &path), Method::GET, one).await.0, StatusCode::NOT_FOUND);
 }
+
+/// users-api: the directory, creation, edition and the username check (against a fake identity
+/// server).
+#[tokio::test]
+async fn users_operations_answer_what_the_document_says() {
+    let people = fakes::identity::parse_people("5000005:pw:Louis:PASTEUR:louis@x.fr");
+    let (url, _server) = fakes::spawn(fakes::identity::router("k", people), 0).await.expect("identity server");
+    let app = TestApp::with_settings(&[("IDENTITY_SERVER_URL", &url), ("IDENTITY_SERVER_AUTH_TOKEN", "k")]).await;
+    let (token, _) = app.login(ADMIN).await;
+    let mut answers = Answers::default();
+    let (users, one, check) = ("/users/", "/users/{username}/", "/users/{username}/check/");
+
+    let body = json!({"username": "4000004", "firstname": "Ada", "lastname": "Lovelace", "email": "ada@x.fr", "password": "s3cret!"});
+    let (status, created) =
+        answers.send(app.call(Method::POST, users).token(&token).json(body), Method::POST, users).await;
+    assert_eq!((status, &created["username"]), (StatusCode::CREATED, &json!("4000004")));
+    let invalid = json!({"username": "", "firstname": "R2-D2!", "email": "not-an-email", "password": 3});
+    let (status, errors) =
+        answers.send(app.call(Method::POST, users).token(&token).json(invalid), Method::POST, users).await;
+    assert_eq!((status, errors.as_object().map(|e| e.len())), (StatusCode::BAD_REQUEST, Some(5)), "{errors}");
+    assert_eq!(
+        answers.send(app.call(Method::POST, users).json(json!({})), Method::POST, users).await.0,
+        StatusCode::FORBIDDEN
+    );
+
+    for (query, expected) in [
+        ("", StatusCode::OK),
+        ("?ordering=-lastname,created_by&search=ada&manual_only=true&with_access=false", StatusCode::OK),
+        ("?username=nobody-has-this-name", StatusCode::OK),
+        ("?firstname=ad&lastname=love&email=x.fr", StatusCode::OK),
+        ("?manual_only=yes", StatusCode::BAD_REQUEST),
+        ("?ordering=password", StatusCode::BAD_REQUEST),
+        ("?page=9", StatusCode::NOT_FOUND),
+    ] {
+        let call = app.call(Method::GET, &format!("{users}{query}")).token(&token);
+        assert_eq!(answers.send(call, Method::GET, users).await.0, expected, "{query}");
+    }
+    assert_eq!(answers.send(app.call(Method::GET, users), Method::GET, users).await.0, StatusCode::FORBIDDEN);
+
+    let call = app.call(Method::GET, "/users/4000004/").token(&token);
+    assert_eq!(answers.send(call, Method::GET, one).await.0, StatusCode::OK);
+    let call = app.call(Method::GET, "/users/9999999/").token(&token);
+    assert_eq!(answers.send(call, Method::GET, one).await.0, StatusCode::NOT_FOUND);
+    let call =
+        app.call(Method::PATCH, "/users/4000004/").token(&token).json(json!({"firstname": "Augusta", "email": null}));
+    let (status, patched) = answers.send(call, Method::PATCH, one).await;
+    assert_eq!((status, &patched["firstname"]), (StatusCode::OK, &json!("Augusta")));
+    let call = app.call(Method::PATCH, "/users/4000004/").token(&token).json(json!({"email": "nope", "lastname": " "}));
+    assert_eq!(answers.send(call, Method::PATCH, one).await.0, StatusCode::BAD_REQUEST);
+    let call = app.call(Method::PATCH, "/users/9999999/").token(&token).json(json!({}));
+    assert_eq!(answers.send(call, Method::PATCH, one).await.0, StatusCode::NOT_FOUND);
+
+    for (username, expected) in [
+        ("4000004", StatusCode::OK),
+        ("5000005", StatusCode::OK),
+        ("6000006", StatusCode::NOT_FOUND),
+        ("abc", StatusCode::BAD_REQUEST),
+    ] {
+        let call = app.call(Method::GET, &format!("/users/{username}/check/")).token(&token);
+        assert_eq!(answers.send(call, Method::GET, check).await.0, expected, "{username}");
+    }
+    conform(&app, &answers).await;
+}
