@@ -347,3 +347,50 @@ async fn users_operations_answer_what_the_document_says() {
     }
     conform(&app, &answers).await;
 }
+
+/// auth-api: login (JSON and url-encoded), refresh with rotation, logout; their refusals.
+#[tokio::test]
+async fn auth_operations_answer_what_the_document_says() {
+    let app = TestApp::new().await;
+    let mut answers = Answers::default();
+    let (login, refresh, logout) = ("/auth/login/", "/auth/refresh/", "/auth/logout/");
+
+    let credentials = json!({"username": ADMIN, "password": integration_tests::PASSWORD});
+    let (status, session) = answers.send(app.call(Method::POST, login).json(credentials), Method::POST, login).await;
+    assert_eq!(status, StatusCode::OK);
+    let form = format!("username={ADMIN}&password={}", integration_tests::PASSWORD.replace(' ', "+"));
+    let call = app.call(Method::POST, login).raw("application/x-www-form-urlencoded", form);
+    assert_eq!(answers.send(call, Method::POST, login).await.0, StatusCode::OK);
+    let call = app.call(Method::POST, login).json(json!({"username": ADMIN, "password": "wrong"}));
+    assert_eq!(answers.send(call, Method::POST, login).await.0, StatusCode::UNAUTHORIZED);
+    let call = app.call(Method::POST, login).json(json!({"username": 3}));
+    let (status, errors) = answers.send(call, Method::POST, login).await;
+    assert_eq!(errors.as_object().map(|e| e.len()), Some(2), "{errors}");
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let call = app.call(Method::POST, login).header("authorizationMethod", "SAML").json(json!({}));
+    assert_eq!(answers.send(call, Method::POST, login).await.0, StatusCode::BAD_REQUEST);
+    let call = app.call(Method::POST, login).header("authorizationMethod", "OIDC").json(json!({"auth_code": "c"}));
+    assert_eq!(answers.send(call, Method::POST, login).await.0, StatusCode::UNAUTHORIZED);
+
+    let access = session["access_token"].as_str().expect("access token");
+    let token = session["refresh_token"].clone();
+    let call = app.call(Method::POST, refresh).token(access).json(json!({"refresh_token": token}));
+    let (status, rotated) = answers.send(call, Method::POST, refresh).await;
+    assert_eq!(status, StatusCode::OK);
+    for body in [json!({}), json!({"refresh_token": token}), json!({"refresh_token": "garbage"})] {
+        let call = app.call(Method::POST, refresh).token(access).json(body);
+        assert_eq!(answers.send(call, Method::POST, refresh).await.0, StatusCode::BAD_REQUEST);
+    }
+    let call = app.call(Method::POST, refresh).json(json!({"refresh_token": rotated["refresh_token"]}));
+    assert_eq!(answers.send(call, Method::POST, refresh).await.0, StatusCode::FORBIDDEN);
+
+    let call = app.call(Method::POST, logout).token(access).json(json!({"refresh_token": rotated["refresh_token"]}));
+    assert_eq!(answers.send(call, Method::POST, logout).await, (StatusCode::OK, json!({})));
+    let call = app.call(Method::POST, logout).token(access).json(json!({}));
+    assert_eq!(answers.send(call, Method::POST, logout).await.0, StatusCode::OK);
+    assert_eq!(
+        answers.send(app.call(Method::POST, logout).json(json!({})), Method::POST, logout).await.0,
+        StatusCode::FORBIDDEN
+    );
+    conform(&app, &answers).await;
+}

@@ -426,6 +426,8 @@ pub enum Paging {
 #[derive(Clone, Debug, Default)]
 pub struct Doc {
     pub body: Option<SchemaFn>,
+    /// Media types the body is also documented in, besides JSON (`http::Body` reads them all).
+    pub body_media: Vec<&'static str>,
     pub query: Vec<Param>,
     pub replies: Vec<Reply>,
     /// Error statuses particular to the operation, with their description.
@@ -495,6 +497,12 @@ impl Doc {
             Mode::Create => view_schema::<T>,
             Mode::Update => patched_body_schema::<T>,
         });
+        self
+    }
+
+    /// The body may also come as `media` (e.g. a url-encoded form, as login forms post it).
+    pub fn accepts(mut self, media: &'static str) -> Self {
+        self.body_media.push(media);
         self
     }
 
@@ -712,6 +720,12 @@ mod tests {
         let bodies: Vec<_> = doc.replies.iter().map(|r| (r.body.expect("a body"))(&mut components)).collect();
         assert_eq!(bodies[0], json!({"type": "string"}));
         assert_eq!(bodies[1], json!({"type": "object"}));
+    }
+
+    #[test]
+    fn a_body_may_be_documented_in_other_media_types() {
+        let doc = Doc::new().body::<Sent>(Mode::Create).accepts("application/x-www-form-urlencoded");
+        assert_eq!(doc.body_media, ["application/x-www-form-urlencoded"]);
     }
 
     #[test]
