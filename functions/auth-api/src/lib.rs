@@ -20,11 +20,7 @@ use c360::{
         user::{Credentials, User},
     },
     error::{AppError, AppResult},
-    http::{
-        api::combine,
-        contract::{Doc, Mode},
-        Api, AppState, Body, Caller, Exposure, MethodPolicy, Principal, RouteSpec,
-    },
+    http::{api::combine, contract::Doc, Api, AppState, Body, Caller, Exposure, MethodPolicy, Principal, RouteSpec},
     store::StoreError,
 };
 use serde_json::{Map, Value};
@@ -49,7 +45,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
         )
         .doc(
             Doc::new()
-                .body::<LoginBody>(Mode::Create)
+                .body::<LoginBody>()
                 .accepts(URL_ENCODED)
                 .reply::<LoginView>(200, "Logged in: the user and a token pair.")
                 .error(400, "A credential missing (field errors), or an unknown `authorizationMethod` (`error`).")
@@ -60,7 +56,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
         .route(Method::POST, "/auth/refresh/", Exposure::Authenticated, "Rotate the refresh token", refresh)
         .doc(
             Doc::new()
-                .body::<RefreshBody>(Mode::Create)
+                .body::<RefreshBody>()
                 .accepts(URL_ENCODED)
                 .reply::<TokensView>(200, "A new pair; the token sent no longer works.")
                 .error(400, "No `refresh_token` (field error), or it is invalid, expired or revoked (`error`)."),
@@ -68,7 +64,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
         .route(Method::POST, "/auth/logout/", Exposure::Authenticated, "Revoke the refresh token", logout)
         .doc(
             Doc::new()
-                .body::<LogoutBody>(Mode::Create)
+                .body::<LogoutBody>()
                 .accepts(URL_ENCODED)
                 .reply::<LoggedOutView>(200, "Logged out: the refresh token sent, if valid, is revoked.")
                 .error(400, "An OIDC session without OIDC configured (`error`), or without `refresh_token`."),

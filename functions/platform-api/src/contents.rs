@@ -15,7 +15,7 @@ use c360::{
     },
     error::{AppError, AppResult},
     http::{
-        contract::{Doc, Mode, Paging},
+        contract::{Doc, Paging},
         listing::{matches_regex_search, sort_by, ListQuery, Page, SortValue},
         Api, AppState, Body, Exposure, MethodPolicy, Principal, PublicCaller, RouteSpec,
     },
@@ -69,7 +69,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
         .route(Method::GET, "/webcontent/contents/", Exposure::Public, "List contents, newest first (PAGE)", list)
         .doc(list_doc())
         .route(Method::POST, "/webcontent/contents/", Exposure::Authenticated, "Add a content (full admin)", create)
-        .doc(Doc::new().body::<ContentBody>(Mode::Create).reply::<ContentView>(201, "The new content."))
+        .doc(Doc::new().body::<ContentBody>().reply::<ContentView>(201, "The new content."))
         .route(Method::GET, "/webcontent/contents/content_types/", Exposure::Public, "The content types", types)
         .doc(Doc::new().reply::<ContentTypesView>(200, "Each type's label and description, by type."))
         .route(Method::GET, "/webcontent/contents/{id}/", Exposure::Public, "Get a content", retrieve)
@@ -81,7 +81,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "Edit a content (full admin)",
             patch,
         )
-        .doc(Doc::new().body::<ContentBody>(Mode::Update).reply::<ContentView>(200, "The content as changed."))
+        .doc(Doc::new().patched_body::<ContentBody>().reply::<ContentView>(200, "The content as changed."))
         .route(
             Method::DELETE,
             "/webcontent/contents/{id}/",

@@ -13,7 +13,7 @@ use c360::{
     },
     error::{AppError, AppResult},
     http::{
-        contract::{Doc, Mode, Paging},
+        contract::{Doc, Paging},
         listing::{matches_regex_search, sort_by, ListQuery, Page, SortValue},
         Api, AppState, Body, Exposure, MethodPolicy, Principal, PublicCaller, RouteSpec,
     },
@@ -75,7 +75,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
         .route(Method::GET, "/maintenances/", Exposure::Public, "List maintenance phases (PAGE)", list)
         .doc(list_doc())
         .route(Method::POST, "/maintenances/", Exposure::Authenticated, "Create a maintenance phase", create)
-        .doc(Doc::new().body::<MaintenanceBody>(Mode::Create).reply::<MaintenanceView>(201, "The new phase."))
+        .doc(Doc::new().body::<MaintenanceBody>().reply::<MaintenanceView>(201, "The new phase."))
         .route(
             Method::GET,
             "/maintenances/next/",
@@ -90,7 +90,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
         .route(Method::GET, "/maintenances/{id}/", Exposure::Public, "Get a maintenance phase", retrieve)
         .doc(Doc::new().reply::<MaintenanceView>(200, "The phase."))
         .route(Method::PATCH, "/maintenances/{id}/", Exposure::Authenticated, "Edit a maintenance phase", patch)
-        .doc(Doc::new().body::<MaintenanceBody>(Mode::Update).reply::<MaintenanceView>(200, "The phase as changed."))
+        .doc(Doc::new().patched_body::<MaintenanceBody>().reply::<MaintenanceView>(200, "The phase as changed."))
         .route(Method::DELETE, "/maintenances/{id}/", Exposure::Authenticated, "Delete a maintenance phase", delete)
         .doc(Doc::new().empty(204, "Deleted; connected clients are told a phase in progress is over."))
         .build()

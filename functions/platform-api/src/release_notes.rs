@@ -13,7 +13,7 @@ use c360::{
     },
     error::{AppError, AppResult},
     http::{
-        contract::{Doc, Mode, Paging},
+        contract::{Doc, Paging},
         listing::{matches_search, ListQuery, Page},
         Api, AppState, Body, Exposure, Principal, RouteSpec,
     },
@@ -45,11 +45,11 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
         .route(Method::GET, "/release-notes/", Exposure::Authenticated, "List release notes, newest first (PAGE)", list)
         .doc(Doc::new().paged::<ReleaseNoteView>(Paging::Page).search(&SEARCHED))
         .route(Method::POST, "/release-notes/", Exposure::Authenticated, "Add a release note", create)
-        .doc(Doc::new().body::<ReleaseNoteBody>(Mode::Create).reply::<ReleaseNoteView>(201, "The new note."))
+        .doc(Doc::new().body::<ReleaseNoteBody>().reply::<ReleaseNoteView>(201, "The new note."))
         .route(Method::GET, "/release-notes/{id}/", Exposure::Authenticated, "Get a release note", retrieve)
         .doc(Doc::new().reply::<ReleaseNoteView>(200, "The note."))
         .route(Method::PATCH, "/release-notes/{id}/", Exposure::Authenticated, "Edit a release note", patch)
-        .doc(Doc::new().body::<ReleaseNoteBody>(Mode::Update).reply::<ReleaseNoteView>(200, "The note as changed."))
+        .doc(Doc::new().patched_body::<ReleaseNoteBody>().reply::<ReleaseNoteView>(200, "The note as changed."))
         .build()
 }
 

@@ -18,7 +18,7 @@ use c360::{
     },
     error::{AppError, AppResult},
     http::{
-        contract::{Doc, Mode, Paging},
+        contract::{Doc, Paging},
         listing::{matches_search, sort_by, ListQuery, Page, SortValue},
         Api, AppState, Body, Exposure, MethodPolicy, Principal, RouteSpec,
     },
@@ -60,7 +60,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
         .route(Method::GET, "/users/", Exposure::Authenticated, "List users (PAGE)", list_users)
         .doc(list_doc())
         .audited(Method::POST, "/users/", Exposure::Authenticated, "Create a user", "users.create", create_user)
-        .doc(Doc::new().body::<UserBody>(Mode::Create).reply::<UserView>(201, "The new user."))
+        .doc(Doc::new().body::<UserBody>().reply::<UserView>(201, "The new user."))
         .route(Method::GET, "/users/{username}/", Exposure::Authenticated, "Get a user", get_user)
         .doc(Doc::new().reply::<UserView>(200, "The user."))
         .audited(
@@ -71,7 +71,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "users.partial_update",
             patch_user,
         )
-        .doc(Doc::new().body::<UserBody>(Mode::Update).reply::<UserView>(200, "The user as changed."))
+        .doc(Doc::new().patched_body::<UserBody>().reply::<UserView>(200, "The user as changed."))
         .route(
             Method::GET,
             "/users/{username}/check/",

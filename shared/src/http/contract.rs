@@ -398,12 +398,14 @@ pub struct Reply {
     pub status: u16,
     pub description: &'static str,
     pub body: Option<SchemaFn>,
-    /// The body's media type (`application/json` but for documents and assets).
-    pub content_type: &'static str,
+    pub media_type: &'static str,
 }
 
-/// The media type of views and errors.
-pub const JSON: &str = "application/json";
+const JSON: &str = "application/json";
+
+fn binary(_: &mut Components) -> Schema {
+    json!({"type": "string", "format": "binary"})
+}
 
 /// One documented query parameter.
 #[derive(Clone, Debug)]
@@ -454,10 +456,6 @@ fn any_object(_: &mut Components) -> Schema {
     json!({"type": "object"})
 }
 
-fn any_text(_: &mut Components) -> Schema {
-    json!({"type": "string"})
-}
-
 fn list_schema<T: ToSchema>(components: &mut Components) -> Schema {
     json!({"type": "array", "items": components.view::<T>()})
 }
@@ -490,13 +488,16 @@ impl Doc {
         self
     }
 
-    /// A request body the handler still validates by hand, documented by a `ToSchema` struct (PATCH:
-    /// the same struct, nothing required). Prefer [`Doc::form`], whose reading is the documentation.
-    pub fn body<T: ToSchema>(mut self, mode: Mode) -> Self {
-        self.body = Some(match mode {
-            Mode::Create => view_schema::<T>,
-            Mode::Update => patched_body_schema::<T>,
-        });
+    /// A request body read by hand, described by a `ToSchema` type that says what it accepts.
+    /// Prefer [`Doc::form`], whose reading is the documentation.
+    pub fn body<T: ToSchema>(mut self) -> Self {
+        self.body = Some(view_schema::<T>);
+        self
+    }
+
+    /// [`Doc::body`] as PATCH takes it: `Patched<name>`, the same properties, none required.
+    pub fn patched_body<T: ToSchema>(mut self) -> Self {
+        self.body = Some(patched_body_schema::<T>);
         self
     }
 
@@ -507,7 +508,7 @@ impl Doc {
     }
 
     fn answer(mut self, status: u16, description: &'static str, body: Option<SchemaFn>) -> Self {
-        self.replies.push(Reply { status, description, body, content_type: JSON });
+        self.replies.push(Reply { status, description, body, media_type: JSON });
         self
     }
 
@@ -526,12 +527,15 @@ impl Doc {
         self.answer(status, description, None)
     }
 
-    /// An answer that is no view: a document or an asset of media type `content_type` (any JSON
-    /// object for `application/json`, else text).
-    pub fn reply_raw(mut self, status: u16, description: &'static str, content_type: &'static str) -> Self {
-        let body: SchemaFn = if content_type == JSON { any_object } else { any_text };
-        self.replies.push(Reply { status, description, body: Some(body), content_type });
+    /// A file answered as it is (`media_type`: `application/zip`, `text/html`…).
+    pub fn file(mut self, status: u16, media_type: &'static str, description: &'static str) -> Self {
+        self.replies.push(Reply { status, description, body: Some(binary), media_type });
         self
+    }
+
+    /// A JSON document no view describes (the OpenAPI document itself): any object.
+    pub fn document(self, status: u16, description: &'static str) -> Self {
+        self.answer(status, description, Some(any_object))
     }
 
     /// An error answer beyond those every typed operation documents (see `openapi::responses`).
@@ -701,9 +705,9 @@ mod tests {
     #[test]
     fn a_hand_validated_body_is_documented_by_its_struct_patch_requiring_nothing() {
         let mut components = Components::default();
-        let created = (Doc::new().body::<Sent>(Mode::Create).body.expect("a body"))(&mut components);
+        let created = (Doc::new().body::<Sent>().body.expect("a body"))(&mut components);
         assert_eq!(created, json!({"$ref": "#/components/schemas/Sent"}));
-        let patched = (Doc::new().body::<Sent>(Mode::Update).body.expect("a body"))(&mut components);
+        let patched = (Doc::new().patched_body::<Sent>().body.expect("a body"))(&mut components);
         assert_eq!(patched, json!({"$ref": "#/components/schemas/PatchedSent"}));
         assert_eq!(components.schemas["Sent"]["required"], json!(["name"]));
         assert!(components.schemas["PatchedSent"].get("required").is_none());
@@ -711,20 +715,19 @@ mod tests {
     }
 
     #[test]
-    fn documents_and_assets_are_described_by_their_media_type() {
-        let doc =
-            Doc::new().reply_raw(200, "page", "text/html").reply_raw(201, "document", JSON).reply::<Shown>(202, "x");
+    fn files_and_documents_are_described_by_their_media_type() {
+        let doc = Doc::new().file(200, "text/html", "page").document(201, "document").reply::<Shown>(202, "x");
         let mut components = Components::default();
-        let media: Vec<_> = doc.replies.iter().map(|r| r.content_type).collect();
+        let media: Vec<_> = doc.replies.iter().map(|r| r.media_type).collect();
         assert_eq!(media, ["text/html", JSON, JSON]);
         let bodies: Vec<_> = doc.replies.iter().map(|r| (r.body.expect("a body"))(&mut components)).collect();
-        assert_eq!(bodies[0], json!({"type": "string"}));
+        assert_eq!(bodies[0], json!({"type": "string", "format": "binary"}));
         assert_eq!(bodies[1], json!({"type": "object"}));
     }
 
     #[test]
     fn a_body_may_be_documented_in_other_media_types() {
-        let doc = Doc::new().body::<Sent>(Mode::Create).accepts("application/x-www-form-urlencoded");
+        let doc = Doc::new().body::<Sent>().accepts("application/x-www-form-urlencoded");
         assert_eq!(doc.body_media, ["application/x-www-form-urlencoded"]);
     }
 

@@ -6,7 +6,7 @@ use axum::http::Method;
 use serde_json::{json, Map, Value};
 
 use super::{
-    contract::{Components, Doc, JSON},
+    contract::{Components, Doc},
     Exposure, RouteSpec,
 };
 
@@ -34,12 +34,12 @@ fn unique(id: String, taken: &mut HashSet<String>) -> String {
     candidate
 }
 
-fn json_content(schema: Value) -> Value {
-    content(JSON, schema)
+fn content(media_type: &str, schema: Value) -> Value {
+    json!({ media_type: {"schema": schema} })
 }
 
-fn content(content_type: &str, schema: Value) -> Value {
-    json!({ content_type: {"schema": schema} })
+fn json_content(schema: Value) -> Value {
+    content("application/json", schema)
 }
 
 /// The answers of a typed operation: its own, then the errors every such operation can give.
@@ -48,7 +48,7 @@ fn responses(spec: &RouteSpec, doc: &Doc, components: &mut Components) -> Map<St
     for reply in &doc.replies {
         let mut response = json!({"description": reply.description});
         if let Some(body) = reply.body {
-            response["content"] = content(reply.content_type, body(components));
+            response["content"] = content(reply.media_type, body(components));
         }
         responses.insert(reply.status.to_string(), response);
     }
