@@ -229,7 +229,7 @@ impl LogView {
     }
 }
 
-/// `GET /cache?keys_only`: the cache names.
+/// `GET /cache`: each container cache and its size, or with `keys_only` their names.
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum CacheView {
