@@ -1,10 +1,11 @@
 //! `/auth/`: login (credentials or OIDC code), token refresh with rotation, logout (spec §2).
+mod views;
+
 use std::sync::Arc;
 
 use axum::{
     extract::State,
     http::{header::SET_COOKIE, HeaderMap, Method},
-    response::{IntoResponse, Response},
     Json, Router,
 };
 use c360::{
@@ -19,13 +20,17 @@ use c360::{
         user::{Credentials, User},
     },
     error::{AppError, AppResult},
-    http::{api::combine, Api, AppState, Body, Caller, Exposure, MethodPolicy, Principal, RouteSpec},
+    http::{api::combine, contract::Doc, Api, AppState, Body, Caller, Exposure, MethodPolicy, Principal, RouteSpec},
     store::StoreError,
 };
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
+use users_api::views::UserView;
+use views::{LoggedOutView, LoginBody, LoginView, LogoutBody, RefreshBody, TokensView};
 
 const INVALID_CREDENTIALS: &str = "Invalid username or password!";
 const INVALID_TOKEN: &str = "Token is invalid or expired";
+/// The front ends post login forms url-encoded.
+const URL_ENCODED: &str = "application/x-www-form-urlencoded";
 
 pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
     let login = Api::new(state, "auth")
@@ -38,10 +43,32 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "auth.login",
             login,
         )
+        .doc(
+            Doc::new()
+                .body::<LoginBody>()
+                .accepts(URL_ENCODED)
+                .reply::<LoginView>(200, "Logged in: the user and a token pair.")
+                .error(400, "A credential missing (field errors), or an unknown `authorizationMethod` (`error`).")
+                .error(401, "Wrong credentials, or the OIDC login failed (`error`)."),
+        )
         .build();
     let session = Api::new(state, "auth")
         .route(Method::POST, "/auth/refresh/", Exposure::Authenticated, "Rotate the refresh token", refresh)
+        .doc(
+            Doc::new()
+                .body::<RefreshBody>()
+                .accepts(URL_ENCODED)
+                .reply::<TokensView>(200, "A new pair; the token sent no longer works.")
+                .error(400, "No `refresh_token` (field error), or it is invalid, expired or revoked (`error`)."),
+        )
         .route(Method::POST, "/auth/logout/", Exposure::Authenticated, "Revoke the refresh token", logout)
+        .doc(
+            Doc::new()
+                .body::<LogoutBody>()
+                .accepts(URL_ENCODED)
+                .reply::<LoggedOutView>(200, "Logged out: the refresh token sent, if valid, is revoked.")
+                .error(400, "An OIDC session without OIDC configured (`error`), or without `refresh_token`."),
+        )
         .build();
     combine([login, session])
 }
@@ -60,14 +87,14 @@ fn method_of(headers: &HeaderMap) -> AppResult<AuthMethod> {
     }
 }
 
-async fn login(State(state): State<AppState>, headers: HeaderMap, Body(body): Body) -> AppResult<Response> {
+async fn login(State(state): State<AppState>, headers: HeaderMap, Body(body): Body) -> AppResult<Json<LoginView>> {
     match method_of(&headers)? {
         AuthMethod::Jwt => login_with_credentials(&state, &body).await,
         AuthMethod::Oidc => login_with_oidc(&state, &body).await,
     }
 }
 
-async fn login_with_credentials(state: &AppState, body: &Map<String, Value>) -> AppResult<Response> {
+async fn login_with_credentials(state: &AppState, body: &Map<String, Value>) -> AppResult<Json<LoginView>> {
     let (username, password) = match (string_field(body, "username"), string_field(body, "password")) {
         (Some(u), Some(p)) => (u.to_owned(), p.to_owned()),
         (u, p) => {
@@ -133,16 +160,15 @@ async fn login_with_credentials(state: &AppState, body: &Map<String, Value>) -> 
     login?;
     token?;
     let (created_by, updated_by) = state.creator_names(&user).await?;
-    Ok(Json(json!({
-        "user": user.to_json(created_by, updated_by),
-        "last_login": time::iso(now),
-        "access_token": pair.access,
-        "refresh_token": pair.refresh,
+    Ok(Json(LoginView {
+        user: UserView::of(&user, created_by, updated_by),
+        last_login: time::iso(now),
+        access_token: pair.access,
+        refresh_token: pair.refresh,
     }))
-    .into_response())
 }
 
-async fn login_with_oidc(state: &AppState, body: &Map<String, Value>) -> AppResult<Response> {
+async fn login_with_oidc(state: &AppState, body: &Map<String, Value>) -> AppResult<Json<LoginView>> {
     let Some(oidc) = &state.oidc else {
         return Err(AppError::LoginFailed("OIDC authentication is not enabled".into()));
     };
@@ -157,20 +183,23 @@ async fn login_with_oidc(state: &AppState, body: &Map<String, Value>) -> AppResu
     user.last_login = Some(now);
     state.store.record_last_login(&user.username, now, None).await?;
     let (created_by, updated_by) = state.creator_names(&user).await?;
-    Ok(Json(json!({
-        "user": user.to_json(created_by, updated_by),
-        "last_login": time::iso(now),
-        "access_token": tokens.access_token,
-        "refresh_token": tokens.refresh_token,
+    Ok(Json(LoginView {
+        user: UserView::of(&user, created_by, updated_by),
+        last_login: time::iso(now),
+        access_token: tokens.access_token,
+        refresh_token: tokens.refresh_token,
     }))
-    .into_response())
 }
 
 fn refresh_token_of(body: &Map<String, Value>) -> AppResult<&str> {
     string_field(body, "refresh_token").filter(|t| !t.is_empty()).ok_or_else(|| AppError::required("refresh_token"))
 }
 
-async fn refresh(State(state): State<AppState>, principal: Arc<Principal>, Body(body): Body) -> AppResult<Json<Value>> {
+async fn refresh(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    Body(body): Body,
+) -> AppResult<Json<TokensView>> {
     let refresh_token = refresh_token_of(&body)?;
     if principal.auth_method == Some(AuthMethod::Oidc) {
         let oidc = state.oidc.as_ref().ok_or_else(|| AppError::BadRequest(INVALID_TOKEN.into()))?;
@@ -178,7 +207,7 @@ async fn refresh(State(state): State<AppState>, principal: Arc<Principal>, Body(
             OidcError::Rejected(msg) => AppError::BadRequest(msg),
             OidcError::InvalidToken => AppError::BadRequest(INVALID_TOKEN.into()),
         })?;
-        return Ok(Json(json!({"access_token": access, "refresh_token": refresh})));
+        return Ok(Json(TokensView { access_token: access, refresh_token: refresh }));
     }
     let claims =
         state.tokens.verify(refresh_token, TokenType::Refresh).map_err(|e| AppError::BadRequest(e.to_string()))?;
@@ -199,7 +228,7 @@ async fn refresh(State(state): State<AppState>, principal: Arc<Principal>, Body(
         exp: pair.refresh_claims.exp,
     };
     match state.store.rotate_refresh_token(&claims.jti, &record).await {
-        Ok(()) => Ok(Json(json!({"access_token": pair.access, "refresh_token": pair.refresh}))),
+        Ok(()) => Ok(Json(TokensView { access_token: pair.access, refresh_token: pair.refresh })),
         // Used concurrently or revoked in between: only one rotation wins.
         Err(StoreError::ConditionFailed) => Err(AppError::BadRequest(INVALID_TOKEN.into())),
         Err(e) => Err(e.into()),
@@ -213,7 +242,7 @@ async fn logout(
     caller: Caller,
     headers: HeaderMap,
     Body(body): Body,
-) -> AppResult<Response> {
+) -> AppResult<(HeaderMap, Json<LoggedOutView>)> {
     let refresh_token = string_field(&body, "refresh_token").filter(|t| !t.is_empty());
     let oidc_caller = caller.principal().is_some_and(|p| p.auth_method == Some(AuthMethod::Oidc));
     if oidc_caller {
@@ -233,10 +262,10 @@ async fn logout(
             (Caller::Anonymous, None) => return Err(AppError::NotAuthenticated),
         }
     }
-    let mut response = Json(json!({})).into_response();
-    response.headers_mut().insert(
+    let mut headers = HeaderMap::new();
+    headers.insert(
         SET_COOKIE,
         http::HeaderValue::from_static("csrftoken=\"\"; expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/"),
     );
-    Ok(response)
+    Ok((headers, Json(LoggedOutView {})))
 }

@@ -1,33 +1,79 @@
 //! `/webcontent/contents/` (spec §9.2): banners and news, readable by anyone, written by full admins.
 use std::sync::Arc;
 
+use std::collections::BTreeMap;
+
 use axum::{
     extract::{Path, State},
     http::{Method, StatusCode},
-    response::{IntoResponse, Response},
     Json, Router,
 };
 use c360::{
     domain::{
-        content::{content_type_label, content_types_json, validate, Content, CONTENT_TYPES},
+        content::{content_type_label, validate, Content, CONTENT_TYPES},
         time,
     },
     error::{AppError, AppResult},
     http::{
-        listing::{matches_regex_search, sort_by, ListQuery, SortValue},
+        contract::{Doc, Paging},
+        listing::{matches_regex_search, sort_by, ListQuery, Page, SortValue},
         Api, AppState, Body, Exposure, MethodPolicy, Principal, PublicCaller, RouteSpec,
     },
     store::Condition,
 };
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use utoipa::ToSchema;
 
+use crate::views::{ContentTypesView, ContentView};
+
+/// A content as POST creates it and PATCH edits it. Documentation only: the domain's `validate`
+/// reads the body, its messages kept (texts taken as sent, not trimmed; a non-string, `null`
+/// included, is "Not a valid string."; `metadata` values of any type kept as text).
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ContentBody {
+    #[schema(min_length = 1)]
+    title: String,
+    #[schema(min_length = 1)]
+    content: String,
+    /// The front-end page it is shown on.
+    page: Option<String>,
+    /// One of `/webcontent/contents/content_types/`.
+    #[schema(min_length = 1)]
+    content_type: String,
+    /// `order`, `style` and/or `tags` (PATCH: replaces the whole set; `null`: none).
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<BTreeMap<String, Value>>,
+}
+
+const ORDERING: [&str; 3] = ["created_at", "modified_at", "title"];
+/// The text fields `search` looks in.
+const SEARCHED: [&str; 2] = ["title", "content"];
+/// Comma-separated filters.
+const TYPE_FILTER: &str = "content_type";
+const PAGE_FILTER: &str = "page_source";
+
+fn list_doc() -> Doc {
+    let types: Vec<&str> = CONTENT_TYPES.iter().map(|(k, _)| *k).collect();
+    Doc::new()
+        .paged::<ContentView>(Paging::Page)
+        .ordering(&ORDERING)
+        .search(&SEARCHED)
+        .param(TYPE_FILTER, &format!("Comma-separated types among: {}.", types.join(", ")), json!({"type": "string"}))
+        .param(PAGE_FILTER, "Comma-separated pages the contents are shown on.", json!({"type": "string"}))
+}
 pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
     Api::new(state, "webcontent")
         .method_policy(MethodPolicy::NotAllowedIf(Principal::is_full_admin))
         .route(Method::GET, "/webcontent/contents/", Exposure::Public, "List contents, newest first (PAGE)", list)
+        .doc(list_doc())
         .route(Method::POST, "/webcontent/contents/", Exposure::Authenticated, "Add a content (full admin)", create)
+        .doc(Doc::new().body::<ContentBody>().reply::<ContentView>(201, "The new content."))
         .route(Method::GET, "/webcontent/contents/content_types/", Exposure::Public, "The content types", types)
+        .doc(Doc::new().reply::<ContentTypesView>(200, "Each type's label and description, by type."))
         .route(Method::GET, "/webcontent/contents/{id}/", Exposure::Public, "Get a content", retrieve)
+        .doc(Doc::new().reply::<ContentView>(200, "The content."))
         .route(
             Method::PATCH,
             "/webcontent/contents/{id}/",
@@ -35,6 +81,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "Edit a content (full admin)",
             patch,
         )
+        .doc(Doc::new().patched_body::<ContentBody>().reply::<ContentView>(200, "The content as changed."))
         .route(
             Method::DELETE,
             "/webcontent/contents/{id}/",
@@ -42,22 +89,23 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "Delete a content (full admin)",
             delete,
         )
+        .doc(Doc::new().empty(204, "Deleted."))
         .build()
 }
 
-async fn types(_: PublicCaller) -> Json<Value> {
-    Json(content_types_json())
+async fn types(_: PublicCaller) -> Json<ContentTypesView> {
+    Json(ContentTypesView::all())
 }
 
-async fn list(State(state): State<AppState>, _: PublicCaller, query: ListQuery) -> AppResult<Json<Value>> {
-    let orders = query.ordering("ordering", &["created_at", "modified_at", "title"])?;
-    let types = match query.list("content_type") {
+async fn list(State(state): State<AppState>, _: PublicCaller, query: ListQuery) -> AppResult<Json<Page<ContentView>>> {
+    let orders = query.ordering("ordering", &ORDERING)?;
+    let types = match query.list(TYPE_FILTER) {
         Some(requested) => {
             let valid: Vec<String> = requested.into_iter().filter(|t| content_type_label(t).is_some()).collect();
             if valid.is_empty() {
                 let available: Vec<&str> = CONTENT_TYPES.iter().map(|(k, _)| *k).collect();
                 return Err(AppError::field(
-                    "content_type",
+                    TYPE_FILTER,
                     format!("Invalid content type. Available types are: {}", available.join(", ")),
                 ));
             }
@@ -65,7 +113,7 @@ async fn list(State(state): State<AppState>, _: PublicCaller, query: ListQuery) 
         }
         None => None,
     };
-    let pages = query.list("page_source");
+    let pages = query.list(PAGE_FILTER);
     let terms = query.search_terms();
     let mut contents: Vec<Content> = state
         .store
@@ -81,7 +129,13 @@ async fn list(State(state): State<AppState>, _: PublicCaller, query: ListQuery) 
         "modified_at" => SortValue::Text(time::iso(c.modified_at)),
         _ => SortValue::Text(time::iso(c.created_at)),
     });
-    Ok(Json(query.page(contents.iter().map(Content::to_json).collect())?))
+    let page = query.page_of(contents)?;
+    Ok(Json(Page {
+        count: page.count,
+        next: page.next,
+        previous: page.previous,
+        results: page.results.iter().map(ContentView::of).collect(),
+    }))
 }
 
 async fn find(state: &AppState, id: &str) -> AppResult<Content> {
@@ -89,11 +143,19 @@ async fn find(state: &AppState, id: &str) -> AppResult<Content> {
     state.store.content(id).await?.ok_or(AppError::NotFound("Content"))
 }
 
-async fn retrieve(State(state): State<AppState>, _: PublicCaller, Path(id): Path<String>) -> AppResult<Json<Value>> {
-    Ok(Json(find(&state, &id).await?.to_json()))
+async fn retrieve(
+    State(state): State<AppState>,
+    _: PublicCaller,
+    Path(id): Path<String>,
+) -> AppResult<Json<ContentView>> {
+    Ok(Json(ContentView::of(&find(&state, &id).await?)))
 }
 
-async fn create(State(state): State<AppState>, principal: Arc<Principal>, Body(body): Body) -> AppResult<Response> {
+async fn create(
+    State(state): State<AppState>,
+    principal: Arc<Principal>,
+    Body(body): Body,
+) -> AppResult<(StatusCode, Json<ContentView>)> {
     principal.ensure(Principal::is_full_admin)?;
     let fields = validate(&body, None)?;
     let now = time::now();
@@ -109,7 +171,7 @@ async fn create(State(state): State<AppState>, principal: Arc<Principal>, Body(b
         deleted_at: None,
     };
     state.store.put_content(&content, Condition::MustNotExist).await?;
-    Ok((StatusCode::CREATED, Json(content.to_json())).into_response())
+    Ok((StatusCode::CREATED, Json(ContentView::of(&content))))
 }
 
 async fn patch(
@@ -117,7 +179,7 @@ async fn patch(
     principal: Arc<Principal>,
     Path(id): Path<String>,
     Body(body): Body,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<ContentView>> {
     principal.ensure(Principal::is_full_admin)?;
     let mut content = find(&state, &id).await?;
     let fields = validate(&body, Some(&content))?;
@@ -128,17 +190,17 @@ async fn patch(
     content.metadata = fields.metadata;
     content.modified_at = time::now();
     state.store.put_content(&content, Condition::MustExist).await?;
-    Ok(Json(content.to_json()))
+    Ok(Json(ContentView::of(&content)))
 }
 
 async fn delete(
     State(state): State<AppState>,
     principal: Arc<Principal>,
     Path(id): Path<String>,
-) -> AppResult<Response> {
+) -> AppResult<StatusCode> {
     principal.ensure(Principal::is_full_admin)?;
     let mut content = find(&state, &id).await?;
     content.deleted_at = Some(time::now());
     state.store.put_content(&content, Condition::MustExist).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(StatusCode::NO_CONTENT)
 }

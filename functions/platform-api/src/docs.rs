@@ -7,7 +7,7 @@ use axum::{
     response::{Html, IntoResponse},
     Json, Router,
 };
-use c360::http::{Api, AppState, Exposure, MethodPolicy, RouteSpec};
+use c360::http::{contract::Doc, Api, AppState, Exposure, MethodPolicy, RouteSpec};
 use serde_json::Value;
 
 const BUNDLE: &[u8] = include_bytes!("../assets/swagger-ui/swagger-ui-bundle.js");
@@ -31,6 +31,10 @@ const PAGE: &str = r##"<!doctype html>
 </html>
 "##;
 
+fn document_doc() -> Doc {
+    Doc::new().document(200, "This document: OpenAPI 3.1, generated from the operations' types.")
+}
+
 pub fn api(state: &AppState, document: Arc<OnceLock<Value>>) -> (Router, Vec<RouteSpec>) {
     let schema = move || {
         let document = document.clone();
@@ -39,8 +43,11 @@ pub fn api(state: &AppState, document: Arc<OnceLock<Value>>) -> (Router, Vec<Rou
     Api::new(state, "docs")
         .method_policy(MethodPolicy::Open)
         .route(Method::GET, "/schema", Exposure::Public, "OpenAPI document", schema.clone())
+        .doc(document_doc())
         .route(Method::GET, "/schema/", Exposure::Public, "OpenAPI document", schema)
+        .doc(document_doc())
         .route(Method::GET, "/docs", Exposure::Public, "Swagger UI", || async { Html(PAGE) })
+        .doc(Doc::new().file(200, "text/html", "Swagger UI, showing this document."))
         .route(Method::GET, "/docs/swagger-ui-bundle.js", Exposure::Public, "Swagger UI script", || async {
             (
                 [(header::CONTENT_TYPE, "application/javascript"), (header::CACHE_CONTROL, "public, max-age=86400")],
@@ -48,9 +55,11 @@ pub fn api(state: &AppState, document: Arc<OnceLock<Value>>) -> (Router, Vec<Rou
             )
                 .into_response()
         })
+        .doc(Doc::new().file(200, "application/javascript", "Swagger UI's script."))
         .route(Method::GET, "/docs/swagger-ui.css", Exposure::Public, "Swagger UI style", || async {
             ([(header::CONTENT_TYPE, "text/css"), (header::CACHE_CONTROL, "public, max-age=86400")], STYLE)
                 .into_response()
         })
+        .doc(Doc::new().file(200, "text/css", "Swagger UI's style sheet."))
         .build()
 }

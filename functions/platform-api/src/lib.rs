@@ -6,12 +6,14 @@ mod docs;
 mod logs;
 mod maintenances;
 mod release_notes;
+mod views;
 
 use std::sync::{Arc, OnceLock};
 
 use axum::{http::Method, Router};
 use c360::http::{
-    api::combine, openapi, serve::page_not_found, Api, AppState, Exposure, FunctionApi, MethodPolicy, RouteSpec,
+    api::combine, contract::Doc, openapi, serve::page_not_found, Api, AppState, Exposure, FunctionApi, MethodPolicy,
+    RouteSpec,
 };
 
 /// The route groups documented at `/schema`, besides this crate's own.
@@ -21,7 +23,9 @@ const OTHER_FUNCTIONS: [FunctionApi; 5] =
 pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
     let mut root = Api::new(state, "root").method_policy(MethodPolicy::Open);
     for method in [Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
-        root = root.route(method, "/", Exposure::Public, "Not a page: 404", page_not_found);
+        root = root
+            .route(method, "/", Exposure::Public, "Not a page: 404", page_not_found)
+            .doc(Doc::new().error(404, "Not a page: `{\"error\": \"Page Not Found\"}`."));
     }
     let document = Arc::new(OnceLock::new());
     let (router, specs) = combine([

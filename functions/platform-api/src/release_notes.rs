@@ -4,7 +4,6 @@ use std::sync::Arc;
 use axum::{
     extract::{Path, State},
     http::{Method, StatusCode},
-    response::{IntoResponse, Response},
     Json, Router,
 };
 use c360::{
@@ -13,34 +12,65 @@ use c360::{
         time,
     },
     error::{AppError, AppResult},
-    http::{listing::matches_search, listing::ListQuery, Api, AppState, Body, Exposure, Principal, RouteSpec},
+    http::{
+        contract::{Doc, Paging},
+        listing::{matches_search, ListQuery, Page},
+        Api, AppState, Body, Exposure, Principal, RouteSpec,
+    },
     store::Condition,
 };
-use serde_json::Value;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::views::ReleaseNoteView;
+
+/// A release note as POST creates it and PATCH edits it. Documentation only: the domain's
+/// `validate` reads the body, its messages kept (a non-string title, `null` included, is "Not a
+/// valid string.", a title is not trimmed, a message that is no list is "Expected a list of items…").
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ReleaseNoteBody {
+    #[schema(min_length = 1)]
+    title: String,
+    /// Its paragraphs.
+    message: Vec<String>,
+    author: Option<String>,
+}
+
+/// The text fields `search` looks in.
+const SEARCHED: [&str; 2] = ["title", "message"];
 
 pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
     Api::new(state, "release-notes")
         .route(Method::GET, "/release-notes/", Exposure::Authenticated, "List release notes, newest first (PAGE)", list)
+        .doc(Doc::new().paged::<ReleaseNoteView>(Paging::Page).search(&SEARCHED))
         .route(Method::POST, "/release-notes/", Exposure::Authenticated, "Add a release note", create)
+        .doc(Doc::new().body::<ReleaseNoteBody>().reply::<ReleaseNoteView>(201, "The new note."))
         .route(Method::GET, "/release-notes/{id}/", Exposure::Authenticated, "Get a release note", retrieve)
+        .doc(Doc::new().reply::<ReleaseNoteView>(200, "The note."))
         .route(Method::PATCH, "/release-notes/{id}/", Exposure::Authenticated, "Edit a release note", patch)
+        .doc(Doc::new().patched_body::<ReleaseNoteBody>().reply::<ReleaseNoteView>(200, "The note as changed."))
         .build()
 }
 
-async fn list(State(state): State<AppState>, _: Arc<Principal>, query: ListQuery) -> AppResult<Json<Value>> {
+async fn list(
+    State(state): State<AppState>,
+    _: Arc<Principal>,
+    query: ListQuery,
+) -> AppResult<Json<Page<ReleaseNoteView>>> {
     let terms = query.search_terms();
-    let notes: Vec<Value> = state
+    let notes: Vec<ReleaseNoteView> = state
         .store
         .release_notes()
         .await?
-        .into_iter()
+        .iter()
         .filter(|n| {
             let message = n.message.join("\n");
             matches_search(&terms, &[Some(&n.title), Some(&message)])
         })
-        .map(|n| n.to_json())
+        .map(ReleaseNoteView::of)
         .collect();
-    Ok(Json(query.page(notes)?))
+    Ok(Json(query.page_of(notes)?))
 }
 
 async fn find(state: &AppState, id: &str) -> AppResult<ReleaseNote> {
@@ -48,11 +78,19 @@ async fn find(state: &AppState, id: &str) -> AppResult<ReleaseNote> {
     state.store.release_note(id).await?.ok_or(AppError::NotFound("ReleaseNote"))
 }
 
-async fn retrieve(State(state): State<AppState>, _: Arc<Principal>, Path(id): Path<String>) -> AppResult<Json<Value>> {
-    Ok(Json(find(&state, &id).await?.to_json()))
+async fn retrieve(
+    State(state): State<AppState>,
+    _: Arc<Principal>,
+    Path(id): Path<String>,
+) -> AppResult<Json<ReleaseNoteView>> {
+    Ok(Json(ReleaseNoteView::of(&find(&state, &id).await?)))
 }
 
-async fn create(State(state): State<AppState>, _: Arc<Principal>, Body(body): Body) -> AppResult<Response> {
+async fn create(
+    State(state): State<AppState>,
+    _: Arc<Principal>,
+    Body(body): Body,
+) -> AppResult<(StatusCode, Json<ReleaseNoteView>)> {
     let fields = validate(&body, None)?;
     let now = time::now();
     let note = ReleaseNote {
@@ -64,7 +102,7 @@ async fn create(State(state): State<AppState>, _: Arc<Principal>, Body(body): Bo
         update_datetime: now,
     };
     state.store.put_release_note(&note, Condition::MustNotExist).await?;
-    Ok((StatusCode::CREATED, Json(note.to_json())).into_response())
+    Ok((StatusCode::CREATED, Json(ReleaseNoteView::of(&note))))
 }
 
 async fn patch(
@@ -72,7 +110,7 @@ async fn patch(
     _: Arc<Principal>,
     Path(id): Path<String>,
     Body(body): Body,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<ReleaseNoteView>> {
     let mut note = find(&state, &id).await?;
     let fields = validate(&body, Some(&note))?;
     note.title = fields.title;
@@ -80,5 +118,5 @@ async fn patch(
     note.author = fields.author;
     note.update_datetime = time::now();
     state.store.put_release_note(&note, Condition::MustExist).await?;
-    Ok(Json(note.to_json()))
+    Ok(Json(ReleaseNoteView::of(&note)))
 }

@@ -2,7 +2,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::time::{self, DateTime};
 use crate::error::{AppError, FieldErrors};
@@ -37,31 +37,6 @@ pub struct Content {
     pub modified_at: DateTime,
     #[serde(with = "time::iso_format::option", default)]
     pub deleted_at: Option<DateTime>,
-}
-
-impl Content {
-    pub fn to_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "title": self.title,
-            "content": self.content,
-            "page": self.page,
-            "content_type": self.content_type,
-            "content_type_display": content_type_label(&self.content_type),
-            "metadata": self.metadata,
-            "created_at": time::iso(self.created_at),
-            "modified_at": time::iso(self.modified_at),
-            "deleted_at": self.deleted_at.map(time::iso),
-        })
-    }
-}
-
-pub fn content_types_json() -> Value {
-    let map: Map<String, Value> = CONTENT_TYPES
-        .iter()
-        .map(|(k, label)| ((*k).to_owned(), json!({"label": label, "description": label})))
-        .collect();
-    Value::Object(map)
 }
 
 #[derive(Debug, PartialEq)]
@@ -145,6 +120,7 @@ pub fn validate(body: &Map<String, Value>, existing: Option<&Content>) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn invalid_type_and_metadata_have_the_original_messages() {

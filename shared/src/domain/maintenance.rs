@@ -33,24 +33,6 @@ impl MaintenancePhase {
         self.delete_datetime.is_none() && self.start_datetime < now && now < self.end_datetime
     }
 
-    pub fn to_json(&self, now: DateTime) -> Value {
-        json!({
-            "id": self.id,
-            "insert_datetime": time::iso(self.insert_datetime),
-            "update_datetime": time::iso(self.update_datetime),
-            "delete_datetime": self.delete_datetime.map(time::iso),
-            "subject": self.subject,
-            "message": self.message,
-            "type": self.kind,
-            "start_datetime": time::iso(self.start_datetime),
-            "end_datetime": time::iso(self.end_datetime),
-            "maintenance_start": time::iso(self.start_datetime),
-            "maintenance_end": time::iso(self.end_datetime),
-            "active": self.is_active_at(now),
-            "is_data_saved_message_hidden": self.is_data_saved_message_hidden,
-        })
-    }
-
     /// The `info` object of the WebSocket `maintenance` event (Python isoformat datetimes).
     pub fn websocket_info(&self, active: bool) -> Value {
         json!({

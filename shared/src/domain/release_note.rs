@@ -1,6 +1,6 @@
 //! Release notes (spec §9.3).
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::time::{self, DateTime};
 use crate::error::{AppError, FieldErrors};
@@ -16,19 +16,6 @@ pub struct ReleaseNote {
     pub insert_datetime: DateTime,
     #[serde(with = "time::iso_format")]
     pub update_datetime: DateTime,
-}
-
-impl ReleaseNote {
-    pub fn to_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "insert_datetime": time::iso(self.insert_datetime),
-            "update_datetime": time::iso(self.update_datetime),
-            "title": self.title,
-            "message": self.message,
-            "author": self.author,
-        })
-    }
 }
 
 #[derive(Debug, PartialEq)]

@@ -4,7 +4,7 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::time::{self, DateTime};
@@ -80,34 +80,6 @@ impl RecordedBody {
         }
         let sha256 = hex::encode(Sha256::digest(text.as_bytes()));
         Self { size: Some(text.len()), sha256: Some(sha256), text: Some(truncated(&text, MAX_DATA_BYTES).to_owned()) }
-    }
-}
-
-impl RequestLog {
-    pub fn to_json(&self, user_details: Option<Value>) -> Value {
-        json!({
-            "id": self.id,
-            "user": self.user,
-            "username_persistent": self.username_persistent,
-            "requested_at": time::iso(self.requested_at),
-            "response_ms": self.response_ms,
-            "path": self.path,
-            "view": self.view,
-            "view_method": self.view_method,
-            "remote_addr": self.remote_addr,
-            "host": self.host,
-            "method": self.method,
-            "user_agent": self.user_agent,
-            "query_params": self.query_params,
-            "data": self.data,
-            "data_size": self.data_size,
-            "data_sha256": self.data_sha256,
-            "response": null,
-            "errors": null,
-            "status_code": self.status_code,
-            "related_names": null,
-            "user_details": user_details,
-        })
     }
 }
 
@@ -192,6 +164,7 @@ pub fn mask(value: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn query_strings_paths_and_headers_are_masked_like_bodies() {

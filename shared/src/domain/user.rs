@@ -109,19 +109,6 @@ impl User {
         self.credentials_changed_at.is_some_and(|changed| issued_at < changed.unix_timestamp())
     }
 
-    /// The API form (spec §8); `created_by` / `updated_by` are display names, resolved by the caller.
-    pub fn to_json(&self, created_by: Option<String>, updated_by: Option<String>) -> serde_json::Value {
-        serde_json::json!({
-            "username": self.username,
-            "firstname": self.firstname,
-            "lastname": self.lastname,
-            "email": self.email,
-            "display_name": self.display_name(),
-            "created_by": created_by,
-            "updated_by": updated_by,
-        })
-    }
-
     /// `"<firstname> <lastname>"`, how e-mails address the user.
     pub fn full_name(&self) -> String {
         format!("{} {}", self.firstname.as_deref().unwrap_or(""), self.lastname.as_deref().unwrap_or(""))

@@ -376,6 +376,20 @@ impl Components {
         reference(&name)
     }
 
+    /// A body documented by a `ToSchema` struct, as PATCH takes it: `Patched<name>`, nothing required.
+    pub fn patched<T: ToSchema>(&mut self) -> Schema {
+        let name = format!("Patched{}", T::name());
+        if !self.schemas.contains_key(&name) {
+            self.view::<T>();
+            let mut schema = self.schemas[T::name().as_ref()].clone();
+            if let Some(object) = schema.as_object_mut() {
+                object.remove("required");
+            }
+            self.schemas.insert(name.clone(), schema);
+        }
+        reference(&name)
+    }
+
     /// A named schema written by hand (the error bodies).
     fn named(&mut self, name: &str, schema: impl FnOnce() -> Schema) -> Schema {
         self.schemas.entry(name.to_owned()).or_insert_with(schema);
@@ -452,6 +466,8 @@ pub enum Paging {
 #[derive(Clone, Debug, Default)]
 pub struct Doc {
     pub body: Option<SchemaFn>,
+    /// Media types the body is also documented in, besides JSON (`http::Body` reads them all).
+    pub body_media: Vec<&'static str>,
     pub query: Vec<Param>,
     pub replies: Vec<Reply>,
     /// Error statuses particular to the operation, with their description.
@@ -468,6 +484,14 @@ fn create_form_schema<F: Form>(components: &mut Components) -> Schema {
 
 fn update_form_schema<F: Form>(components: &mut Components) -> Schema {
     components.form::<F>(Mode::Update)
+}
+
+fn patched_body_schema<T: ToSchema>(components: &mut Components) -> Schema {
+    components.patched::<T>()
+}
+
+fn any_object(_: &mut Components) -> Schema {
+    json!({"type": "object"})
 }
 
 fn list_schema<T: ToSchema>(components: &mut Components) -> Schema {
@@ -502,23 +526,43 @@ impl Doc {
         self
     }
 
-    /// A request body read by hand (ordered checks with their own bare-string errors, a callback
-    /// whose bad status fails the job…), described by a `ToSchema` type that says what it accepts.
+    /// A request body read by hand, described by a `ToSchema` type that says what it accepts.
+    /// Prefer [`Doc::form`], whose reading is the documentation.
     pub fn body<T: ToSchema>(mut self) -> Self {
         self.body = Some(view_schema::<T>);
         self
     }
 
-    /// A JSON answer of type `T`.
-    pub fn reply<T: ToSchema>(mut self, status: u16, description: &'static str) -> Self {
-        self.replies.push(Reply { status, description, body: Some(view_schema::<T>), media_type: JSON });
+    /// [`Doc::body`] as PATCH takes it: `Patched<name>`, the same properties, none required.
+    pub fn patched_body<T: ToSchema>(mut self) -> Self {
+        self.body = Some(patched_body_schema::<T>);
         self
     }
 
-    /// A JSON array of `T`.
-    pub fn reply_list<T: ToSchema>(mut self, status: u16, description: &'static str) -> Self {
-        self.replies.push(Reply { status, description, body: Some(list_schema::<T>), media_type: JSON });
+    /// The body may also come as `media` (e.g. a url-encoded form, as login forms post it).
+    pub fn accepts(mut self, media: &'static str) -> Self {
+        self.body_media.push(media);
         self
+    }
+
+    fn answer(mut self, status: u16, description: &'static str, body: Option<SchemaFn>) -> Self {
+        self.replies.push(Reply { status, description, body, media_type: JSON });
+        self
+    }
+
+    /// A JSON answer of type `T`.
+    pub fn reply<T: ToSchema>(self, status: u16, description: &'static str) -> Self {
+        self.answer(status, description, Some(view_schema::<T>))
+    }
+
+    /// A JSON array of `T`.
+    pub fn reply_list<T: ToSchema>(self, status: u16, description: &'static str) -> Self {
+        self.answer(status, description, Some(list_schema::<T>))
+    }
+
+    /// An answer without a body (204).
+    pub fn empty(self, status: u16, description: &'static str) -> Self {
+        self.answer(status, description, None)
     }
 
     /// A file answered as it is (`media_type`: `application/zip`, `text/html`…).
@@ -527,10 +571,9 @@ impl Doc {
         self
     }
 
-    /// An answer without a body (204).
-    pub fn empty(mut self, status: u16, description: &'static str) -> Self {
-        self.replies.push(Reply { status, description, body: None, media_type: JSON });
-        self
+    /// A JSON document no view describes (the OpenAPI document itself): any object.
+    pub fn document(self, status: u16, description: &'static str) -> Self {
+        self.answer(status, description, Some(any_object))
     }
 
     /// An error answer beyond those every typed operation documents (see `openapi::responses`).
@@ -550,15 +593,10 @@ impl Doc {
             Paging::Page => {
                 self =
                     self.param("page", "1-based page number, or `last` (20 rows per page).", json!({"type": "string"}));
+                self = self.error(404, "`Invalid page.`: no such page.");
             }
         }
-        self.replies.push(Reply {
-            status: 200,
-            description: "One page of the list.",
-            body: Some(page_schema::<T>),
-            media_type: JSON,
-        });
-        self
+        self.answer(200, "One page of the list.", Some(page_schema::<T>))
     }
 
     /// `ordering`: the fields a list sorts on, `-` before one for descending order; comma-separated.
@@ -708,6 +746,50 @@ mod tests {
         assert_eq!(components.schemas.keys().collect::<Vec<_>>(), ["PatchedThingForm", "Shown"]);
         assert_eq!(components.schemas["Shown"]["properties"]["id"]["format"], "uuid");
         assert_eq!(doc.query.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["limit", "offset"]);
+    }
+
+    /// A body validated by hand, documented by a struct.
+    #[derive(ToSchema)]
+    #[allow(dead_code)]
+    struct Sent {
+        name: String,
+        note: Option<String>,
+    }
+
+    #[test]
+    fn a_hand_validated_body_is_documented_by_its_struct_patch_requiring_nothing() {
+        let mut components = Components::default();
+        let created = (Doc::new().body::<Sent>().body.expect("a body"))(&mut components);
+        assert_eq!(created, json!({"$ref": "#/components/schemas/Sent"}));
+        let patched = (Doc::new().patched_body::<Sent>().body.expect("a body"))(&mut components);
+        assert_eq!(patched, json!({"$ref": "#/components/schemas/PatchedSent"}));
+        assert_eq!(components.schemas["Sent"]["required"], json!(["name"]));
+        assert!(components.schemas["PatchedSent"].get("required").is_none());
+        assert_eq!(components.schemas["PatchedSent"]["properties"], components.schemas["Sent"]["properties"]);
+    }
+
+    #[test]
+    fn files_and_documents_are_described_by_their_media_type() {
+        let doc = Doc::new().file(200, "text/html", "page").document(201, "document").reply::<Shown>(202, "x");
+        let mut components = Components::default();
+        let media: Vec<_> = doc.replies.iter().map(|r| r.media_type).collect();
+        assert_eq!(media, ["text/html", JSON, JSON]);
+        let bodies: Vec<_> = doc.replies.iter().map(|r| (r.body.expect("a body"))(&mut components)).collect();
+        assert_eq!(bodies[0], json!({"type": "string", "format": "binary"}));
+        assert_eq!(bodies[1], json!({"type": "object"}));
+    }
+
+    #[test]
+    fn a_body_may_be_documented_in_other_media_types() {
+        let doc = Doc::new().body::<Sent>().accepts("application/x-www-form-urlencoded");
+        assert_eq!(doc.body_media, ["application/x-www-form-urlencoded"]);
+    }
+
+    #[test]
+    fn a_page_numbered_list_documents_its_invalid_page() {
+        let doc = Doc::new().paged::<Shown>(Paging::Page);
+        assert_eq!(doc.errors.iter().map(|(s, _)| *s).collect::<Vec<_>>(), [404]);
+        assert!(Doc::new().paged::<Shown>(Paging::Limit).errors.is_empty());
     }
 
     #[test]

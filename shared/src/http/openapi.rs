@@ -86,7 +86,12 @@ fn typed_operation(spec: &RouteSpec, doc: &Doc, components: &mut Components) -> 
         "responses": responses(spec, doc, components),
     });
     if let Some(body) = doc.body {
-        operation["requestBody"] = json!({"required": true, "content": json_content(body(components))});
+        let schema = body(components);
+        let mut content = json_content(schema.clone());
+        for media in &doc.body_media {
+            content[*media] = json!({"schema": schema});
+        }
+        operation["requestBody"] = json!({"required": true, "content": content});
     }
     operation
 }
