@@ -16,6 +16,7 @@ use c360::{
         contract::{Doc, Mode, Paging, Text},
         fields::Fields,
         listing::{sort_by, ListQuery, Page, SortValue},
+        views::FilterView,
         Api, AppState, Body, Exposure, Principal, RouteSpec,
     },
     store::{
@@ -26,10 +27,7 @@ use c360::{
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::{
-    common::*,
-    views::{self, FilterView},
-};
+use crate::{common::*, views};
 
 c360::form! {
     /// A saved FHIR filter as POST creates it and PATCH edits it (`owner_id` is read as `owner`).
@@ -157,7 +155,7 @@ async fn list(
         _ => SortValue::Text(time::iso(f.stamps.created_at)),
     });
     let names = names(&principal);
-    Ok(Json(query.limited_of(filters).map(|f| FilterView::of(&f, &names))))
+    Ok(Json(query.limited_of(filters).map(|f| views::filter(&f, &names))))
 }
 
 /// The database's message for a duplicate (name, resource) of an owner (spec §5.10: 400 `{"error"}`).
@@ -197,7 +195,7 @@ async fn create(
         stamps: Stamps::new(time::now()),
     };
     match state.store.transact(vec![put_object(&filter, Condition::MustNotExist)?, filter_name_guard(&filter)?]).await {
-        Ok(()) => Ok((StatusCode::CREATED, Json(FilterView::of(&filter, &names(&principal))))),
+        Ok(()) => Ok((StatusCode::CREATED, Json(views::filter(&filter, &names(&principal))))),
         Err(StoreError::TransactionConflict(failed)) if failed.get(1) == Some(&true) => Err(duplicate(&filter)),
         Err(other) => Err(other.into()),
     }
@@ -210,7 +208,7 @@ async fn retrieve(
 ) -> AppResult<Json<FilterView>> {
     let uuid = path_uuid(&uuid, Kind::Filter)?;
     let filter: FhirFilter = owned(&state, owner(&principal), uuid).await?;
-    Ok(Json(FilterView::of(&filter, &names(&principal))))
+    Ok(Json(views::filter(&filter, &names(&principal))))
 }
 
 async fn patch(
@@ -279,7 +277,7 @@ async fn patch(
         Err(other) => return Err(other.into()),
     }
     let stored: FhirFilter = owned(&state, owner, uuid).await?;
-    Ok(Json(FilterView::of(&stored, &names(&principal))))
+    Ok(Json(views::filter(&stored, &names(&principal))))
 }
 
 async fn destroy(

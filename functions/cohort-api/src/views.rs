@@ -11,6 +11,7 @@ use c360::{
         summary::CohortSummary,
         time::{self, DateTime},
     },
+    http::views::FilterView,
     store::summaries::{CohortRow, RequestRow},
 };
 use serde::Serialize;
@@ -363,46 +364,9 @@ impl StudyView {
     }
 }
 
-/// A saved FHIR filter (spec §5.8).
-#[derive(Serialize, ToSchema)]
-pub struct FilterView {
-    pub uuid: Uuid,
-    #[schema(format = DateTime)]
-    pub deleted: Option<String>,
-    pub deleted_by_cascade: bool,
-    #[schema(format = DateTime)]
-    pub created_at: String,
-    #[schema(format = DateTime)]
-    pub modified_at: String,
-    pub fhir_resource: String,
-    pub fhir_version: String,
-    pub query_version: String,
-    pub name: String,
-    pub filter: String,
-    /// The owner's display name.
-    pub owner: String,
-    pub identifying: bool,
-    pub auto_generated: bool,
-}
-
-impl FilterView {
-    pub fn of(f: &FhirFilter, names: &Names) -> Self {
-        Self {
-            uuid: f.uuid,
-            deleted: f.stamps.deleted.map(time::iso),
-            deleted_by_cascade: f.stamps.deleted_by_cascade,
-            created_at: time::iso(f.stamps.created_at),
-            modified_at: time::iso(f.stamps.modified_at),
-            fhir_resource: f.fhir_resource.clone(),
-            fhir_version: f.fhir_version.clone(),
-            query_version: f.query_version.clone(),
-            name: f.name.clone(),
-            filter: f.filter.clone(),
-            owner: names.get(&f.owner).cloned().unwrap_or_else(|| f.owner.clone()),
-            identifying: f.identifying,
-            auto_generated: f.auto_generated,
-        }
-    }
+/// A saved filter, its owner shown by display name (the cohort app's lists are the caller's own).
+pub fn filter(f: &FhirFilter, names: &Names) -> FilterView {
+    FilterView::of(f, names.get(&f.owner).cloned().unwrap_or_else(|| f.owner.clone()))
 }
 
 /// A count refresh schedule (spec §5.10).

@@ -17,16 +17,14 @@ use c360::{
     http::{
         contract::{Doc, Paging},
         listing::{matches_regex_search, sort_by, ListQuery, Page, SortValue},
+        views::FilterView,
         Api, AppState, Exposure, Principal, RouteSpec,
     },
 };
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::{
-    exports::sees_every_export,
-    views::{ExportCohortView, FhirFilterView},
-};
+use crate::{exports::sees_every_export, views::ExportCohortView};
 
 /// The owner whose workspace a list reads.
 const OWNER_ID: &str = "owner_id";
@@ -51,7 +49,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
         )
         .doc(
             Doc::new()
-                .paged::<FhirFilterView>(Paging::Limit)
+                .paged::<FilterView>(Paging::Limit)
                 .ordering(&FILTER_ORDERING)
                 .search(&FILTER_SEARCH)
                 .param(OWNER_ID, OWNER_ID_DOC, text.clone())
@@ -65,7 +63,7 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             "One of the caller's saved filters",
             filter,
         )
-        .doc(Doc::new().reply::<FhirFilterView>(200, "The filter."))
+        .doc(Doc::new().reply::<FilterView>(200, "The filter."))
         .build()
 }
 
@@ -107,7 +105,7 @@ async fn filters(
     State(state): State<AppState>,
     principal: Arc<Principal>,
     query: ListQuery,
-) -> AppResult<Json<Page<FhirFilterView>>> {
+) -> AppResult<Json<Page<FilterView>>> {
     let orders = query.ordering("ordering", &FILTER_ORDERING)?;
     let orders = if orders.is_empty() { query.ordering_from("-created_at") } else { orders };
     let mut filters = match listed_owner(&principal, &query) {
@@ -129,15 +127,18 @@ async fn filters(
         "modified_at" => SortValue::Text(time::iso(f.stamps.modified_at)),
         _ => SortValue::Text(time::iso(f.stamps.created_at)),
     });
-    Ok(Json(query.limited_of(filters).map(|f| FhirFilterView::of(&f))))
+    Ok(Json(query.limited_of(filters).map(|f| FilterView::of(&f, f.owner.clone()))))
 }
 
 async fn filter(
     State(state): State<AppState>,
     principal: Arc<Principal>,
     Path(raw): Path<String>,
-) -> AppResult<Json<FhirFilterView>> {
+) -> AppResult<Json<FilterView>> {
     let uuid = Uuid::parse_str(&raw).map_err(|_| AppError::NotFound(Kind::Filter.model()))?;
     let found: Option<FhirFilter> = state.store.workspace_object(&principal.username, uuid).await?;
-    Ok(Json(FhirFilterView::of(&found.ok_or(AppError::NotFound(Kind::Filter.model()))?)))
+    Ok(Json({
+        let filter = found.ok_or(AppError::NotFound(Kind::Filter.model()))?;
+        FilterView::of(&filter, filter.owner.clone())
+    }))
 }

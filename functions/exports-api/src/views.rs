@@ -1,6 +1,6 @@
 //! The JSON shapes of spec §7.2, as views: each renders an answer and describes it in `/schema`.
 use c360::domain::{
-    cohort::{CohortResult, FhirFilter},
+    cohort::CohortResult,
     export_run::HiveStage,
     exports::{Datalab, Export, ExportResultStat, ExportTable, InfrastructureProvider},
     time,
@@ -152,47 +152,6 @@ pub struct ExportCohortView {
 impl ExportCohortView {
     pub fn of(c: &CohortResult) -> Self {
         Self { uuid: c.uuid, owner: c.owner.clone(), name: c.name.clone() }
-    }
-}
-
-/// A saved filter as `/cohort/fhir-filters/` renders it (spec §5.10).
-#[derive(Serialize, ToSchema)]
-pub struct FhirFilterView {
-    pub uuid: Uuid,
-    #[schema(format = DateTime)]
-    pub deleted: Option<String>,
-    pub deleted_by_cascade: bool,
-    #[schema(format = DateTime)]
-    pub created_at: String,
-    #[schema(format = DateTime)]
-    pub modified_at: String,
-    pub fhir_resource: String,
-    pub fhir_version: String,
-    pub query_version: String,
-    pub name: String,
-    pub filter: String,
-    pub owner: String,
-    pub identifying: bool,
-    pub auto_generated: bool,
-}
-
-impl FhirFilterView {
-    pub fn of(f: &FhirFilter) -> Self {
-        Self {
-            uuid: f.uuid,
-            deleted: f.stamps.deleted.map(time::iso),
-            deleted_by_cascade: f.stamps.deleted_by_cascade,
-            created_at: time::iso(f.stamps.created_at),
-            modified_at: time::iso(f.stamps.modified_at),
-            fhir_resource: f.fhir_resource.clone(),
-            fhir_version: f.fhir_version.clone(),
-            query_version: f.query_version.clone(),
-            name: f.name.clone(),
-            filter: f.filter.clone(),
-            owner: f.owner.clone(),
-            identifying: f.identifying,
-            auto_generated: f.auto_generated,
-        }
     }
 }
 

@@ -13,6 +13,7 @@ pub mod maintenance;
 pub mod openapi;
 pub mod serve;
 pub mod state;
+pub mod views;
 
 pub use api::{Api, Exposure, FunctionApi, MethodPolicy, RouteSpec};
 pub use auth::{Caller, Principal, PublicCaller};
