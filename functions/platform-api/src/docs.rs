@@ -1,14 +1,14 @@
 //! `/schema` (the OpenAPI document of every function) and `/docs` (Swagger UI, served from assets
 //! compiled into the binary: it works offline).
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use axum::{
+    extract::State,
     http::{header, Method},
     response::{Html, IntoResponse},
-    Json, Router,
+    Router,
 };
-use c360::http::{contract::Doc, Api, AppState, Exposure, MethodPolicy, RouteSpec};
-use serde_json::Value;
+use c360::http::{contract::Doc, openapi, Api, AppState, Exposure, MethodPolicy, RouteSpec};
 
 const BUNDLE: &[u8] = include_bytes!("../assets/swagger-ui/swagger-ui-bundle.js");
 const STYLE: &[u8] = include_bytes!("../assets/swagger-ui/swagger-ui.css");
@@ -35,14 +35,19 @@ fn document_doc() -> Doc {
     Doc::new().document(200, "This document: OpenAPI 3.1, generated from the operations' types.")
 }
 
-pub fn api(state: &AppState, document: Arc<OnceLock<Value>>) -> (Router, Vec<RouteSpec>) {
-    let schema = move || {
-        let document = document.clone();
-        async move { Json(document.get().cloned().unwrap_or(Value::Null)) }
-    };
+/// The document, serialized once per container on its first request: a cold start that serves
+/// `/maintenances/next/` never builds it.
+static DOCUMENT: OnceLock<String> = OnceLock::new();
+
+async fn schema(State(state): State<AppState>) -> impl IntoResponse {
+    let document = DOCUMENT.get_or_init(|| openapi::document(&crate::every_route(&state)).to_string());
+    ([(header::CONTENT_TYPE, "application/json")], document.as_str())
+}
+
+pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
     Api::new(state, "docs")
         .method_policy(MethodPolicy::Open)
-        .route(Method::GET, "/schema", Exposure::Public, "OpenAPI document", schema.clone())
+        .route(Method::GET, "/schema", Exposure::Public, "OpenAPI document", schema)
         .doc(document_doc())
         .route(Method::GET, "/schema/", Exposure::Public, "OpenAPI document", schema)
         .doc(document_doc())

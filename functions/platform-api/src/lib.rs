@@ -8,12 +8,9 @@ mod maintenances;
 mod release_notes;
 mod views;
 
-use std::sync::{Arc, OnceLock};
-
 use axum::{http::Method, Router};
 use c360::http::{
-    api::combine, contract::Doc, openapi, serve::page_not_found, Api, AppState, Exposure, FunctionApi, MethodPolicy,
-    RouteSpec,
+    api::combine, contract::Doc, serve::page_not_found, Api, AppState, Exposure, FunctionApi, MethodPolicy, RouteSpec,
 };
 
 /// The route groups documented at `/schema`, besides this crate's own.
@@ -27,20 +24,22 @@ pub fn api(state: &AppState) -> (Router, Vec<RouteSpec>) {
             .route(method, "/", Exposure::Public, "Not a page: 404", page_not_found)
             .doc(Doc::new().error(404, "Not a page: `{\"error\": \"Page Not Found\"}`."));
     }
-    let document = Arc::new(OnceLock::new());
-    let (router, specs) = combine([
+    combine([
         root.build(),
         maintenances::api(state),
         release_notes::api(state),
         contents::api(state),
         logs::api(state),
         cache::api(state),
-        docs::api(state, document.clone()),
-    ]);
-    let mut everything = specs.clone();
+        docs::api(state),
+    ])
+}
+
+/// Every function's routes, as `/schema` documents them.
+fn every_route(state: &AppState) -> Vec<RouteSpec> {
+    let mut everything = api(state).1;
     for other in OTHER_FUNCTIONS {
         everything.extend(other(state).1);
     }
-    let _ = document.set(openapi::document(&everything));
-    (router, specs)
+    everything
 }

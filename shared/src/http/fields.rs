@@ -188,14 +188,6 @@ impl<'a> Fields<'a> {
         read.map_err(|message| self.error(field, message)).ok()
     }
 
-    /// A required, non-null text field.
-    pub fn required_text(&mut self, field: &str, rules: Text) -> Option<String> {
-        if !self.present(field) {
-            return self.fail(field, "This field is required.");
-        }
-        self.text(field, Text { nullable: false, ..rules }).flatten()
-    }
-
     /// DRF `BooleanField`: true/false, 1/0 and their usual string forms.
     pub fn boolean(&mut self, field: &str) -> Option<bool> {
         let read = read_bool(self.body.get(field)?);
@@ -208,17 +200,6 @@ impl<'a> Fields<'a> {
             Value::Null if nullable => Some(None),
             value => {
                 let read = read_float(value);
-                self.keep(field, read).map(Some)
-            }
-        }
-    }
-
-    /// DRF `IntegerField` (nullable when `nullable`).
-    pub fn integer(&mut self, field: &str, nullable: bool) -> Option<Option<i64>> {
-        match self.body.get(field)? {
-            Value::Null if nullable => Some(None),
-            value => {
-                let read = read_integer(value);
                 self.keep(field, read).map(Some)
             }
         }
@@ -243,12 +224,6 @@ impl<'a> Fields<'a> {
             return self.fail(field, "This field is required.");
         }
         self.relation(field, false, exists).flatten()
-    }
-
-    /// A choice among `choices` (DRF `ChoiceField`).
-    pub fn choice(&mut self, field: &str, choices: &[&str]) -> Option<String> {
-        let read = read_choice(self.body.get(field)?, choices);
-        self.keep(field, read)
     }
 
     fn fail<T>(&mut self, field: &str, message: impl Into<String>) -> Option<T> {
@@ -285,7 +260,7 @@ mod tests {
         assert_eq!(f.text("c", Text::max(50)), None);
         assert_eq!(f.text("d", Text::max(50)), None);
         assert_eq!(f.text("e", Text::max(50)), Some(Some("ok".into())));
-        assert_eq!(f.required_text("missing", Text::max(5)), None);
+        assert_eq!(f.field::<crate::http::contract::Text<5>>("missing", true), None);
         let Err(AppError::Invalid(errors)) = f.finish() else { panic!("errors expected") };
         assert_eq!(errors["a"], vec!["This field may not be blank."]);
         assert_eq!(errors["b"], vec!["Ensure this field has no more than 50 characters."]);
